@@ -1,0 +1,68 @@
+# netframe — the daily commands. `make help` lists them.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_FLAGS ?=
+DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps
+
+.PHONY: all deps build build-asan test test-plain test-asan demo bench install clean help format
+
+all: build
+
+help:
+	@echo "make deps    install missing Debian packages (apt-get)"
+	@echo "make         build library, examples, tests and bench programs into $(BUILD)/"
+	@echo "make test    deps + both backends, then again under ASan+UBSan"
+	@echo "make demo    deps + start echo_server and drive it with echo_client"
+	@echo "make bench   netframe vs libuv vs plain epoll, one table"
+	@echo "make install cmake --install $(BUILD) (PREFIX=/usr/local)"
+
+deps:
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) -DNF_WERROR=ON $(CMAKE_FLAGS)
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(BUILD_ASAN)/Makefile:
+	cmake -S . -B $(BUILD_ASAN) -DNF_WERROR=ON -DNF_SANITIZE=ON -DNF_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+
+build-asan: $(BUILD_ASAN)/Makefile
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+# Both backends (each test is registered once per backend), then the same
+# suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
+test: deps
+	$(MAKE) --no-print-directory test-plain
+	$(MAKE) --no-print-directory test-asan
+
+test-plain: build
+	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+
+test-asan: build-asan
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest -j $(JOBS) --output-on-failure
+
+demo: deps build
+	@./scripts/demo.sh $(BUILD)
+
+bench: deps build
+	@./bench/run.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,117 @@
+/* netframe — the event loop.
+ *
+ * One loop per thread. The loop owns a backend (io_uring or epoll), a timer
+ * heap, a cross-thread post queue and the buffers that reads land in. Every
+ * object created on a loop (listener, connection, timer) belongs to it for
+ * life and is used only from the loop's thread; other threads reach the loop
+ * through nf_loop_post() alone. */
+#ifndef NETFRAME_LOOP_H
+#define NETFRAME_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nf_loop nf_loop_t;
+
+typedef enum nf_backend_kind {
+    NF_BACKEND_AUTO = 0, /* NF_BACKEND env var if set, else io_uring, else epoll */
+    NF_BACKEND_URING,
+    NF_BACKEND_EPOLL,
+} nf_backend_kind_t;
+
+typedef struct nf_loop_config {
+    nf_backend_kind_t backend;
+    unsigned queue_entries; /* io_uring submission queue size (0: 1024) */
+    unsigned buf_count;     /* provided read buffers, a power of two (0: 256) */
+    unsigned buf_size;      /* bytes per read buffer (0: 16384) */
+    unsigned max_events;    /* completions handled per wait (0: 256) */
+    /* Debug/test knob: with io_uring, do not use the provided buffer ring and
+     * multishot receive; read through poll + read like the fallback path of a
+     * kernel without them. */
+    int uring_no_bufring;
+} nf_loop_config_t;
+
+/* Fills *cfg with the defaults (all zero = defaults). */
+void nf_loop_config_init(nf_loop_config_t *cfg);
+
+/* Creates a loop. cfg may be NULL for defaults. Returns 0 and sets *out, or a
+ * negative error: NF_EBACKEND when the backend that was asked for (by config
+ * or by NF_BACKEND=uring|epoll) cannot start, -ENOMEM, or a setup errno. */
+int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg);
+
+/* Frees a loop. Every listener and connection must have been closed and their
+ * close callbacks run (run the loop until nf_loop_alive() is 0); returns
+ * -EBUSY otherwise and frees nothing. */
+int nf_loop_free(nf_loop_t *loop);
+
+typedef enum nf_run_mode {
+    NF_RUN_DEFAULT = 0, /* until nf_loop_stop() or nothing is left to do */
+    NF_RUN_ONCE,        /* wait for at least one completion, handle it, return */
+    NF_RUN_NOWAIT,      /* handle what is ready now, never block */
+} nf_run_mode_t;
+
+/* Runs the loop. Returns the number of live handles left (0: out of work), or
+ * a negative error from the backend. Must be called on the loop's thread only,
+ * and not from inside a callback. */
+int nf_loop_run(nf_loop_t *loop, nf_run_mode_t mode);
+
+/* Makes nf_loop_run(NF_RUN_DEFAULT) return after the current iteration. Loop
+ * thread only; from another thread post a function that calls it. */
+void nf_loop_stop(nf_loop_t *loop);
+
+/* Number of live handles keeping the loop alive: open listeners and
+ * connections, active timers, pending posts and pending closes. */
+unsigned nf_loop_alive(const nf_loop_t *loop);
+
+typedef void (*nf_post_fn)(nf_loop_t *loop, void *arg);
+
+/* Runs fn(loop, arg) on the loop's thread, soon. Safe from any thread; posts
+ * from one thread run in the order posted. Returns 0, -ENOMEM, or NF_ECLOSED
+ * when the loop is being freed. A post keeps the loop alive until it ran. */
+int nf_loop_post(nf_loop_t *loop, nf_post_fn fn, void *arg);
+
+/* Milliseconds on a monotonic clock, cached once per loop iteration. */
+uint64_t nf_loop_now(const nf_loop_t *loop);
+
+/* Refreshes the cached time from the clock. */
+void nf_loop_update_time(nf_loop_t *loop);
+
+/* "io_uring" or "epoll". */
+const char *nf_loop_backend_name(const nf_loop_t *loop);
+
+/* A one-line description of the features found and chosen at creation, e.g.
+ * "io_uring: bufring=256x16384 recv=multishot accept=multishot ext_arg". */
+const char *nf_loop_features(const nf_loop_t *loop);
+
+/* The program's pointer. */
+void *nf_loop_get_data(const nf_loop_t *loop);
+void nf_loop_set_data(nf_loop_t *loop, void *data);
+
+typedef struct nf_loop_stats {
+    uint64_t conns_open;      /* connections alive now */
+    uint64_t conns_accepted;  /* accepted by listeners, since creation */
+    uint64_t conns_connected; /* outbound connections that completed */
+    uint64_t conns_closed;    /* close callbacks delivered */
+    uint64_t conns_refused;   /* turned away by a listener's connection limit */
+    uint64_t bytes_in;        /* bytes delivered to read callbacks */
+    uint64_t bytes_out;       /* bytes the kernel accepted for sending */
+    uint64_t reads;           /* read completions delivered */
+    uint64_t writes;          /* send operations completed */
+    uint64_t bufs_in_use;     /* read buffers held now (by the kernel or kept) */
+    uint64_t bufs_kept;       /* read buffers kept by the program now */
+    uint64_t bufs_starved;    /* times the read buffer ring ran dry */
+    uint64_t timers_active;   /* timers armed now */
+    uint64_t iterations;      /* loop iterations */
+} nf_loop_stats_t;
+
+/* Copies the loop's counters into *out. Loop thread (or a stopped loop). */
+void nf_loop_stats(const nf_loop_t *loop, nf_loop_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

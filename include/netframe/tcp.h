@@ -1,0 +1,192 @@
+/* netframe — TCP listeners, connections and connectors.
+ *
+ * A connection is driven by a handler: a table of callbacks shared by every
+ * connection of a listener or connector. Callbacks get the connection first.
+ * Every connection ends with exactly one on_close(c, reason) call; after it
+ * returns, the connection's memory is gone. */
+#ifndef NETFRAME_TCP_H
+#define NETFRAME_TCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nf_conn nf_conn_t;
+typedef struct nf_listener nf_listener_t;
+
+/* ---- addresses -------------------------------------------------------- */
+
+typedef struct nf_addr {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } u;
+    socklen_t len;
+} nf_addr_t;
+
+/* Parses a numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]") or
+ * "localhost" (127.0.0.1) with a port. Never blocks, never uses DNS.
+ * Returns 0 or NF_EADDR. */
+int nf_addr_parse(nf_addr_t *out, const char *host, uint16_t port);
+
+/* Writes "HOST:PORT" ("[HOST]:PORT" for IPv6) into buf; returns buf. */
+char *nf_addr_format(const nf_addr_t *a, char *buf, size_t size);
+
+/* The port of an address, in host order. */
+uint16_t nf_addr_port(const nf_addr_t *a);
+
+/* ---- the handler ------------------------------------------------------ */
+
+/* Close reasons passed to on_close: */
+#define NF_CLOSE_LOCAL 0 /* nf_conn_close / nf_conn_end / nf_conn_abort */
+/* NF_EOF: the peer closed (and on_eof was NULL or the write side is done);
+ * -ECONNRESET: the peer reset; -ETIMEDOUT: a timeout (connect or filter);
+ * -ECONNREFUSED, -EPIPE, ...: the error that ended the connection;
+ * NF_ELIMIT: turned away by a listener's connection limit (never opened). */
+
+typedef struct nf_conn_handler {
+    /* The connection is established (accepted, or the connect completed). */
+    void (*on_open)(nf_conn_t *c);
+    /* Bytes arrived. `data` is valid during the call only; to keep the bytes,
+     * call nf_conn_keep_read() from inside this callback. */
+    void (*on_read)(nf_conn_t *c, const char *data, size_t len);
+    /* Optional. The peer shut down its write side. If set, the connection
+     * stays open for writing (half-close) until the program closes it; if
+     * NULL, the connection closes with NF_EOF once queued writes are sent. */
+    void (*on_eof)(nf_conn_t *c);
+    /* Optional. Every queued byte has been handed to the kernel. */
+    void (*on_drain)(nf_conn_t *c);
+    /* Required. Exactly once per connection, with the reason. */
+    void (*on_close)(nf_conn_t *c, int reason);
+} nf_conn_handler_t;
+
+/* ---- listeners -------------------------------------------------------- */
+
+typedef enum nf_limit_policy {
+    /* At max_conns, stop accepting: new connections wait in the kernel's
+     * backlog (and are refused by the kernel once it is full) until a
+     * connection closes. Nothing is counted in conns_refused. */
+    NF_LIMIT_PAUSE = 0,
+    /* At max_conns, accept and immediately close new connections (the peer
+     * sees a reset), counted in conns_refused. */
+    NF_LIMIT_CLOSE,
+} nf_limit_policy_t;
+
+typedef struct nf_listen_config {
+    const char *host;     /* numeric address or "localhost"; NULL: 127.0.0.1 */
+    uint16_t port;        /* 0: the kernel picks (see nf_listener_addr) */
+    int backlog;          /* 0: 511 */
+    int reuseport;        /* SO_REUSEPORT, for one listener per loop */
+    int ipv6_only;        /* IPV6_V6ONLY on an IPv6 address */
+    unsigned max_conns;   /* 0: no limit */
+    nf_limit_policy_t on_limit;
+    int nodelay;          /* TCP_NODELAY on accepted connections: 0 on, -1 off */
+    int keepalive_s;      /* > 0: SO_KEEPALIVE with this idle time */
+    const nf_conn_handler_t *handler; /* required; must outlive the listener */
+    void *data;           /* the listener's user pointer */
+} nf_listen_config_t;
+
+/* Binds and listens (SO_REUSEADDR always). Returns 0 and sets *out, or a
+ * negative errno (-EADDRINUSE, ...) / NF_EADDR; nothing to close then. */
+int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_listener_t **out);
+
+/* The bound address (with the kernel's port when port 0 was asked). */
+int nf_listener_addr(const nf_listener_t *l, nf_addr_t *out);
+
+/* Number of connections of this listener open now. */
+unsigned nf_listener_conns(const nf_listener_t *l);
+
+/* Stops accepting and frees the listener; cb (may be NULL) runs on a later
+ * loop iteration. Open connections are not touched. */
+void nf_listener_close(nf_listener_t *l, void (*cb)(nf_listener_t *l));
+
+void *nf_listener_get_data(const nf_listener_t *l);
+void nf_listener_set_data(nf_listener_t *l, void *data);
+
+/* ---- outbound connections --------------------------------------------- */
+
+typedef struct nf_connect_config {
+    const char *host; /* numeric, "localhost", or a name (see below) */
+    uint16_t port;
+    uint64_t timeout_ms; /* 0: no timeout; covers name resolution + connect */
+    int nodelay;         /* 0 on, -1 off */
+    int keepalive_s;
+    const nf_conn_handler_t *handler; /* required; must outlive the connection */
+    void *data;                       /* the connection's user pointer */
+} nf_connect_config_t;
+
+/* Starts an asynchronous connect and returns the connection at once. On
+ * success on_open runs; on failure on_close(c, -ECONNREFUSED / -ETIMEDOUT /
+ * NF_EADDR / ...) runs, from a later loop iteration, never from inside this
+ * call. Numeric hosts and "localhost" are parsed in place; other names are
+ * resolved with getaddrinfo() on a short-lived helper thread, so the loop
+ * never blocks on DNS. Returns 0, or -ENOMEM / -EINVAL (no callback then). */
+int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_conn_t **out);
+
+/* ---- connections ------------------------------------------------------ */
+
+/* Queues a copy of data for sending. Bytes leave in the order written.
+ * Returns 0, NF_ECLOSED (closing, or the write side was shut down) or
+ * -ENOMEM. */
+int nf_conn_write(nf_conn_t *c, const void *data, size_t len);
+
+/* Queues b->base[0 .. b->len) without copying. Takes over the caller's
+ * reference to b in every case (also on failure). Same returns. */
+int nf_conn_write_buf(nf_conn_t *c, nf_buf_t *b);
+
+/* Bytes written by the program and not yet accepted by the kernel. */
+size_t nf_conn_queued(const nf_conn_t *c);
+
+/* Inside on_read only: returns a new reference to a buffer whose base/len are
+ * exactly the bytes of this read, valid until nf_buf_unref. No copy is made:
+ * the loop replaces the read buffer it hands out. NULL outside on_read or on
+ * -ENOMEM. */
+nf_buf_t *nf_conn_keep_read(nf_conn_t *c);
+
+/* Half-close: once queued bytes are sent, shut down the write side (the peer
+ * reads EOF); reading goes on. Returns 0 or NF_ECLOSED. */
+int nf_conn_shutdown(nf_conn_t *c);
+
+/* Graceful close: stop reading, send what is queued, then close. on_close
+ * gets NF_CLOSE_LOCAL (or the error that cut the flush short). */
+void nf_conn_end(nf_conn_t *c);
+
+/* Immediate close: stop reading, drop what is still queued, close. */
+void nf_conn_close(nf_conn_t *c);
+
+/* Abortive close: like nf_conn_close but the peer gets a reset (SO_LINGER 0). */
+void nf_conn_abort(nf_conn_t *c);
+
+/* Non-zero once a close was asked for or the connection failed. */
+int nf_conn_is_closing(const nf_conn_t *c);
+
+int nf_conn_local_addr(const nf_conn_t *c, nf_addr_t *out);
+int nf_conn_peer_addr(const nf_conn_t *c, nf_addr_t *out);
+int nf_conn_set_nodelay(nf_conn_t *c, int on);
+int nf_conn_set_keepalive(nf_conn_t *c, int on, int idle_s);
+
+nf_loop_t *nf_conn_loop(const nf_conn_t *c);
+/* The listener that accepted c, or NULL (outbound, or the listener closed). */
+nf_listener_t *nf_conn_listener(const nf_conn_t *c);
+int nf_conn_fd(const nf_conn_t *c);
+void *nf_conn_get_data(const nf_conn_t *c);
+void nf_conn_set_data(nf_conn_t *c, void *data);
+void nf_conn_set_handler(nf_conn_t *c, const nf_conn_handler_t *h);
+
+/* Calls fn(c, arg) for every open connection of the loop (accepted or
+ * outbound, not yet closing). fn may close c. Used for shutdown. */
+void nf_conn_walk(nf_loop_t *loop, void (*fn)(nf_conn_t *c, void *arg), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

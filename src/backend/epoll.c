@@ -1,0 +1,322 @@
+/* netframe — the epoll backend: readiness turned into completions.
+ *
+ * Each connection is registered once, edge-triggered, for input, output and
+ * peer hang-up; no epoll_ctl call is made per read or write. Reads go into
+ * the loop's one scratch buffer (so an idle connection holds no buffer); a
+ * read shorter than the buffer means the socket was drained (any later
+ * arrival raises a new edge), unless the peer hung up, in which case we read
+ * on to the end of stream. At most 4 buffers are read per connection per
+ * event; a connection with more waiting goes on the `again` list and is
+ * served next iteration, so a fast peer cannot starve the others.
+ *
+ * Writes complete inline: the flush calls sendmsg() at once and reports the
+ * bytes written; what the socket did not take waits for the next EPOLLOUT
+ * edge. Listeners are level-triggered, accept4() up to 64 per wake-up. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+enum { T_CONN = 0, T_LISTENER = 1, T_WAKE = 2 };
+#define T_MASK 3u
+
+enum {
+    B_REG = 1u << 0,   /* registered with epoll */
+    B_AGAIN = 1u << 1, /* on the again list */
+};
+
+typedef struct ep {
+    int epfd;
+    struct epoll_event *events;
+    unsigned nevents;
+    nf_buf_t *scratch;
+    nf_conn_t **again, **again2;
+    unsigned nagain, again_cap;
+} ep_t;
+
+static inline ep_t *E(nf_loop_t *loop) { return loop->be; }
+
+static int e_init(nf_loop_t *loop)
+{
+    ep_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    e->nevents = loop->cfg.max_events;
+    e->events = calloc(e->nevents, sizeof(*e->events));
+    e->scratch = nf__rbuf_new(loop, loop->cfg.buf_size);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = T_WAKE};
+    if (e->epfd < 0 || !e->events || !e->scratch || epoll_ctl(e->epfd, EPOLL_CTL_ADD, loop->wake_fd, &ev) < 0) {
+        int err = e->epfd < 0 ? -errno : -ENOMEM;
+        if (e->epfd >= 0)
+            close(e->epfd);
+        free(e->events);
+        nf_buf_unref(e->scratch);
+        free(e);
+        return err;
+    }
+    loop->be = e;
+    snprintf(loop->features, sizeof(loop->features),
+             "epoll: edge-triggered, scratch=%u, sends inline, events=%u", loop->cfg.buf_size, e->nevents);
+    return 0;
+}
+
+static void e_destroy(nf_loop_t *loop)
+{
+    ep_t *e = E(loop);
+    close(e->epfd);
+    free(e->events);
+    nf_buf_unref(e->scratch);
+    free(e->again);
+    free(e->again2);
+    free(e);
+}
+
+/* ---- listeners ------------------------------------------------------------------ */
+
+static int e_start_listener(nf_listener_t *l)
+{
+    int err = nf__set_nonblock(l->fd, true);
+    if (err)
+        return err;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)l | T_LISTENER};
+    if (epoll_ctl(E(l->loop)->epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0)
+        return -errno;
+    l->be_flags |= B_REG;
+    return 0;
+}
+
+static void e_pause_listener(nf_listener_t *l, bool paused)
+{
+    struct epoll_event ev = {.events = paused ? 0 : EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)l | T_LISTENER};
+    epoll_ctl(E(l->loop)->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+}
+
+static void e_stop_listener(nf_listener_t *l)
+{
+    if (l->be_flags & B_REG)
+        epoll_ctl(E(l->loop)->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+    l->be_flags &= ~B_REG;
+    nf__listener_released(l);
+}
+
+static void on_listener(nf_listener_t *l)
+{
+    for (int i = 0; i < 64 && !l->paused && !l->closing; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break; /* EAGAIN; EMFILE/ENFILE: retried on the next wake-up */
+        }
+        nf__listener_accepted(l, fd);
+    }
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+static int reg(nf_conn_t *c)
+{
+    if (c->be_flags & B_REG)
+        return 0;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = (uint64_t)(uintptr_t)c | T_CONN};
+    if (epoll_ctl(E(c->loop)->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        return -errno;
+    c->be_flags |= B_REG;
+    return 0;
+}
+
+static int e_start_conn(nf_conn_t *c)
+{
+    int err = nf__set_nonblock(c->fd, true);
+    return err ? err : reg(c);
+}
+
+static int e_connect(nf_conn_t *c)
+{
+    int err = nf__set_nonblock(c->fd, true);
+    if (!err)
+        err = reg(c);
+    if (err)
+        return err;
+    const nf_addr_t *a = nf__conn_target(c);
+    if (connect(c->fd, &a->u.sa, a->len) < 0 && errno != EINPROGRESS)
+        return -errno;
+    return NF__PENDING; /* the EPOLLOUT edge reports the result */
+}
+
+static int e_send(nf_conn_t *c)
+{
+    struct iovec iov[64];
+    int n = nf__conn_iov(c, iov, 64);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t r;
+    do
+        r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        if (errno != EAGAIN)
+            return -errno;
+        c->flags |= NF__C_WANT_WRITE;
+        return 0;
+    }
+    if ((size_t)r < total)
+        c->flags |= NF__C_WANT_WRITE; /* the socket is full: wait for the edge */
+    else if (total < c->queued)
+        nf__conn_schedule_flush(c); /* more than 64 buffers queued: go on */
+    return (int)r;
+}
+
+static void e_stop_conn(nf_conn_t *c)
+{
+    if (c->be_flags & B_REG)
+        epoll_ctl(E(c->loop)->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->be_flags &= ~B_REG;
+    if (!(c->be_flags & B_AGAIN)) /* else released when the again list is served */
+        nf__conn_released(c);
+}
+
+static void push_again(ep_t *e, nf_conn_t *c)
+{
+    if (c->be_flags & B_AGAIN)
+        return;
+    if (e->nagain == e->again_cap) {
+        unsigned cap = e->again_cap ? e->again_cap * 2 : 64;
+        nf_conn_t **a = realloc(e->again, cap * sizeof(*a));
+        nf_conn_t **b = realloc(e->again2, cap * sizeof(*b));
+        if (a)
+            e->again = a;
+        if (b)
+            e->again2 = b;
+        if (!a || !b) {
+            nf__conn_read_end(c, -ENOMEM);
+            return;
+        }
+        e->again_cap = cap;
+    }
+    c->be_flags |= B_AGAIN;
+    e->again[e->nagain++] = c;
+}
+
+static void do_read(nf_loop_t *loop, nf_conn_t *c, bool hup)
+{
+    ep_t *e = E(loop);
+    for (int i = 0;; i++) {
+        if (c->flags & (NF__C_CLOSING | NF__C_EOF))
+            return;
+        if (i == 4) {
+            push_again(e, c);
+            return;
+        }
+        ssize_t n = read(c->fd, e->scratch->base, e->scratch->cap);
+        if (n > 0) {
+            nf__conn_read(c, e->scratch, (size_t)n);
+            if (e->scratch->refs > 1) { /* kept: take a fresh scratch buffer */
+                nf_buf_unref(e->scratch);
+                e->scratch = nf__rbuf_new(loop, loop->cfg.buf_size);
+                if (!e->scratch) {
+                    e->scratch = nf__rbuf_new(loop, 4096);
+                    if (!e->scratch)
+                        abort(); /* cannot read anything any more */
+                }
+            }
+            if ((size_t)n < e->scratch->cap && !hup)
+                return; /* drained */
+            continue;
+        }
+        if (n == 0) {
+            nf__conn_read_end(c, 0);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            nf__conn_read_end(c, -errno);
+        return;
+    }
+}
+
+static void on_conn(nf_loop_t *loop, nf_conn_t *c, uint32_t ev)
+{
+    if (c->flags & NF__C_CLOSING)
+        return;
+    if (c->flags & NF__C_CONNECTING) {
+        if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        nf__conn_connected(c, -err);
+        if (err || (c->flags & NF__C_CLOSING))
+            return;
+    }
+    if ((ev & EPOLLOUT) && (c->flags & NF__C_WANT_WRITE)) {
+        c->flags &= ~NF__C_WANT_WRITE;
+        nf__conn_schedule_flush(c);
+    }
+    if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && (c->flags & NF__C_READING))
+        do_read(loop, c, (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+}
+
+static void serve_again(nf_loop_t *loop)
+{
+    ep_t *e = E(loop);
+    unsigned n = e->nagain;
+    nf_conn_t **list = e->again;
+    e->again = e->again2; /* new pushes go to the other array */
+    e->again2 = list;
+    e->nagain = 0;
+    for (unsigned i = 0; i < n; i++) {
+        nf_conn_t *c = list[i];
+        c->be_flags &= ~B_AGAIN;
+        if (c->flags & NF__C_CLOSING)
+            nf__conn_released(c);
+        else
+            do_read(loop, c, true); /* read on until EAGAIN */
+    }
+}
+
+static int e_wait(nf_loop_t *loop, int timeout_ms)
+{
+    ep_t *e = E(loop);
+    if (e->nagain)
+        timeout_ms = 0;
+    int n = epoll_wait(e->epfd, e->events, (int)e->nevents, timeout_ms);
+    if (n < 0)
+        return -errno;
+    for (int i = 0; i < n; i++) {
+        uint64_t d = e->events[i].data.u64;
+        void *p = (void *)(uintptr_t)(d & ~(uint64_t)T_MASK);
+        switch (d & T_MASK) {
+        case T_CONN: on_conn(loop, p, e->events[i].events); break;
+        case T_LISTENER: on_listener(p); break;
+        case T_WAKE: nf__wake_drain(loop); break;
+        }
+    }
+    if (e->nagain)
+        serve_again(loop);
+    return n;
+}
+
+const nf__backend_ops_t nf__epoll_ops = {
+    .size = sizeof(nf__backend_ops_t),
+    .name = "epoll",
+    .init = e_init,
+    .destroy = e_destroy,
+    .wait = e_wait,
+    .start_listener = e_start_listener,
+    .pause_listener = e_pause_listener,
+    .stop_listener = e_stop_listener,
+    .start_conn = e_start_conn,
+    .connect = e_connect,
+    .send = e_send,
+    .stop_conn = e_stop_conn,
+};

@@ -1,0 +1,654 @@
+/* netframe — the io_uring backend.
+ *
+ * Reads: one multishot receive per connection, selecting buffers from a ring
+ * of provided buffers that the loop registers with the kernel (group 0). The
+ * kernel takes a buffer only when bytes arrive, so an idle connection holds
+ * none. After the read callback the buffer goes straight back to the ring
+ * (or, if the program kept it, a fresh one takes its slot). When the ring
+ * runs dry the kernel ends the multishot receive with -ENOBUFS; the
+ * connection is then re-armed at the end of the batch, after buffers were
+ * returned, so no byte is lost (they wait in the socket).
+ *
+ * Kernels without a buffer ring or multishot receive (or uring_no_bufring)
+ * use the fallback: a one-shot poll for readability, then read(2) into the
+ * loop's scratch buffer, as the epoll backend does.
+ *
+ * Accepts: multishot accept, or one-shot accepts re-armed one at a time when
+ * the listener has a connection limit (so a paused listener has nothing in
+ * flight and the kernel's backlog holds the waiting connections).
+ *
+ * Sends: one send (or sendmsg for several queued buffers) in flight per
+ * connection; prepared when the loop flushes, submitted with the wait in one
+ * io_uring_enter per iteration.
+ *
+ * user_data: pointer to the connection or listener | an op tag in the low
+ * 3 bits (both are malloc'd, so 16-byte aligned). Every operation in flight
+ * is counted on its object; a closing object is released only when its
+ * count is zero, so no completion ever touches freed memory. */
+#include <liburing.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+enum op {
+    OP_WAKE = 0,
+    OP_ACCEPT = 1,
+    OP_RECV = 2,
+    OP_SEND = 3,
+    OP_CONNECT = 4,
+    OP_POLL = 5,
+    OP_CANCEL = 6, /* counted on the object it cancels */
+    OP_LCANCEL = 7, /* same, on a listener */
+};
+#define OP_MASK 7u
+
+/* be_flags bits */
+enum {
+    B_RECV = 1u << 0,
+    B_SEND = 1u << 1,
+    B_CONNECT = 1u << 2,
+    B_POLL = 1u << 3,
+    B_ACCEPT = 1u << 4,
+    B_STARVED = 1u << 5,
+};
+
+#define BGID 0
+
+typedef struct uring {
+    struct io_uring ring;
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    nf_buf_t **slots;
+    unsigned nslots, mask;
+    bool bufring;      /* provided buffer ring + multishot receive */
+    bool ms_accept;    /* multishot accept */
+    bool ext_arg;      /* wait with timeout without a timeout SQE */
+    bool wake_armed;
+    nf_buf_t *scratch; /* fallback reads */
+    nf_conn_t **starved;
+    unsigned nstarved, starved_cap;
+} uring_t;
+
+struct send_state {
+    struct msghdr mh;
+    struct iovec iov[16];
+};
+
+static inline uring_t *U(nf_loop_t *loop) { return loop->be; }
+
+static inline uint64_t tag(void *p, enum op op) { return (uint64_t)(uintptr_t)p | op; }
+
+static struct io_uring_sqe *sqe_get(uring_t *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (NF__UNLIKELY(!sqe)) {
+        io_uring_submit(&u->ring); /* the queue is full: make room */
+        sqe = io_uring_get_sqe(&u->ring);
+    }
+    return sqe;
+}
+
+/* ---- buffer ring ------------------------------------------------------------ */
+
+static void slot_add(uring_t *u, unsigned bid)
+{
+    io_uring_buf_ring_add(u->br, u->slots[bid]->base, (unsigned)u->slots[bid]->cap, (unsigned short)bid, u->mask, 0);
+    io_uring_buf_ring_advance(u->br, 1);
+}
+
+static int bufring_setup(nf_loop_t *loop, uring_t *u)
+{
+    unsigned n = loop->cfg.buf_count;
+    u->br_bytes = n * sizeof(struct io_uring_buf);
+    void *mem = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED)
+        return -errno;
+    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)mem, .ring_entries = n, .bgid = BGID};
+    int r = io_uring_register_buf_ring(&u->ring, &reg, 0);
+    if (r < 0) {
+        munmap(mem, u->br_bytes);
+        return r;
+    }
+    u->br = mem;
+    io_uring_buf_ring_init(u->br);
+    u->slots = calloc(n, sizeof(*u->slots));
+    if (!u->slots)
+        return -ENOMEM;
+    u->nslots = n;
+    u->mask = io_uring_buf_ring_mask(n);
+    for (unsigned i = 0; i < n; i++) {
+        u->slots[i] = nf__rbuf_new(loop, loop->cfg.buf_size);
+        if (!u->slots[i])
+            return -ENOMEM;
+        slot_add(u, i);
+    }
+    return 0;
+}
+
+static void bufring_teardown(uring_t *u)
+{
+    if (u->br) {
+        io_uring_unregister_buf_ring(&u->ring, BGID);
+        munmap(u->br, u->br_bytes);
+        u->br = NULL;
+    }
+    if (u->slots) {
+        for (unsigned i = 0; i < u->nslots; i++)
+            nf_buf_unref(u->slots[i]);
+        free(u->slots);
+        u->slots = NULL;
+    }
+}
+
+/* Does this kernel do multishot receive with buffer selection? Ask it: arm
+ * one on a socketpair, send a byte, see what completes. */
+static bool probe_recv_multishot(uring_t *u)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return false;
+    bool ok = false;
+    struct io_uring_sqe *sqe = sqe_get(u);
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    io_uring_sqe_set_data64(sqe, 1);
+    io_uring_submit(&u->ring);
+    if (write(sv[1], "x", 1) == 1) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_sec = 1};
+        if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) == 0) {
+            ok = cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER) && (cqe->flags & IORING_CQE_F_MORE);
+            if (cqe->flags & IORING_CQE_F_BUFFER)
+                slot_add(u, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+            bool more = cqe->flags & IORING_CQE_F_MORE;
+            io_uring_cqe_seen(&u->ring, cqe);
+            close(sv[1]);
+            close(sv[0]);
+            /* closing the pair ends the receive; collect its last completion */
+            while (more && io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) == 0) {
+                more = cqe->flags & IORING_CQE_F_MORE;
+                if (cqe->flags & IORING_CQE_F_BUFFER)
+                    slot_add(u, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+                io_uring_cqe_seen(&u->ring, cqe);
+            }
+            return ok;
+        }
+    }
+    close(sv[1]);
+    close(sv[0]);
+    return ok;
+}
+
+/* ---- init / destroy ----------------------------------------------------------- */
+
+static void arm_wake(nf_loop_t *loop)
+{
+    uring_t *u = U(loop);
+    struct io_uring_sqe *sqe = sqe_get(u);
+    io_uring_prep_poll_add(sqe, loop->wake_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, tag(NULL, OP_WAKE));
+    u->wake_armed = true;
+}
+
+static int u_init(nf_loop_t *loop)
+{
+    uring_t *u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+    p.cq_entries = loop->cfg.queue_entries * 4;
+    int r = io_uring_queue_init_params(loop->cfg.queue_entries, &u->ring, &p);
+    if (r == -EINVAL) {
+        memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = loop->cfg.queue_entries * 4;
+        r = io_uring_queue_init_params(loop->cfg.queue_entries, &u->ring, &p);
+    }
+    if (r < 0) {
+        free(u);
+        return r;
+    }
+    loop->be = u;
+    u->ext_arg = (p.features & IORING_FEAT_EXT_ARG) != 0;
+
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
+    bool have_poll = probe && io_uring_opcode_supported(probe, IORING_OP_POLL_ADD);
+    bool have_send = probe && io_uring_opcode_supported(probe, IORING_OP_SEND) &&
+                     io_uring_opcode_supported(probe, IORING_OP_SENDMSG) &&
+                     io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
+                     io_uring_opcode_supported(probe, IORING_OP_CONNECT) &&
+                     io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
+    if (probe)
+        io_uring_free_probe(probe);
+    if (!have_poll || !have_send) { /* too old to be worth it: let epoll run */
+        io_uring_queue_exit(&u->ring);
+        free(u);
+        loop->be = NULL;
+        return NF_EBACKEND;
+    }
+
+    if (!loop->cfg.uring_no_bufring && bufring_setup(loop, u) == 0 && probe_recv_multishot(u)) {
+        u->bufring = true;
+    } else {
+        bufring_teardown(u);
+        u->scratch = nf__rbuf_new(loop, loop->cfg.buf_size);
+        if (!u->scratch) {
+            io_uring_queue_exit(&u->ring);
+            free(u);
+            loop->be = NULL;
+            return -ENOMEM;
+        }
+    }
+    /* Multishot accept came with 5.19, as did the buffer ring. */
+    u->ms_accept = u->bufring;
+    arm_wake(loop);
+    snprintf(loop->features, sizeof(loop->features),
+             "io_uring: sq=%u cq=%u recv=%s bufring=%ux%u accept=%s wait=%s taskrun=%s",
+             p.sq_entries, p.cq_entries, u->bufring ? "multishot" : "poll+read",
+             u->bufring ? u->nslots : 0, u->bufring ? loop->cfg.buf_size : 0,
+             u->ms_accept ? "multishot" : "oneshot", u->ext_arg ? "ext_arg" : "timeout_sqe",
+             (p.flags & IORING_SETUP_COOP_TASKRUN) ? "coop" : "default");
+    return 0;
+}
+
+static void u_destroy(nf_loop_t *loop)
+{
+    uring_t *u = U(loop);
+    bufring_teardown(u);
+    if (u->scratch)
+        nf_buf_unref(u->scratch);
+    io_uring_queue_exit(&u->ring);
+    free(u->starved);
+    free(u);
+}
+
+/* ---- listeners ------------------------------------------------------------------ */
+
+static void arm_accept(nf_listener_t *l)
+{
+    uring_t *u = U(l->loop);
+    struct io_uring_sqe *sqe = sqe_get(u);
+    if (u->ms_accept && !l->max_conns)
+        io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+    else
+        io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, tag(l, OP_ACCEPT));
+    l->be_flags |= B_ACCEPT;
+    l->be_inflight++;
+}
+
+static int u_start_listener(nf_listener_t *l)
+{
+    arm_accept(l);
+    return 0;
+}
+
+static void u_pause_listener(nf_listener_t *l, bool paused)
+{
+    /* A limited listener uses one-shot accepts: pausing is not re-arming. */
+    if (!paused && !(l->be_flags & B_ACCEPT) && !l->closing)
+        arm_accept(l);
+}
+
+static void u_stop_listener(nf_listener_t *l)
+{
+    uring_t *u = U(l->loop);
+    if (l->be_flags & B_ACCEPT) {
+        struct io_uring_sqe *sqe = sqe_get(u);
+        io_uring_prep_cancel64(sqe, tag(l, OP_ACCEPT), 0);
+        io_uring_sqe_set_data64(sqe, tag(l, OP_LCANCEL));
+        l->be_inflight++;
+    }
+    if (l->be_inflight == 0)
+        nf__listener_released(l);
+}
+
+static void on_accept(nf_listener_t *l, struct io_uring_cqe *cqe)
+{
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+    if (!more) {
+        l->be_flags &= ~B_ACCEPT;
+        l->be_inflight--;
+    }
+    if (l->closing) {
+        if (cqe->res >= 0)
+            close(cqe->res);
+        if (l->be_inflight == 0)
+            nf__listener_released(l);
+        return;
+    }
+    nf__listener_accepted(l, cqe->res);
+    if (!(l->be_flags & B_ACCEPT) && !l->paused && !l->closing)
+        arm_accept(l);
+}
+
+/* ---- connections ------------------------------------------------------------------- */
+
+static void arm_recv(nf_conn_t *c)
+{
+    uring_t *u = U(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(u);
+    if (u->bufring) {
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BGID;
+        io_uring_sqe_set_data64(sqe, tag(c, OP_RECV));
+        c->be_flags |= B_RECV;
+    } else {
+        io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP);
+        io_uring_sqe_set_data64(sqe, tag(c, OP_POLL));
+        c->be_flags |= B_POLL;
+    }
+    c->be_inflight++;
+}
+
+static int u_start_conn(nf_conn_t *c)
+{
+    if (!U(c->loop)->bufring) {
+        int err = nf__set_nonblock(c->fd, true);
+        if (err)
+            return err;
+    }
+    arm_recv(c);
+    return 0;
+}
+
+static int u_connect(nf_conn_t *c)
+{
+    uring_t *u = U(c->loop);
+    const nf_addr_t *a = nf__conn_target(c);
+    struct io_uring_sqe *sqe = sqe_get(u);
+    io_uring_prep_connect(sqe, c->fd, &a->u.sa, a->len);
+    io_uring_sqe_set_data64(sqe, tag(c, OP_CONNECT));
+    c->be_flags |= B_CONNECT;
+    c->be_inflight++;
+    return NF__PENDING;
+}
+
+static int u_send(nf_conn_t *c)
+{
+    uring_t *u = U(c->loop);
+    struct io_uring_sqe *sqe = sqe_get(u);
+    struct iovec one;
+    nf__conn_iov(c, &one, 1);
+    if (!c->wq_head->next) {
+        io_uring_prep_send(sqe, c->fd, one.iov_base, one.iov_len, MSG_NOSIGNAL);
+    } else {
+        struct send_state *st = c->send_state;
+        if (!st) {
+            st = malloc(sizeof(*st));
+            if (!st) { /* send one buffer instead */
+                io_uring_prep_send(sqe, c->fd, one.iov_base, one.iov_len, MSG_NOSIGNAL);
+                goto out;
+            }
+            c->send_state = st;
+        }
+        memset(&st->mh, 0, sizeof(st->mh));
+        st->mh.msg_iov = st->iov;
+        st->mh.msg_iovlen = (size_t)nf__conn_iov(c, st->iov, 16);
+        io_uring_prep_sendmsg(sqe, c->fd, &st->mh, MSG_NOSIGNAL);
+    }
+out:
+    io_uring_sqe_set_data64(sqe, tag(c, OP_SEND));
+    c->be_flags |= B_SEND;
+    c->be_inflight++;
+    return NF__PENDING;
+}
+
+static void release_if_done(nf_conn_t *c)
+{
+    if ((c->flags & NF__C_CLOSING) && c->be_inflight == 0) {
+        free(c->send_state);
+        c->send_state = NULL;
+        nf__conn_released(c);
+    }
+}
+
+static void cancel_op(uring_t *u, nf_conn_t *c, enum op op)
+{
+    struct io_uring_sqe *sqe = sqe_get(u);
+    io_uring_prep_cancel64(sqe, tag(c, op), 0);
+    io_uring_sqe_set_data64(sqe, tag(c, OP_CANCEL));
+    c->be_inflight++;
+}
+
+static void u_stop_conn(nf_conn_t *c)
+{
+    uring_t *u = U(c->loop);
+    if (c->be_flags & B_RECV)
+        cancel_op(u, c, OP_RECV);
+    if (c->be_flags & B_POLL)
+        cancel_op(u, c, OP_POLL);
+    if (c->be_flags & B_SEND)
+        cancel_op(u, c, OP_SEND);
+    if (c->be_flags & B_CONNECT)
+        cancel_op(u, c, OP_CONNECT);
+    release_if_done(c);
+}
+
+static void starve(uring_t *u, nf_conn_t *c)
+{
+    if (c->be_flags & B_STARVED)
+        return;
+    if (u->nstarved == u->starved_cap) {
+        unsigned cap = u->starved_cap ? u->starved_cap * 2 : 64;
+        nf_conn_t **s = realloc(u->starved, cap * sizeof(*s));
+        if (!s) { /* cannot remember it: fail the connection rather than stall it */
+            nf__conn_read_end(c, -ENOMEM);
+            return;
+        }
+        u->starved = s;
+        u->starved_cap = cap;
+    }
+    c->be_flags |= B_STARVED;
+    c->be_inflight++; /* keeps c alive until re-armed */
+    u->starved[u->nstarved++] = c;
+}
+
+static void on_recv(nf_loop_t *loop, nf_conn_t *c, struct io_uring_cqe *cqe)
+{
+    uring_t *u = U(loop);
+    int res = cqe->res;
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+    if (!more) {
+        c->be_flags &= ~B_RECV;
+        c->be_inflight--;
+    }
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        nf_buf_t *b = u->slots[bid];
+        if (res > 0)
+            nf__conn_read(c, b, (size_t)res);
+        if (b->refs > 1) { /* kept by the program: a new buffer takes the slot */
+            nf_buf_unref(b);
+            b = u->slots[bid] = nf__rbuf_new(loop, loop->cfg.buf_size);
+        }
+        if (b)
+            slot_add(u, bid); /* else: out of memory, the ring works one short */
+    }
+    if (c->flags & NF__C_CLOSING) {
+        release_if_done(c);
+        return;
+    }
+    if (res == 0) {
+        nf__conn_read_end(c, 0);
+    } else if (res == -ENOBUFS) {
+        loop->stats.bufs_starved++;
+        starve(u, c);
+    } else if (res < 0 && res != -ECANCELED) {
+        nf__conn_read_end(c, res);
+    } else if (!more && !(c->flags & NF__C_CLOSING)) {
+        arm_recv(c); /* the kernel ended the multishot: carry on */
+    }
+    release_if_done(c);
+}
+
+/* Fallback read path: readable (or hung up); read until drained or a bound. */
+static void on_poll(nf_loop_t *loop, nf_conn_t *c, struct io_uring_cqe *cqe)
+{
+    uring_t *u = U(loop);
+    c->be_flags &= ~B_POLL;
+    c->be_inflight--;
+    if (c->flags & NF__C_CLOSING) {
+        release_if_done(c);
+        return;
+    }
+    if (cqe->res < 0 && cqe->res != -ECANCELED) {
+        nf__conn_read_end(c, cqe->res);
+        release_if_done(c);
+        return;
+    }
+    for (int i = 0; i < 4 && !(c->flags & NF__C_CLOSING); i++) {
+        ssize_t n = read(c->fd, u->scratch->base, u->scratch->cap);
+        if (n > 0) {
+            nf__conn_read(c, u->scratch, (size_t)n);
+            if (u->scratch->refs > 1) {
+                nf_buf_unref(u->scratch);
+                u->scratch = nf__rbuf_new(loop, loop->cfg.buf_size);
+                if (!u->scratch) {
+                    nf__conn_read_end(c, -ENOMEM);
+                    break;
+                }
+            }
+            if ((size_t)n < u->scratch->cap)
+                break; /* drained */
+            continue;
+        }
+        if (n == 0) {
+            nf__conn_read_end(c, 0);
+            release_if_done(c);
+            return;
+        }
+        if (errno == EAGAIN || errno == EINTR)
+            break;
+        nf__conn_read_end(c, -errno);
+        break;
+    }
+    if (!(c->flags & (NF__C_CLOSING | NF__C_EOF)))
+        arm_recv(c);
+    release_if_done(c);
+}
+
+static void on_send(nf_conn_t *c, struct io_uring_cqe *cqe)
+{
+    c->be_flags &= ~B_SEND;
+    c->be_inflight--;
+    nf__conn_sent(c, cqe->res == -ECANCELED ? 0 : cqe->res);
+    release_if_done(c);
+}
+
+static void on_connect(nf_conn_t *c, struct io_uring_cqe *cqe)
+{
+    c->be_flags &= ~B_CONNECT;
+    c->be_inflight--;
+    nf__conn_connected(c, cqe->res);
+    release_if_done(c);
+}
+
+static void on_cancel(nf_conn_t *c, struct io_uring_cqe *cqe)
+{
+    c->be_inflight--;
+    /* -EALREADY: the operation is running and cannot be cancelled; a
+     * shutdown makes any socket operation complete at once. */
+    if (cqe->res == -EALREADY && c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR);
+    release_if_done(c);
+}
+
+static void dispatch(nf_loop_t *loop, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    if (ud == LIBURING_UDATA_TIMEOUT)
+        return;
+    void *p = (void *)(uintptr_t)(ud & ~(uint64_t)OP_MASK);
+    switch ((enum op)(ud & OP_MASK)) {
+    case OP_WAKE:
+        U(loop)->wake_armed = false;
+        nf__wake_drain(loop);
+        arm_wake(loop);
+        break;
+    case OP_ACCEPT: on_accept(p, cqe); break;
+    case OP_RECV: on_recv(loop, p, cqe); break;
+    case OP_POLL: on_poll(loop, p, cqe); break;
+    case OP_SEND: on_send(p, cqe); break;
+    case OP_CONNECT: on_connect(p, cqe); break;
+    case OP_CANCEL: on_cancel(p, cqe); break;
+    case OP_LCANCEL: {
+        nf_listener_t *l = p;
+        if (--l->be_inflight == 0)
+            nf__listener_released(l);
+        break;
+    }
+    }
+}
+
+static void rearm_starved(uring_t *u)
+{
+    for (unsigned i = 0; i < u->nstarved; i++) {
+        nf_conn_t *c = u->starved[i];
+        c->be_flags &= ~B_STARVED;
+        c->be_inflight--;
+        if (!(c->flags & NF__C_CLOSING))
+            arm_recv(c);
+        else
+            release_if_done(c);
+    }
+    u->nstarved = 0;
+}
+
+static int u_wait(nf_loop_t *loop, int timeout_ms)
+{
+    uring_t *u = U(loop);
+    struct io_uring_cqe *cqe = NULL;
+    int r;
+    if (timeout_ms == 0) {
+        r = io_uring_submit(&u->ring);
+    } else if (timeout_ms < 0) {
+        r = io_uring_submit_and_wait(&u->ring, 1);
+    } else {
+        struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L};
+        r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+    }
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
+        return r;
+    int total = 0;
+    for (int round = 0; round < 4; round++) {
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&u->ring, head, cqe)
+        {
+            dispatch(loop, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&u->ring, n);
+        total += (int)n;
+        if (u->nstarved)
+            rearm_starved(u);
+        if (n == 0 || (unsigned)total >= loop->cfg.max_events * 4)
+            break;
+    }
+    return total;
+}
+
+const nf__backend_ops_t nf__uring_ops = {
+    .size = sizeof(nf__backend_ops_t),
+    .name = "io_uring",
+    .init = u_init,
+    .destroy = u_destroy,
+    .wait = u_wait,
+    .start_listener = u_start_listener,
+    .pause_listener = u_pause_listener,
+    .stop_listener = u_stop_listener,
+    .start_conn = u_start_conn,
+    .connect = u_connect,
+    .send = u_send,
+    .stop_conn = u_stop_conn,
+};

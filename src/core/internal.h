@@ -1,0 +1,217 @@
+/* netframe — internal structures shared by core, backends and net.
+ * Nothing here is public API. */
+#ifndef NF_CORE_INTERNAL_H
+#define NF_CORE_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "netframe/netframe.h"
+#include "core/list.h"
+
+#define NF__EXPORT __attribute__((visibility("default")))
+#define NF__LIKELY(x) __builtin_expect(!!(x), 1)
+#define NF__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- the backend contract ------------------------------------------------
+ *
+ * A backend turns kernel events into completions for the net layer. It is an
+ * ops table; the core calls it through the loop, the backend calls back into
+ * the net layer through the nf__conn_* / nf__listener_* functions below.
+ *
+ *   start_listener  arm accepting; each accepted fd goes to nf__listener_accepted
+ *   pause_listener  stop/restart accepting (connection limit)
+ *   stop_listener   disarm; when nothing is in flight call nf__listener_released
+ *   start_conn      arm reading; data goes to nf__conn_read, EOF/errors to
+ *                   nf__conn_read_end
+ *   connect         start an outbound connect; result to nf__conn_connected
+ *   send            hand the head of c's write queue to the kernel; a result
+ *                   known at once is returned (>= 0 bytes, or -errno), else
+ *                   NF__PENDING and nf__conn_sent is called later
+ *   stop_conn       cancel everything in flight for c; when nothing is left,
+ *                   call nf__conn_released (possibly from inside this call)
+ *   wait            submit, wait up to timeout_ms (-1 forever), dispatch
+ */
+#define NF__PENDING (-1000000) /* distinct from any byte count or errno */
+
+typedef struct nf__backend_ops {
+    size_t size; /* sizeof(nf__backend_ops_t), for versioning */
+    const char *name;
+    int (*init)(nf_loop_t *loop);
+    void (*destroy)(nf_loop_t *loop);
+    int (*wait)(nf_loop_t *loop, int timeout_ms);
+    int (*start_listener)(nf_listener_t *l);
+    void (*pause_listener)(nf_listener_t *l, bool paused);
+    void (*stop_listener)(nf_listener_t *l);
+    int (*start_conn)(nf_conn_t *c);
+    int (*connect)(nf_conn_t *c);
+    int (*send)(nf_conn_t *c);
+    void (*stop_conn)(nf_conn_t *c);
+} nf__backend_ops_t;
+
+extern const nf__backend_ops_t nf__uring_ops;
+extern const nf__backend_ops_t nf__epoll_ops;
+
+/* ---- posts --------------------------------------------------------------- */
+
+typedef struct nf__post {
+    struct nf__post *next;
+    nf_post_fn fn;
+    void *arg;
+} nf__post_t;
+
+/* ---- the loop ------------------------------------------------------------ */
+
+struct nf_loop {
+    const nf__backend_ops_t *ops;
+    void *be; /* backend state */
+    void *data;
+    nf_loop_config_t cfg;
+    uint64_t now;
+    bool stop;
+    bool freeing;
+    unsigned handles; /* open listeners + connections, pending closes */
+
+    /* timers: binary min-heap of pointers */
+    nf_timer_t **heap;
+    uint32_t heap_len, heap_cap;
+    uint64_t timer_seq;
+
+    /* cross-thread posts */
+    pthread_mutex_t post_mu;
+    nf__post_t *post_head, *post_tail;
+    atomic_uint posts_pending;
+    int wake_fd; /* eventfd, watched by the backend */
+
+    /* connections */
+    nf__list_t conns;     /* every open connection */
+    nf__list_t flush;     /* connections with writes to hand to the kernel */
+    nf__list_t closing;   /* connections released by the backend, to finish */
+    nf__list_t lclosing;  /* listeners released, to finish */
+
+    /* the read currently delivered to on_read (for nf_conn_keep_read) */
+    nf_buf_t *cur_read;
+
+    /* pool of 16 KiB chunks for copied writes, and of queue segments */
+    nf_buf_t *chunk_pool[64];
+    unsigned chunk_pool_len;
+    struct nf__wseg *seg_pool;
+    unsigned seg_pool_len;
+
+    nf_loop_stats_t stats;
+    char features[256];
+};
+
+/* Runs expired timers; returns ms until the next deadline, or -1 for none. */
+int nf__timers_run(nf_loop_t *loop);
+int nf__timers_next(nf_loop_t *loop);
+
+/* Drains the post queue (after a wake-up). */
+void nf__posts_run(nf_loop_t *loop);
+/* Reads the wake eventfd counter (for backends that see it readable). */
+void nf__wake_drain(nf_loop_t *loop);
+
+/* Read buffers: nf_buf_t allocated with the loop's accounting. */
+nf_buf_t *nf__rbuf_new(nf_loop_t *loop, size_t cap);
+void nf__rbuf_free(nf_loop_t *loop, nf_buf_t *b);
+void nf__rbuf_mark_kept(nf_loop_t *loop, nf_buf_t *b);
+
+/* Copy-write chunks. */
+#define NF__CHUNK_SIZE 16384
+nf_buf_t *nf__chunk_get(nf_loop_t *loop, size_t need);
+void nf__chunk_put(nf_loop_t *loop, nf_buf_t *b);
+
+/* ---- listeners and connections (src/net/tcp.c) ---------------------------- */
+
+enum {
+    NF__C_OPEN = 1u << 0,       /* on_open delivered */
+    NF__C_CLOSING = 1u << 1,    /* close asked or failure: no new work */
+    NF__C_END = 1u << 2,        /* close once the queue is empty */
+    NF__C_SHUT_WR = 1u << 3,    /* shutdown(SHUT_WR) once the queue is empty */
+    NF__C_SHUT_DONE = 1u << 4,  /* shutdown(SHUT_WR) done */
+    NF__C_EOF = 1u << 5,        /* the peer's FIN was read */
+    NF__C_IN_FLUSH = 1u << 6,   /* on loop->flush */
+    NF__C_SENDING = 1u << 7,    /* a send is in flight (async) */
+    NF__C_CONNECTING = 1u << 8, /* outbound, not yet connected */
+    NF__C_ABORT = 1u << 9,      /* reset on close */
+    NF__C_READING = 1u << 10,   /* reading armed */
+    NF__C_RELEASED = 1u << 11,  /* backend done; on loop->closing */
+    NF__C_WANT_WRITE = 1u << 12,/* (epoll) waiting for writability */
+};
+
+typedef struct nf__wseg {
+    struct nf__wseg *next;
+    nf_buf_t *buf;
+    size_t off; /* bytes of buf already sent */
+} nf__wseg_t;
+
+struct nf__connect_state; /* tcp.c */
+
+struct nf_conn {
+    nf_loop_t *loop;
+    const nf_conn_handler_t *h;
+    void *data;
+    nf_listener_t *listener;
+    int fd;
+    uint32_t flags;
+    uint16_t be_flags;   /* backend-private bits */
+    uint16_t be_inflight; /* backend: operations in flight */
+    int reason;          /* close reason, set once */
+    nf__list_t node;     /* loop->conns, until on_close */
+    nf__list_t fnode;    /* loop->flush; once released, loop->closing */
+    nf__wseg_t *wq_head, *wq_tail;
+    size_t queued;
+    void *send_state;    /* backend: storage for an in-flight send */
+    struct nf__connect_state *cs;
+};
+
+struct nf_listener {
+    nf_loop_t *loop;
+    void *data;
+    const nf_conn_handler_t *h;
+    int fd;
+    uint16_t be_flags;
+    uint16_t be_inflight;
+    bool closing;
+    bool paused;
+    unsigned conns;
+    unsigned max_conns;
+    nf_limit_policy_t on_limit;
+    int nodelay;
+    int keepalive_s;
+    void (*close_cb)(nf_listener_t *l);
+    nf__list_t node; /* loop->lclosing */
+    nf_addr_t addr;
+};
+
+/* Called by backends. */
+void nf__listener_accepted(nf_listener_t *l, int fd);
+void nf__listener_released(nf_listener_t *l);
+/* Delivers b->base[0..len) to on_read. The backend owns one reference to b;
+ * if b->refs > 1 afterwards the program kept it: drop the backend's reference
+ * and use a fresh buffer. */
+void nf__conn_read(nf_conn_t *c, nf_buf_t *b, size_t len);
+void nf__conn_read_end(nf_conn_t *c, int err); /* 0 = EOF, else -errno */
+void nf__conn_connected(nf_conn_t *c, int res);
+void nf__conn_sent(nf_conn_t *c, ssize_t res);
+void nf__conn_released(nf_conn_t *c);
+/* Fills iov with the head of the write queue; returns the count (<= max). */
+int nf__conn_iov(const nf_conn_t *c, struct iovec *iov, int max);
+/* Puts c on the loop's flush list (epoll: the socket became writable). */
+void nf__conn_schedule_flush(nf_conn_t *c);
+
+/* Called by the loop. */
+void nf__flush_run(nf_loop_t *loop);
+void nf__closing_run(nf_loop_t *loop);
+
+/* Socket helpers (src/net/addr.c). */
+int nf__set_nonblock(int fd, bool on);
+/* The connect target of c (valid while NF__C_CONNECTING). */
+const nf_addr_t *nf__conn_target(const nf_conn_t *c);
+
+#endif

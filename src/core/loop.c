@@ -1,0 +1,251 @@
+/* netframe — the loop: backend choice, iterations, posts, stats. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+NF__EXPORT void nf_loop_config_init(nf_loop_config_t *cfg) { memset(cfg, 0, sizeof(*cfg)); }
+
+static uint64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static nf_backend_kind_t backend_from_env(nf_backend_kind_t asked)
+{
+    if (asked != NF_BACKEND_AUTO)
+        return asked;
+    const char *e = getenv("NF_BACKEND");
+    if (e && strcmp(e, "uring") == 0)
+        return NF_BACKEND_URING;
+    if (e && strcmp(e, "epoll") == 0)
+        return NF_BACKEND_EPOLL;
+    return NF_BACKEND_AUTO;
+}
+
+NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
+{
+    nf_loop_t *loop = calloc(1, sizeof(*loop));
+    if (!loop)
+        return -ENOMEM;
+    if (cfg)
+        loop->cfg = *cfg;
+    nf_loop_config_t *c = &loop->cfg;
+    if (!c->queue_entries)
+        c->queue_entries = 1024;
+    if (!c->buf_count)
+        c->buf_count = 256;
+    if (c->buf_count & (c->buf_count - 1)) { /* round up to a power of two */
+        unsigned p = 1;
+        while (p < c->buf_count)
+            p <<= 1;
+        c->buf_count = p;
+    }
+    if (c->buf_count > 32768)
+        c->buf_count = 32768;
+    if (!c->buf_size)
+        c->buf_size = 16384;
+    if (!c->max_events)
+        c->max_events = 256;
+
+    nf__list_init(&loop->conns);
+    nf__list_init(&loop->flush);
+    nf__list_init(&loop->closing);
+    nf__list_init(&loop->lclosing);
+    pthread_mutex_init(&loop->post_mu, NULL);
+    atomic_init(&loop->posts_pending, 0);
+    loop->now = clock_ms();
+    loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop->wake_fd < 0) {
+        int err = -errno;
+        pthread_mutex_destroy(&loop->post_mu);
+        free(loop);
+        return err;
+    }
+
+    nf_backend_kind_t kind = backend_from_env(c->backend);
+    int err = NF_EBACKEND;
+    if (kind == NF_BACKEND_URING || kind == NF_BACKEND_AUTO) {
+        loop->ops = &nf__uring_ops;
+        err = loop->ops->init(loop);
+        if (err && kind == NF_BACKEND_URING)
+            err = NF_EBACKEND;
+    }
+    if (err && kind != NF_BACKEND_URING) {
+        loop->ops = &nf__epoll_ops;
+        err = loop->ops->init(loop);
+    }
+    if (err) {
+        close(loop->wake_fd);
+        pthread_mutex_destroy(&loop->post_mu);
+        free(loop);
+        return err;
+    }
+    *out = loop;
+    return 0;
+}
+
+NF__EXPORT int nf_loop_free(nf_loop_t *loop)
+{
+    if (!loop)
+        return 0;
+    if (loop->handles > 0)
+        return -EBUSY;
+    pthread_mutex_lock(&loop->post_mu);
+    loop->freeing = true;
+    nf__post_t *p = loop->post_head;
+    loop->post_head = loop->post_tail = NULL;
+    pthread_mutex_unlock(&loop->post_mu);
+    while (p) { /* posts that never ran are dropped: their loop is gone */
+        nf__post_t *n = p->next;
+        free(p);
+        p = n;
+    }
+    loop->ops->destroy(loop);
+    while (loop->chunk_pool_len > 0)
+        nf_buf_unref(loop->chunk_pool[--loop->chunk_pool_len]);
+    while (loop->seg_pool) {
+        nf__wseg_t *s = loop->seg_pool;
+        loop->seg_pool = s->next;
+        free(s);
+    }
+    free(loop->heap);
+    close(loop->wake_fd);
+    pthread_mutex_destroy(&loop->post_mu);
+    free(loop);
+    return 0;
+}
+
+NF__EXPORT unsigned nf_loop_alive(const nf_loop_t *loop)
+{
+    return loop->handles + loop->heap_len + atomic_load_explicit(&loop->posts_pending, memory_order_acquire);
+}
+
+NF__EXPORT void nf_loop_stop(nf_loop_t *loop) { loop->stop = true; }
+
+NF__EXPORT uint64_t nf_loop_now(const nf_loop_t *loop) { return loop->now; }
+
+NF__EXPORT void nf_loop_update_time(nf_loop_t *loop) { loop->now = clock_ms(); }
+
+NF__EXPORT const char *nf_loop_backend_name(const nf_loop_t *loop) { return loop->ops->name; }
+
+NF__EXPORT const char *nf_loop_features(const nf_loop_t *loop) { return loop->features; }
+
+NF__EXPORT void *nf_loop_get_data(const nf_loop_t *loop) { return loop->data; }
+
+NF__EXPORT void nf_loop_set_data(nf_loop_t *loop, void *data) { loop->data = data; }
+
+NF__EXPORT void nf_loop_stats(const nf_loop_t *loop, nf_loop_stats_t *out) { *out = loop->stats; }
+
+/* ---- posts ---------------------------------------------------------------- */
+
+NF__EXPORT int nf_loop_post(nf_loop_t *loop, nf_post_fn fn, void *arg)
+{
+    nf__post_t *p = malloc(sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->next = NULL;
+    p->fn = fn;
+    p->arg = arg;
+    pthread_mutex_lock(&loop->post_mu);
+    if (loop->freeing) {
+        pthread_mutex_unlock(&loop->post_mu);
+        free(p);
+        return NF_ECLOSED;
+    }
+    bool was_empty = loop->post_head == NULL;
+    if (loop->post_tail)
+        loop->post_tail->next = p;
+    else
+        loop->post_head = p;
+    loop->post_tail = p;
+    atomic_fetch_add_explicit(&loop->posts_pending, 1, memory_order_release);
+    /* Wake only on the empty -> non-empty edge: the loop drains the whole
+     * queue on each wake-up, so one write per batch is enough. */
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t r = write(loop->wake_fd, &one, sizeof(one));
+        (void)r; /* EAGAIN: counter saturated, the loop is awake anyway */
+    }
+    pthread_mutex_unlock(&loop->post_mu);
+    return 0;
+}
+
+void nf__wake_drain(nf_loop_t *loop)
+{
+    uint64_t v;
+    ssize_t r = read(loop->wake_fd, &v, sizeof(v));
+    (void)r;
+}
+
+void nf__posts_run(nf_loop_t *loop)
+{
+    if (atomic_load_explicit(&loop->posts_pending, memory_order_acquire) == 0)
+        return;
+    pthread_mutex_lock(&loop->post_mu);
+    nf__post_t *p = loop->post_head;
+    loop->post_head = loop->post_tail = NULL;
+    pthread_mutex_unlock(&loop->post_mu);
+    while (p) {
+        nf__post_t *n = p->next;
+        p->fn(loop, p->arg);
+        free(p);
+        atomic_fetch_sub_explicit(&loop->posts_pending, 1, memory_order_release);
+        p = n;
+    }
+}
+
+/* ---- iterations ----------------------------------------------------------- */
+
+static int iterate(nf_loop_t *loop, nf_run_mode_t mode)
+{
+    loop->stats.iterations++;
+    nf_loop_update_time(loop);
+    int next = nf__timers_run(loop);
+    nf__posts_run(loop);
+    nf__flush_run(loop);
+    nf__closing_run(loop);
+
+    int timeout;
+    if (mode == NF_RUN_NOWAIT || loop->stop || !nf__list_empty(&loop->closing) ||
+        !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->lclosing))
+        timeout = 0;
+    else if (nf_loop_alive(loop) == 0)
+        timeout = 0;
+    else {
+        next = nf__timers_next(loop);
+        timeout = next;
+    }
+    int r = loop->ops->wait(loop, timeout);
+    if (r < 0 && r != -EINTR && r != -ETIME && r != -EAGAIN && r != -EBUSY)
+        return r;
+
+    nf_loop_update_time(loop);
+    nf__timers_run(loop);
+    nf__posts_run(loop);
+    nf__closing_run(loop);
+    return 0;
+}
+
+NF__EXPORT int nf_loop_run(nf_loop_t *loop, nf_run_mode_t mode)
+{
+    loop->stop = false;
+    if (mode != NF_RUN_DEFAULT) {
+        int r = iterate(loop, mode);
+        nf__flush_run(loop); /* hand writes made by the callbacks to the kernel */
+        return r < 0 ? r : (int)nf_loop_alive(loop);
+    }
+    while (!loop->stop && nf_loop_alive(loop) > 0) {
+        int r = iterate(loop, mode);
+        if (r < 0)
+            return r;
+    }
+    nf__flush_run(loop);
+    return (int)nf_loop_alive(loop);
+}

@@ -1,0 +1,790 @@
+/* netframe — TCP listeners, connections and connectors.
+ *
+ * This layer owns the write queue and the life cycle of every connection;
+ * the backend only moves bytes. A connection's life:
+ *
+ *   accepted / connected ──> open ──(close asked, EOF, error)──> closing
+ *   closing: the backend cancels what it has in flight and calls
+ *   nf__conn_released(); the loop then closes the fd, frees the queue and
+ *   delivers on_close exactly once, at a safe point of its iteration (never
+ *   from inside a call the program made). */
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+/* ---- socket options --------------------------------------------------------- */
+
+static int set_nodelay(int fd, int on)
+{
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0 ? -errno : 0;
+}
+
+static int set_keepalive(int fd, int on, int idle_s)
+{
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
+        return -errno;
+    if (on && idle_s > 0 && setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s)) < 0)
+        return -errno;
+    return 0;
+}
+
+static void apply_opts(int fd, int nodelay, int keepalive_s)
+{
+    if (nodelay >= 0)
+        set_nodelay(fd, 1);
+    if (keepalive_s > 0)
+        set_keepalive(fd, 1, keepalive_s);
+}
+
+/* ---- write queue -------------------------------------------------------- */
+
+static nf__wseg_t *seg_get(nf_loop_t *loop)
+{
+    nf__wseg_t *s = loop->seg_pool;
+    if (s) {
+        loop->seg_pool = s->next;
+        loop->seg_pool_len--;
+        return s;
+    }
+    return malloc(sizeof(*s));
+}
+
+static void seg_put(nf_loop_t *loop, nf__wseg_t *s)
+{
+    if (loop->seg_pool_len < 1024) {
+        s->next = loop->seg_pool;
+        loop->seg_pool = s;
+        loop->seg_pool_len++;
+    } else {
+        free(s);
+    }
+}
+
+/* A segment whose buffer came from the chunk pool may take more bytes at its
+ * end; those are marked by pointing free_arg at the loop (chunks have no
+ * free_cb, so free_arg is otherwise unused). */
+static bool seg_appendable(const nf_loop_t *loop, const nf__wseg_t *s)
+{
+    return s->buf->free_arg == (void *)loop && !s->buf->free_cb && s->buf->refs == 1;
+}
+
+static void queue_free(nf_conn_t *c)
+{
+    nf_loop_t *loop = c->loop;
+    nf__wseg_t *s = c->wq_head;
+    while (s) {
+        nf__wseg_t *n = s->next;
+        if (s->buf->free_arg == (void *)loop && !s->buf->free_cb) {
+            s->buf->free_arg = NULL;
+            nf__chunk_put(loop, s->buf);
+        } else {
+            nf_buf_unref(s->buf);
+        }
+        seg_put(loop, s);
+        s = n;
+    }
+    c->wq_head = c->wq_tail = NULL;
+    c->queued = 0;
+}
+
+int nf__conn_iov(const nf_conn_t *c, struct iovec *iov, int max)
+{
+    int n = 0;
+    for (const nf__wseg_t *s = c->wq_head; s && n < max; s = s->next, n++) {
+        iov[n].iov_base = s->buf->base + s->off;
+        iov[n].iov_len = s->buf->len - s->off;
+    }
+    return n;
+}
+
+static void schedule_flush(nf_conn_t *c)
+{
+    if (c->flags & (NF__C_IN_FLUSH | NF__C_SENDING | NF__C_CONNECTING | NF__C_CLOSING))
+        return;
+    c->flags |= NF__C_IN_FLUSH;
+    nf__list_push_back(&c->loop->flush, &c->fnode);
+}
+
+void nf__conn_schedule_flush(nf_conn_t *c) { schedule_flush(c); }
+
+static int write_check(const nf_conn_t *c)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_END | NF__C_SHUT_WR))
+        return NF_ECLOSED;
+    return 0;
+}
+
+NF__EXPORT int nf_conn_write(nf_conn_t *c, const void *data, size_t len)
+{
+    int err = write_check(c);
+    if (err)
+        return err;
+    if (len == 0)
+        return 0;
+    nf_loop_t *loop = c->loop;
+    const char *p = data;
+    size_t left = len;
+    nf__wseg_t *t = c->wq_tail;
+    if (t && seg_appendable(loop, t) && t->buf->cap > t->buf->len) {
+        size_t room = t->buf->cap - t->buf->len;
+        size_t n = left < room ? left : room;
+        memcpy(t->buf->base + t->buf->len, p, n);
+        t->buf->len += n;
+        p += n;
+        left -= n;
+    }
+    if (left > 0) {
+        nf__wseg_t *s = seg_get(loop);
+        nf_buf_t *b = s ? nf__chunk_get(loop, left) : NULL;
+        if (!b) {
+            free(s);
+            /* bytes already appended stay queued: report the failure */
+            c->queued += len - left;
+            schedule_flush(c);
+            return -ENOMEM;
+        }
+        memcpy(b->base, p, left);
+        b->len = left;
+        b->free_arg = loop;
+        s->buf = b;
+        s->off = 0;
+        s->next = NULL;
+        if (c->wq_tail)
+            c->wq_tail->next = s;
+        else
+            c->wq_head = s;
+        c->wq_tail = s;
+    }
+    c->queued += len;
+    schedule_flush(c);
+    return 0;
+}
+
+NF__EXPORT int nf_conn_write_buf(nf_conn_t *c, nf_buf_t *b)
+{
+    int err = write_check(c);
+    if (err || b->len == 0) {
+        nf_buf_unref(b);
+        return err;
+    }
+    nf__wseg_t *s = seg_get(c->loop);
+    if (!s) {
+        nf_buf_unref(b);
+        return -ENOMEM;
+    }
+    s->buf = b;
+    s->off = 0;
+    s->next = NULL;
+    if (c->wq_tail)
+        c->wq_tail->next = s;
+    else
+        c->wq_head = s;
+    c->wq_tail = s;
+    c->queued += b->len;
+    schedule_flush(c);
+    return 0;
+}
+
+NF__EXPORT size_t nf_conn_queued(const nf_conn_t *c) { return c->queued; }
+
+/* ---- closing -------------------------------------------------------------- */
+
+static void close_start(nf_conn_t *c, int reason)
+{
+    if (c->flags & NF__C_CLOSING)
+        return;
+    c->flags |= NF__C_CLOSING;
+    c->reason = reason;
+    if (c->flags & NF__C_IN_FLUSH) {
+        nf__list_remove(&c->fnode);
+        c->flags &= ~NF__C_IN_FLUSH;
+    }
+    c->loop->ops->stop_conn(c);
+}
+
+/* Close once the queue is empty (graceful). */
+static void end_start(nf_conn_t *c, int reason)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_END))
+        return;
+    c->flags |= NF__C_END;
+    c->reason = reason;
+    if (c->queued == 0 && !(c->flags & NF__C_SENDING))
+        close_start(c, reason);
+}
+
+void nf__conn_released(nf_conn_t *c)
+{
+    if (c->flags & NF__C_RELEASED)
+        return;
+    c->flags |= NF__C_RELEASED;
+    /* fnode is free: a closing connection is never on the flush list */
+    nf__list_push_back(&c->loop->closing, &c->fnode);
+}
+
+struct nf__connect_state {
+    nf_timer_t timer;
+    nf_addr_t addr;
+    struct resolve_job *job;
+};
+
+struct resolve_job {
+    nf_loop_t *loop;
+    nf_conn_t *conn; /* NULL once the connection gave up waiting */
+    char *host;
+    uint16_t port;
+    nf_addr_t addr;
+    int err;
+};
+
+static void finish_close(nf_conn_t *c)
+{
+    nf_loop_t *loop = c->loop;
+    if (c->fd >= 0) {
+        if (c->flags & NF__C_ABORT) {
+            struct linger lg = {1, 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        }
+        close(c->fd);
+        c->fd = -1;
+    }
+    queue_free(c);
+    if (c->cs) {
+        nf_timer_stop(&c->cs->timer);
+        if (c->cs->job)
+            c->cs->job->conn = NULL;
+        free(c->cs);
+        c->cs = NULL;
+    }
+    if (c->flags & NF__C_OPEN)
+        loop->stats.conns_open--;
+    loop->stats.conns_closed++;
+    nf_listener_t *l = c->listener;
+    if (l) {
+        l->conns--;
+        if (l->paused && !l->closing && l->conns < l->max_conns) {
+            l->paused = false;
+            loop->ops->pause_listener(l, false);
+        }
+    }
+    nf__list_remove(&c->node); /* off loop->conns */
+    loop->handles--;
+    c->h->on_close(c, c->reason);
+    free(c);
+}
+
+void nf__closing_run(nf_loop_t *loop)
+{
+    nf__list_t *n;
+    while ((n = nf__list_pop_front(&loop->closing)) != NULL)
+        finish_close(nf__container_of(n, nf_conn_t, fnode));
+    while ((n = nf__list_pop_front(&loop->lclosing)) != NULL) {
+        nf_listener_t *l = nf__container_of(n, nf_listener_t, node);
+        if (l->fd >= 0)
+            close(l->fd);
+        loop->handles--;
+        if (l->close_cb)
+            l->close_cb(l);
+        free(l);
+    }
+}
+
+NF__EXPORT void nf_conn_close(nf_conn_t *c) { close_start(c, NF_CLOSE_LOCAL); }
+
+NF__EXPORT void nf_conn_abort(nf_conn_t *c)
+{
+    if (c->flags & NF__C_CLOSING)
+        return;
+    c->flags |= NF__C_ABORT;
+    close_start(c, NF_CLOSE_LOCAL);
+}
+
+NF__EXPORT void nf_conn_end(nf_conn_t *c) { end_start(c, NF_CLOSE_LOCAL); }
+
+NF__EXPORT int nf_conn_is_closing(const nf_conn_t *c) { return (c->flags & (NF__C_CLOSING | NF__C_END)) != 0; }
+
+static void do_shutdown(nf_conn_t *c)
+{
+    c->flags |= NF__C_SHUT_DONE;
+    if (shutdown(c->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        close_start(c, -errno);
+    else if (c->flags & NF__C_EOF)
+        close_start(c, NF_EOF); /* both directions are done */
+}
+
+NF__EXPORT int nf_conn_shutdown(nf_conn_t *c)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_END))
+        return NF_ECLOSED;
+    if (c->flags & NF__C_SHUT_WR)
+        return 0;
+    c->flags |= NF__C_SHUT_WR;
+    if (c->queued == 0 && !(c->flags & (NF__C_SENDING | NF__C_CONNECTING)))
+        do_shutdown(c);
+    return 0;
+}
+
+/* ---- completions from the backend ------------------------------------------- */
+
+void nf__conn_read(nf_conn_t *c, nf_buf_t *b, size_t len)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_END))
+        return; /* closing: input is dropped */
+    nf_loop_t *loop = c->loop;
+    loop->stats.bytes_in += len;
+    loop->stats.reads++;
+    b->len = len;
+    loop->cur_read = b;
+    c->h->on_read(c, b->base, len);
+    loop->cur_read = NULL;
+}
+
+void nf__conn_read_end(nf_conn_t *c, int err)
+{
+    if (c->flags & NF__C_CLOSING)
+        return;
+    if (err < 0) {
+        close_start(c, err);
+        return;
+    }
+    c->flags |= NF__C_EOF;
+    if (c->flags & NF__C_END)
+        return;
+    if (c->flags & NF__C_SHUT_DONE) {
+        close_start(c, NF_EOF);
+        return;
+    }
+    if (c->h->on_eof)
+        c->h->on_eof(c);
+    else
+        end_start(c, NF_EOF);
+}
+
+NF__EXPORT nf_buf_t *nf_conn_keep_read(nf_conn_t *c)
+{
+    nf_loop_t *loop = c->loop;
+    nf_buf_t *b = loop->cur_read;
+    if (!b)
+        return NULL;
+    nf__rbuf_mark_kept(loop, b);
+    return nf_buf_ref(b);
+}
+
+static void sent(nf_conn_t *c, ssize_t res)
+{
+    nf_loop_t *loop = c->loop;
+    if (res < 0) {
+        close_start(c, (int)res);
+        return;
+    }
+    size_t left = (size_t)res;
+    loop->stats.bytes_out += left;
+    loop->stats.writes++;
+    c->queued -= left;
+    while (left > 0) {
+        nf__wseg_t *s = c->wq_head;
+        size_t avail = s->buf->len - s->off;
+        if (left < avail) {
+            s->off += left;
+            break;
+        }
+        left -= avail;
+        c->wq_head = s->next;
+        if (!c->wq_head)
+            c->wq_tail = NULL;
+        if (s->buf->free_arg == (void *)loop && !s->buf->free_cb) {
+            s->buf->free_arg = NULL;
+            nf__chunk_put(loop, s->buf);
+        } else {
+            nf_buf_unref(s->buf);
+        }
+        seg_put(loop, s);
+    }
+    if (c->queued > 0)
+        return;
+    if (c->flags & NF__C_END) {
+        close_start(c, c->reason);
+        return;
+    }
+    if ((c->flags & NF__C_SHUT_WR) && !(c->flags & NF__C_SHUT_DONE)) {
+        do_shutdown(c);
+        if (c->flags & NF__C_CLOSING)
+            return;
+    }
+    if (c->h->on_drain)
+        c->h->on_drain(c);
+}
+
+void nf__conn_sent(nf_conn_t *c, ssize_t res)
+{
+    c->flags &= ~NF__C_SENDING;
+    if (c->flags & NF__C_CLOSING)
+        return;
+    if (res == -EAGAIN || res == -EINTR)
+        res = 0;
+    sent(c, res);
+    if (!(c->flags & NF__C_CLOSING) && c->queued > 0)
+        schedule_flush(c);
+}
+
+void nf__flush_run(nf_loop_t *loop)
+{
+    nf__list_t *n;
+    while ((n = nf__list_pop_front(&loop->flush)) != NULL) {
+        nf_conn_t *c = nf__container_of(n, nf_conn_t, fnode);
+        c->flags &= ~NF__C_IN_FLUSH;
+        if (c->flags & (NF__C_CLOSING | NF__C_SENDING | NF__C_CONNECTING) || c->queued == 0)
+            continue;
+        int r = loop->ops->send(c);
+        if (r == NF__PENDING) {
+            c->flags |= NF__C_SENDING;
+            continue;
+        }
+        sent(c, r); /* known at once: bytes written (maybe 0), or -errno */
+    }
+}
+
+/* ---- accepted connections ----------------------------------------------------- */
+
+static nf_conn_t *conn_new(nf_loop_t *loop, const nf_conn_handler_t *h)
+{
+    nf_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->loop = loop;
+    c->h = h;
+    c->fd = -1;
+    loop->handles++;
+    nf__list_push_back(&loop->conns, &c->node);
+    return c;
+}
+
+static void conn_opened(nf_conn_t *c)
+{
+    nf_loop_t *loop = c->loop;
+    c->flags |= NF__C_OPEN;
+    loop->stats.conns_open++;
+    if (c->h->on_open)
+        c->h->on_open(c);
+    if (c->flags & NF__C_CLOSING)
+        return;
+    int err = loop->ops->start_conn(c);
+    if (err) {
+        close_start(c, err);
+        return;
+    }
+    c->flags |= NF__C_READING;
+    if (c->queued > 0)
+        schedule_flush(c);
+    if ((c->flags & NF__C_SHUT_WR) && c->queued == 0 && !(c->flags & NF__C_SHUT_DONE))
+        do_shutdown(c);
+}
+
+void nf__listener_accepted(nf_listener_t *l, int fd)
+{
+    nf_loop_t *loop = l->loop;
+    if (fd < 0)
+        return; /* transient accept errors (ECONNABORTED, EMFILE): keep accepting */
+    if (l->closing) {
+        close(fd);
+        return;
+    }
+    if (l->max_conns && l->conns >= l->max_conns) {
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        close(fd);
+        loop->stats.conns_refused++;
+        return;
+    }
+    nf_conn_t *c = conn_new(loop, l->h);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    c->listener = l;
+    l->conns++;
+    loop->stats.conns_accepted++;
+    apply_opts(fd, l->nodelay, l->keepalive_s);
+    if (l->max_conns && l->conns >= l->max_conns && l->on_limit == NF_LIMIT_PAUSE && !l->paused) {
+        l->paused = true;
+        loop->ops->pause_listener(l, true);
+    }
+    conn_opened(c);
+}
+
+void nf__listener_released(nf_listener_t *l) { nf__list_push_back(&l->loop->lclosing, &l->node); }
+
+/* ---- listeners -------------------------------------------------------------- */
+
+NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_listener_t **out)
+{
+    if (!cfg || !cfg->handler || !cfg->handler->on_close || !cfg->handler->on_read)
+        return -EINVAL;
+    nf_listener_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    int err = nf_addr_parse(&l->addr, cfg->host, cfg->port);
+    if (err) {
+        free(l);
+        return err;
+    }
+    int fd = socket(l->addr.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        err = -errno;
+        free(l);
+        return err;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (cfg->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto fail;
+    if (l->addr.u.sa.sa_family == AF_INET6) {
+        int v6only = cfg->ipv6_only ? 1 : 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    if (bind(fd, &l->addr.u.sa, l->addr.len) < 0 || listen(fd, cfg->backlog > 0 ? cfg->backlog : 511) < 0)
+        goto fail;
+    socklen_t len = sizeof(l->addr.u);
+    getsockname(fd, &l->addr.u.sa, &len);
+    l->addr.len = len;
+    l->loop = loop;
+    l->fd = fd;
+    l->h = cfg->handler;
+    l->data = cfg->data;
+    l->max_conns = cfg->max_conns;
+    l->on_limit = cfg->on_limit;
+    l->nodelay = cfg->nodelay;
+    l->keepalive_s = cfg->keepalive_s;
+    err = loop->ops->start_listener(l);
+    if (err) {
+        close(fd);
+        free(l);
+        return err;
+    }
+    loop->handles++;
+    *out = l;
+    return 0;
+fail:
+    err = -errno;
+    close(fd);
+    free(l);
+    return err;
+}
+
+NF__EXPORT int nf_listener_addr(const nf_listener_t *l, nf_addr_t *out)
+{
+    *out = l->addr;
+    return 0;
+}
+
+NF__EXPORT unsigned nf_listener_conns(const nf_listener_t *l) { return l->conns; }
+
+NF__EXPORT void nf_listener_close(nf_listener_t *l, void (*cb)(nf_listener_t *l))
+{
+    if (l->closing)
+        return;
+    l->closing = true;
+    l->close_cb = cb;
+    nf_loop_t *loop = l->loop;
+    /* Connections outlive their listener: forget it in each of them. */
+    for (nf__list_t *n = loop->conns.next; n != &loop->conns; n = n->next) {
+        nf_conn_t *c = nf__container_of(n, nf_conn_t, node);
+        if (c->listener == l)
+            c->listener = NULL;
+    }
+    l->conns = 0;
+    loop->ops->stop_listener(l);
+}
+
+NF__EXPORT void *nf_listener_get_data(const nf_listener_t *l) { return l->data; }
+NF__EXPORT void nf_listener_set_data(nf_listener_t *l, void *data) { l->data = data; }
+
+/* ---- outbound connections --------------------------------------------------- */
+
+const nf_addr_t *nf__conn_target(const nf_conn_t *c) { return &c->cs->addr; }
+
+static void connect_timeout(nf_timer_t *t)
+{
+    nf_conn_t *c = t->data;
+    close_start(c, -ETIMEDOUT);
+}
+
+static void connect_start(nf_conn_t *c)
+{
+    nf_loop_t *loop = c->loop;
+    int fd = socket(c->cs->addr.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        close_start(c, -errno);
+        return;
+    }
+    c->fd = fd;
+    int err = loop->ops->connect(c);
+    if (err && err != NF__PENDING)
+        close_start(c, err);
+}
+
+void nf__conn_connected(nf_conn_t *c, int res)
+{
+    if (c->flags & NF__C_CLOSING)
+        return;
+    c->flags &= ~NF__C_CONNECTING;
+    if (res < 0) {
+        close_start(c, res);
+        return;
+    }
+    nf_timer_stop(&c->cs->timer);
+    free(c->cs);
+    c->cs = NULL;
+    c->loop->stats.conns_connected++;
+    conn_opened(c);
+}
+
+static void resolved(nf_loop_t *loop, void *arg)
+{
+    struct resolve_job *job = arg;
+    nf_conn_t *c = job->conn;
+    loop->handles--;
+    if (c) {
+        c->cs->job = NULL;
+        if (job->err)
+            close_start(c, job->err);
+        else {
+            c->cs->addr = job->addr;
+            connect_start(c);
+        }
+    }
+    free(job->host);
+    free(job);
+}
+
+static void *resolve_thread(void *arg)
+{
+    struct resolve_job *job = arg;
+    nf_loop_t *loop = job->loop; /* never job->conn: the loop owns it */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC}, *res = NULL;
+    int rc = getaddrinfo(job->host, NULL, &hints, &res);
+    if (rc != 0 || !res || res->ai_addrlen > sizeof(job->addr.u)) {
+        job->err = NF_EADDR;
+    } else {
+        memcpy(&job->addr.u, res->ai_addr, res->ai_addrlen);
+        job->addr.len = res->ai_addrlen;
+        if (job->addr.u.sa.sa_family == AF_INET)
+            job->addr.u.in4.sin_port = htons(job->port);
+        else
+            job->addr.u.in6.sin6_port = htons(job->port);
+    }
+    if (res)
+        freeaddrinfo(res);
+    /* The job counts as a loop handle until `resolved` runs, so the loop is
+     * still there. If the post fails (no memory), the job is lost with its
+     * handle: the loop then reports itself busy instead of touching freed
+     * memory. */
+    nf_loop_post(loop, resolved, job);
+    return NULL;
+}
+
+NF__EXPORT int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_conn_t **out)
+{
+    if (!cfg || !cfg->handler || !cfg->handler->on_close || !cfg->handler->on_read || !cfg->host)
+        return -EINVAL;
+    nf_conn_t *c = conn_new(loop, cfg->handler);
+    if (!c)
+        return -ENOMEM;
+    c->cs = calloc(1, sizeof(*c->cs));
+    if (!c->cs) {
+        nf__list_remove(&c->node);
+        loop->handles--;
+        free(c);
+        return -ENOMEM;
+    }
+    c->data = cfg->data;
+    c->flags |= NF__C_CONNECTING;
+    nf_timer_init(loop, &c->cs->timer);
+    c->cs->timer.data = c;
+    if (cfg->timeout_ms)
+        nf_timer_start(&c->cs->timer, connect_timeout, cfg->timeout_ms, 0);
+    *out = c;
+
+    if (nf_addr_parse(&c->cs->addr, cfg->host, cfg->port) == 0) {
+        connect_start(c);
+        /* options go on the socket before the connect completes */
+        if (c->fd >= 0) {
+            if (cfg->nodelay >= 0)
+                set_nodelay(c->fd, 1);
+            if (cfg->keepalive_s > 0)
+                set_keepalive(c->fd, 1, cfg->keepalive_s);
+        }
+        return 0;
+    }
+    struct resolve_job *job = calloc(1, sizeof(*job));
+    char *host = strdup(cfg->host);
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (job && host) {
+        job->loop = loop;
+        job->conn = c;
+        job->host = host;
+        job->port = cfg->port;
+        c->cs->job = job;
+        loop->handles++;
+        if (pthread_create(&th, &attr, resolve_thread, job) == 0) {
+            pthread_attr_destroy(&attr);
+            return 0;
+        }
+        loop->handles--;
+        c->cs->job = NULL;
+    }
+    pthread_attr_destroy(&attr);
+    free(job);
+    free(host);
+    close_start(c, -ENOMEM);
+    return 0;
+}
+
+/* ---- accessors ----------------------------------------------------------------- */
+
+NF__EXPORT int nf_conn_local_addr(const nf_conn_t *c, nf_addr_t *out)
+{
+    socklen_t len = sizeof(out->u);
+    if (getsockname(c->fd, &out->u.sa, &len) < 0)
+        return -errno;
+    out->len = len;
+    return 0;
+}
+
+NF__EXPORT int nf_conn_peer_addr(const nf_conn_t *c, nf_addr_t *out)
+{
+    socklen_t len = sizeof(out->u);
+    if (getpeername(c->fd, &out->u.sa, &len) < 0)
+        return -errno;
+    out->len = len;
+    return 0;
+}
+
+NF__EXPORT int nf_conn_set_nodelay(nf_conn_t *c, int on) { return set_nodelay(c->fd, on ? 1 : 0); }
+NF__EXPORT int nf_conn_set_keepalive(nf_conn_t *c, int on, int idle_s) { return set_keepalive(c->fd, on ? 1 : 0, idle_s); }
+NF__EXPORT nf_loop_t *nf_conn_loop(const nf_conn_t *c) { return c->loop; }
+NF__EXPORT nf_listener_t *nf_conn_listener(const nf_conn_t *c) { return c->listener; }
+NF__EXPORT int nf_conn_fd(const nf_conn_t *c) { return c->fd; }
+NF__EXPORT void *nf_conn_get_data(const nf_conn_t *c) { return c->data; }
+NF__EXPORT void nf_conn_set_data(nf_conn_t *c, void *data) { c->data = data; }
+NF__EXPORT void nf_conn_set_handler(nf_conn_t *c, const nf_conn_handler_t *h) { c->h = h; }
+
+NF__EXPORT void nf_conn_walk(nf_loop_t *loop, void (*fn)(nf_conn_t *c, void *arg), void *arg)
+{
+    nf__list_t *n = loop->conns.next;
+    while (n != &loop->conns) {
+        nf__list_t *next = n->next;
+        nf_conn_t *c = nf__container_of(n, nf_conn_t, node);
+        if (!(c->flags & NF__C_CLOSING))
+            fn(c, arg);
+        n = next;
+    }
+}
