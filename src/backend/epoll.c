@@ -292,6 +292,8 @@ static int e_wait(nf_loop_t *loop, int timeout_ms)
     int n = epoll_wait(e->epfd, e->events, (int)e->nevents, timeout_ms);
     if (n < 0)
         return -errno;
+    if (timeout_ms != 0)
+        nf_loop_update_time(loop); /* callbacks arm timers from the time of the event */
     for (int i = 0; i < n; i++) {
         uint64_t d = e->events[i].data.u64;
         void *p = (void *)(uintptr_t)(d & ~(uint64_t)T_MASK);

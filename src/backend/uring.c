@@ -620,6 +620,8 @@ static int u_wait(nf_loop_t *loop, int timeout_ms)
     }
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
         return r;
+    if (timeout_ms != 0)
+        nf_loop_update_time(loop); /* callbacks arm timers from the time of the event */
     int total = 0;
     for (int round = 0; round < 4; round++) {
         unsigned head, n = 0;

@@ -75,6 +75,7 @@ struct nf_loop {
     uint64_t now;
     bool stop;
     bool freeing;
+    bool running; /* inside nf_loop_run: `now` is fresh */
     unsigned handles; /* open listeners + connections, pending closes */
 
     /* timers: binary min-heap of pointers */

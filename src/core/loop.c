@@ -201,6 +201,8 @@ void nf__posts_run(nf_loop_t *loop)
     }
 }
 
+static int run(nf_loop_t *loop, nf_run_mode_t mode);
+
 /* ---- iterations ----------------------------------------------------------- */
 
 static int iterate(nf_loop_t *loop, nf_run_mode_t mode)
@@ -236,6 +238,14 @@ static int iterate(nf_loop_t *loop, nf_run_mode_t mode)
 NF__EXPORT int nf_loop_run(nf_loop_t *loop, nf_run_mode_t mode)
 {
     loop->stop = false;
+    loop->running = true;
+    int r = run(loop, mode);
+    loop->running = false;
+    return r;
+}
+
+static int run(nf_loop_t *loop, nf_run_mode_t mode)
+{
     if (mode != NF_RUN_DEFAULT) {
         int r = iterate(loop, mode);
         nf__flush_run(loop); /* hand writes made by the callbacks to the kernel */

@@ -77,6 +77,8 @@ NF__EXPORT void nf_timer_init(nf_loop_t *loop, nf_timer_t *t)
 NF__EXPORT int nf_timer_start(nf_timer_t *t, nf_timer_cb cb, uint64_t timeout_ms, uint64_t repeat_ms)
 {
     nf_loop_t *loop = t->loop;
+    if (!loop->running)
+        nf_loop_update_time(loop); /* armed from outside the loop: `now` may be old */
     if (t->heap_index != NOT_ARMED)
         heap_remove(loop, t);
     else if (loop->heap_len == loop->heap_cap) {

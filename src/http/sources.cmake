@@ -1,0 +1,5 @@
+# netframe — HTTP/1.1 head parser and writer (sans-I/O). Included from the
+# top-level CMakeLists.txt; paths are relative to the project root.
+list(APPEND NF_SOURCES
+  src/http/http.c
+)
