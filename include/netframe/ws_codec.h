@@ -331,13 +331,15 @@ struct nf_ws_decoder {
     uint8_t ctl[125];
 };
 
-/* Initialises d for cfg (may not be NULL) and cbs (copied). Returns 0 or
- * -EINVAL (bad role). Allocates nothing; whole-message mode allocates its
+/* Initialises d for cfg (may not be NULL) and cbs (copied); d->data is kept,
+ * so it may be set before or after. Returns 0 or -EINVAL (bad role or
+ * rsv_allowed). Allocates nothing; whole-message mode allocates its
  * accumulator on the first fragmented or compressed message and reuses it. */
 int nf_ws_decoder_init(nf_ws_decoder_t *d, const nf_ws_decoder_config_t *cfg,
                        const nf_ws_decoder_cbs_t *cbs);
 
-/* Frees what the decoder allocated. Does not free d or the pmd. */
+/* Frees what the decoder allocated. Does not free d or the pmd. Not to be
+ * called from one of its callbacks. */
 void nf_ws_decoder_free(nf_ws_decoder_t *d);
 
 /* Decodes buf[0..len), which may end anywhere. Payload bytes are unmasked IN
@@ -384,7 +386,8 @@ typedef struct nf_ws_encoder {
     uint8_t rnd[64];
 } nf_ws_encoder_t;
 
-/* Initialises e. Returns 0 or -EINVAL. Allocates nothing. */
+/* Initialises e (e->data is kept). Returns 0 or -EINVAL (bad role).
+ * Allocates nothing. */
 int nf_ws_encoder_init(nf_ws_encoder_t *e, const nf_ws_encoder_config_t *cfg);
 
 /* Prepares one message (text, binary, or a control frame of at most 125

@@ -2,16 +2,38 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "netframe/http.h"
+#include "netframe/ws_codec.h"
+
+#define CODES(X) \
+    X(NF_EOF, "connection closed by peer") \
+    X(NF_ECLOSED, "closing or closed") \
+    X(NF_ELIMIT, "limit reached") \
+    X(NF_EBACKEND, "backend not available") \
+    X(NF_EADDR, "bad or unresolvable address") \
+    X(NF_EHTTP_INCOMPLETE, "HTTP head incomplete") \
+    X(NF_EHTTP_BAD, "malformed HTTP head (400)") \
+    X(NF_EHTTP_TOOLARGE, "HTTP header too large (431)") \
+    X(NF_EHTTP_VERSION, "HTTP version not supported (505)") \
+    X(NF_EHTTP_URITOOLONG, "HTTP request line too long (414)") \
+    X(NF_EHTTP_NOSPACE, "output buffer too small") \
+    X(NF_EHTTP_INVALID, "invalid HTTP head argument") \
+    X(NF_EWS_PROTOCOL, "WebSocket protocol error (1002)") \
+    X(NF_EWS_UTF8, "WebSocket invalid UTF-8 (1007)") \
+    X(NF_EWS_TOOBIG, "WebSocket message too big (1009)") \
+    X(NF_EWS_POLICY, "WebSocket policy violation (1008)") \
+    X(NF_EWS_INFLATE, "WebSocket corrupt compressed data (1007)") \
+    X(NF_EWS_CLOSED, "WebSocket closed") \
+    X(NF_EWS_EXTENSION, "WebSocket extension negotiation failed (1010)")
+
 
 NF__EXPORT const char *nf_strerror(int err)
 {
+#define MSG(code, text) \
+    case code: return text;
     switch (err) {
     case 0: return "ok";
-    case NF_EOF: return "connection closed by peer";
-    case NF_ECLOSED: return "closing or closed";
-    case NF_ELIMIT: return "limit reached";
-    case NF_EBACKEND: return "backend not available";
-    case NF_EADDR: return "bad or unresolvable address";
+    CODES(MSG)
     }
     if (err < 0 && err > -4096)
         return strerror(-err); /* glibc: static strings for known codes */
@@ -20,13 +42,11 @@ NF__EXPORT const char *nf_strerror(int err)
 
 NF__EXPORT const char *nf_err_name(int err)
 {
+#define NAME(code, text) \
+    case code: return #code;
     switch (err) {
     case 0: return "ok";
-    case NF_EOF: return "NF_EOF";
-    case NF_ECLOSED: return "NF_ECLOSED";
-    case NF_ELIMIT: return "NF_ELIMIT";
-    case NF_EBACKEND: return "NF_EBACKEND";
-    case NF_EADDR: return "NF_EADDR";
+    CODES(NAME)
     }
     if (err < 0 && err > -4096) {
         const char *n = strerrorname_np(-err);
