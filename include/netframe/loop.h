@@ -44,8 +44,9 @@ void nf_loop_config_init(nf_loop_config_t *cfg);
 int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg);
 
 /* Frees a loop. Every listener and connection must have been closed and their
- * close callbacks run (run the loop until nf_loop_alive() is 0); returns
- * -EBUSY otherwise and frees nothing. */
+ * close callbacks run, every timer stopped and every post run (run the loop
+ * until nf_loop_alive() is 0), and every read buffer kept with
+ * nf_conn_keep_read() released; returns -EBUSY otherwise and frees nothing. */
 int nf_loop_free(nf_loop_t *loop);
 
 typedef enum nf_run_mode {

@@ -50,8 +50,9 @@ uint16_t nf_addr_port(const nf_addr_t *a);
 #define NF_CLOSE_LOCAL 0 /* nf_conn_close / nf_conn_end / nf_conn_abort */
 /* NF_EOF: the peer closed (and on_eof was NULL or the write side is done);
  * -ECONNRESET: the peer reset; -ETIMEDOUT: a timeout (connect or filter);
- * -ECONNREFUSED, -EPIPE, ...: the error that ended the connection;
- * NF_ELIMIT: turned away by a listener's connection limit (never opened). */
+ * -ECONNREFUSED, -EPIPE, ...: the error that ended the connection.
+ * (A connection turned away by a listener's limit never becomes an
+ * nf_conn_t: it is only counted in conns_refused.) */
 
 typedef struct nf_conn_handler {
     /* The connection is established (accepted, or the connect completed). */
@@ -149,7 +150,8 @@ size_t nf_conn_queued(const nf_conn_t *c);
 /* Inside on_read only: returns a new reference to a buffer whose base/len are
  * exactly the bytes of this read, valid until nf_buf_unref. No copy is made:
  * the loop replaces the read buffer it hands out. NULL outside on_read or on
- * -ENOMEM. */
+ * -ENOMEM. Release it on the loop's thread, before nf_loop_free (which
+ * returns -EBUSY while buffers are kept). */
 nf_buf_t *nf_conn_keep_read(nf_conn_t *c);
 
 /* Half-close: once queued bytes are sent, shut down the write side (the peer

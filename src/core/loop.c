@@ -95,7 +95,10 @@ NF__EXPORT int nf_loop_free(nf_loop_t *loop)
 {
     if (!loop)
         return 0;
-    if (loop->handles > 0)
+    /* Anything still pointing at the loop makes freeing it unsafe: open
+     * handles, armed timers, posts not yet run, read buffers the program
+     * kept (they count themselves in the loop's stats when dropped). */
+    if (nf_loop_alive(loop) > 0 || loop->stats.bufs_kept > 0)
         return -EBUSY;
     pthread_mutex_lock(&loop->post_mu);
     loop->freeing = true;

@@ -1,0 +1,608 @@
+/* netframe integration tests — shared helpers (see helpers.h). */
+#include "helpers.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <linux/io_uring.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- time -------------------------------------------------------------- */
+
+uint64_t h_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t h_now_ms(void)
+{
+    return h_now_ns() / 1000000u;
+}
+
+void h_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ---- loop driving ------------------------------------------------------ */
+
+static void h_tick_cb(nf_timer_t *t)
+{
+    (void)t;
+}
+
+void h_runner_begin(h_runner_t *r, nf_loop_t *loop, unsigned timeout_ms)
+{
+    r->loop = loop;
+    r->deadline = h_now_ms() + timeout_ms;
+    nf_timer_init(loop, &r->tick);
+    int rc = nf_timer_start(&r->tick, h_tick_cb, H_TICK_MS, H_TICK_MS);
+    if (rc != 0)
+        fail_msg("nf_timer_start(tick) = %d (%s)", rc, nf_err_name(rc));
+}
+
+int h_runner_step(h_runner_t *r)
+{
+    if (h_now_ms() >= r->deadline)
+        return 0;
+    int rc = nf_loop_run(r->loop, NF_RUN_ONCE);
+    if (rc < 0) {
+        nf_timer_stop(&r->tick);
+        fail_msg("nf_loop_run(NF_RUN_ONCE) = %d (%s)", rc, nf_err_name(rc));
+    }
+    return 1;
+}
+
+void h_runner_end(h_runner_t *r)
+{
+    nf_timer_stop(&r->tick);
+}
+
+void h_run_for(nf_loop_t *loop, unsigned ms)
+{
+    h_runner_t r;
+    h_runner_begin(&r, loop, ms);
+    while (h_runner_step(&r)) {
+    }
+    h_runner_end(&r);
+}
+
+int h_run_until_idle(nf_loop_t *loop, unsigned timeout_ms)
+{
+    if (nf_loop_alive(loop) == 0)
+        return 1;
+    h_runner_t r;
+    h_runner_begin(&r, loop, timeout_ms);
+    /* The tick timer itself counts as one live handle. */
+    while (nf_loop_alive(loop) > 1 && h_runner_step(&r)) {
+    }
+    h_runner_end(&r);
+    return nf_loop_alive(loop) == 0;
+}
+
+void h_print_backend(nf_loop_t *loop)
+{
+    static char last[256];
+    if (strncmp(last, nf_loop_features(loop), sizeof last - 1) != 0) {
+        snprintf(last, sizeof last, "%s", nf_loop_features(loop));
+        print_message("[ info     ] backend=%s features=\"%s\"\n", nf_loop_backend_name(loop),
+                      nf_loop_features(loop));
+    }
+}
+
+/* Can this process create an io_uring at all? Asked with the raw syscall,
+ * so the answer does not depend on the library under test. */
+static int h_kernel_has_uring(void)
+{
+#ifdef __NR_io_uring_setup
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    int fd = (int)syscall(__NR_io_uring_setup, 4, &p);
+    if (fd >= 0) {
+        close(fd);
+        return 1;
+    }
+#endif
+    return 0;
+}
+
+nf_loop_t *h_loop_new_cfg(const nf_loop_config_t *cfg)
+{
+    nf_loop_t *loop = NULL;
+    int rc = nf_loop_new(&loop, cfg);
+    const char *want = getenv("NF_BACKEND");
+    if (rc == NF_EBACKEND && want && strcmp(want, "uring") == 0 && !h_kernel_has_uring()) {
+        print_message("[ info     ] io_uring is not available here: skipped\n");
+        skip();
+    }
+    if (rc != 0 || loop == NULL)
+        fail_msg("nf_loop_new = %d (%s)", rc, nf_err_name(rc));
+    const char *name = nf_loop_backend_name(loop);
+    if (want && strcmp(want, "uring") == 0 && strcmp(name, "io_uring") != 0)
+        fail_msg("NF_BACKEND=uring but the loop runs %s", name);
+    if (want && strcmp(want, "epoll") == 0 && strcmp(name, "epoll") != 0)
+        fail_msg("NF_BACKEND=epoll but the loop runs %s", name);
+    h_print_backend(loop);
+    return loop;
+}
+
+nf_loop_t *h_loop_new(void)
+{
+    return h_loop_new_cfg(NULL);
+}
+
+void h_loop_finish(nf_loop_t *loop, unsigned timeout_ms)
+{
+    if (!h_run_until_idle(loop, timeout_ms))
+        fail_msg("loop still has %u live handles after %u ms", nf_loop_alive(loop), timeout_ms);
+    int rc = nf_loop_free(loop);
+    if (rc != 0)
+        fail_msg("nf_loop_free = %d (%s)", rc, nf_err_name(rc));
+}
+
+nf_loop_stats_t h_stats(nf_loop_t *loop)
+{
+    nf_loop_stats_t s;
+    memset(&s, 0xab, sizeof s); /* make fields the library forgot to fill visible */
+    nf_loop_stats(loop, &s);
+    return s;
+}
+
+/* ---- listeners / connectors -------------------------------------------- */
+
+uint16_t h_listen_cfg(nf_loop_t *loop, nf_listen_config_t *cfg, nf_listener_t **out)
+{
+    nf_listener_t *l = NULL;
+    int rc = nf_listen(loop, cfg, &l);
+    if (rc != 0 || l == NULL)
+        fail_msg("nf_listen(%s) = %d (%s)", cfg->host ? cfg->host : "NULL", rc, nf_err_name(rc));
+    nf_addr_t a;
+    memset(&a, 0, sizeof a);
+    rc = nf_listener_addr(l, &a);
+    if (rc != 0)
+        fail_msg("nf_listener_addr = %d (%s)", rc, nf_err_name(rc));
+    uint16_t port = nf_addr_port(&a);
+    if (port == 0)
+        fail_msg("nf_listener_addr returned port 0");
+    *out = l;
+    return port;
+}
+
+uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data,
+                  nf_listener_t **out)
+{
+    nf_listen_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.host = host;
+    cfg.handler = h;
+    cfg.data = data;
+    cfg.backlog = 1024;
+    return h_listen_cfg(loop, &cfg, out);
+}
+
+nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h,
+                     void *data)
+{
+    nf_connect_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.host = host;
+    cfg.port = port;
+    cfg.handler = h;
+    cfg.data = data;
+    nf_conn_t *c = NULL;
+    int rc = nf_connect(loop, &cfg, &c);
+    if (rc != 0 || c == NULL)
+        fail_msg("nf_connect(%s:%u) = %d (%s)", host, port, rc, nf_err_name(rc));
+    return c;
+}
+
+/* ---- echo server ------------------------------------------------------- */
+
+h_echo_state_t h_echo;
+
+void h_echo_reset(void)
+{
+    memset(&h_echo, 0, sizeof h_echo);
+}
+
+static void h_echo_on_open(nf_conn_t *c)
+{
+    (void)c;
+    h_echo.opened++;
+}
+
+static void h_echo_on_read(nf_conn_t *c, const char *data, size_t len)
+{
+    h_echo.reads++;
+    int rc = nf_conn_write(c, data, len);
+    if (rc != 0)
+        h_echo.write_errors++;
+    else
+        h_echo.bytes += len;
+}
+
+static void h_echo_on_close(nf_conn_t *c, int reason)
+{
+    (void)c;
+    h_echo.closed++;
+    h_echo.last_reason = reason;
+    if (reason == NF_EOF)
+        h_echo.close_eof++;
+    else if (reason == -ECONNRESET)
+        h_echo.close_reset++;
+    else if (reason == NF_CLOSE_LOCAL)
+        h_echo.close_local++;
+    else if (reason == NF_ELIMIT)
+        h_echo.close_limit++;
+    else
+        h_echo.close_other++;
+}
+
+const nf_conn_handler_t h_echo_handler = {
+    .on_open = h_echo_on_open,
+    .on_read = h_echo_on_read,
+    .on_close = h_echo_on_close,
+};
+
+/* ---- patterns ---------------------------------------------------------- */
+
+void h_pattern_fill(void *buf, size_t len, uint64_t off, uint32_t seed)
+{
+    unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++)
+        p[i] = h_pattern_byte(off + i, seed);
+}
+
+size_t h_pattern_check(const void *buf, size_t len, uint64_t off, uint32_t seed)
+{
+    const unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != h_pattern_byte(off + i, seed))
+            return i;
+    return SIZE_MAX;
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+void h_result_fail(h_result_t *r, const char *fmt, ...)
+{
+    if (r->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->failed = 1;
+}
+
+pthread_t h_thread_start(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, fn, arg);
+    if (rc != 0)
+        fail_msg("pthread_create: %s", strerror(rc));
+    return t;
+}
+
+void h_thread_join(pthread_t t, unsigned timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    int rc = pthread_timedjoin_np(t, NULL, &ts);
+    if (rc != 0)
+        fail_msg("peer thread did not finish within %u ms (%s)", timeout_ms, strerror(rc));
+}
+
+/* ---- plain sockets ------------------------------------------------------ */
+
+static int h_make_addr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, ip, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        *len = sizeof *in4;
+        return AF_INET;
+    }
+    if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        *len = sizeof *in6;
+        return AF_INET6;
+    }
+    return -1;
+}
+
+int h_set_nonblock(int fd, int on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
+}
+
+int h_tcp_connect(const char *ip, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fam = h_make_addr(ip, port, &ss, &len);
+    if (fam < 0)
+        return -EINVAL;
+    int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int rc;
+    do {
+        rc = connect(fd, (struct sockaddr *)&ss, len);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int h_tcp_connect_nb(const char *ip, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fam = h_make_addr(ip, port, &ss, &len);
+    if (fam < 0)
+        return -EINVAL;
+    int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+void h_close_reset(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}
+
+static int h_wait_fd(int fd, short events, uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = h_now_ms();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = fd, .events = events};
+        int rc = poll(&p, 1, (int)(deadline - now));
+        if (rc > 0)
+            return 0;
+        if (rc < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+int h_send_all(int fd, const void *buf, size_t len, unsigned timeout_ms)
+{
+    const char *p = buf;
+    uint64_t deadline = h_now_ms() + timeout_ms;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int rc = h_wait_fd(fd, POLLOUT, deadline);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+ssize_t h_recv_full(int fd, void *buf, size_t len, unsigned timeout_ms)
+{
+    char *p = buf;
+    size_t got = 0;
+    uint64_t deadline = h_now_ms() + timeout_ms;
+    while (got < len) {
+        ssize_t n = recv(fd, p + got, len - got, MSG_DONTWAIT);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return (ssize_t)got;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int rc = h_wait_fd(fd, POLLIN, deadline);
+        if (rc < 0)
+            return rc;
+    }
+    return (ssize_t)got;
+}
+
+int h_recv_eof(int fd, unsigned timeout_ms)
+{
+    uint64_t deadline = h_now_ms() + timeout_ms;
+    char buf[4096];
+    int extra = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0)
+            return extra;
+        if (n > 0) {
+            extra += (int)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int rc = h_wait_fd(fd, POLLIN, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int h_echo_roundtrip(int fd, size_t size, uint32_t seed, unsigned timeout_ms, char *err,
+                     size_t errlen)
+{
+    enum { CHUNK = 256 * 1024 };
+    char *out = malloc(CHUNK);
+    char *in = malloc(CHUNK);
+    if (!out || !in) {
+        free(out);
+        free(in);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t sent = 0, got = 0;
+    size_t out_off = 0, out_len = 0; /* out holds pattern bytes [out_off, out_off+out_len) */
+    uint64_t deadline = h_now_ms() + timeout_ms;
+    int ret = -1;
+    while (got < size) {
+        uint64_t now = h_now_ms();
+        if (now >= deadline) {
+            snprintf(err, errlen, "size %zu: timeout after %u ms (sent %zu, echoed %zu)", size,
+                     timeout_ms, sent, got);
+            goto out;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < size ? POLLOUT : 0)};
+        int pr = poll(&p, 1, (int)(deadline - now));
+        if (pr < 0 && errno != EINTR) {
+            snprintf(err, errlen, "poll: %s", strerror(errno));
+            goto out;
+        }
+        if (pr <= 0)
+            continue;
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(fd, in, CHUNK, MSG_DONTWAIT);
+            if (n == 0) {
+                snprintf(err, errlen, "size %zu: EOF after %zu echoed bytes", size, got);
+                goto out;
+            }
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                snprintf(err, errlen, "size %zu: recv after %zu bytes: %s", size, got,
+                         strerror(errno));
+                goto out;
+            }
+            if (n > 0) {
+                if (got + (size_t)n > sent) {
+                    snprintf(err, errlen, "size %zu: got %zu echo bytes but sent only %zu", size,
+                             got + (size_t)n, sent);
+                    goto out;
+                }
+                size_t bad = h_pattern_check(in, (size_t)n, got, seed);
+                if (bad != SIZE_MAX) {
+                    snprintf(err, errlen, "size %zu: echo byte %zu is 0x%02x, expected 0x%02x",
+                             size, got + bad, (unsigned char)in[bad],
+                             h_pattern_byte(got + bad, seed));
+                    goto out;
+                }
+                got += (size_t)n;
+            }
+        }
+        if (sent < size && (p.revents & POLLOUT)) {
+            if (sent >= out_off + out_len) {
+                out_off = sent;
+                out_len = size - sent < CHUNK ? size - sent : CHUNK;
+                h_pattern_fill(out, out_len, out_off, seed);
+            }
+            size_t avail = out_off + out_len - sent;
+            ssize_t n = send(fd, out + (sent - out_off), avail, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                snprintf(err, errlen, "size %zu: send after %zu bytes: %s", size, sent,
+                         strerror(errno));
+                goto out;
+            }
+            if (n > 0)
+                sent += (size_t)n;
+        }
+    }
+    ret = 0;
+out:
+    free(out);
+    free(in);
+    return ret;
+}
+
+/* ---- process resources ------------------------------------------------- */
+
+int h_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        fail_msg("opendir(/proc/self/fd): %s", strerror(errno));
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+unsigned long h_raise_nofile(unsigned long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        fail_msg("getrlimit: %s", strerror(errno));
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            fail_msg("setrlimit(RLIMIT_NOFILE, %lu): %s", want, strerror(errno));
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? want : (unsigned long)rl.rlim_cur;
+}
+
+uint16_t h_closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        fail_msg("socket: %s", strerror(errno));
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        fail_msg("bind/getsockname: %s", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
