@@ -133,6 +133,13 @@ typedef struct nf_connect_config {
  * never blocks on DNS. Returns 0, or -ENOMEM / -EINVAL (no callback then). */
 int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_conn_t **out);
 
+/* Makes a connected TCP socket a connection of this loop (an acceptor thread
+ * handing sockets to loops, or a socket from elsewhere). Loop thread only.
+ * On success the loop owns fd, on_open runs at once, and *out (may be NULL)
+ * is set; counted in conns_accepted. On failure (-EINVAL, -ENOMEM) the
+ * caller still owns fd. */
+int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h, void *data, nf_conn_t **out);
+
 /* ---- connections ------------------------------------------------------ */
 
 /* Queues a copy of data for sending. Bytes leave in the order written.

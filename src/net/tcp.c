@@ -517,6 +517,22 @@ void nf__listener_accepted(nf_listener_t *l, int fd)
     conn_opened(c);
 }
 
+NF__EXPORT int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h, void *data, nf_conn_t **out)
+{
+    if (fd < 0 || !h || !h->on_read || !h->on_close)
+        return -EINVAL;
+    nf_conn_t *c = conn_new(loop, h);
+    if (!c)
+        return -ENOMEM;
+    c->fd = fd;
+    c->data = data;
+    if (out)
+        *out = c;
+    loop->stats.conns_accepted++;
+    conn_opened(c);
+    return 0;
+}
+
 void nf__listener_released(nf_listener_t *l) { nf__list_push_back(&l->loop->lclosing, &l->node); }
 
 /* ---- listeners -------------------------------------------------------------- */
