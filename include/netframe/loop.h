@@ -107,6 +107,11 @@ typedef struct nf_loop_stats {
     uint64_t bufs_starved;    /* times the read buffer ring ran dry */
     uint64_t timers_active;   /* timers armed now */
     uint64_t iterations;      /* loop iterations */
+    /* flow control (flow.h), over this loop's connections */
+    uint64_t flow_bytes_held;     /* held in flow-control queues now */
+    uint64_t flow_held_hwm;       /* the most one connection ever held */
+    uint64_t flow_writes_dropped; /* writes discarded by policy */
+    uint64_t conns_closed_slow;   /* closed as slow consumers (NF_ESLOW) */
 } nf_loop_stats_t;
 
 /* Copies the loop's counters into *out. Loop thread (or a stopped loop). */

@@ -12,5 +12,7 @@
 #include "loop.h"
 #include "timer.h"
 #include "tcp.h"
+#include "filter.h"
+#include "flow.h"
 
 #endif

@@ -68,7 +68,12 @@ typedef struct nf_conn_handler {
     void (*on_drain)(nf_conn_t *c);
     /* Required. Exactly once per connection, with the reason. */
     void (*on_close)(nf_conn_t *c, int reason);
+    /* Optional. An urgent (out-of-band) byte arrived. Set it to receive
+     * urgent data apart from the stream (see nf_conn_send_urgent). */
+    void (*on_urgent)(nf_conn_t *c, unsigned char byte);
 } nf_conn_handler_t;
+
+struct nf_filter_spec; /* filter.h */
 
 /* ---- listeners -------------------------------------------------------- */
 
@@ -94,6 +99,11 @@ typedef struct nf_listen_config {
     int keepalive_s;      /* > 0: SO_KEEPALIVE with this idle time */
     const nf_conn_handler_t *handler; /* required; must outlive the listener */
     void *data;           /* the listener's user pointer */
+    /* Filters between the transport and handler, filters[0] lowest (see
+     * filter.h). The array must outlive the listener. */
+    const struct nf_filter_spec *filters;
+    unsigned nfilters;
+    int oob_inline;       /* SO_OOBINLINE: urgent bytes stay in the stream */
 } nf_listen_config_t;
 
 /* Binds and listens (SO_REUSEADDR always). Returns 0 and sets *out, or a
@@ -123,6 +133,9 @@ typedef struct nf_connect_config {
     int keepalive_s;
     const nf_conn_handler_t *handler; /* required; must outlive the connection */
     void *data;                       /* the connection's user pointer */
+    const struct nf_filter_spec *filters; /* as for listeners */
+    unsigned nfilters;
+    int oob_inline;
 } nf_connect_config_t;
 
 /* Starts an asynchronous connect and returns the connection at once. On
@@ -143,16 +156,38 @@ int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h, void *dat
 /* ---- connections ------------------------------------------------------ */
 
 /* Queues a copy of data for sending. Bytes leave in the order written.
- * Returns 0, NF_ECLOSED (closing, or the write side was shut down) or
- * -ENOMEM. */
+ * Returns NF_WRITE_OK (0); with a flow-control filter also NF_WRITE_HELD (1,
+ * held back, sent later) or NF_WRITE_DROPPED (2, discarded by policy); or
+ * NF_ECLOSED (closing, or the write side was shut down) or -ENOMEM. */
 int nf_conn_write(nf_conn_t *c, const void *data, size_t len);
 
 /* Queues b->base[0 .. b->len) without copying. Takes over the caller's
  * reference to b in every case (also on failure). Same returns. */
 int nf_conn_write_buf(nf_conn_t *c, nf_buf_t *b);
 
-/* Bytes written by the program and not yet accepted by the kernel. */
+/* Bytes in the transport's queue: handed down, not yet accepted by the
+ * kernel (bytes held by a flow-control filter above are not counted: see
+ * nf_flow_stats). */
 size_t nf_conn_queued(const nf_conn_t *c);
+
+/* Reading control. nf_conn_read_stop: no more on_read until restarted; the
+ * socket's receive buffer fills and TCP's window closes on the peer. Bytes
+ * the kernel had already handed over are kept and delivered first on
+ * restart. nf_conn_read_start: read continuously again (the default).
+ * nf_conn_read_once: deliver at most one more read, then stop again ("read
+ * on demand"). Return 0 or NF_ECLOSED. */
+int nf_conn_read_stop(nf_conn_t *c);
+int nf_conn_read_start(nf_conn_t *c);
+int nf_conn_read_once(nf_conn_t *c);
+
+/* Sends one urgent byte (MSG_OOB) at once. TCP has one urgent pointer: the
+ * peer sees only the latest urgent byte if several arrive before it reads,
+ * and the byte goes out ahead of bytes still waiting in this connection's
+ * user-space queue (it follows what the kernel already has). Without
+ * SO_OOBINLINE the peer receives it apart from the stream (on_urgent);
+ * with it, in the stream. Returns 0, NF_ECLOSED or -errno (-EAGAIN when the
+ * socket buffer is full). */
+int nf_conn_send_urgent(nf_conn_t *c, unsigned char byte);
 
 /* Inside on_read only: returns a new reference to a buffer whose base/len are
  * exactly the bytes of this read, valid until nf_buf_unref. No copy is made:
@@ -190,6 +225,14 @@ int nf_conn_fd(const nf_conn_t *c);
 void *nf_conn_get_data(const nf_conn_t *c);
 void nf_conn_set_data(nf_conn_t *c, void *data);
 void nf_conn_set_handler(nf_conn_t *c, const nf_conn_handler_t *h);
+
+/* Graceful shutdown of everything on the loop: closes every listener (no
+ * new connections), leaves open connections to finish by themselves for up
+ * to deadline_ms, then closes (nf_conn_close) those still open. done(loop,
+ * forced, arg) runs once no connection is left, from the loop; `forced` is
+ * how many had to be closed at the deadline. Returns 0 or -EALREADY. */
+int nf_loop_shutdown(nf_loop_t *loop, uint64_t deadline_ms,
+                     void (*done)(nf_loop_t *loop, unsigned forced, void *arg), void *arg);
 
 /* Calls fn(c, arg) for every open connection of the loop (accepted or
  * outbound, not yet closing). fn may close c. Used for shutdown. */

@@ -123,7 +123,7 @@ static int reg(nf_conn_t *c)
 {
     if (c->be_flags & B_REG)
         return 0;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
                              .data.u64 = (uint64_t)(uintptr_t)c | T_CONN};
     if (epoll_ctl(E(c->loop)->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         return -errno;
@@ -210,7 +210,7 @@ static void do_read(nf_loop_t *loop, nf_conn_t *c, bool hup)
 {
     ep_t *e = E(loop);
     for (int i = 0;; i++) {
-        if (c->flags & (NF__C_CLOSING | NF__C_EOF))
+        if (c->flags & (NF__C_CLOSING | NF__C_EOF | NF__C_RPAUSED))
             return;
         if (i == 4) {
             push_again(e, c);
@@ -262,6 +262,11 @@ static void on_conn(nf_loop_t *loop, nf_conn_t *c, uint32_t ev)
         c->flags &= ~NF__C_WANT_WRITE;
         nf__conn_schedule_flush(c);
     }
+    if ((ev & EPOLLPRI) && nf__conn_wants_urgent(c)) {
+        nf__conn_urgent(c);
+        if (c->flags & NF__C_CLOSING)
+            return;
+    }
     if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && (c->flags & NF__C_READING))
         do_read(loop, c, (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
 }
@@ -308,6 +313,15 @@ static int e_wait(nf_loop_t *loop, int timeout_ms)
     return n;
 }
 
+static void e_read_stop(nf_conn_t *c) { (void)c; /* on_conn and do_read check the flag */ }
+
+static void e_read_start(nf_conn_t *c)
+{
+    /* The edge may have come while paused: read on from the again list. */
+    if (c->be_flags & B_REG)
+        push_again(E(c->loop), c);
+}
+
 const nf__backend_ops_t nf__epoll_ops = {
     .size = sizeof(nf__backend_ops_t),
     .name = "epoll",
@@ -321,4 +335,6 @@ const nf__backend_ops_t nf__epoll_ops = {
     .connect = e_connect,
     .send = e_send,
     .stop_conn = e_stop_conn,
+    .read_stop = e_read_stop,
+    .read_start = e_read_start,
 };

@@ -45,8 +45,9 @@ enum op {
     OP_POLL = 5,
     OP_CANCEL = 6, /* counted on the object it cancels */
     OP_LCANCEL = 7, /* same, on a listener */
+    OP_URGENT = 8, /* poll for POLLPRI: an urgent byte waits */
 };
-#define OP_MASK 7u
+#define OP_MASK 15u /* malloc'd objects are 16-byte aligned */
 
 /* be_flags bits */
 enum {
@@ -56,6 +57,7 @@ enum {
     B_POLL = 1u << 3,
     B_ACCEPT = 1u << 4,
     B_STARVED = 1u << 5,
+    B_URG = 1u << 6,
 };
 
 #define BGID 0
@@ -351,6 +353,15 @@ static void arm_recv(nf_conn_t *c)
     c->be_inflight++;
 }
 
+static void arm_urgent(nf_conn_t *c)
+{
+    struct io_uring_sqe *sqe = sqe_get(U(c->loop));
+    io_uring_prep_poll_add(sqe, c->fd, POLLPRI);
+    io_uring_sqe_set_data64(sqe, tag(c, OP_URGENT));
+    c->be_flags |= B_URG;
+    c->be_inflight++;
+}
+
 static int u_start_conn(nf_conn_t *c)
 {
     if (!U(c->loop)->bufring) {
@@ -359,6 +370,8 @@ static int u_start_conn(nf_conn_t *c)
             return err;
     }
     arm_recv(c);
+    if (nf__conn_wants_urgent(c))
+        arm_urgent(c);
     return 0;
 }
 
@@ -432,6 +445,37 @@ static void u_stop_conn(nf_conn_t *c)
         cancel_op(u, c, OP_SEND);
     if (c->be_flags & B_CONNECT)
         cancel_op(u, c, OP_CONNECT);
+    if (c->be_flags & B_URG)
+        cancel_op(u, c, OP_URGENT);
+    release_if_done(c);
+}
+
+static void u_read_stop(nf_conn_t *c)
+{
+    uring_t *u = U(c->loop);
+    /* Completions already on their way are stashed by the net layer. */
+    if (c->be_flags & B_RECV)
+        cancel_op(u, c, OP_RECV);
+    if (c->be_flags & B_POLL)
+        cancel_op(u, c, OP_POLL);
+}
+
+static void u_read_start(nf_conn_t *c)
+{
+    /* If a cancelled receive is still on its way, its last completion re-arms. */
+    if (!(c->be_flags & (B_RECV | B_POLL | B_STARVED)) && !(c->flags & NF__C_EOF))
+        arm_recv(c);
+}
+
+static void on_urgent(nf_conn_t *c, struct io_uring_cqe *cqe)
+{
+    c->be_flags &= ~B_URG;
+    c->be_inflight--;
+    if (!(c->flags & NF__C_CLOSING) && cqe->res > 0 && (cqe->res & POLLPRI)) {
+        nf__conn_urgent(c);
+        if (!(c->flags & NF__C_CLOSING) && nf__conn_wants_urgent(c))
+            arm_urgent(c);
+    }
     release_if_done(c);
 }
 
@@ -486,8 +530,8 @@ static void on_recv(nf_loop_t *loop, nf_conn_t *c, struct io_uring_cqe *cqe)
         starve(u, c);
     } else if (res < 0 && res != -ECANCELED) {
         nf__conn_read_end(c, res);
-    } else if (!more && !(c->flags & NF__C_CLOSING)) {
-        arm_recv(c); /* the kernel ended the multishot: carry on */
+    } else if (!more && !(c->flags & (NF__C_CLOSING | NF__C_RPAUSED))) {
+        arm_recv(c); /* the kernel ended the multishot (or a cancel raced a restart): carry on */
     }
     release_if_done(c);
 }
@@ -507,7 +551,7 @@ static void on_poll(nf_loop_t *loop, nf_conn_t *c, struct io_uring_cqe *cqe)
         release_if_done(c);
         return;
     }
-    for (int i = 0; i < 4 && !(c->flags & NF__C_CLOSING); i++) {
+    for (int i = 0; i < 4 && !(c->flags & (NF__C_CLOSING | NF__C_RPAUSED)); i++) {
         ssize_t n = read(c->fd, u->scratch->base, u->scratch->cap);
         if (n > 0) {
             nf__conn_read(c, u->scratch, (size_t)n);
@@ -533,7 +577,7 @@ static void on_poll(nf_loop_t *loop, nf_conn_t *c, struct io_uring_cqe *cqe)
         nf__conn_read_end(c, -errno);
         break;
     }
-    if (!(c->flags & (NF__C_CLOSING | NF__C_EOF)))
+    if (!(c->flags & (NF__C_CLOSING | NF__C_EOF | NF__C_RPAUSED)))
         arm_recv(c);
     release_if_done(c);
 }
@@ -582,6 +626,7 @@ static void dispatch(nf_loop_t *loop, struct io_uring_cqe *cqe)
     case OP_SEND: on_send(p, cqe); break;
     case OP_CONNECT: on_connect(p, cqe); break;
     case OP_CANCEL: on_cancel(p, cqe); break;
+    case OP_URGENT: on_urgent(p, cqe); break;
     case OP_LCANCEL: {
         nf_listener_t *l = p;
         if (--l->be_inflight == 0)
@@ -597,7 +642,7 @@ static void rearm_starved(uring_t *u)
         nf_conn_t *c = u->starved[i];
         c->be_flags &= ~B_STARVED;
         c->be_inflight--;
-        if (!(c->flags & NF__C_CLOSING))
+        if (!(c->flags & (NF__C_CLOSING | NF__C_RPAUSED)))
             arm_recv(c);
         else
             release_if_done(c);
@@ -653,4 +698,6 @@ const nf__backend_ops_t nf__uring_ops = {
     .connect = u_connect,
     .send = u_send,
     .stop_conn = u_stop_conn,
+    .read_stop = u_read_stop,
+    .read_start = u_read_start,
 };

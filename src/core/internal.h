@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 #include "netframe/netframe.h"
+#include "netframe/filter.h"
 #include "core/list.h"
 
 #define NF__EXPORT __attribute__((visibility("default")))
@@ -52,6 +53,9 @@ typedef struct nf__backend_ops {
     int (*connect)(nf_conn_t *c);
     int (*send)(nf_conn_t *c);
     void (*stop_conn)(nf_conn_t *c);
+    /* reading control: stop delivering / start again (see NF__C_RPAUSED) */
+    void (*read_stop)(nf_conn_t *c);
+    void (*read_start)(nf_conn_t *c);
 } nf__backend_ops_t;
 
 extern const nf__backend_ops_t nf__uring_ops;
@@ -94,6 +98,8 @@ struct nf_loop {
     nf__list_t flush;     /* connections with writes to hand to the kernel */
     nf__list_t closing;   /* connections released by the backend, to finish */
     nf__list_t lclosing;  /* listeners released, to finish */
+    nf__list_t listeners; /* every open listener */
+    struct nf__shutdown *shutdown; /* nf_loop_shutdown in progress */
 
     /* the read currently delivered to on_read (for nf_conn_keep_read) */
     nf_buf_t *cur_read;
@@ -143,6 +149,11 @@ enum {
     NF__C_READING = 1u << 10,   /* reading armed */
     NF__C_RELEASED = 1u << 11,  /* backend done; on loop->closing */
     NF__C_WANT_WRITE = 1u << 12,/* (epoll) waiting for writability */
+    NF__C_RPAUSED = 1u << 13,   /* nf_conn_read_stop: no on_read */
+    NF__C_RONCE = 1u << 14,     /* nf_conn_read_once: pause after one read */
+    NF__C_EOF_PENDING = 1u << 15, /* EOF seen while paused / stash not empty */
+    NF__C_OOBINLINE = 1u << 16, /* SO_OOBINLINE set */
+    NF__C_PEER_END = 1u << 17,  /* closing because the peer ended (no on_eof) */
 };
 
 typedef struct nf__wseg {
@@ -169,6 +180,8 @@ struct nf_conn {
     size_t queued;
     void *send_state;    /* backend: storage for an in-flight send */
     struct nf__connect_state *cs;
+    nf_filter_t *fbottom, *ftop; /* filter stack, NULL without filters */
+    nf__wseg_t *stash;   /* reads that arrived while paused, in order */
 };
 
 struct nf_listener {
@@ -187,7 +200,11 @@ struct nf_listener {
     int keepalive_s;
     void (*close_cb)(nf_listener_t *l);
     nf__list_t node; /* loop->lclosing */
+    nf__list_t lnode; /* loop->listeners */
     nf_addr_t addr;
+    const nf_filter_spec_t *filters;
+    unsigned nfilters;
+    bool oob_inline;
 };
 
 /* Called by backends. */
@@ -205,6 +222,30 @@ void nf__conn_released(nf_conn_t *c);
 int nf__conn_iov(const nf_conn_t *c, struct iovec *iov, int max);
 /* Puts c on the loop's flush list (epoll: the socket became writable). */
 void nf__conn_schedule_flush(nf_conn_t *c);
+
+/* Urgent data (backends): the socket signalled POLLPRI. */
+void nf__conn_urgent(nf_conn_t *c);
+bool nf__conn_wants_urgent(const nf_conn_t *c);
+
+/* The transport end of requests (tcp.c), reached after the filters. */
+int nf__transport_write(nf_conn_t *c, nf_buf_t *b);
+int nf__transport_shutdown(nf_conn_t *c);
+void nf__transport_close(nf_conn_t *c, nf_close_how_t how);
+void nf__shutdown_check(nf_loop_t *loop);
+/* Closes c now with `reason` (filters: timeouts, slow consumers). */
+void nf__conn_fail(nf_conn_t *c, int reason);
+
+/* The filter stack (src/filter/filter.c). */
+int nf__filters_new(nf_conn_t *c, const nf_filter_spec_t *specs, unsigned n);
+int nf__filters_init(nf_conn_t *c);
+void nf__filters_close(nf_conn_t *c, int reason);
+void nf__filter_open(nf_filter_t *f);
+void nf__filter_read(nf_filter_t *f, const char *data, size_t len);
+void nf__filter_eof(nf_filter_t *f);
+void nf__filter_drain(nf_filter_t *f);
+int nf__filter_write(nf_filter_t *f, nf_buf_t *b);
+int nf__filter_shutdown(nf_filter_t *f);
+void nf__filter_close(nf_filter_t *f, nf_close_how_t how);
 
 /* Called by the loop. */
 void nf__flush_run(nf_loop_t *loop);

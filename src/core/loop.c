@@ -58,6 +58,7 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
     nf__list_init(&loop->flush);
     nf__list_init(&loop->closing);
     nf__list_init(&loop->lclosing);
+    nf__list_init(&loop->listeners);
     pthread_mutex_init(&loop->post_mu, NULL);
     atomic_init(&loop->posts_pending, 0);
     loop->now = clock_ms();

@@ -103,7 +103,9 @@ int nf__conn_iov(const nf_conn_t *c, struct iovec *iov, int max)
 
 static void schedule_flush(nf_conn_t *c)
 {
-    if (c->flags & (NF__C_IN_FLUSH | NF__C_SENDING | NF__C_CONNECTING | NF__C_CLOSING))
+    if (c->flags & (NF__C_IN_FLUSH | NF__C_CLOSING))
+        return;
+    if ((c->flags & (NF__C_SENDING | NF__C_CONNECTING)) && !c->stash)
         return;
     c->flags |= NF__C_IN_FLUSH;
     nf__list_push_back(&c->loop->flush, &c->fnode);
@@ -118,7 +120,7 @@ static int write_check(const nf_conn_t *c)
     return 0;
 }
 
-NF__EXPORT int nf_conn_write(nf_conn_t *c, const void *data, size_t len)
+static int transport_write_copy(nf_conn_t *c, const void *data, size_t len)
 {
     int err = write_check(c);
     if (err)
@@ -164,7 +166,7 @@ NF__EXPORT int nf_conn_write(nf_conn_t *c, const void *data, size_t len)
     return 0;
 }
 
-NF__EXPORT int nf_conn_write_buf(nf_conn_t *c, nf_buf_t *b)
+int nf__transport_write(nf_conn_t *c, nf_buf_t *b)
 {
     int err = write_check(c);
     if (err || b->len == 0) {
@@ -189,7 +191,72 @@ NF__EXPORT int nf_conn_write_buf(nf_conn_t *c, nf_buf_t *b)
     return 0;
 }
 
+NF__EXPORT int nf_conn_write(nf_conn_t *c, const void *data, size_t len)
+{
+    if (NF__LIKELY(!c->ftop))
+        return transport_write_copy(c, data, len);
+    int err = write_check(c);
+    if (err)
+        return err;
+    nf_buf_t *b = nf_buf_new(len);
+    if (!b)
+        return -ENOMEM;
+    memcpy(b->base, data, len);
+    b->len = len;
+    return nf__filter_write(c->ftop, b);
+}
+
+NF__EXPORT int nf_conn_write_buf(nf_conn_t *c, nf_buf_t *b)
+{
+    if (NF__LIKELY(!c->ftop))
+        return nf__transport_write(c, b);
+    int err = write_check(c);
+    if (err) {
+        nf_buf_unref(b);
+        return err;
+    }
+    return nf__filter_write(c->ftop, b);
+}
+
 NF__EXPORT size_t nf_conn_queued(const nf_conn_t *c) { return c->queued; }
+
+/* ---- events up: through the filters, or straight to the handler ---------- */
+
+static inline void up_open(nf_conn_t *c)
+{
+    if (c->fbottom)
+        nf__filter_open(c->fbottom);
+    else if (c->h->on_open)
+        c->h->on_open(c);
+}
+
+static inline void up_read(nf_conn_t *c, const char *data, size_t len)
+{
+    if (c->fbottom)
+        nf__filter_read(c->fbottom, data, len);
+    else
+        c->h->on_read(c, data, len);
+}
+
+static inline void up_eof(nf_conn_t *c)
+{
+    if (c->fbottom)
+        nf__filter_eof(c->fbottom);
+    else if (c->h->on_eof)
+        c->h->on_eof(c);
+    else {
+        c->flags |= NF__C_PEER_END;
+        nf__transport_close(c, NF_HOW_END);
+    }
+}
+
+static inline void up_drain(nf_conn_t *c)
+{
+    if (c->fbottom)
+        nf__filter_drain(c->fbottom);
+    else if (c->h->on_drain)
+        c->h->on_drain(c);
+}
 
 /* ---- closing -------------------------------------------------------------- */
 
@@ -216,6 +283,10 @@ static void end_start(nf_conn_t *c, int reason)
     if (c->queued == 0 && !(c->flags & NF__C_SENDING))
         close_start(c, reason);
 }
+
+void nf__conn_fail(nf_conn_t *c, int reason) { close_start(c, reason); }
+
+static void stash_free(nf_conn_t *c);
 
 void nf__conn_released(nf_conn_t *c)
 {
@@ -253,6 +324,7 @@ static void finish_close(nf_conn_t *c)
         c->fd = -1;
     }
     queue_free(c);
+    stash_free(c);
     if (c->cs) {
         nf_timer_stop(&c->cs->timer);
         if (c->cs->job)
@@ -273,8 +345,13 @@ static void finish_close(nf_conn_t *c)
     }
     nf__list_remove(&c->node); /* off loop->conns */
     loop->handles--;
+    if (c->fbottom)
+        nf__filters_close(c, c->reason);
     c->h->on_close(c, c->reason);
+    free(c->fbottom);
     free(c);
+    if (loop->shutdown)
+        nf__shutdown_check(loop);
 }
 
 void nf__closing_run(nf_loop_t *loop)
@@ -293,17 +370,38 @@ void nf__closing_run(nf_loop_t *loop)
     }
 }
 
-NF__EXPORT void nf_conn_close(nf_conn_t *c) { close_start(c, NF_CLOSE_LOCAL); }
-
-NF__EXPORT void nf_conn_abort(nf_conn_t *c)
+/* The transport's end of a close request (after the filters). The reason is
+ * NF_CLOSE_LOCAL unless an event already set one (EOF). */
+void nf__transport_close(nf_conn_t *c, nf_close_how_t how)
 {
     if (c->flags & NF__C_CLOSING)
         return;
-    c->flags |= NF__C_ABORT;
-    close_start(c, NF_CLOSE_LOCAL);
+    /* NF_EOF when the close follows the peer's FIN with no on_eof handler */
+    int reason = (c->flags & NF__C_PEER_END) ? NF_EOF : NF_CLOSE_LOCAL;
+    switch (how) {
+    case NF_HOW_END: end_start(c, reason); break;
+    case NF_HOW_ABORT: c->flags |= NF__C_ABORT; /* fall through */
+    case NF_HOW_CLOSE: close_start(c, reason); break;
+    }
 }
 
-NF__EXPORT void nf_conn_end(nf_conn_t *c) { end_start(c, NF_CLOSE_LOCAL); }
+static void close_req(nf_conn_t *c, nf_close_how_t how)
+{
+    if (c->flags & NF__C_CLOSING)
+        return;
+    if (c->ftop)
+        nf__filter_close(c->ftop, how);
+    else
+        nf__transport_close(c, how);
+}
+
+NF__EXPORT void nf_conn_close(nf_conn_t *c) { close_req(c, NF_HOW_CLOSE); }
+NF__EXPORT void nf_conn_abort(nf_conn_t *c) { close_req(c, NF_HOW_ABORT); }
+NF__EXPORT void nf_conn_end(nf_conn_t *c)
+{
+    if (!(c->flags & NF__C_END))
+        close_req(c, NF_HOW_END);
+}
 
 NF__EXPORT int nf_conn_is_closing(const nf_conn_t *c) { return (c->flags & (NF__C_CLOSING | NF__C_END)) != 0; }
 
@@ -320,6 +418,15 @@ NF__EXPORT int nf_conn_shutdown(nf_conn_t *c)
 {
     if (c->flags & (NF__C_CLOSING | NF__C_END))
         return NF_ECLOSED;
+    if (c->ftop)
+        return nf__filter_shutdown(c->ftop);
+    return nf__transport_shutdown(c);
+}
+
+int nf__transport_shutdown(nf_conn_t *c)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_END))
+        return NF_ECLOSED;
     if (c->flags & NF__C_SHUT_WR)
         return 0;
     c->flags |= NF__C_SHUT_WR;
@@ -330,17 +437,76 @@ NF__EXPORT int nf_conn_shutdown(nf_conn_t *c)
 
 /* ---- completions from the backend ------------------------------------------- */
 
-void nf__conn_read(nf_conn_t *c, nf_buf_t *b, size_t len)
+static void stash_push(nf_conn_t *c, nf_buf_t *b, size_t len)
 {
-    if (c->flags & (NF__C_CLOSING | NF__C_END))
-        return; /* closing: input is dropped */
+    nf_loop_t *loop = c->loop;
+    nf__wseg_t *s = seg_get(loop);
+    if (!s) {
+        close_start(c, -ENOMEM);
+        return;
+    }
+    b->len = len;
+    nf__rbuf_mark_kept(loop, b);
+    s->buf = nf_buf_ref(b);
+    s->off = 0;
+    s->next = NULL;
+    nf__wseg_t **pp = &c->stash;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = s;
+}
+
+static void deliver(nf_conn_t *c, nf_buf_t *b, size_t len)
+{
     nf_loop_t *loop = c->loop;
     loop->stats.bytes_in += len;
     loop->stats.reads++;
     b->len = len;
     loop->cur_read = b;
-    c->h->on_read(c, b->base, len);
+    if (c->flags & NF__C_RONCE) { /* one read was asked for: this is it */
+        c->flags = (c->flags & ~NF__C_RONCE) | NF__C_RPAUSED;
+        loop->ops->read_stop(c);
+    }
+    up_read(c, b->base, len);
     loop->cur_read = NULL;
+}
+
+void nf__conn_read(nf_conn_t *c, nf_buf_t *b, size_t len)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_END))
+        return; /* closing: input is dropped */
+    if (NF__UNLIKELY((c->flags & NF__C_RPAUSED) || c->stash)) {
+        stash_push(c, b, len); /* arrived after read_stop: keep it, in order */
+        return;
+    }
+    deliver(c, b, len);
+}
+
+/* Delivers stashed reads (and a deferred EOF) while reading is on. */
+static void stash_run(nf_conn_t *c)
+{
+    nf_loop_t *loop = c->loop;
+    while (c->stash && !(c->flags & (NF__C_RPAUSED | NF__C_CLOSING | NF__C_END))) {
+        nf__wseg_t *s = c->stash;
+        c->stash = s->next;
+        deliver(c, s->buf, s->buf->len);
+        nf_buf_unref(s->buf);
+        seg_put(loop, s);
+    }
+    if (!c->stash && (c->flags & NF__C_EOF_PENDING) && !(c->flags & (NF__C_RPAUSED | NF__C_CLOSING))) {
+        c->flags &= ~NF__C_EOF_PENDING;
+        nf__conn_read_end(c, 0);
+    }
+}
+
+static void stash_free(nf_conn_t *c)
+{
+    while (c->stash) {
+        nf__wseg_t *s = c->stash;
+        c->stash = s->next;
+        nf_buf_unref(s->buf);
+        seg_put(c->loop, s);
+    }
 }
 
 void nf__conn_read_end(nf_conn_t *c, int err)
@@ -351,6 +517,10 @@ void nf__conn_read_end(nf_conn_t *c, int err)
         close_start(c, err);
         return;
     }
+    if (NF__UNLIKELY((c->flags & NF__C_RPAUSED) || c->stash)) {
+        c->flags |= NF__C_EOF_PENDING; /* after the stashed bytes, once resumed */
+        return;
+    }
     c->flags |= NF__C_EOF;
     if (c->flags & NF__C_END)
         return;
@@ -358,10 +528,7 @@ void nf__conn_read_end(nf_conn_t *c, int err)
         close_start(c, NF_EOF);
         return;
     }
-    if (c->h->on_eof)
-        c->h->on_eof(c);
-    else
-        end_start(c, NF_EOF);
+    up_eof(c);
 }
 
 NF__EXPORT nf_buf_t *nf_conn_keep_read(nf_conn_t *c)
@@ -415,8 +582,7 @@ static void sent(nf_conn_t *c, ssize_t res)
         if (c->flags & NF__C_CLOSING)
             return;
     }
-    if (c->h->on_drain)
-        c->h->on_drain(c);
+    up_drain(c);
 }
 
 void nf__conn_sent(nf_conn_t *c, ssize_t res)
@@ -437,6 +603,8 @@ void nf__flush_run(nf_loop_t *loop)
     while ((n = nf__list_pop_front(&loop->flush)) != NULL) {
         nf_conn_t *c = nf__container_of(n, nf_conn_t, fnode);
         c->flags &= ~NF__C_IN_FLUSH;
+        if (NF__UNLIKELY(c->stash || (c->flags & NF__C_EOF_PENDING)))
+            stash_run(c);
         if (c->flags & (NF__C_CLOSING | NF__C_SENDING | NF__C_CONNECTING) || c->queued == 0)
             continue;
         int r = loop->ops->send(c);
@@ -450,7 +618,8 @@ void nf__flush_run(nf_loop_t *loop)
 
 /* ---- accepted connections ----------------------------------------------------- */
 
-static nf_conn_t *conn_new(nf_loop_t *loop, const nf_conn_handler_t *h)
+static nf_conn_t *conn_new(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_filter_spec_t *filters,
+                           unsigned nfilters)
 {
     nf_conn_t *c = calloc(1, sizeof(*c));
     if (!c)
@@ -458,6 +627,10 @@ static nf_conn_t *conn_new(nf_loop_t *loop, const nf_conn_handler_t *h)
     c->loop = loop;
     c->h = h;
     c->fd = -1;
+    if (nfilters && nf__filters_new(c, filters, nfilters) != 0) {
+        free(c);
+        return NULL;
+    }
     loop->handles++;
     nf__list_push_back(&loop->conns, &c->node);
     return c;
@@ -468,16 +641,22 @@ static void conn_opened(nf_conn_t *c)
     nf_loop_t *loop = c->loop;
     c->flags |= NF__C_OPEN;
     loop->stats.conns_open++;
-    if (c->h->on_open)
-        c->h->on_open(c);
+    int err = c->fbottom ? nf__filters_init(c) : 0;
+    if (err) {
+        close_start(c, err);
+        return;
+    }
+    up_open(c);
     if (c->flags & NF__C_CLOSING)
         return;
-    int err = loop->ops->start_conn(c);
+    err = loop->ops->start_conn(c);
     if (err) {
         close_start(c, err);
         return;
     }
     c->flags |= NF__C_READING;
+    if (c->flags & NF__C_RPAUSED) /* read_stop from on_open */
+        loop->ops->read_stop(c);
     if (c->queued > 0)
         schedule_flush(c);
     if ((c->flags & NF__C_SHUT_WR) && c->queued == 0 && !(c->flags & NF__C_SHUT_DONE))
@@ -500,13 +679,18 @@ void nf__listener_accepted(nf_listener_t *l, int fd)
         loop->stats.conns_refused++;
         return;
     }
-    nf_conn_t *c = conn_new(loop, l->h);
+    nf_conn_t *c = conn_new(loop, l->h, l->filters, l->nfilters);
     if (!c) {
         close(fd);
         return;
     }
     c->fd = fd;
     c->listener = l;
+    if (l->oob_inline) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+        c->flags |= NF__C_OOBINLINE;
+    }
     l->conns++;
     loop->stats.conns_accepted++;
     apply_opts(fd, l->nodelay, l->keepalive_s);
@@ -521,7 +705,7 @@ NF__EXPORT int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h
 {
     if (fd < 0 || !h || !h->on_read || !h->on_close)
         return -EINVAL;
-    nf_conn_t *c = conn_new(loop, h);
+    nf_conn_t *c = conn_new(loop, h, NULL, 0);
     if (!c)
         return -ENOMEM;
     c->fd = fd;
@@ -576,6 +760,9 @@ NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_list
     l->on_limit = cfg->on_limit;
     l->nodelay = cfg->nodelay;
     l->keepalive_s = cfg->keepalive_s;
+    l->filters = cfg->filters;
+    l->nfilters = cfg->filters ? cfg->nfilters : 0;
+    l->oob_inline = cfg->oob_inline != 0;
     err = loop->ops->start_listener(l);
     if (err) {
         close(fd);
@@ -583,6 +770,7 @@ NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_list
         return err;
     }
     loop->handles++;
+    nf__list_push_back(&loop->listeners, &l->lnode);
     *out = l;
     return 0;
 fail:
@@ -607,6 +795,7 @@ NF__EXPORT void nf_listener_close(nf_listener_t *l, void (*cb)(nf_listener_t *l)
     l->closing = true;
     l->close_cb = cb;
     nf_loop_t *loop = l->loop;
+    nf__list_remove(&l->lnode);
     /* Connections outlive their listener: forget it in each of them. */
     for (nf__list_t *n = loop->conns.next; n != &loop->conns; n = n->next) {
         nf_conn_t *c = nf__container_of(n, nf_conn_t, node);
@@ -708,16 +897,19 @@ NF__EXPORT int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_co
 {
     if (!cfg || !cfg->handler || !cfg->handler->on_close || !cfg->handler->on_read || !cfg->host)
         return -EINVAL;
-    nf_conn_t *c = conn_new(loop, cfg->handler);
+    nf_conn_t *c = conn_new(loop, cfg->handler, cfg->filters, cfg->filters ? cfg->nfilters : 0);
     if (!c)
         return -ENOMEM;
     c->cs = calloc(1, sizeof(*c->cs));
     if (!c->cs) {
         nf__list_remove(&c->node);
         loop->handles--;
+        free(c->fbottom);
         free(c);
         return -ENOMEM;
     }
+    if (cfg->oob_inline)
+        c->flags |= NF__C_OOBINLINE;
     c->data = cfg->data;
     c->flags |= NF__C_CONNECTING;
     nf_timer_init(loop, &c->cs->timer);
@@ -730,6 +922,10 @@ NF__EXPORT int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_co
         connect_start(c);
         /* options go on the socket before the connect completes */
         if (c->fd >= 0) {
+            if (c->flags & NF__C_OOBINLINE) {
+                int one = 1;
+                setsockopt(c->fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+            }
             if (cfg->nodelay >= 0)
                 set_nodelay(c->fd, 1);
             if (cfg->keepalive_s > 0)
@@ -803,4 +999,137 @@ NF__EXPORT void nf_conn_walk(nf_loop_t *loop, void (*fn)(nf_conn_t *c, void *arg
             fn(c, arg);
         n = next;
     }
+}
+
+/* ---- reading control, urgent data ---------------------------------------------- */
+
+NF__EXPORT int nf_conn_read_stop(nf_conn_t *c)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_END))
+        return NF_ECLOSED;
+    c->flags &= ~NF__C_RONCE;
+    if (!(c->flags & NF__C_RPAUSED)) {
+        c->flags |= NF__C_RPAUSED;
+        if (c->flags & NF__C_READING)
+            c->loop->ops->read_stop(c);
+    }
+    return 0;
+}
+
+static int read_resume(nf_conn_t *c, bool once)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_END))
+        return NF_ECLOSED;
+    if (once)
+        c->flags |= NF__C_RONCE;
+    else
+        c->flags &= ~NF__C_RONCE;
+    if (c->flags & NF__C_RPAUSED) {
+        c->flags &= ~NF__C_RPAUSED;
+        if (c->flags & NF__C_READING)
+            c->loop->ops->read_start(c);
+    }
+    if (c->stash || (c->flags & NF__C_EOF_PENDING))
+        schedule_flush(c); /* delivered from the loop, not from inside this call */
+    return 0;
+}
+
+NF__EXPORT int nf_conn_read_start(nf_conn_t *c) { return read_resume(c, false); }
+NF__EXPORT int nf_conn_read_once(nf_conn_t *c) { return read_resume(c, true); }
+
+NF__EXPORT int nf_conn_send_urgent(nf_conn_t *c, unsigned char byte)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_END | NF__C_SHUT_WR | NF__C_CONNECTING))
+        return NF_ECLOSED;
+    ssize_t r;
+    do
+        r = send(c->fd, &byte, 1, MSG_OOB | MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -errno;
+    c->loop->stats.bytes_out += 1;
+    return 0;
+}
+
+void nf__conn_urgent(nf_conn_t *c)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_OOBINLINE) || !c->h->on_urgent)
+        return;
+    unsigned char byte;
+    ssize_t r = recv(c->fd, &byte, 1, MSG_OOB | MSG_DONTWAIT);
+    if (r == 1)
+        c->h->on_urgent(c, byte);
+}
+
+bool nf__conn_wants_urgent(const nf_conn_t *c)
+{
+    return c->h->on_urgent && !(c->flags & NF__C_OOBINLINE);
+}
+
+/* ---- graceful shutdown ----------------------------------------------------------- */
+
+struct nf__shutdown {
+    nf_timer_t timer;
+    void (*done)(nf_loop_t *loop, unsigned forced, void *arg);
+    void *arg;
+    unsigned forced;
+    bool finished;
+};
+
+static void shutdown_finish(nf_loop_t *loop)
+{
+    struct nf__shutdown *sd = loop->shutdown;
+    if (sd->finished)
+        return;
+    sd->finished = true;
+    nf_timer_stop(&sd->timer);
+    loop->shutdown = NULL;
+    if (sd->done)
+        sd->done(loop, sd->forced, sd->arg);
+    free(sd);
+}
+
+void nf__shutdown_check(nf_loop_t *loop)
+{
+    if (nf__list_empty(&loop->conns))
+        shutdown_finish(loop);
+}
+
+static void close_forced(nf_conn_t *c, void *arg)
+{
+    unsigned *n = arg;
+    (*n)++;
+    nf_conn_close(c);
+}
+
+static void shutdown_deadline(nf_timer_t *t)
+{
+    nf_loop_t *loop = t->loop;
+    struct nf__shutdown *sd = loop->shutdown;
+    if (nf__list_empty(&loop->conns)) {
+        shutdown_finish(loop);
+        return;
+    }
+    /* the deadline passed: close what is left; done follows the last close */
+    nf_conn_walk(loop, close_forced, &sd->forced);
+}
+
+NF__EXPORT int nf_loop_shutdown(nf_loop_t *loop, uint64_t deadline_ms,
+                                void (*done)(nf_loop_t *loop, unsigned forced, void *arg), void *arg)
+{
+    if (loop->shutdown)
+        return -EALREADY;
+    struct nf__shutdown *sd = calloc(1, sizeof(*sd));
+    if (!sd)
+        return -ENOMEM;
+    sd->done = done;
+    sd->arg = arg;
+    loop->shutdown = sd;
+    nf__list_t *n;
+    while ((n = loop->listeners.next) != &loop->listeners)
+        nf_listener_close(nf__container_of(n, nf_listener_t, lnode), NULL);
+    nf_timer_init(loop, &sd->timer);
+    /* With no connection left, done runs at once from the loop (timer 0). */
+    nf_timer_start(&sd->timer, shutdown_deadline, nf__list_empty(&loop->conns) ? 0 : deadline_ms, 0);
+    return 0;
 }

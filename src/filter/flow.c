@@ -1,0 +1,219 @@
+/* netframe — the flow-control filter (see flow.h for the contract).
+ *
+ * Writes pass down while the transport holds fewer than max_inflight_bytes
+ * not yet accepted by the kernel; after that they wait here, whole, in FIFO
+ * order. The transport's drain (its queue emptied) moves held writes down
+ * again. Policy applies only when the held queue is over its limits. */
+#include <stdlib.h>
+
+#include "core/internal.h"
+
+typedef struct held {
+    struct held *next;
+    nf_buf_t *buf;
+} held_t;
+
+typedef struct flow {
+    held_t *head, *tail;
+    bool above; /* rose above high_water since the last drain callback */
+    nf_flow_stats_t st;
+} flow_t;
+
+typedef struct limits {
+    size_t inflight, held_bytes, held_writes, high, low;
+} limits_t;
+
+static limits_t limits_of(const nf_filter_t *f)
+{
+    static const nf_flow_config_t defaults;
+    const nf_flow_config_t *cfg = f->config ? f->config : &defaults;
+    limits_t l;
+    l.inflight = cfg->max_inflight_bytes ? cfg->max_inflight_bytes : 256 * 1024;
+    l.held_bytes = cfg->max_held_bytes ? cfg->max_held_bytes : 4 * 1024 * 1024;
+    l.held_writes = cfg->max_held_writes ? cfg->max_held_writes : SIZE_MAX;
+    l.high = cfg->high_water ? cfg->high_water : l.inflight;
+    l.low = cfg->low_water ? cfg->low_water : l.high / 2;
+    return l;
+}
+
+static void account(nf_filter_t *f, flow_t *fl, long long delta)
+{
+    nf_loop_t *loop = f->conn->loop;
+    fl->st.held_bytes = (size_t)((long long)fl->st.held_bytes + delta);
+    loop->stats.flow_bytes_held = (uint64_t)((long long)loop->stats.flow_bytes_held + delta);
+    if (fl->st.held_bytes > fl->st.held_bytes_hwm)
+        fl->st.held_bytes_hwm = fl->st.held_bytes;
+    if (fl->st.held_bytes_hwm > loop->stats.flow_held_hwm)
+        loop->stats.flow_held_hwm = fl->st.held_bytes_hwm;
+}
+
+static void dropped(nf_filter_t *f, flow_t *fl, nf_buf_t *b)
+{
+    fl->st.writes_dropped++;
+    fl->st.bytes_dropped += b->len;
+    f->conn->loop->stats.flow_writes_dropped++;
+    nf_buf_unref(b);
+}
+
+static size_t drop_oldest(nf_filter_t *f, flow_t *fl, size_t n)
+{
+    size_t done = 0;
+    while (done < n && fl->head) {
+        held_t *h = fl->head;
+        fl->head = h->next;
+        if (!fl->head)
+            fl->tail = NULL;
+        account(f, fl, -(long long)h->buf->len);
+        fl->st.held_writes--;
+        dropped(f, fl, h->buf);
+        free(h);
+        done++;
+    }
+    return done;
+}
+
+static void slow(nf_filter_t *f, nf_buf_t *b)
+{
+    nf_buf_unref(b);
+    f->conn->loop->stats.conns_closed_slow++;
+    nf__conn_fail(f->conn, NF_ESLOW);
+}
+
+static bool fits(const limits_t *l, const flow_t *fl, size_t len)
+{
+    return fl->st.held_bytes + len <= l->held_bytes && fl->st.held_writes + 1 <= l->held_writes;
+}
+
+static void check_high(const limits_t *l, flow_t *fl, nf_conn_t *c)
+{
+    if (fl->st.held_bytes + nf_conn_queued(c) > l->high)
+        fl->above = true;
+}
+
+static int f_write(nf_filter_t *f, nf_buf_t *b)
+{
+    flow_t *fl = f->state;
+    nf_conn_t *c = f->conn;
+    limits_t l = limits_of(f);
+    if (!fl->head && nf_conn_queued(c) < l.inflight) {
+        int r = nf_filter_write_down(f, b);
+        check_high(&l, fl, c);
+        return r;
+    }
+    size_t len = b->len;
+    if (!fits(&l, fl, len)) {
+        const nf_flow_config_t *cfg = f->config;
+        switch (cfg ? cfg->policy : NF_FLOW_DROP_NEWEST) {
+        case NF_FLOW_DROP_NEWEST:
+            dropped(f, fl, b);
+            return NF_WRITE_DROPPED;
+        case NF_FLOW_DROP_OLDEST:
+            while (fl->head && !fits(&l, fl, len))
+                drop_oldest(f, fl, 1);
+            if (!fits(&l, fl, len)) { /* larger than the whole allowance */
+                dropped(f, fl, b);
+                return NF_WRITE_DROPPED;
+            }
+            break;
+        case NF_FLOW_CALLBACK: {
+            int d = cfg->on_overflow ? cfg->on_overflow(c, len) : NF_FLOW_DROP;
+            if (c->flags & NF__C_CLOSING) {
+                nf_buf_unref(b);
+                return NF_ECLOSED;
+            }
+            if (d == NF_FLOW_DROP) {
+                dropped(f, fl, b);
+                return NF_WRITE_DROPPED;
+            }
+            if (d == NF_FLOW_SLOW) {
+                slow(f, b);
+                return NF_ESLOW;
+            }
+            break; /* NF_FLOW_HOLD */
+        }
+        case NF_FLOW_CLOSE:
+            slow(f, b);
+            return NF_ESLOW;
+        }
+    }
+    held_t *h = malloc(sizeof(*h));
+    if (!h) {
+        nf_buf_unref(b);
+        return -ENOMEM;
+    }
+    h->next = NULL;
+    h->buf = b;
+    if (fl->tail)
+        fl->tail->next = h;
+    else
+        fl->head = h;
+    fl->tail = h;
+    fl->st.held_writes++;
+    fl->st.writes_held++;
+    account(f, fl, (long long)len);
+    check_high(&l, fl, c);
+    return NF_WRITE_HELD;
+}
+
+static void f_drain(nf_filter_t *f)
+{
+    flow_t *fl = f->state;
+    nf_conn_t *c = f->conn;
+    limits_t l = limits_of(f);
+    while (fl->head && nf_conn_queued(c) < l.inflight && !(c->flags & NF__C_CLOSING)) {
+        held_t *h = fl->head;
+        fl->head = h->next;
+        if (!fl->head)
+            fl->tail = NULL;
+        fl->st.held_writes--;
+        account(f, fl, -(long long)h->buf->len);
+        nf_buf_t *b = h->buf;
+        free(h);
+        if (nf_filter_write_down(f, b) < 0)
+            return; /* the transport refused (closing): on_close frees the rest */
+    }
+    if (fl->above && fl->st.held_bytes + nf_conn_queued(c) <= l.low) {
+        fl->above = false;
+        fl->st.drains++;
+        nf_filter_drain_up(f);
+    }
+}
+
+static void f_close(nf_filter_t *f, int reason)
+{
+    (void)reason;
+    flow_t *fl = f->state;
+    while (fl->head) {
+        held_t *h = fl->head;
+        fl->head = h->next;
+        account(f, fl, -(long long)h->buf->len);
+        nf_buf_unref(h->buf);
+        free(h);
+    }
+    fl->tail = NULL;
+    fl->st.held_writes = 0;
+}
+
+NF__EXPORT const nf_filter_ops_t nf_flow_filter = {
+    .size = sizeof(nf_filter_ops_t),
+    .name = "flow",
+    .state_size = sizeof(flow_t),
+    .write = f_write,
+    .on_drain = f_drain,
+    .on_close = f_close,
+};
+
+NF__EXPORT int nf_flow_stats(const nf_conn_t *c, nf_flow_stats_t *out)
+{
+    nf_filter_t *f = nf_conn_filter(c, &nf_flow_filter);
+    if (!f)
+        return -ENOENT;
+    *out = ((flow_t *)f->state)->st;
+    return 0;
+}
+
+NF__EXPORT size_t nf_flow_drop_oldest(nf_conn_t *c, size_t n)
+{
+    nf_filter_t *f = nf_conn_filter(c, &nf_flow_filter);
+    return f ? drop_oldest(f, f->state, n) : 0;
+}
