@@ -57,6 +57,8 @@ demo: deps build
 
 bench: deps build
 	@./bench/run.sh $(BUILD)
+	@echo
+	@$(BUILD)/bench/nf_slow_reader --seconds 5
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
