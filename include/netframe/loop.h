@@ -33,7 +33,44 @@ typedef struct nf_loop_config {
      * multishot receive; read through poll + read like the fallback path of a
      * kernel without them. */
     int uring_no_bufring;
+
+    /* How the loop collects completions (see docs/modes.md):
+     *  NF_MODE_BLOCK  (default) sleep in the kernel until something completes;
+     *  NF_MODE_POLL   never sleep: spin on the completion queue (epoll: wait
+     *                 with timeout 0), for the lowest latency at the price of
+     *                 a busy core;
+     *  NF_MODE_EVENT  expose one fd (nf_loop_fd) that is readable whenever a
+     *                 step is due, to embed the loop in another event loop. */
+    int mode;
+    /* NF_MODE_POLL on io_uring: let a kernel thread submit (IORING_SETUP_SQPOLL),
+     * so a loop that is busy never enters the kernel at all. It idles after
+     * sqpoll_idle_ms without submissions (0: 1000). Falls back to a plain
+     * polled ring when the kernel refuses it (reported by nf_loop_features). */
+    int sqpoll;
+    unsigned sqpoll_idle_ms;
+    /* Reserved for io_uring zero-copy sends (IORING_OP_SEND_ZC) of at least
+     * this many bytes. Not used yet: the kernel's support is probed and
+     * reported by nf_loop_features (send_zc=), no send uses it (docs/modes.md). */
+    unsigned zc_send_min;
+    /* io_uring setup flags to leave out: NF_URING_NO_SINGLE_ISSUER (neither
+     * SINGLE_ISSUER nor DEFER_TASKRUN), NF_URING_NO_DEFER_TASKRUN,
+     * NF_URING_NO_COOP_TASKRUN, NF_URING_NO_REG_RING_FD. For measurements and
+     * tests; the defaults are what docs/modes.md found to pay. */
+    unsigned uring_disable;
 } nf_loop_config_t;
+
+enum {
+    NF_MODE_BLOCK = 0,
+    NF_MODE_POLL = 1,
+    NF_MODE_EVENT = 2,
+};
+
+enum {
+    NF_URING_NO_SINGLE_ISSUER = 1u << 0,
+    NF_URING_NO_DEFER_TASKRUN = 1u << 1,
+    NF_URING_NO_COOP_TASKRUN = 1u << 2,
+    NF_URING_NO_REG_RING_FD = 1u << 3,
+};
 
 /* Fills *cfg with the defaults (all zero = defaults). */
 void nf_loop_config_init(nf_loop_config_t *cfg);
@@ -64,6 +101,33 @@ int nf_loop_run(nf_loop_t *loop, nf_run_mode_t mode);
  * thread only; from another thread post a function that calls it. */
 void nf_loop_stop(nf_loop_t *loop);
 
+/* Like nf_loop_stop, from any thread and from a signal handler (an atomic
+ * store and an eventfd write): nf_loop_run returns after the iteration that
+ * sees it. A stop asked while the loop is not running makes the next
+ * nf_loop_run(NF_RUN_DEFAULT) return at once (after one non-blocking
+ * iteration). */
+void nf_loop_stop_async(nf_loop_t *loop);
+
+/* NF_MODE_EVENT: one file descriptor that is readable (POLLIN) whenever the
+ * loop has something to do: completions, due timers, posts, writes to hand
+ * to the kernel. Watch it level-triggered in your own poll/epoll loop and
+ * call nf_loop_run(loop, NF_RUN_NOWAIT) when it is readable; after a step,
+ * the fd is readable again at once if the step left work behind (a bound on
+ * completions per step was reached), so nothing waits past one wake-up.
+ * io_uring: an eventfd registered with the ring; epoll: the epoll fd itself.
+ * Timers are covered by a timerfd the loop watches. Calls made outside
+ * netframe's callbacks (nf_listen, nf_connect, nf_conn_write from your own
+ * handlers) take effect at the next step: run one NOWAIT step after them.
+ * Returns the fd (owned by the loop), or -EINVAL in the other modes. */
+int nf_loop_fd(const nf_loop_t *loop);
+
+/* Milliseconds until the next timer is due (0: due now), or -1 when no timer
+ * is armed. For programs that drive the loop by hand. */
+int nf_loop_next_timeout(const nf_loop_t *loop);
+
+/* NF_MODE_BLOCK, NF_MODE_POLL or NF_MODE_EVENT: the mode the loop runs in. */
+int nf_loop_mode(const nf_loop_t *loop);
+
 /* Number of live handles keeping the loop alive: open listeners and
  * connections, active timers, pending posts and pending closes. */
 unsigned nf_loop_alive(const nf_loop_t *loop);
@@ -85,7 +149,8 @@ void nf_loop_update_time(nf_loop_t *loop);
 const char *nf_loop_backend_name(const nf_loop_t *loop);
 
 /* A one-line description of the features found and chosen at creation, e.g.
- * "io_uring: bufring=256x16384 recv=multishot accept=multishot ext_arg". */
+ * "io_uring: mode=block sq=1024 cq=4096 setup=single_issuer,defer_taskrun
+ * recv=multishot bufring=256x16384 accept=multishot ...". */
 const char *nf_loop_features(const nf_loop_t *loop);
 
 /* The program's pointer. */

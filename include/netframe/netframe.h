@@ -14,5 +14,6 @@
 #include "tcp.h"
 #include "filter.h"
 #include "flow.h"
+#include "server.h"
 
 #endif

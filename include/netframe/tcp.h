@@ -158,7 +158,8 @@ int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h, void *dat
 /* Queues a copy of data for sending. Bytes leave in the order written.
  * Returns NF_WRITE_OK (0); with a flow-control filter also NF_WRITE_HELD (1,
  * held back, sent later) or NF_WRITE_DROPPED (2, discarded by policy); or
- * NF_ECLOSED (closing, or the write side was shut down) or -ENOMEM. */
+ * NF_ECLOSED (closing, or the write side was shut down), NF_ESLOW (the
+ * flow filter is closing the connection as a slow consumer) or -ENOMEM. */
 int nf_conn_write(nf_conn_t *c, const void *data, size_t len);
 
 /* Queues b->base[0 .. b->len) without copying. Takes over the caller's

@@ -21,7 +21,7 @@
 
 #include "core/internal.h"
 
-enum { T_CONN = 0, T_LISTENER = 1, T_WAKE = 2 };
+enum { T_CONN = 0, T_LISTENER = 1, T_WAKE = 2, T_TIMER = 3 };
 #define T_MASK 3u
 
 enum {
@@ -59,9 +59,22 @@ static int e_init(nf_loop_t *loop)
         free(e);
         return err;
     }
+    if (loop->timer_fd >= 0) { /* NF_MODE_EVENT: due timers make the epoll fd readable */
+        struct epoll_event tev = {.events = EPOLLIN, .data.u64 = T_TIMER};
+        if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, loop->timer_fd, &tev) < 0) {
+            int err = -errno;
+            close(e->epfd);
+            free(e->events);
+            nf_buf_unref(e->scratch);
+            free(e);
+            return err;
+        }
+    }
     loop->be = e;
+    static const char *const modes[] = {"block", "poll", "event"};
     snprintf(loop->features, sizeof(loop->features),
-             "epoll: edge-triggered, scratch=%u, sends inline, events=%u", loop->cfg.buf_size, e->nevents);
+             "epoll: mode=%s edge-triggered, scratch=%u, sends inline, events=%u", modes[loop->cfg.mode],
+             loop->cfg.buf_size, e->nevents);
     return 0;
 }
 
@@ -102,6 +115,7 @@ static void e_stop_listener(nf_listener_t *l)
         epoll_ctl(E(l->loop)->epfd, EPOLL_CTL_DEL, l->fd, NULL);
     l->be_flags &= ~B_REG;
     nf__listener_released(l);
+    nf__kick(l->loop); /* event mode, from outside a step: finish it at the next */
 }
 
 static void on_listener(nf_listener_t *l)
@@ -182,6 +196,7 @@ static void e_stop_conn(nf_conn_t *c)
     c->be_flags &= ~B_REG;
     if (!(c->be_flags & B_AGAIN)) /* else released when the again list is served */
         nf__conn_released(c);
+    nf__kick(c->loop);
 }
 
 static void push_again(ep_t *e, nf_conn_t *c)
@@ -267,8 +282,10 @@ static void on_conn(nf_loop_t *loop, nf_conn_t *c, uint32_t ev)
         if (c->flags & NF__C_CLOSING)
             return;
     }
-    if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && (c->flags & NF__C_READING))
-        do_read(loop, c, (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+    if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) && (c->flags & NF__C_READING))
+        /* EPOLLPRI: a read stops at the urgent mark, so a short read does
+         * not mean drained: read on to EAGAIN. */
+        do_read(loop, c, (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0);
 }
 
 static void serve_again(nf_loop_t *loop)
@@ -306,6 +323,7 @@ static int e_wait(nf_loop_t *loop, int timeout_ms)
         case T_CONN: on_conn(loop, p, e->events[i].events); break;
         case T_LISTENER: on_listener(p); break;
         case T_WAKE: nf__wake_drain(loop); break;
+        case T_TIMER: nf__timer_fd_drain(loop); break;
         }
     }
     if (e->nagain)
@@ -320,7 +338,12 @@ static void e_read_start(nf_conn_t *c)
     /* The edge may have come while paused: read on from the again list. */
     if (c->be_flags & B_REG)
         push_again(E(c->loop), c);
+    nf__kick(c->loop);
 }
+
+static bool e_pending(nf_loop_t *loop) { return E(loop)->nagain > 0; }
+
+static int e_event_fd(const nf_loop_t *loop) { return ((const ep_t *)loop->be)->epfd; }
 
 const nf__backend_ops_t nf__epoll_ops = {
     .size = sizeof(nf__backend_ops_t),
@@ -337,4 +360,7 @@ const nf__backend_ops_t nf__epoll_ops = {
     .stop_conn = e_stop_conn,
     .read_stop = e_read_stop,
     .read_start = e_read_start,
+    .submit = NULL, /* sends are made inline */
+    .pending = e_pending,
+    .event_fd = e_event_fd,
 };

@@ -27,11 +27,14 @@
  * count is zero, so no completion ever touches freed memory. */
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/internal.h"
@@ -46,6 +49,7 @@ enum op {
     OP_CANCEL = 6, /* counted on the object it cancels */
     OP_LCANCEL = 7, /* same, on a listener */
     OP_URGENT = 8, /* poll for POLLPRI: an urgent byte waits */
+    OP_TIMERFD = 9, /* NF_MODE_EVENT: the loop's timerfd expired */
 };
 #define OP_MASK 15u /* malloc'd objects are 16-byte aligned */
 
@@ -72,6 +76,16 @@ typedef struct uring {
     bool ms_accept;    /* multishot accept */
     bool ext_arg;      /* wait with timeout without a timeout SQE */
     bool wake_armed;
+    bool started;      /* the first wait ran: rings enabled, ring fd registered */
+    bool disabled;     /* created with IORING_SETUP_R_DISABLED, not yet enabled */
+    bool taskrun_flag; /* the kernel tells us (IORING_SQ_TASKRUN) when to enter */
+    bool sqpoll;
+    bool want_reg_fd;  /* register the ring fd on the running thread */
+    bool reg_fd;       /* ... done */
+    int event_fd;      /* NF_MODE_EVENT: eventfd registered with the ring, else -1 */
+    unsigned setup;    /* the IORING_SETUP_* flags the ring was created with */
+    uint64_t issuer;   /* SINGLE_ISSUER: the thread that started the ring (thread_id()) */
+    nf_loop_t *loop;
     nf_buf_t *scratch; /* fallback reads */
     nf_conn_t **starved;
     unsigned nstarved, starved_cap;
@@ -86,11 +100,29 @@ static inline uring_t *U(nf_loop_t *loop) { return loop->be; }
 
 static inline uint64_t tag(void *p, enum op op) { return (uint64_t)(uintptr_t)p | op; }
 
+static void ring_start(uring_t *u);
+
+/* A process-unique id for the calling thread (pthread_t values are reused by
+ * new threads, and a ring's issuer must not be mistaken for its successor). */
+static uint64_t thread_id(void)
+{
+    static atomic_uint_fast64_t next = 1;
+    static _Thread_local uint64_t id;
+    if (NF__UNLIKELY(!id))
+        id = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
+    return id;
+}
+
 static struct io_uring_sqe *sqe_get(uring_t *u)
 {
+    nf__kick(u->loop); /* event mode, from outside a step: submit at the next one */
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     if (NF__UNLIKELY(!sqe)) {
-        io_uring_submit(&u->ring); /* the queue is full: make room */
+        /* The queue is full: make room. A ring still disabled (nothing ran
+         * yet) is enabled here, by the thread that filled it. */
+        if (!u->started)
+            ring_start(u);
+        io_uring_submit(&u->ring);
         sqe = io_uring_get_sqe(&u->ring);
     }
     return sqe;
@@ -148,44 +180,83 @@ static void bufring_teardown(uring_t *u)
     }
 }
 
+/* ---- what the kernel offers: asked once per process ------------------------
+ *
+ * Kernel features do not change while a process runs, so they are probed once
+ * (the first loop pays ~100 us), on a throw-away ring, and every loop of a
+ * thread pool reuses the answer. Setup flags are tried per loop (a refused
+ * flag costs one failed io_uring_setup). */
+
+static struct {
+    bool recv_multishot; /* multishot receive with a provided buffer ring */
+    bool send_zc;        /* IORING_OP_SEND_ZC */
+} g_probe;
+static pthread_once_t g_probe_once = PTHREAD_ONCE_INIT;
+
 /* Does this kernel do multishot receive with buffer selection? Ask it: arm
  * one on a socketpair, send a byte, see what completes. */
-static bool probe_recv_multishot(uring_t *u)
+static bool probe_recv_multishot(struct io_uring *ring)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return false;
     bool ok = false;
-    struct io_uring_sqe *sqe = sqe_get(u);
-    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = BGID;
-    io_uring_sqe_set_data64(sqe, 1);
-    io_uring_submit(&u->ring);
-    if (write(sv[1], "x", 1) == 1) {
+    enum { N = 2, SZ = 64 };
+    static char bufs[N][SZ];
+    size_t bytes = N * sizeof(struct io_uring_buf);
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED)
+        return false;
+    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)mem, .ring_entries = N, .bgid = BGID};
+    if (io_uring_register_buf_ring(ring, &reg, 0) < 0) {
+        munmap(mem, bytes);
+        return false;
+    }
+    struct io_uring_buf_ring *br = mem;
+    io_uring_buf_ring_init(br);
+    for (unsigned i = 0; i < N; i++)
+        io_uring_buf_ring_add(br, bufs[i], SZ, (unsigned short)i, io_uring_buf_ring_mask(N), (int)i);
+    io_uring_buf_ring_advance(br, N);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+        io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BGID;
+        io_uring_sqe_set_data64(sqe, 1);
+        io_uring_submit(ring);
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {.tv_sec = 1};
-        if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) == 0) {
+        if (write(sv[1], "x", 1) == 1 && io_uring_wait_cqe_timeout(ring, &cqe, &ts) == 0) {
             ok = cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER) && (cqe->flags & IORING_CQE_F_MORE);
-            if (cqe->flags & IORING_CQE_F_BUFFER)
-                slot_add(u, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
             bool more = cqe->flags & IORING_CQE_F_MORE;
-            io_uring_cqe_seen(&u->ring, cqe);
+            io_uring_cqe_seen(ring, cqe);
             close(sv[1]);
-            close(sv[0]);
-            /* closing the pair ends the receive; collect its last completion */
-            while (more && io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) == 0) {
+            sv[1] = -1;
+            /* the peer's close ends the receive; collect its last completion */
+            while (more && io_uring_wait_cqe_timeout(ring, &cqe, &ts) == 0) {
                 more = cqe->flags & IORING_CQE_F_MORE;
-                if (cqe->flags & IORING_CQE_F_BUFFER)
-                    slot_add(u, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-                io_uring_cqe_seen(&u->ring, cqe);
+                io_uring_cqe_seen(ring, cqe);
             }
-            return ok;
         }
+        if (sv[1] >= 0)
+            close(sv[1]);
+        close(sv[0]);
     }
-    close(sv[1]);
-    close(sv[0]);
+    io_uring_unregister_buf_ring(ring, BGID);
+    munmap(mem, bytes);
     return ok;
+}
+
+static void probe_once(void)
+{
+    struct io_uring ring;
+    if (io_uring_queue_init(8, &ring, 0) < 0)
+        return;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
+    if (probe) {
+        g_probe.send_zc = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+        io_uring_free_probe(probe);
+    }
+    g_probe.recv_multishot = probe_recv_multishot(&ring);
+    io_uring_queue_exit(&ring);
 }
 
 /* ---- init / destroy ----------------------------------------------------------- */
@@ -199,28 +270,101 @@ static void arm_wake(nf_loop_t *loop)
     u->wake_armed = true;
 }
 
+static void arm_timerfd(nf_loop_t *loop)
+{
+    struct io_uring_sqe *sqe = sqe_get(U(loop));
+    io_uring_prep_poll_add(sqe, loop->timer_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, tag(NULL, OP_TIMERFD));
+}
+
+/* Creates the ring with the best setup flags this kernel takes, in order:
+ *  poll mode with sqpoll: SQPOLL (a kernel thread submits);
+ *  SINGLE_ISSUER | DEFER_TASKRUN: completions are posted only when the loop
+ *    asks for them (no task-work interruptions, no locking in the kernel);
+ *  SINGLE_ISSUER | COOP_TASKRUN;  COOP_TASKRUN;  nothing.
+ * TASKRUN_FLAG goes with the task-run flags: the kernel raises IORING_SQ_TASKRUN
+ * when completions wait to be posted, so a non-blocking step enters the kernel
+ * only then. SINGLE_ISSUER rings are created disabled (R_DISABLED) and enabled
+ * by the first nf_loop_run: the thread that runs the loop becomes its issuer,
+ * wherever the loop was created. */
+static int ring_create(nf_loop_t *loop, uring_t *u, struct io_uring_params *p)
+{
+    const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+    const unsigned no = loop->cfg.uring_disable;
+    unsigned ladder[6], n = 0;
+    if (loop->cfg.mode == NF_MODE_POLL && loop->cfg.sqpoll)
+        ladder[n++] = IORING_SETUP_SQPOLL;
+    /* DEFER_TASKRUN posts completions only when the loop enters the kernel to
+     * get them: right for a loop that sleeps there (block mode). Measured on
+     * 6.18, the kernel then neither signals a registered eventfd nor raises
+     * IORING_SQ_TASKRUN for the completions it holds back, so event mode
+     * could not tell when to step, and poll mode would have to make a system
+     * call per spin: those use COOP_TASKRUN + TASKRUN_FLAG instead. */
+    if (loop->cfg.mode == NF_MODE_BLOCK && !(no & (NF_URING_NO_SINGLE_ISSUER | NF_URING_NO_DEFER_TASKRUN)))
+        ladder[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+                      IORING_SETUP_R_DISABLED;
+    if (!(no & (NF_URING_NO_SINGLE_ISSUER | NF_URING_NO_COOP_TASKRUN)))
+        ladder[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+                      IORING_SETUP_R_DISABLED;
+    if (!(no & NF_URING_NO_COOP_TASKRUN))
+        ladder[n++] = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    ladder[n++] = 0;
+    int r = -EINVAL;
+    for (unsigned i = 0; i < n; i++) {
+        for (int all = 1; all >= 0; all--) { /* SUBMIT_ALL came with 5.18 */
+            memset(p, 0, sizeof(*p));
+            p->flags = ladder[i] | (all ? base : IORING_SETUP_CQSIZE);
+            p->cq_entries = loop->cfg.queue_entries * 4;
+            if (ladder[i] & IORING_SETUP_SQPOLL)
+                p->sq_thread_idle = loop->cfg.sqpoll_idle_ms;
+            r = io_uring_queue_init_params(loop->cfg.queue_entries, &u->ring, p);
+            if (r == 0) {
+                u->setup = p->flags;
+                return 0;
+            }
+            if (r != -EINVAL && !(r == -EPERM && (ladder[i] & IORING_SETUP_SQPOLL)))
+                return r; /* -ENOMEM, -EMFILE, io_uring disabled: no flag helps */
+        }
+    }
+    return r;
+}
+
+/* On the running thread, before its first wait: enable a ring created
+ * disabled (this thread becomes its single issuer) and register the ring fd
+ * with this thread (io_uring_enter then skips the fd lookup). */
+static void ring_start(uring_t *u)
+{
+    u->started = true;
+    u->issuer = thread_id();
+    if (u->disabled) {
+        /* io_uring_enable_rings() is declared but not exported by liburing 2.3 */
+        syscall(__NR_io_uring_register, u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        u->disabled = false;
+    }
+    if (u->want_reg_fd && !u->reg_fd)
+        u->reg_fd = io_uring_register_ring_fd(&u->ring) == 1;
+}
+
 static int u_init(nf_loop_t *loop)
 {
+    pthread_once(&g_probe_once, probe_once);
     uring_t *u = calloc(1, sizeof(*u));
     if (!u)
         return -ENOMEM;
+    u->event_fd = -1;
+    u->loop = loop;
     struct io_uring_params p;
-    memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-    p.cq_entries = loop->cfg.queue_entries * 4;
-    int r = io_uring_queue_init_params(loop->cfg.queue_entries, &u->ring, &p);
-    if (r == -EINVAL) {
-        memset(&p, 0, sizeof(p));
-        p.flags = IORING_SETUP_CQSIZE;
-        p.cq_entries = loop->cfg.queue_entries * 4;
-        r = io_uring_queue_init_params(loop->cfg.queue_entries, &u->ring, &p);
-    }
+    int r = ring_create(loop, u, &p);
     if (r < 0) {
         free(u);
         return r;
     }
     loop->be = u;
     u->ext_arg = (p.features & IORING_FEAT_EXT_ARG) != 0;
+    u->disabled = (u->setup & IORING_SETUP_R_DISABLED) != 0;
+    u->taskrun_flag = (u->setup & IORING_SETUP_TASKRUN_FLAG) != 0;
+    u->sqpoll = (u->setup & IORING_SETUP_SQPOLL) != 0;
+    u->want_reg_fd = !(loop->cfg.uring_disable & NF_URING_NO_REG_RING_FD);
 
     struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
     bool have_poll = probe && io_uring_opcode_supported(probe, IORING_OP_POLL_ADD);
@@ -238,7 +382,7 @@ static int u_init(nf_loop_t *loop)
         return NF_EBACKEND;
     }
 
-    if (!loop->cfg.uring_no_bufring && bufring_setup(loop, u) == 0 && probe_recv_multishot(u)) {
+    if (!loop->cfg.uring_no_bufring && g_probe.recv_multishot && bufring_setup(loop, u) == 0) {
         u->bufring = true;
     } else {
         bufring_teardown(u);
@@ -252,13 +396,42 @@ static int u_init(nf_loop_t *loop)
     }
     /* Multishot accept came with 5.19, as did the buffer ring. */
     u->ms_accept = u->bufring;
+    if (loop->cfg.mode == NF_MODE_EVENT) {
+        /* The kernel signals this eventfd whenever it posts a completion (and,
+         * with DEFER_TASKRUN, when completions wait to be posted). */
+        u->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (u->event_fd < 0 || io_uring_register_eventfd(&u->ring, u->event_fd) < 0) {
+            r = u->event_fd < 0 ? -errno : NF_EBACKEND;
+            if (u->event_fd >= 0)
+                close(u->event_fd);
+            bufring_teardown(u);
+            if (u->scratch)
+                nf_buf_unref(u->scratch);
+            io_uring_queue_exit(&u->ring);
+            free(u);
+            loop->be = NULL;
+            return r;
+        }
+        loop->kick_fd = u->event_fd; /* what the program watches */
+    }
     arm_wake(loop);
+    if (loop->timer_fd >= 0)
+        arm_timerfd(loop);
+    static const char *const modes[] = {"block", "poll", "event"};
+    const char *setup = u->sqpoll ? "sqpoll"
+                        : (u->setup & IORING_SETUP_DEFER_TASKRUN) ? "single_issuer,defer_taskrun"
+                        : (u->setup & IORING_SETUP_SINGLE_ISSUER) ? "single_issuer,coop_taskrun"
+                        : (u->setup & IORING_SETUP_COOP_TASKRUN)  ? "coop_taskrun"
+                                                                  : "none";
+    bool sqpoll_refused = loop->cfg.mode == NF_MODE_POLL && loop->cfg.sqpoll && !u->sqpoll;
     snprintf(loop->features, sizeof(loop->features),
-             "io_uring: sq=%u cq=%u recv=%s bufring=%ux%u accept=%s wait=%s taskrun=%s",
-             p.sq_entries, p.cq_entries, u->bufring ? "multishot" : "poll+read",
-             u->bufring ? u->nslots : 0, u->bufring ? loop->cfg.buf_size : 0,
-             u->ms_accept ? "multishot" : "oneshot", u->ext_arg ? "ext_arg" : "timeout_sqe",
-             (p.flags & IORING_SETUP_COOP_TASKRUN) ? "coop" : "default");
+             "io_uring: mode=%s%s sq=%u cq=%u setup=%s%s recv=%s bufring=%ux%u accept=%s wait=%s ring_fd=%s "
+             "send_zc=%s",
+             modes[loop->cfg.mode], sqpoll_refused ? "(sqpoll refused)" : "", p.sq_entries, p.cq_entries, setup,
+             u->taskrun_flag ? ",taskrun_flag" : "", u->bufring ? "multishot" : "poll+read",
+             u->bufring ? u->nslots : 0, u->bufring ? loop->cfg.buf_size : 0, u->ms_accept ? "multishot" : "oneshot",
+             u->ext_arg ? "ext_arg" : "timeout_sqe", u->want_reg_fd ? "registered" : "plain",
+             !g_probe.send_zc ? "no" : loop->cfg.zc_send_min ? "on" : "off");
     return 0;
 }
 
@@ -269,6 +442,8 @@ static void u_destroy(nf_loop_t *loop)
     if (u->scratch)
         nf_buf_unref(u->scratch);
     io_uring_queue_exit(&u->ring);
+    if (u->event_fd >= 0)
+        close(u->event_fd);
     free(u->starved);
     free(u);
 }
@@ -312,6 +487,7 @@ static void u_stop_listener(nf_listener_t *l)
     }
     if (l->be_inflight == 0)
         nf__listener_released(l);
+    nf__kick(l->loop);
 }
 
 static void on_accept(nf_listener_t *l, struct io_uring_cqe *cqe)
@@ -339,39 +515,32 @@ static void arm_recv(nf_conn_t *c)
 {
     uring_t *u = U(c->loop);
     struct io_uring_sqe *sqe = sqe_get(u);
-    if (u->bufring) {
+    /* A connection that takes urgent bytes apart reads through poll + read:
+     * a pending receive would consume the urgent byte's place in the stream
+     * before POLLPRI is seen (and POLLPRI alone is not woken on 6.x). */
+    bool urgent = nf__conn_wants_urgent(c);
+    if (u->bufring && !urgent) {
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = BGID;
         io_uring_sqe_set_data64(sqe, tag(c, OP_RECV));
         c->be_flags |= B_RECV;
     } else {
-        io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP);
+        io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP | (urgent ? POLLPRI : 0));
         io_uring_sqe_set_data64(sqe, tag(c, OP_POLL));
         c->be_flags |= B_POLL;
     }
     c->be_inflight++;
 }
 
-static void arm_urgent(nf_conn_t *c)
-{
-    struct io_uring_sqe *sqe = sqe_get(U(c->loop));
-    io_uring_prep_poll_add(sqe, c->fd, POLLPRI);
-    io_uring_sqe_set_data64(sqe, tag(c, OP_URGENT));
-    c->be_flags |= B_URG;
-    c->be_inflight++;
-}
-
 static int u_start_conn(nf_conn_t *c)
 {
-    if (!U(c->loop)->bufring) {
+    if (!U(c->loop)->bufring || nf__conn_wants_urgent(c)) {
         int err = nf__set_nonblock(c->fd, true);
         if (err)
             return err;
     }
     arm_recv(c);
-    if (nf__conn_wants_urgent(c))
-        arm_urgent(c);
     return 0;
 }
 
@@ -448,6 +617,7 @@ static void u_stop_conn(nf_conn_t *c)
     if (c->be_flags & B_URG)
         cancel_op(u, c, OP_URGENT);
     release_if_done(c);
+    nf__kick(c->loop);
 }
 
 static void u_read_stop(nf_conn_t *c)
@@ -467,17 +637,6 @@ static void u_read_start(nf_conn_t *c)
         arm_recv(c);
 }
 
-static void on_urgent(nf_conn_t *c, struct io_uring_cqe *cqe)
-{
-    c->be_flags &= ~B_URG;
-    c->be_inflight--;
-    if (!(c->flags & NF__C_CLOSING) && cqe->res > 0 && (cqe->res & POLLPRI)) {
-        nf__conn_urgent(c);
-        if (!(c->flags & NF__C_CLOSING) && nf__conn_wants_urgent(c))
-            arm_urgent(c);
-    }
-    release_if_done(c);
-}
 
 static void starve(uring_t *u, nf_conn_t *c)
 {
@@ -548,6 +707,18 @@ static void on_poll(nf_loop_t *loop, nf_conn_t *c, struct io_uring_cqe *cqe)
     }
     if (cqe->res < 0 && cqe->res != -ECANCELED) {
         nf__conn_read_end(c, cqe->res);
+        release_if_done(c);
+        return;
+    }
+    if (cqe->res > 0 && (cqe->res & POLLPRI)) {
+        nf__conn_urgent(c); /* before any read passes the urgent mark */
+        if (c->flags & NF__C_CLOSING) {
+            release_if_done(c);
+            return;
+        }
+    }
+    if (!u->scratch && !(u->scratch = nf__rbuf_new(loop, loop->cfg.buf_size))) {
+        nf__conn_read_end(c, -ENOMEM);
         release_if_done(c);
         return;
     }
@@ -626,7 +797,11 @@ static void dispatch(nf_loop_t *loop, struct io_uring_cqe *cqe)
     case OP_SEND: on_send(p, cqe); break;
     case OP_CONNECT: on_connect(p, cqe); break;
     case OP_CANCEL: on_cancel(p, cqe); break;
-    case OP_URGENT: on_urgent(p, cqe); break;
+    case OP_URGENT: break; /* unused: urgent bytes come through on_poll */
+    case OP_TIMERFD:
+        nf__timer_fd_drain(loop);
+        arm_timerfd(loop);
+        break;
     case OP_LCANCEL: {
         nf_listener_t *l = p;
         if (--l->be_inflight == 0)
@@ -650,13 +825,41 @@ static void rearm_starved(uring_t *u)
     u->nstarved = 0;
 }
 
+/* A step that must not block: submit what is prepared, and enter the kernel
+ * only when it has something for us. With TASKRUN_FLAG the kernel says so in
+ * the SQ flags (IORING_SQ_TASKRUN: completions wait to be posted, which
+ * DEFER_TASKRUN and COOP_TASKRUN rings do only when we enter); with SQPOLL the
+ * kernel thread submits and posts, so a busy poll loop makes no system call. */
+static int submit_nowait(uring_t *u)
+{
+    unsigned kflags = IO_URING_READ_ONCE(*u->ring.sq.kflags);
+    if (u->sqpoll) {
+        int r = io_uring_submit(&u->ring);
+        if (kflags & IORING_SQ_CQ_OVERFLOW)
+            io_uring_get_events(&u->ring);
+        return r;
+    }
+    if (u->setup & IORING_SETUP_DEFER_TASKRUN) /* completions are posted only when we ask */
+        return io_uring_submit_and_get_events(&u->ring);
+    if (u->taskrun_flag) {
+        if (io_uring_sq_ready(&u->ring) == 0 && !(kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
+            return 0; /* nothing to submit, nothing to collect: no system call */
+        return io_uring_submit_and_get_events(&u->ring);
+    }
+    return io_uring_submit(&u->ring);
+}
+
 static int u_wait(nf_loop_t *loop, int timeout_ms)
 {
     uring_t *u = U(loop);
     struct io_uring_cqe *cqe = NULL;
     int r;
+    if (NF__UNLIKELY(!u->started))
+        ring_start(u);
+    else if ((u->setup & IORING_SETUP_SINGLE_ISSUER) && NF__UNLIKELY(u->issuer != thread_id()))
+        return -EEXIST; /* the ring belongs to the thread that first ran the loop */
     if (timeout_ms == 0) {
-        r = io_uring_submit(&u->ring);
+        r = submit_nowait(u);
     } else if (timeout_ms < 0) {
         r = io_uring_submit_and_wait(&u->ring, 1);
     } else {
@@ -667,6 +870,13 @@ static int u_wait(nf_loop_t *loop, int timeout_ms)
         return r;
     if (timeout_ms != 0)
         nf_loop_update_time(loop); /* callbacks arm timers from the time of the event */
+    if (u->event_fd >= 0) {
+        /* Consume the signal after the kernel posted, before we look: any
+         * completion posted from here on signals the eventfd again. */
+        uint64_t v;
+        ssize_t n = read(u->event_fd, &v, sizeof(v));
+        (void)n;
+    }
     int total = 0;
     for (int round = 0; round < 4; round++) {
         unsigned head, n = 0;
@@ -685,6 +895,21 @@ static int u_wait(nf_loop_t *loop, int timeout_ms)
     return total;
 }
 
+static void u_submit(nf_loop_t *loop)
+{
+    uring_t *u = U(loop);
+    if (io_uring_sq_ready(&u->ring) > 0)
+        io_uring_submit(&u->ring);
+}
+
+static bool u_pending(nf_loop_t *loop)
+{
+    uring_t *u = U(loop);
+    return io_uring_cq_ready(&u->ring) > 0 || u->nstarved > 0;
+}
+
+static int u_event_fd(const nf_loop_t *loop) { return ((const uring_t *)loop->be)->event_fd; }
+
 const nf__backend_ops_t nf__uring_ops = {
     .size = sizeof(nf__backend_ops_t),
     .name = "io_uring",
@@ -700,4 +925,7 @@ const nf__backend_ops_t nf__uring_ops = {
     .stop_conn = u_stop_conn,
     .read_stop = u_read_stop,
     .read_start = u_read_start,
+    .submit = u_submit,
+    .pending = u_pending,
+    .event_fd = u_event_fd,
 };

@@ -4,6 +4,8 @@
 #include "core/internal.h"
 #include "netframe/http.h"
 #include "netframe/ws_codec.h"
+#include "netframe/ws.h"
+#include "netframe/flow.h"
 
 #define CODES(X) \
     X(NF_EOF, "connection closed by peer") \
@@ -11,6 +13,8 @@
     X(NF_ELIMIT, "limit reached") \
     X(NF_EBACKEND, "backend not available") \
     X(NF_EADDR, "bad or unresolvable address") \
+    X(NF_ESLOW, "closed as a slow consumer") \
+    X(NF_EWS_HANDSHAKE, "WebSocket handshake failed") \
     X(NF_EHTTP_INCOMPLETE, "HTTP head incomplete") \
     X(NF_EHTTP_BAD, "malformed HTTP head (400)") \
     X(NF_EHTTP_TOOLARGE, "HTTP header too large (431)") \

@@ -56,6 +56,15 @@ typedef struct nf__backend_ops {
     /* reading control: stop delivering / start again (see NF__C_RPAUSED) */
     void (*read_stop)(nf_conn_t *c);
     void (*read_start)(nf_conn_t *c);
+    /* completion modes (issue 4); each may be NULL:
+     *   submit      hand prepared requests to the kernel now, without waiting
+     *               (the end of a NOWAIT step)
+     *   pending     non-zero if work is left that only a step will do
+     *               (completions beyond the per-step bound, re-reads)
+     *   event_fd    NF_MODE_EVENT: the fd readable when a step is due */
+    void (*submit)(nf_loop_t *loop);
+    bool (*pending)(nf_loop_t *loop);
+    int (*event_fd)(const nf_loop_t *loop);
 } nf__backend_ops_t;
 
 extern const nf__backend_ops_t nf__uring_ops;
@@ -112,7 +121,24 @@ struct nf_loop {
 
     nf_loop_stats_t stats;
     char features[256];
+
+    /* completion modes (issue 4) */
+    atomic_int stop_async;  /* nf_loop_stop_async: any thread, signal-safe */
+    int timer_fd;           /* NF_MODE_EVENT: timerfd at the next deadline, else -1 */
+    uint64_t timer_fd_due;  /* what timer_fd is armed for (0: disarmed) */
+    bool kicked;            /* NF_MODE_EVENT: the wake fd was written by nf__kick */
+    int kick_fd;            /* NF_MODE_EVENT: eventfd that makes nf_loop_fd readable */
 };
+
+/* NF_MODE_EVENT: a call made outside nf_loop_run left work for the next step
+ * (a timer armed, a request prepared, a close to finish): make the loop's fd
+ * readable, once per step. Cheap and silent in the other modes. */
+void nf__event_kick(nf_loop_t *loop);
+static inline void nf__kick(nf_loop_t *loop)
+{
+    if (NF__UNLIKELY(!loop->running) && loop->cfg.mode == NF_MODE_EVENT)
+        nf__event_kick(loop);
+}
 
 /* Runs expired timers; returns ms until the next deadline, or -1 for none. */
 int nf__timers_run(nf_loop_t *loop);
@@ -122,6 +148,8 @@ int nf__timers_next(nf_loop_t *loop);
 void nf__posts_run(nf_loop_t *loop);
 /* Reads the wake eventfd counter (for backends that see it readable). */
 void nf__wake_drain(nf_loop_t *loop);
+/* NF_MODE_EVENT: consumes the timerfd's expiry (backends that see it readable). */
+void nf__timer_fd_drain(nf_loop_t *loop);
 
 /* Read buffers: nf_buf_t allocated with the loop's accounting. */
 nf_buf_t *nf__rbuf_new(nf_loop_t *loop, size_t cap);

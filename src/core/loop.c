@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +54,14 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
         c->buf_size = 16384;
     if (!c->max_events)
         c->max_events = 256;
+    if (c->mode != NF_MODE_POLL && c->mode != NF_MODE_EVENT)
+        c->mode = NF_MODE_BLOCK;
+    if (!c->sqpoll_idle_ms)
+        c->sqpoll_idle_ms = 1000;
+    if (!c->uring_disable && getenv("NF_URING_DISABLE")) /* measurements: bench/modes.sh */
+        c->uring_disable = (unsigned)strtoul(getenv("NF_URING_DISABLE"), NULL, 0);
+    loop->timer_fd = -1;
+    loop->kick_fd = -1;
 
     nf__list_init(&loop->conns);
     nf__list_init(&loop->flush);
@@ -69,6 +78,16 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
         free(loop);
         return err;
     }
+    if (c->mode == NF_MODE_EVENT) { /* due timers make the loop's fd readable */
+        loop->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (loop->timer_fd < 0) {
+            int err = -errno;
+            close(loop->wake_fd);
+            pthread_mutex_destroy(&loop->post_mu);
+            free(loop);
+            return err;
+        }
+    }
 
     nf_backend_kind_t kind = backend_from_env(c->backend);
     int err = NF_EBACKEND;
@@ -83,11 +102,15 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
         err = loop->ops->init(loop);
     }
     if (err) {
+        if (loop->timer_fd >= 0)
+            close(loop->timer_fd);
         close(loop->wake_fd);
         pthread_mutex_destroy(&loop->post_mu);
         free(loop);
         return err;
     }
+    if (loop->kick_fd < 0)
+        loop->kick_fd = loop->wake_fd; /* epoll: the wake fd is in the epoll set */
     *out = loop;
     return 0;
 }
@@ -120,6 +143,8 @@ NF__EXPORT int nf_loop_free(nf_loop_t *loop)
         free(s);
     }
     free(loop->heap);
+    if (loop->timer_fd >= 0)
+        close(loop->timer_fd);
     close(loop->wake_fd);
     pthread_mutex_destroy(&loop->post_mu);
     free(loop);
@@ -132,6 +157,33 @@ NF__EXPORT unsigned nf_loop_alive(const nf_loop_t *loop)
 }
 
 NF__EXPORT void nf_loop_stop(nf_loop_t *loop) { loop->stop = true; }
+
+NF__EXPORT void nf_loop_stop_async(nf_loop_t *loop)
+{
+    atomic_store_explicit(&loop->stop_async, 1, memory_order_release);
+    uint64_t one = 1;
+    ssize_t r = write(loop->wake_fd, &one, sizeof(one)); /* async-signal-safe */
+    (void)r;
+}
+
+NF__EXPORT int nf_loop_fd(const nf_loop_t *loop)
+{
+    if (loop->cfg.mode != NF_MODE_EVENT || !loop->ops->event_fd)
+        return -EINVAL;
+    return loop->ops->event_fd(loop);
+}
+
+NF__EXPORT int nf_loop_next_timeout(const nf_loop_t *loop)
+{
+    if (loop->heap_len == 0)
+        return -1;
+    uint64_t due = loop->heap[0]->due, now = clock_ms();
+    if (due <= now)
+        return 0;
+    return due - now > INT32_MAX ? INT32_MAX : (int)(due - now);
+}
+
+NF__EXPORT int nf_loop_mode(const nf_loop_t *loop) { return loop->cfg.mode; }
 
 NF__EXPORT uint64_t nf_loop_now(const nf_loop_t *loop) { return loop->now; }
 
@@ -219,7 +271,8 @@ static int iterate(nf_loop_t *loop, nf_run_mode_t mode)
     nf__closing_run(loop);
 
     int timeout;
-    if (mode == NF_RUN_NOWAIT || loop->stop || !nf__list_empty(&loop->closing) ||
+    if (mode == NF_RUN_NOWAIT || loop->cfg.mode == NF_MODE_POLL || loop->stop ||
+        atomic_load_explicit(&loop->stop_async, memory_order_relaxed) || !nf__list_empty(&loop->closing) ||
         !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->lclosing))
         timeout = 0;
     else if (nf_loop_alive(loop) == 0)
@@ -243,23 +296,87 @@ NF__EXPORT int nf_loop_run(nf_loop_t *loop, nf_run_mode_t mode)
 {
     loop->stop = false;
     loop->running = true;
+    loop->kicked = false;
     int r = run(loop, mode);
     loop->running = false;
     return r;
+}
+
+/* NF_MODE_EVENT: after a step, make the loop's fd tell the truth. Work the
+ * step left behind (completions past the per-step bound, closes, writes,
+ * posts) makes it readable at once through the wake eventfd; the timerfd is
+ * armed for the next deadline. */
+static void event_rearm(nf_loop_t *loop)
+{
+    bool again = !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->closing) ||
+                 !nf__list_empty(&loop->lclosing) ||
+                 atomic_load_explicit(&loop->posts_pending, memory_order_acquire) > 0 ||
+                 (loop->ops->pending && loop->ops->pending(loop));
+    if (again) {
+        uint64_t one = 1;
+        ssize_t r = write(loop->kick_fd, &one, sizeof(one));
+        (void)r;
+    }
+    uint64_t due = loop->heap_len ? loop->heap[0]->due : 0;
+    if (due == 0 && loop->timer_fd_due == 0)
+        return;
+    if (due == loop->timer_fd_due)
+        return;
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    if (due) { /* absolute, on the loop's clock (CLOCK_MONOTONIC in ms) */
+        its.it_value.tv_sec = (time_t)(due / 1000u);
+        its.it_value.tv_nsec = (long)(due % 1000u) * 1000000L;
+    }
+    timerfd_settime(loop->timer_fd, due ? TFD_TIMER_ABSTIME : 0, &its, NULL);
+    loop->timer_fd_due = due;
+}
+
+void nf__event_kick(nf_loop_t *loop)
+{
+    if (loop->kicked)
+        return;
+    loop->kicked = true;
+    uint64_t one = 1;
+    ssize_t r = write(loop->kick_fd >= 0 ? loop->kick_fd : loop->wake_fd, &one, sizeof(one));
+    (void)r;
+}
+
+/* The backend saw the timerfd readable: consume the expiry. */
+void nf__timer_fd_drain(nf_loop_t *loop)
+{
+    uint64_t v;
+    ssize_t r = read(loop->timer_fd, &v, sizeof(v));
+    (void)r;
+    loop->timer_fd_due = 0; /* expired: re-armed by the end of the step */
+}
+
+static void step_end(nf_loop_t *loop)
+{
+    nf__flush_run(loop); /* hand writes made by the callbacks to the kernel */
+    if (loop->ops->submit)
+        loop->ops->submit(loop);
+    if (loop->cfg.mode == NF_MODE_EVENT)
+        event_rearm(loop);
 }
 
 static int run(nf_loop_t *loop, nf_run_mode_t mode)
 {
     if (mode != NF_RUN_DEFAULT) {
         int r = iterate(loop, mode);
-        nf__flush_run(loop); /* hand writes made by the callbacks to the kernel */
+        atomic_store_explicit(&loop->stop_async, 0, memory_order_relaxed);
+        step_end(loop);
         return r < 0 ? r : (int)nf_loop_alive(loop);
     }
     while (!loop->stop && nf_loop_alive(loop) > 0) {
         int r = iterate(loop, mode);
         if (r < 0)
             return r;
+        if (atomic_load_explicit(&loop->stop_async, memory_order_relaxed)) {
+            atomic_store_explicit(&loop->stop_async, 0, memory_order_relaxed);
+            break;
+        }
     }
-    nf__flush_run(loop);
+    step_end(loop);
     return (int)nf_loop_alive(loop);
 }

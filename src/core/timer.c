@@ -96,6 +96,7 @@ NF__EXPORT int nf_timer_start(nf_timer_t *t, nf_timer_cb cb, uint64_t timeout_ms
     place(loop->heap, loop->heap_len++, t);
     sift_up(loop->heap, t->heap_index);
     loop->stats.timers_active = loop->heap_len;
+    nf__kick(loop); /* event mode, armed from outside: the timerfd must learn of it */
     return 0;
 }
 

@@ -16,6 +16,8 @@ typedef struct held {
 typedef struct flow {
     held_t *head, *tail;
     bool above; /* rose above high_water since the last drain callback */
+    bool end_pending;      /* nf_conn_end asked while writes were held */
+    bool shutdown_pending; /* nf_conn_shutdown asked while writes were held */
     nf_flow_stats_t st;
 } flow_t;
 
@@ -95,6 +97,10 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
     flow_t *fl = f->state;
     nf_conn_t *c = f->conn;
     limits_t l = limits_of(f);
+    if (fl->end_pending || fl->shutdown_pending) {
+        nf_buf_unref(b);
+        return NF_ECLOSED;
+    }
     if (!fl->head && nf_conn_queued(c) < l.inflight) {
         int r = nf_filter_write_down(f, b);
         check_high(&l, fl, c);
@@ -108,6 +114,10 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
             dropped(f, fl, b);
             return NF_WRITE_DROPPED;
         case NF_FLOW_DROP_OLDEST:
+            if (len > l.held_bytes) { /* can never fit: keep what is held */
+                dropped(f, fl, b);
+                return NF_WRITE_DROPPED;
+            }
             while (fl->head && !fits(&l, fl, len))
                 drop_oldest(f, fl, 1);
             if (!fits(&l, fl, len)) { /* larger than the whole allowance */
@@ -172,11 +182,44 @@ static void f_drain(nf_filter_t *f)
         if (nf_filter_write_down(f, b) < 0)
             return; /* the transport refused (closing): on_close frees the rest */
     }
+    if (!fl->head && fl->end_pending) { /* everything held went down: end now */
+        fl->end_pending = false;
+        nf_filter_close_down(f, NF_HOW_END);
+        return;
+    }
+    if (!fl->head && fl->shutdown_pending) {
+        fl->shutdown_pending = false;
+        nf_filter_shutdown_down(f);
+    }
     if (fl->above && fl->st.held_bytes + nf_conn_queued(c) <= l.low) {
         fl->above = false;
         fl->st.drains++;
         nf_filter_drain_up(f);
     }
+}
+
+/* A graceful end or a shutdown waits for the held writes: they were promised
+ * (NF_WRITE_HELD means "sent later"). A close or abort drops them. */
+static void f_close_req(nf_filter_t *f, nf_close_how_t how)
+{
+    flow_t *fl = f->state;
+    if (how == NF_HOW_END && fl->head) {
+        fl->end_pending = true;
+        return;
+    }
+    nf_filter_close_down(f, how);
+}
+
+static int f_shutdown(nf_filter_t *f)
+{
+    flow_t *fl = f->state;
+    if (fl->end_pending || fl->shutdown_pending)
+        return 0;
+    if (fl->head) {
+        fl->shutdown_pending = true;
+        return 0;
+    }
+    return nf_filter_shutdown_down(f);
 }
 
 static void f_close(nf_filter_t *f, int reason)
@@ -201,6 +244,8 @@ NF__EXPORT const nf_filter_ops_t nf_flow_filter = {
     .write = f_write,
     .on_drain = f_drain,
     .on_close = f_close,
+    .shutdown = f_shutdown,
+    .close = f_close_req,
 };
 
 NF__EXPORT int nf_flow_stats(const nf_conn_t *c, nf_flow_stats_t *out)

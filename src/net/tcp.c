@@ -109,6 +109,7 @@ static void schedule_flush(nf_conn_t *c)
         return;
     c->flags |= NF__C_IN_FLUSH;
     nf__list_push_back(&c->loop->flush, &c->fnode);
+    nf__kick(c->loop); /* event mode: a write from outside a step needs one */
 }
 
 void nf__conn_schedule_flush(nf_conn_t *c) { schedule_flush(c); }
@@ -293,6 +294,7 @@ void nf__conn_released(nf_conn_t *c)
     if (c->flags & NF__C_RELEASED)
         return;
     c->flags |= NF__C_RELEASED;
+    nf__kick(c->loop);
     /* fnode is free: a closing connection is never on the flush list */
     nf__list_push_back(&c->loop->closing, &c->fnode);
 }

@@ -1,0 +1,555 @@
+/* netframe — a server on N loops, one per thread (see server.h).
+ *
+ * Threads: each worker creates its loop (and, with REUSEPORT, its listener)
+ * on its own thread, runs it until the server stops, then closes its
+ * listener and every connection and runs the loop out. nf_server_wait joins
+ * the threads and frees the loops. With ACCEPTOR, one more thread blocks in
+ * poll() on the listening socket and an eventfd, accepts, and posts each
+ * socket to the loops in turn.
+ *
+ * Stopping is async-signal-safe: nf_server_stop only stores atomics and
+ * writes eventfds. In ACCEPTOR mode it stops the acceptor first and the
+ * acceptor stops the workers once it accepts no more, so every socket it
+ * posted is adopted (or closed) by a loop that still runs. */
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "netframe/server.h"
+
+typedef struct worker {
+    nf_server_t *s;
+    unsigned index;
+    pthread_t th;
+    bool th_started;
+    _Atomic(nf_loop_t *) loop; /* published once created; the loop lives until nf_server_wait */
+    nf_listener_t *l;
+    nf_timer_t keep; /* ACCEPTOR: keeps a loop with no listener and no connection alive */
+    int err;
+    bool ready;         /* start-up done (err says how) */
+    bool closed;        /* run out: posts are no longer taken (under s->mu) */
+    nf_loop_stats_t final;
+} worker_t;
+
+struct nf_server {
+    nf_server_config_t cfg;
+    unsigned n;
+    worker_t *w;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int stopping;
+    atomic_int signalling; /* nf_server_stop calls still touching loops */
+    int stop_fd;           /* eventfd: wakes the acceptor */
+    int acc_fd;            /* ACCEPTOR: the listening socket */
+    pthread_t acc_th;
+    bool acc_started;
+    unsigned rr;
+    nf_addr_t addr;
+    bool waited;
+};
+
+NF__EXPORT void nf_server_config_init(nf_server_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    nf_loop_config_init(&cfg->loop);
+    cfg->listen.host = "127.0.0.1";
+}
+
+/* ---- hand-over (ACCEPTOR) --------------------------------------------------- */
+
+typedef struct handover {
+    nf_server_t *s;
+    int fd;
+} handover_t;
+
+static void adopt_post(nf_loop_t *loop, void *arg)
+{
+    handover_t *h = arg;
+    nf_server_t *s = h->s;
+    int fd = h->fd;
+    free(h);
+    if (atomic_load(&s->stopping) ||
+        nf_conn_adopt(loop, fd, s->cfg.listen.handler, s->cfg.listen.data, NULL) != 0)
+        close(fd);
+}
+
+static void apply_sockopts(const nf_listen_config_t *lc, int fd)
+{
+    int one = 1;
+    if (lc->nodelay >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (lc->keepalive_s > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &lc->keepalive_s, sizeof(lc->keepalive_s));
+    }
+}
+
+static void *acceptor_main(void *arg)
+{
+    nf_server_t *s = arg;
+    struct pollfd p[2] = {{.fd = s->acc_fd, .events = POLLIN}, {.fd = s->stop_fd, .events = POLLIN}};
+    while (!atomic_load(&s->stopping)) {
+        int r = poll(p, 2, -1);
+        if (r < 0)
+            continue; /* EINTR */
+        if (p[1].revents || atomic_load(&s->stopping))
+            break;
+        for (int i = 0; i < 64; i++) {
+            int fd = accept4(s->acc_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE) {
+                    struct timespec ts = {0, 10 * 1000000L}; /* let connections close */
+                    nanosleep(&ts, NULL);
+                }
+                break; /* EAGAIN, ECONNABORTED...: poll again */
+            }
+            apply_sockopts(&s->cfg.listen, fd);
+            worker_t *w = &s->w[s->rr++ % s->n];
+            handover_t *h = malloc(sizeof(*h));
+            if (h) {
+                h->s = s;
+                h->fd = fd;
+            }
+            if (!h || nf_loop_post(atomic_load(&w->loop), adopt_post, h) != 0) {
+                free(h);
+                close(fd);
+            }
+        }
+    }
+    /* No more hand-overs: now the loops may stop (their queues hold every
+     * socket posted above, and posts keep a loop alive until they ran). */
+    for (unsigned i = 0; i < s->n; i++)
+        nf_loop_stop_async(atomic_load(&s->w[i].loop));
+    return NULL;
+}
+
+/* ---- workers ------------------------------------------------------------------ */
+
+static void keep_cb(nf_timer_t *t) { (void)t; }
+
+static void close_one(nf_conn_t *c, void *arg) { (void)arg, nf_conn_close(c); }
+
+static int worker_setup(worker_t *w, nf_loop_t **out)
+{
+    nf_server_t *s = w->s;
+    nf_loop_t *loop;
+    int err = nf_loop_new(&loop, &s->cfg.loop);
+    if (err)
+        return err;
+    *out = loop;
+    if (s->cfg.spread == NF_SERVER_REUSEPORT) {
+        nf_listen_config_t lc = s->cfg.listen;
+        lc.reuseport = 1;
+        if (w->index > 0)
+            lc.port = nf_addr_port(&s->addr); /* loop 0 knows the port */
+        err = nf_listen(loop, &lc, &w->l);
+        if (err)
+            return err;
+        if (w->index == 0)
+            nf_listener_addr(w->l, &s->addr);
+    } else {
+        nf_timer_init(loop, &w->keep);
+        err = nf_timer_start(&w->keep, keep_cb, 3600u * 1000u, 3600u * 1000u);
+        if (err)
+            return err;
+    }
+    if (s->cfg.on_loop_start)
+        err = s->cfg.on_loop_start(s, loop, w->index);
+    return err;
+}
+
+/* Runs the loop until the server stops. */
+static int worker_run(worker_t *w, nf_loop_t *loop)
+{
+    nf_server_t *s = w->s;
+    if (s->cfg.loop.mode == NF_MODE_EVENT) {
+        /* as a program embedding the loop would: poll its fd, step */
+        struct pollfd p = {.fd = nf_loop_fd(loop), .events = POLLIN};
+        int r = nf_loop_run(loop, NF_RUN_NOWAIT); /* submit what setup prepared */
+        while (r >= 0 && !atomic_load(&s->stopping)) {
+            if (poll(&p, 1, -1) > 0)
+                r = nf_loop_run(loop, NF_RUN_NOWAIT);
+        }
+        return r < 0 ? r : 0;
+    }
+    while (!atomic_load(&s->stopping)) {
+        int r = nf_loop_run(loop, NF_RUN_DEFAULT);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Closes everything on the loop and runs it until nothing is left. */
+static int worker_drain(worker_t *w, nf_loop_t *loop)
+{
+    nf_server_t *s = w->s;
+    if (s->cfg.on_loop_stop)
+        s->cfg.on_loop_stop(s, loop, w->index);
+    nf_timer_stop(&w->keep);
+    if (w->l) {
+        nf_listener_close(w->l, NULL);
+        w->l = NULL;
+    }
+    nf_conn_walk(loop, close_one, NULL);
+    int err = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        while (nf_loop_alive(loop) > 0) {
+            int r = nf_loop_run(loop, NF_RUN_DEFAULT);
+            if (r < 0) {
+                err = r;
+                break;
+            }
+            if (r > 0) /* connections made by posts after the walk */
+                nf_conn_walk(loop, close_one, NULL);
+        }
+        /* take no more posts, then run what slipped in */
+        pthread_mutex_lock(&s->mu);
+        w->closed = true;
+        pthread_mutex_unlock(&s->mu);
+    }
+    nf_loop_stats(loop, &w->final);
+    return err;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    nf_server_t *s = w->s;
+    nf_loop_t *loop = NULL;
+    w->keep.heap_index = UINT32_MAX; /* not armed, whatever happens below */
+    int err = worker_setup(w, &loop);
+    if (loop)
+        atomic_store(&w->loop, loop);
+    pthread_mutex_lock(&s->mu);
+    w->err = err;
+    w->ready = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (!loop)
+        return NULL;
+    if (!err) {
+        err = worker_run(w, loop);
+        if (err) {
+            w->err = err;
+            nf_server_stop(s); /* one loop failed: stop them all */
+        }
+    }
+    int derr = worker_drain(w, loop);
+    if (!w->err)
+        w->err = derr;
+    return NULL;
+}
+
+/* ---- start / stop / wait ------------------------------------------------------- */
+
+static int acceptor_listen(nf_server_t *s)
+{
+    const nf_listen_config_t *lc = &s->cfg.listen;
+    int err = nf_addr_parse(&s->addr, lc->host, lc->port);
+    if (err)
+        return err;
+    int fd = socket(s->addr.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (s->addr.u.sa.sa_family == AF_INET6) {
+        int v6only = lc->ipv6_only ? 1 : 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    if (bind(fd, &s->addr.u.sa, s->addr.len) < 0 || listen(fd, lc->backlog > 0 ? lc->backlog : 511) < 0) {
+        err = -errno;
+        close(fd);
+        return err;
+    }
+    socklen_t len = sizeof(s->addr.u);
+    getsockname(fd, &s->addr.u.sa, &len);
+    s->addr.len = len;
+    s->acc_fd = fd;
+    return 0;
+}
+
+/* Starts workers [from, to) and waits until each has set up; returns the
+ * first error. */
+static int start_workers(nf_server_t *s, unsigned from, unsigned to)
+{
+    int err = 0;
+    for (unsigned i = from; i < to; i++) {
+        int r = pthread_create(&s->w[i].th, NULL, worker_main, &s->w[i]);
+        if (r) {
+            err = -r;
+            break;
+        }
+        s->w[i].th_started = true;
+    }
+    pthread_mutex_lock(&s->mu);
+    for (unsigned i = from; i < to; i++) {
+        if (!s->w[i].th_started)
+            break;
+        while (!s->w[i].ready)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (!err)
+            err = s->w[i].err;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return err;
+}
+
+NF__EXPORT int nf_server_start(nf_server_t **out, const nf_server_config_t *cfg)
+{
+    if (!cfg || !cfg->listen.handler || !cfg->listen.handler->on_read || !cfg->listen.handler->on_close ||
+        (cfg->spread != NF_SERVER_REUSEPORT && cfg->spread != NF_SERVER_ACCEPTOR))
+        return -EINVAL;
+    nf_server_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->cfg = *cfg;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    s->n = cfg->threads ? cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
+    s->acc_fd = -1;
+    s->w = calloc(s->n, sizeof(*s->w));
+    s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    int err = !s->w ? -ENOMEM : s->stop_fd < 0 ? -errno : 0;
+    if (err)
+        goto fail;
+    for (unsigned i = 0; i < s->n; i++) {
+        s->w[i].s = s;
+        s->w[i].index = i;
+    }
+    if (cfg->spread == NF_SERVER_ACCEPTOR) {
+        err = acceptor_listen(s);
+        if (!err)
+            err = start_workers(s, 0, s->n);
+        if (!err) {
+            int r = pthread_create(&s->acc_th, NULL, acceptor_main, s);
+            if (r)
+                err = -r;
+            else
+                s->acc_started = true;
+        }
+    } else {
+        err = start_workers(s, 0, 1); /* loop 0 binds: the others learn the port */
+        if (!err)
+            err = start_workers(s, 1, s->n);
+    }
+    if (err) {
+        nf_server_stop(s);
+        nf_server_wait(s);
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    nf_server_free(s);
+    return err;
+}
+
+NF__EXPORT void nf_server_stop(nf_server_t *s)
+{
+    atomic_fetch_add(&s->signalling, 1);
+    if (atomic_exchange(&s->stopping, 1) == 0) {
+        if (s->acc_started) {
+            uint64_t one = 1;
+            ssize_t r = write(s->stop_fd, &one, sizeof(one)); /* the acceptor stops the loops */
+            (void)r;
+        } else {
+            for (unsigned i = 0; i < s->n; i++) {
+                nf_loop_t *loop = atomic_load(&s->w[i].loop);
+                if (loop)
+                    nf_loop_stop_async(loop);
+            }
+        }
+    }
+    atomic_fetch_sub(&s->signalling, 1);
+}
+
+static bool on_own_loop_thread(const nf_server_t *s)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if (s->w[i].th_started && pthread_equal(s->w[i].th, pthread_self()))
+            return true;
+    return false;
+}
+
+NF__EXPORT int nf_server_wait(nf_server_t *s)
+{
+    if (s->waited)
+        return 0;
+    if (on_own_loop_thread(s))
+        return -EDEADLK;
+    if (s->acc_started)
+        pthread_join(s->acc_th, NULL);
+    int err = 0;
+    for (unsigned i = 0; i < s->n; i++) {
+        if (!s->w[i].th_started)
+            continue;
+        pthread_join(s->w[i].th, NULL);
+        if (!err)
+            err = s->w[i].err;
+    }
+    /* a stop may still be writing to the loops' eventfds */
+    while (atomic_load(&s->signalling) > 0)
+        sched_yield();
+    for (unsigned i = 0; i < s->n; i++) {
+        nf_loop_t *loop = atomic_load(&s->w[i].loop);
+        if (!loop)
+            continue;
+        int r = nf_loop_free(loop);
+        if (r && !err)
+            err = r; /* -EBUSY: something kept a read buffer (the loop is leaked) */
+        atomic_store(&s->w[i].loop, NULL);
+    }
+    if (s->acc_fd >= 0) {
+        close(s->acc_fd);
+        s->acc_fd = -1;
+    }
+    s->waited = true;
+    return err;
+}
+
+NF__EXPORT void nf_server_free(nf_server_t *s)
+{
+    if (!s)
+        return;
+    if (!s->waited) {
+        nf_server_stop(s);
+        nf_server_wait(s);
+    }
+    if (s->stop_fd >= 0)
+        close(s->stop_fd);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->w);
+    free(s);
+}
+
+NF__EXPORT int nf_server_addr(const nf_server_t *s, nf_addr_t *out)
+{
+    *out = s->addr;
+    return 0;
+}
+
+NF__EXPORT unsigned nf_server_threads(const nf_server_t *s) { return s->n; }
+
+NF__EXPORT nf_loop_t *nf_server_loop(const nf_server_t *s, unsigned index)
+{
+    return index < s->n ? atomic_load(&s->w[index].loop) : NULL;
+}
+
+NF__EXPORT void *nf_server_get_data(const nf_server_t *s) { return s->cfg.data; }
+
+/* ---- stats ---------------------------------------------------------------------- */
+
+typedef struct snap_req {
+    nf_server_t *s;
+    unsigned refs; /* under s->mu: the caller + each post not yet run */
+    unsigned left;
+    nf_loop_stats_t *st; /* one per loop */
+} snap_req_t;
+
+typedef struct snap_one {
+    snap_req_t *req;
+    unsigned index;
+} snap_one_t;
+
+static void snap_release(snap_req_t *req) /* under s->mu */
+{
+    if (--req->refs == 0) {
+        free(req->st);
+        free(req);
+    }
+}
+
+static void snap_post(nf_loop_t *loop, void *arg)
+{
+    snap_one_t *one = arg;
+    snap_req_t *req = one->req;
+    nf_server_t *s = req->s;
+    pthread_mutex_lock(&s->mu);
+    nf_loop_stats(loop, &req->st[one->index]);
+    req->left--;
+    pthread_cond_broadcast(&s->cv);
+    snap_release(req);
+    pthread_mutex_unlock(&s->mu);
+    free(one);
+}
+
+static void stats_add(nf_loop_stats_t *sum, const nf_loop_stats_t *st)
+{
+    uint64_t *a = (uint64_t *)sum;
+    const uint64_t *b = (const uint64_t *)st;
+    const size_t hwm = offsetof(nf_loop_stats_t, flow_held_hwm) / sizeof(uint64_t);
+    for (size_t i = 0; i < sizeof(*sum) / sizeof(uint64_t); i++)
+        a[i] = i == hwm ? (a[i] > b[i] ? a[i] : b[i]) : a[i] + b[i];
+}
+
+NF__EXPORT int nf_server_stats(nf_server_t *s, nf_loop_stats_t *out, nf_loop_stats_t *per_loop)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->waited) {
+        for (unsigned i = 0; i < s->n; i++) {
+            stats_add(out, &s->w[i].final);
+            if (per_loop)
+                per_loop[i] = s->w[i].final;
+        }
+        return 0;
+    }
+    if (on_own_loop_thread(s))
+        return -EDEADLK;
+    snap_req_t *req = calloc(1, sizeof(*req));
+    nf_loop_stats_t *st = calloc(s->n, sizeof(*st));
+    if (!req || !st) {
+        free(req);
+        free(st);
+        return -ENOMEM;
+    }
+    req->s = s;
+    req->st = st;
+    req->refs = 1;
+    pthread_mutex_lock(&s->mu);
+    for (unsigned i = 0; i < s->n; i++) {
+        worker_t *w = &s->w[i];
+        nf_loop_t *loop = atomic_load(&w->loop);
+        if (!loop || w->closed) {
+            st[i] = w->final;
+            continue;
+        }
+        snap_one_t *one = malloc(sizeof(*one));
+        if (!one)
+            continue;
+        one->req = req;
+        one->index = i;
+        req->refs++;
+        req->left++;
+        if (nf_loop_post(loop, snap_post, one) != 0) {
+            req->refs--;
+            req->left--;
+            free(one);
+        }
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 1;
+    int err = 0;
+    while (req->left > 0 && err == 0)
+        err = pthread_cond_timedwait(&s->cv, &s->mu, &dl);
+    for (unsigned i = 0; i < s->n; i++) {
+        stats_add(out, &st[i]);
+        if (per_loop)
+            per_loop[i] = st[i];
+    }
+    int left = (int)req->left;
+    snap_release(req);
+    pthread_mutex_unlock(&s->mu);
+    return left ? -ETIMEDOUT : 0;
+}

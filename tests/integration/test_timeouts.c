@@ -1,0 +1,287 @@
+/* Integration: the read-timeout and idle-timeout filters (filter.h).
+ *
+ *  - read timeout 150 ms, a silent peer: closed with -ETIMEDOUT, never
+ *    before 150 ms (measured with CLOCK_MONOTONIC from on_open; a few ms of
+ *    earliness allowed for the loop's cached clock), not absurdly late;
+ *  - read timeout, a peer that sends every 50 ms for 600 ms: not closed;
+ *    once it stops, closed ~150 ms after the last byte;
+ *  - read timeout is not reset by the server's own writes;
+ *  - idle timeout: server writes every 50 ms keep the connection alive
+ *    although the peer sends nothing; once the writes stop it closes with
+ *    -ETIMEDOUT; reads keep it alive as well. */
+#include "helpers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TIMEOUT_MS 150
+#define EARLY_MS 3  /* tolerated earliness (cached loop clock) */
+#define LATE_MS 250 /* tolerated lateness */
+
+static const nf_timeout_config_t k_cfg = {.timeout_ms = TIMEOUT_MS};
+static const nf_filter_spec_t k_read_stack[] = {{.ops = &nf_read_timeout_filter, .config = &k_cfg}};
+static const nf_filter_spec_t k_idle_stack[] = {{.ops = &nf_idle_timeout_filter, .config = &k_cfg}};
+
+static struct {
+    nf_conn_t *c;
+    int opened, closed, reason;
+    uint64_t t_open, t_close, t_last_read, t_last_write;
+    uint64_t got;
+    int writes, write_errors, max_writes;
+    nf_timer_t wtimer;
+} g;
+
+static void reset_g(void)
+{
+    memset(&g, 0, sizeof g);
+    g.reason = 12345;
+}
+
+static void on_open(nf_conn_t *c)
+{
+    g.opened++;
+    g.c = c;
+    g.t_open = h_now_ns();
+}
+
+static void on_read(nf_conn_t *c, const char *data, size_t len)
+{
+    (void)c;
+    (void)data;
+    g.got += len;
+    g.t_last_read = h_now_ns();
+}
+
+static void on_close(nf_conn_t *c, int reason)
+{
+    (void)c;
+    g.closed++;
+    g.reason = reason;
+    g.t_close = h_now_ns();
+    g.c = NULL;
+    nf_timer_stop(&g.wtimer);
+}
+
+static const nf_conn_handler_t handler = {
+    .on_open = on_open,
+    .on_read = on_read,
+    .on_close = on_close,
+};
+
+/* Server writes: one byte every 50 ms, max_writes times. */
+static void write_tick(nf_timer_t *t)
+{
+    if (!g.c || nf_conn_is_closing(g.c) || g.writes >= g.max_writes) {
+        nf_timer_stop(t);
+        return;
+    }
+    if (nf_conn_write(g.c, "w", 1) != NF_WRITE_OK)
+        g.write_errors++;
+    g.writes++;
+    g.t_last_write = h_now_ns();
+    if (g.writes >= g.max_writes)
+        nf_timer_stop(t);
+}
+
+static nf_loop_t *start(const nf_filter_spec_t *stack, nf_listener_t **l, uint16_t *port)
+{
+    nf_loop_t *loop = h_loop_new();
+    nf_listen_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.handler = &handler;
+    cfg.filters = stack;
+    cfg.nfilters = 1;
+    *port = h_listen_cfg(loop, &cfg, l);
+    nf_timer_init(loop, &g.wtimer);
+    return loop;
+}
+
+static double ms_between(uint64_t from_ns, uint64_t to_ns)
+{
+    return ((double)to_ns - (double)from_ns) / 1e6;
+}
+
+static void assert_timed_out_after(uint64_t from_ns, const char *what)
+{
+    H_ASSERT_ERR(g.reason, -ETIMEDOUT);
+    double ms = ms_between(from_ns, g.t_close);
+    print_message("[ info     ] closed %.1f ms after %s (timeout %d ms)\n", ms, what, TIMEOUT_MS);
+    if (ms < TIMEOUT_MS - EARLY_MS)
+        fail_msg("closed %.1f ms after %s: earlier than the %d ms timeout", ms, what, TIMEOUT_MS);
+    if (ms > TIMEOUT_MS + LATE_MS)
+        fail_msg("closed %.1f ms after %s: far later than the %d ms timeout", ms, what,
+                 TIMEOUT_MS);
+}
+
+/* ---- read timeout -------------------------------------------------------------- */
+
+static void test_read_timeout_silent_peer(void **state)
+{
+    (void)state;
+    reset_g();
+    nf_listener_t *l;
+    uint16_t port;
+    nf_loop_t *loop = start(k_read_stack, &l, &port);
+    int fd = h_tcp_connect("127.0.0.1", port);
+    assert_true(fd >= 0);
+    H_RUN_UNTIL(loop, g.closed == 1, 3000);
+    assert_int_equal(g.opened, 1);
+    assert_timed_out_after(g.t_open, "on_open");
+    /* the peer sees the connection end */
+    int r = h_recv_eof(fd, 2000);
+    if (r != 0 && r != -ECONNRESET)
+        fail_msg("peer: h_recv_eof = %d", r);
+    close(fd);
+    h_run_for(loop, 20);
+    assert_int_equal(g.closed, 1);
+    nf_listener_close(l, NULL);
+    h_loop_finish(loop, 3000); /* the filter's timer is gone */
+}
+
+static void test_read_timeout_active_peer(void **state)
+{
+    (void)state;
+    reset_g();
+    nf_listener_t *l;
+    uint16_t port;
+    nf_loop_t *loop = start(k_read_stack, &l, &port);
+    int fd = h_tcp_connect("127.0.0.1", port);
+    assert_true(fd >= 0);
+    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    /* one byte every 50 ms for 600 ms */
+    uint64_t t0 = h_now_ms();
+    int sent = 0;
+    while (h_now_ms() - t0 < 600) {
+        assert_int_equal(h_send_all(fd, "x", 1, 1000), 0);
+        sent++;
+        h_run_for(loop, 50);
+        if (g.closed)
+            fail_msg("closed (%s) after %llu ms although the peer sent every 50 ms",
+                     nf_err_name(g.reason), (unsigned long long)(h_now_ms() - t0));
+    }
+    H_RUN_UNTIL(loop, g.got == (uint64_t)sent || g.closed, 1000);
+    assert_int_equal(g.closed, 0);
+    /* silence: the timeout now runs from the last byte read */
+    H_RUN_UNTIL(loop, g.closed == 1, 3000);
+    assert_timed_out_after(g.t_last_read, "the last read");
+    close(fd);
+    nf_listener_close(l, NULL);
+    h_loop_finish(loop, 3000);
+}
+
+/* The server's own writes do not reset a read timeout. */
+static void test_read_timeout_ignores_writes(void **state)
+{
+    (void)state;
+    reset_g();
+    g.max_writes = 1000;
+    nf_listener_t *l;
+    uint16_t port;
+    nf_loop_t *loop = start(k_read_stack, &l, &port);
+    int fd = h_tcp_connect("127.0.0.1", port);
+    assert_true(fd >= 0);
+    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    assert_int_equal(nf_timer_start(&g.wtimer, write_tick, 50, 50), 0);
+    H_RUN_UNTIL(loop, g.closed == 1, 3000);
+    assert_true(g.writes >= 2);
+    assert_int_equal(g.write_errors, 0);
+    assert_timed_out_after(g.t_open, "on_open");
+    close(fd);
+    nf_listener_close(l, NULL);
+    h_loop_finish(loop, 3000);
+}
+
+/* ---- idle timeout -------------------------------------------------------------- */
+
+static void test_idle_timeout_writes_keep_alive(void **state)
+{
+    (void)state;
+    reset_g();
+    g.max_writes = 12; /* 12 x 50 ms = 600 ms */
+    nf_listener_t *l;
+    uint16_t port;
+    nf_loop_t *loop = start(k_idle_stack, &l, &port);
+    int fd = h_tcp_connect("127.0.0.1", port);
+    assert_true(fd >= 0);
+    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    assert_int_equal(nf_timer_start(&g.wtimer, write_tick, 50, 50), 0);
+    H_RUN_UNTIL(loop, g.writes == g.max_writes || g.closed, 3000);
+    if (g.closed)
+        fail_msg("closed (%s) after %d writes although the server wrote every 50 ms",
+                 nf_err_name(g.reason), g.writes);
+    assert_int_equal(g.write_errors, 0);
+    assert_true(ms_between(g.t_open, h_now_ns()) >= 550);
+    /* writes stop: idle from the last write */
+    H_RUN_UNTIL(loop, g.closed == 1, 3000);
+    assert_timed_out_after(g.t_last_write, "the last write");
+    /* the peer got every byte, then the end */
+    char buf[64];
+    assert_int_equal(h_recv_full(fd, buf, (size_t)g.max_writes, 2000), g.max_writes);
+    int r = h_recv_eof(fd, 2000);
+    if (r != 0 && r != -ECONNRESET)
+        fail_msg("peer: h_recv_eof = %d", r);
+    close(fd);
+    nf_listener_close(l, NULL);
+    h_loop_finish(loop, 3000);
+}
+
+static void test_idle_timeout_reads_keep_alive(void **state)
+{
+    (void)state;
+    reset_g();
+    nf_listener_t *l;
+    uint16_t port;
+    nf_loop_t *loop = start(k_idle_stack, &l, &port);
+    int fd = h_tcp_connect("127.0.0.1", port);
+    assert_true(fd >= 0);
+    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    uint64_t t0 = h_now_ms();
+    while (h_now_ms() - t0 < 400) {
+        assert_int_equal(h_send_all(fd, "x", 1, 1000), 0);
+        h_run_for(loop, 50);
+        if (g.closed)
+            fail_msg("idle timeout closed an active connection (%s)", nf_err_name(g.reason));
+    }
+    H_RUN_UNTIL(loop, g.closed == 1, 3000);
+    assert_timed_out_after(g.t_last_read, "the last read");
+    close(fd);
+    nf_listener_close(l, NULL);
+    h_loop_finish(loop, 3000);
+}
+
+/* Silent on both sides from the start. */
+static void test_idle_timeout_silent(void **state)
+{
+    (void)state;
+    reset_g();
+    nf_listener_t *l;
+    uint16_t port;
+    nf_loop_t *loop = start(k_idle_stack, &l, &port);
+    int fd = h_tcp_connect("127.0.0.1", port);
+    assert_true(fd >= 0);
+    H_RUN_UNTIL(loop, g.closed == 1, 3000);
+    assert_timed_out_after(g.t_open, "on_open");
+    close(fd);
+    nf_listener_close(l, NULL);
+    h_loop_finish(loop, 3000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_timeout_silent_peer),
+        cmocka_unit_test(test_read_timeout_active_peer),
+        cmocka_unit_test(test_read_timeout_ignores_writes),
+        cmocka_unit_test(test_idle_timeout_writes_keep_alive),
+        cmocka_unit_test(test_idle_timeout_reads_keep_alive),
+        cmocka_unit_test(test_idle_timeout_silent),
+    };
+    const char *only = getenv("NF_TEST_FILTER"); /* e.g. NF_TEST_FILTER=test_x */
+    if (only)
+        cmocka_set_test_filter(only);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
