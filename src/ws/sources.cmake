@@ -11,3 +11,15 @@ list(APPEND NF_SOURCES
 find_package(ZLIB REQUIRED)
 list(APPEND NF_EXTRA_LIBS ZLIB::ZLIB)
 list(APPEND NF_PC_EXTRA_REQUIRES zlib)
+
+# The WebSocket server and client: a connection filter over TCP (conn.c),
+# the handshakes (server.c, client.c). SHA-1 and base64 for
+# Sec-WebSocket-Accept come from OpenSSL's libcrypto.
+list(APPEND NF_SOURCES
+  src/ws/conn.c
+  src/ws/server.c
+  src/ws/client.c
+)
+find_package(OpenSSL REQUIRED)
+list(APPEND NF_EXTRA_LIBS OpenSSL::Crypto)
+list(APPEND NF_PC_EXTRA_REQUIRES libcrypto)

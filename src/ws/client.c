@@ -1,0 +1,321 @@
+/* netframe — WebSocket client: URL, opening handshake (RFC 6455 4.1), checks
+ * of the server's answer. */
+#include "ws/conn.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#define MAX_HEADERS 64
+
+typedef struct url {
+    char *host;     /* without brackets */
+    char *hosthdr;  /* authority as given: the Host header */
+    char *target;   /* path?query, at least "/" */
+    uint16_t port;
+} url_t;
+
+static void url_free(url_t *u)
+{
+    free(u->host);
+    free(u->hosthdr);
+    free(u->target);
+}
+
+static int parse_url(const char *s, url_t *u)
+{
+    memset(u, 0, sizeof *u);
+    if (strncasecmp(s, "wss://", 6) == 0)
+        return -EPROTONOSUPPORT;
+    if (strncasecmp(s, "ws://", 5) != 0)
+        return -EINVAL;
+    const char *a = s + 5, *e = a + strcspn(a, "/?#");
+    if (e == a || memchr(a, '@', (size_t)(e - a)))
+        return -EINVAL;
+    const char *h = a, *he, *pp = NULL;
+    if (*a == '[') {
+        h = a + 1;
+        he = memchr(h, ']', (size_t)(e - h));
+        if (!he)
+            return -EINVAL;
+        if (he + 1 < e) {
+            if (he[1] != ':')
+                return -EINVAL;
+            pp = he + 2;
+        }
+    } else {
+        he = memchr(a, ':', (size_t)(e - a));
+        if (he)
+            pp = he + 1;
+        else
+            he = e;
+    }
+    if (he == h)
+        return -EINVAL;
+    unsigned long port = 80;
+    if (pp) {
+        if (pp == e || e - pp > 5)
+            return -EINVAL;
+        port = 0;
+        for (const char *p = pp; p < e; p++) {
+            if (*p < '0' || *p > '9')
+                return -EINVAL;
+            port = port * 10 + (unsigned)(*p - '0');
+        }
+        if (port == 0 || port > 65535)
+            return -EINVAL;
+    }
+    const char *t = e, *te = t + strcspn(t, "#");
+    u->host = strndup(h, (size_t)(he - h));
+    u->hosthdr = strndup(a, (size_t)(e - a));
+    if (t == te)
+        u->target = strdup("/");
+    else if (*t == '?') {
+        u->target = malloc((size_t)(te - t) + 2);
+        if (u->target) {
+            u->target[0] = '/';
+            memcpy(u->target + 1, t, (size_t)(te - t));
+            u->target[te - t + 1] = 0;
+        }
+    } else
+        u->target = strndup(t, (size_t)(te - t));
+    u->port = (uint16_t)port;
+    if (!u->host || !u->hosthdr || !u->target) {
+        url_free(u);
+        return -ENOMEM;
+    }
+    for (const char *p = u->target; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f) {
+            url_free(u);
+            return -EINVAL;
+        }
+    return 0;
+}
+
+static void client_free(nf__ws_ctx_t *ctx)
+{
+    nf__ws_client_t *c = (nf__ws_client_t *)(void *)ctx;
+    free(ctx->specs);
+    free(c->request);
+    free(c->path);
+    free(c);
+}
+
+/* Builds the request head into c->request. */
+static int build_request(nf__ws_client_t *c, const url_t *u, const char *key)
+{
+    const nf_ws_client_config_t *cfg = &c->cfg;
+    int v = cfg->version ? cfg->version : 13;
+    char ver[4], protos[512], offer[256];
+    snprintf(ver, sizeof ver, "%d", v);
+    size_t nh = 8 + cfg->nheaders, i = 0;
+    nf_http_header_t *h = malloc(nh * sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    h[i++] = (nf_http_header_t){"Host", 4, u->hosthdr, strlen(u->hosthdr)};
+    h[i++] = (nf_http_header_t){"Upgrade", 7, "websocket", 9};
+    h[i++] = (nf_http_header_t){"Connection", 10, "Upgrade", 7};
+    h[i++] = (nf_http_header_t){"Sec-WebSocket-Key", 17, key, 24};
+    h[i++] = (nf_http_header_t){"Sec-WebSocket-Version", 21, ver, strlen(ver)};
+    if (cfg->origin) {
+        const char *name = v == 13 ? "Origin" : "Sec-WebSocket-Origin";
+        h[i++] = (nf_http_header_t){name, strlen(name), cfg->origin, strlen(cfg->origin)};
+    }
+    if (cfg->subprotocols && cfg->subprotocols[0]) {
+        size_t off = 0;
+        for (const char *const *sp = cfg->subprotocols; *sp; sp++) {
+            size_t l = strlen(*sp);
+            if (off + l + 2 >= sizeof protos) {
+                free(h);
+                return -EINVAL;
+            }
+            if (off) {
+                memcpy(protos + off, ", ", 2);
+                off += 2;
+            }
+            memcpy(protos + off, *sp, l);
+            off += l;
+        }
+        h[i++] = (nf_http_header_t){"Sec-WebSocket-Protocol", 22, protos, off};
+    }
+    if (c->ctx.opts.deflate) {
+        int ol = nf_ws_pmd_offer(&c->ctx.opts.pmd, offer, sizeof offer);
+        if (ol < 0) {
+            free(h);
+            return -EINVAL;
+        }
+        h[i++] = (nf_http_header_t){"Sec-WebSocket-Extensions", 24, offer, (size_t)ol};
+    }
+    for (size_t k = 0; k < cfg->nheaders; k++)
+        h[i++] = cfg->headers[k];
+    size_t cap = 64 + strlen(u->target);
+    for (size_t k = 0; k < i; k++)
+        cap += h[k].name_len + h[k].value_len + 4;
+    c->request = malloc(cap);
+    int rl = c->request ? nf_http_write_request(c->request, cap, "GET", u->target, h, i) : -ENOMEM;
+    free(h);
+    if (rl < 0)
+        return rl == -ENOMEM ? -ENOMEM : -EINVAL;
+    c->request_len = (size_t)rl;
+    return 0;
+}
+
+NF__EXPORT int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_client_config_t *cfg, nf_ws_conn_t **out)
+{
+    if (!url || !cfg || !cfg->handler || !cfg->handler->on_close)
+        return -EINVAL;
+    if (cfg->version && cfg->version != 13 && cfg->version != 8 && cfg->version != 7)
+        return -EINVAL;
+    url_t u;
+    int err = parse_url(url, &u);
+    if (err)
+        return err;
+    nf__ws_client_t *c = calloc(1, sizeof *c);
+    unsigned nf = cfg->connect.filters ? cfg->connect.nfilters : 0;
+    nf_filter_spec_t *specs = calloc(nf + 1, sizeof *specs);
+    if (!c || !specs) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    c->cfg = *cfg;
+    c->ctx.role = NF_WS_CLIENT;
+    c->ctx.loop = loop;
+    c->ctx.opts = cfg->opts;
+    nf__ws_opts_normalize(&c->ctx.opts);
+    nf__list_init(&c->ctx.conns);
+    c->ctx.free_fn = client_free;
+    for (unsigned i = 0; i < nf; i++)
+        specs[i] = cfg->connect.filters[i];
+    specs[nf].ops = &nf_ws_filter;
+    specs[nf].config = &c->ctx;
+    c->ctx.specs = specs;
+    c->ctx.nspecs = nf + 1;
+    /* the key: 16 random bytes, base64 */
+    unsigned char raw[16];
+    char key[32];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        err = -EIO;
+        goto fail;
+    }
+    EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw);
+    if ((err = nf__ws_accept_key(key, 24, c->accept)) != 0 || (err = build_request(c, &u, key)) != 0)
+        goto fail;
+    c->path = u.target;
+    u.target = NULL;
+    nf_connect_config_t cc = cfg->connect;
+    cc.host = u.host;
+    cc.port = u.port;
+    cc.handler = &nf__ws_tcp_handler;
+    cc.data = NULL;
+    cc.filters = specs;
+    cc.nfilters = nf + 1;
+    nf_conn_t *tcp;
+    err = nf_connect(loop, &cc, &tcp);
+    if (err)
+        goto fail;
+    url_free(&u);
+    nf_filter_t *f = nf_conn_filter(tcp, &nf_ws_filter);
+    nf__ws_client_setup(f, cfg->handler, cfg->data); /* takes the context's reference */
+    nf_ws_conn_t *ws = f->state;
+    ws->version = (uint8_t)(cfg->version ? cfg->version : 13);
+    if (out)
+        *out = ws;
+    return 0;
+fail:
+    url_free(&u);
+    if (c) {
+        free(c->request);
+        free(c->path);
+    }
+    free(c);
+    free(specs);
+    return err;
+}
+
+void nf__ws_client_open(nf_ws_conn_t *ws)
+{
+    nf__ws_client_t *c = (nf__ws_client_t *)(void *)ws->ctx;
+    int rc = nf__ws_write_raw(ws, c->request, c->request_len);
+    free(c->request);
+    c->request = NULL;
+    if (rc < 0)
+        nf__ws_drop(ws, rc);
+}
+
+static void hs_fail(nf_ws_conn_t *ws) { nf__ws_drop(ws, NF_EWS_HANDSHAKE); }
+
+void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
+{
+    nf__ws_client_t *c = (nf__ws_client_t *)(void *)ws->ctx;
+    const nf_ws_options_t *o = &ws->ctx->opts;
+    if (nf__ws_hs_append(ws, data, len) != 0) {
+        nf__ws_drop(ws, -ENOMEM);
+        return;
+    }
+    size_t field = o->max_header < 8192 ? o->max_header : 8192;
+    nf_http_limits_t lim = {.max_line = field, .max_field = field, .max_head = o->max_header};
+    nf_http_header_t h[MAX_HEADERS];
+    nf_http_response_t res;
+    int rc = nf_http_parse_response(ws->hs, ws->hs_len, ws->hs_last, &res, h, MAX_HEADERS, &lim);
+    if (rc == NF_EHTTP_INCOMPLETE) {
+        if (ws->hs_len > o->max_header)
+            hs_fail(ws);
+        ws->hs_last = ws->hs_len;
+        return;
+    }
+    if (rc < 0) {
+        hs_fail(ws);
+        return;
+    }
+    size_t n = res.num_headers;
+    ws->http_status = res.status;
+    const nf_http_header_t *ah = nf_http_count_headers(h, n, "Sec-WebSocket-Accept") == 1
+                                     ? nf_http_find_header(h, n, "Sec-WebSocket-Accept")
+                                     : NULL;
+    if (res.status != 101 || !nf_http_headers_have_token(h, n, "Upgrade", "websocket") ||
+        !nf_http_headers_have_token(h, n, "Connection", "upgrade") || !ah || ah->value_len != 28 ||
+        memcmp(ah->value, c->accept, 28) != 0) {
+        hs_fail(ws);
+        return;
+    }
+    /* subprotocol: absent, or exactly one we offered */
+    size_t np = nf_http_count_headers(h, n, "Sec-WebSocket-Protocol");
+    ws->subprotocol = NULL;
+    if (np > 1) {
+        hs_fail(ws);
+        return;
+    }
+    if (np == 1) {
+        const nf_http_header_t *ph = nf_http_find_header(h, n, "Sec-WebSocket-Protocol");
+        for (const char *const *sp = c->cfg.subprotocols; sp && *sp && !ws->subprotocol; sp++)
+            if (strlen(*sp) == ph->value_len && memcmp(*sp, ph->value, ph->value_len) == 0)
+                ws->subprotocol = *sp;
+        if (!ws->subprotocol) {
+            hs_fail(ws);
+            return;
+        }
+    }
+    /* extensions: only permessage-deflate, only when offered */
+    size_t ne = nf_http_count_headers(h, n, "Sec-WebSocket-Extensions");
+    const nf_http_header_t *eh = ne ? nf_http_find_header(h, n, "Sec-WebSocket-Extensions") : NULL;
+    nf_ws_pmd_params_t agreed;
+    int pmd = 0;
+    if (ne > 1 || (eh && !o->deflate)) {
+        hs_fail(ws);
+        return;
+    }
+    if (o->deflate) {
+        pmd = nf_ws_pmd_accept(&o->pmd, eh ? eh->value : "", eh ? eh->value_len : 0, &agreed);
+        if (pmd < 0) {
+            hs_fail(ws);
+            return;
+        }
+    }
+    if (!ws->path)
+        ws->path = strdup(c->path);
+    nf__ws_opened(ws, pmd == 1 ? &agreed : NULL, (uint8_t *)ws->hs + rc, ws->hs_len - (size_t)rc);
+    nf__ws_hs_free(ws);
+}

@@ -1,0 +1,630 @@
+/* netframe — the WebSocket connection filter: state machine, codec glue,
+ * sends, the close handshake, keep-alive. The handshakes are in server.c
+ * and client.c.
+ *
+ * The filter's state is the nf_ws_conn_t itself (allocated with the TCP
+ * connection's filter instances, freed after its on_close), so a WebSocket
+ * connection costs no allocation of its own once open.
+ *
+ * Received payloads are unmasked in place in the read buffer handed up by
+ * the filter below (the transport's read buffer): the filters below must
+ * hand up writable memory, which the transport and the built-in filters do. */
+#include "ws/conn.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+void nf__ws_ctx_unref(nf__ws_ctx_t *ctx)
+{
+    if (--ctx->refs == 0)
+        ctx->free_fn(ctx);
+}
+
+int nf__ws_accept_key(const char *key, size_t len, char out[29])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    char buf[128];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (len > sizeof buf - (sizeof guid - 1))
+        return -EINVAL;
+    memcpy(buf, key, len);
+    memcpy(buf + len, guid, sizeof guid - 1);
+    if (!EVP_Digest(buf, len + sizeof guid - 1, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
+        return -ENOMEM;
+    EVP_EncodeBlock((unsigned char *)out, md, 20); /* 28 chars + NUL */
+    return 0;
+}
+
+/* Masking keys for client frames: getrandom(2), 256 bytes at a time, one
+ * buffer per thread (each loop is one thread). */
+static void rand_key(void *arg, uint8_t key[4])
+{
+    static _Thread_local uint8_t pool[256];
+    static _Thread_local unsigned pos = sizeof pool;
+    (void)arg;
+    if (pos + 4 > sizeof pool) {
+        if (getrandom(pool, sizeof pool, 0) != (ssize_t)sizeof pool) {
+            /* no getrandom: vary per frame anyway (masking protects
+             * intermediaries from cache poisoning, not confidentiality) */
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 29) ^ (uint64_t)(uintptr_t)key;
+            for (size_t i = 0; i < sizeof pool; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                pool[i] = (uint8_t)x;
+            }
+        }
+        pos = 0;
+    }
+    memcpy(key, pool + pos, 4);
+    pos += 4;
+}
+
+int nf__ws_hs_append(nf_ws_conn_t *ws, const char *data, size_t len)
+{
+    size_t limit = ws->ctx->opts.max_header + 1;
+    if (ws->hs_len + len > limit)
+        len = limit - ws->hs_len; /* enough for the parser to say "too large" */
+    if (ws->hs_len + len > ws->hs_cap) {
+        size_t cap = ws->hs_cap ? ws->hs_cap : 1024;
+        while (cap < ws->hs_len + len)
+            cap *= 2;
+        if (cap > limit)
+            cap = limit;
+        char *p = realloc(ws->hs, cap);
+        if (!p)
+            return -ENOMEM;
+        ws->hs = p;
+        ws->hs_cap = cap;
+    }
+    memcpy(ws->hs + ws->hs_len, data, len);
+    ws->hs_len += len;
+    return 0;
+}
+
+void nf__ws_hs_free(nf_ws_conn_t *ws)
+{
+    free(ws->hs);
+    ws->hs = NULL;
+    ws->hs_len = ws->hs_cap = ws->hs_last = 0;
+}
+
+int nf__ws_write_raw(nf_ws_conn_t *ws, const void *data, size_t len)
+{
+    nf_buf_t *b = nf_buf_new(len);
+    if (!b)
+        return -ENOMEM;
+    memcpy(b->base, data, len);
+    b->len = len;
+    return nf_filter_write_down(ws->f, b);
+}
+
+/* Encodes one message (or control frame) into a fresh buffer and writes it
+ * down. */
+static int write_msg(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
+{
+    size_t need, done;
+    int rc = nf_ws_encode_prepare(&ws->enc, opcode, data, len, &need);
+    if (rc)
+        return rc;
+    nf_buf_t *b = nf_buf_new(need);
+    if (!b)
+        return -ENOMEM;
+    rc = nf_ws_encode_write(&ws->enc, (uint8_t *)b->base, need, &done);
+    if (rc) {
+        nf_buf_unref(b);
+        return rc;
+    }
+    b->len = done;
+    return nf_filter_write_down(ws->f, b);
+}
+
+static int send_close_frame(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
+{
+    uint8_t p[125];
+    size_t n = 0;
+    if (code) {
+        if (rlen > 123)
+            rlen = 123;
+        p[0] = (uint8_t)(code >> 8);
+        p[1] = (uint8_t)code;
+        if (rlen)
+            memcpy(p + 2, reason, rlen);
+        n = 2 + rlen;
+    }
+    int rc = write_msg(ws, NF_WS_OP_CLOSE, p, n);
+    ws->held_close = rc == NF_WRITE_HELD;
+    return rc;
+}
+
+static void set_reason(nf_ws_conn_t *ws, const char *reason, size_t len)
+{
+    free(ws->close_reason);
+    ws->close_reason = NULL;
+    ws->close_reason_len = 0;
+    if (!len)
+        return;
+    ws->close_reason = malloc(len);
+    if (ws->close_reason) {
+        memcpy(ws->close_reason, reason, len);
+        ws->close_reason_len = len;
+    }
+}
+
+void nf__ws_arm(nf_ws_conn_t *ws, uint64_t ms) { nf_timer_start(&ws->timer, ws->timer.cb, ms ? ms : 1, 0); }
+
+void nf__ws_linger(nf_ws_conn_t *ws)
+{
+    if (ws->state >= NF__WS_LINGER)
+        return;
+    ws->state = NF__WS_LINGER;
+    nf__ws_arm(ws, ws->ctx->opts.close_timeout_ms);
+    /* With the close frame held by flow control, a shutdown now would cut
+     * it off (the flow filter has no shutdown op yet): the peer's EOF or the
+     * timer ends the connection instead. */
+    if (!ws->held_close)
+        nf_filter_shutdown_down(ws->f);
+}
+
+void nf__ws_opts_normalize(nf_ws_options_t *o)
+{
+    if (!o->max_header)
+        o->max_header = 16384;
+    if (!o->handshake_timeout_ms)
+        o->handshake_timeout_ms = 10000;
+    if (!o->close_timeout_ms)
+        o->close_timeout_ms = 5000;
+}
+
+void nf__ws_drop(nf_ws_conn_t *ws, int err)
+{
+    if (nf_conn_is_closing(ws->f->conn))
+        return;
+    if (!ws->error)
+        ws->error = err;
+    if (err && err != NF_CLOSE_LOCAL)
+        nf__conn_fail(ws->f->conn, err);
+    else
+        nf_filter_close_down(ws->f, NF_HOW_CLOSE);
+}
+
+/* We fail the connection: a close frame with `code` (when open), then a
+ * lingering close. */
+static void fail(nf_ws_conn_t *ws, unsigned code, const char *why, int err)
+{
+    if (ws->state >= NF__WS_LINGER)
+        return;
+    ws->failed = 1;
+    ws->error = err;
+    ws->close_code = (uint16_t)code;
+    set_reason(ws, why, strlen(why));
+    if (ws->state == NF__WS_OPEN)
+        send_close_frame(ws, code, why, strlen(why));
+    nf__ws_linger(ws);
+}
+
+/* ---- decoder callbacks ---------------------------------------------------- */
+
+static int gone(const nf_ws_conn_t *ws)
+{
+    return ws->state >= NF__WS_LINGER || nf_conn_is_closing(ws->f->conn) ? NF_EWS_CLOSED : 0;
+}
+
+static int d_message(nf_ws_decoder_t *d, unsigned op, const uint8_t *p, size_t n)
+{
+    nf_ws_conn_t *ws = d->data;
+    if (ws->state == NF__WS_OPEN)
+        ws->h->on_message(ws, op, (const char *)p, n);
+    return gone(ws);
+}
+
+static int d_begin(nf_ws_decoder_t *d, unsigned op, int compressed)
+{
+    nf_ws_conn_t *ws = d->data;
+    (void)compressed;
+    ws->frag_opcode = (uint8_t)op;
+    return 0;
+}
+
+static int d_data(nf_ws_decoder_t *d, const uint8_t *p, size_t n)
+{
+    nf_ws_conn_t *ws = d->data;
+    if (n && ws->state == NF__WS_OPEN && ws->h->on_fragment)
+        ws->h->on_fragment(ws, ws->frag_opcode, (const char *)p, n, 0);
+    return gone(ws);
+}
+
+static int d_end(nf_ws_decoder_t *d)
+{
+    nf_ws_conn_t *ws = d->data;
+    if (ws->state == NF__WS_OPEN && ws->h->on_fragment)
+        ws->h->on_fragment(ws, ws->frag_opcode, "", 0, 1);
+    return gone(ws);
+}
+
+static int d_ping(nf_ws_decoder_t *d, const uint8_t *p, size_t n)
+{
+    nf_ws_conn_t *ws = d->data;
+    if (ws->state != NF__WS_OPEN)
+        return gone(ws);
+    write_msg(ws, NF_WS_OP_PONG, p, n);
+    if (ws->h->on_ping && ws->state == NF__WS_OPEN)
+        ws->h->on_ping(ws, (const char *)p, n);
+    return gone(ws);
+}
+
+static int d_pong(nf_ws_decoder_t *d, const uint8_t *p, size_t n)
+{
+    nf_ws_conn_t *ws = d->data;
+    if (ws->h->on_pong && ws->state == NF__WS_OPEN)
+        ws->h->on_pong(ws, (const char *)p, n);
+    return gone(ws);
+}
+
+static int d_close(nf_ws_decoder_t *d, unsigned code, const char *reason, size_t rlen)
+{
+    nf_ws_conn_t *ws = d->data;
+    ws->close_rcvd = 1;
+    if (!ws->failed) {
+        ws->close_code = (uint16_t)code;
+        set_reason(ws, reason, rlen);
+    }
+    if (ws->state == NF__WS_OPEN) /* echo the code (none when none came) */
+        send_close_frame(ws, code == NF_WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
+    nf__ws_linger(ws);
+    return 0;
+}
+
+static void feed(nf_ws_conn_t *ws, uint8_t *p, size_t n)
+{
+    int rc = nf_ws_decoder_feed(&ws->dec, p, n);
+    if (rc == 0 || ws->state >= NF__WS_LINGER || nf_conn_is_closing(ws->f->conn))
+        return;
+    unsigned code = nf_ws_decoder_close_code(&ws->dec);
+    fail(ws, code ? code : NF_WS_CLOSE_INTERNAL, nf_ws_decoder_reason(&ws->dec), rc);
+}
+
+/* ---- timer: handshake, keep-alive, close ------------------------------------ */
+
+static void keepalive(nf_ws_conn_t *ws)
+{
+    const nf_ws_options_t *o = &ws->ctx->opts;
+    uint64_t now = nf_loop_now(ws->ctx->loop), quiet = now - ws->last_rx;
+    if (o->idle_timeout_ms && quiet >= o->idle_timeout_ms) {
+        fail(ws, NF_WS_CLOSE_GOING_AWAY, "idle timeout", -ETIMEDOUT);
+        return;
+    }
+    if (o->ping_interval_ms && quiet >= o->ping_interval_ms && now - ws->last_ping >= o->ping_interval_ms) {
+        ws->last_ping = now;
+        write_msg(ws, NF_WS_OP_PING, NULL, 0);
+        if (ws->state != NF__WS_OPEN)
+            return;
+    }
+    uint64_t next = o->ping_interval_ms ? o->ping_interval_ms : UINT64_MAX;
+    if (o->idle_timeout_ms && o->idle_timeout_ms - quiet < next)
+        next = o->idle_timeout_ms - quiet;
+    if (next != UINT64_MAX)
+        nf__ws_arm(ws, next);
+}
+
+static void fire(nf_timer_t *t)
+{
+    nf_ws_conn_t *ws = t->data;
+    switch (ws->state) {
+    case NF__WS_HANDSHAKE:
+        nf__ws_drop(ws, -ETIMEDOUT);
+        break;
+    case NF__WS_OPEN:
+        keepalive(ws);
+        break;
+    case NF__WS_CLOSING: /* no close frame came back */
+        nf__ws_drop(ws, -ETIMEDOUT);
+        break;
+    case NF__WS_LINGER: /* the peer did not close its side */
+        nf_filter_close_down(ws->f, NF_HOW_CLOSE);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+void nf__ws_opened(nf_ws_conn_t *ws, const nf_ws_pmd_params_t *agreed, uint8_t *rest, size_t len)
+{
+    const nf_ws_options_t *o = &ws->ctx->opts;
+    int err = 0;
+    if (agreed) {
+        ws->pmd = nf_ws_pmd_new(ws->role, agreed, &o->pmd);
+        if (!ws->pmd)
+            err = -ENOMEM;
+    }
+    nf_ws_decoder_config_t dc = {
+        .role = ws->role,
+        .max_frame = o->max_frame,
+        .max_message = o->max_message,
+        .pmd = ws->pmd,
+        .reject_nonminimal = o->reject_nonminimal,
+    };
+    nf_ws_decoder_cbs_t cbs = {
+        .on_ping = d_ping,
+        .on_pong = d_pong,
+        .on_close = d_close,
+    };
+    if (ws->h->on_message) {
+        cbs.on_message = d_message;
+    } else {
+        cbs.on_message_begin = d_begin;
+        cbs.on_data = d_data;
+        cbs.on_message_end = d_end;
+    }
+    ws->dec.data = ws;
+    if (!err)
+        err = nf_ws_decoder_init(&ws->dec, &dc, &cbs);
+    nf_ws_encoder_config_t ec = {
+        .role = ws->role,
+        .fragment_size = o->fragment_size,
+        .pmd = ws->pmd,
+        .mask_key = rand_key,
+    };
+    ws->enc.data = ws;
+    if (!err)
+        err = nf_ws_encoder_init(&ws->enc, &ec);
+    ws->state = NF__WS_OPEN;
+    ws->opened = 1;
+    ws->http_status = 101;
+    ws->last_rx = ws->last_ping = nf_loop_now(ws->ctx->loop);
+    nf_timer_stop(&ws->timer);
+    if (o->ping_interval_ms || o->idle_timeout_ms)
+        nf__ws_arm(ws, o->ping_interval_ms && (!o->idle_timeout_ms || o->ping_interval_ms < o->idle_timeout_ms)
+                           ? o->ping_interval_ms
+                           : o->idle_timeout_ms);
+    if (err) {
+        fail(ws, NF_WS_CLOSE_INTERNAL, "out of memory", err);
+        return;
+    }
+    if (ws->h->on_open)
+        ws->h->on_open(ws);
+    if (len && !gone(ws))
+        feed(ws, rest, len);
+}
+
+/* ---- filter ops ------------------------------------------------------------ */
+
+static int w_init(nf_filter_t *f)
+{
+    nf_ws_conn_t *ws = f->state;
+    if (ws->ctx) /* client: set up by nf_ws_connect already */
+        return 0;
+    nf__ws_ctx_t *ctx = (nf__ws_ctx_t *)f->config;
+    ws->f = f;
+    ws->ctx = ctx;
+    ws->role = (uint8_t)ctx->role;
+    ws->version = 13;
+    ctx->refs++;
+    ctx->nconns++;
+    nf__list_push_back(&ctx->conns, &ws->node);
+    nf_timer_init(ctx->loop, &ws->timer);
+    ws->timer.data = ws;
+    ws->timer.cb = fire;
+    nf_conn_set_data(f->conn, ws);
+    return 0;
+}
+
+/* For nf_ws_connect: the state exists before the connection opens. */
+void nf__ws_client_setup(nf_filter_t *f, const nf_ws_handler_t *h, void *data)
+{
+    nf_ws_conn_t *ws = f->state;
+    w_init(f);
+    ws->h = h;
+    ws->data = data;
+}
+
+static void w_open(nf_filter_t *f)
+{
+    nf_ws_conn_t *ws = f->state;
+    ws->last_rx = nf_loop_now(ws->ctx->loop);
+    nf__ws_arm(ws, ws->ctx->opts.handshake_timeout_ms);
+    if (ws->role == NF_WS_SERVER)
+        nf__ws_server_open(ws);
+    else
+        nf__ws_client_open(ws);
+}
+
+static void w_read(nf_filter_t *f, const char *data, size_t len)
+{
+    nf_ws_conn_t *ws = f->state;
+    ws->last_rx = nf_loop_now(ws->ctx->loop);
+    /* the read buffer is the transport's (or a filter's): writable memory */
+    char *p = (char *)(uintptr_t)data;
+    switch (ws->state) {
+    case NF__WS_HANDSHAKE:
+        if (ws->role == NF_WS_SERVER)
+            nf__ws_server_read(ws, p, len);
+        else
+            nf__ws_client_read(ws, p, len);
+        break;
+    case NF__WS_OPEN:
+    case NF__WS_CLOSING:
+        feed(ws, (uint8_t *)p, len);
+        break;
+    default: /* lingering: discard */
+        break;
+    }
+}
+
+static void w_eof(nf_filter_t *f)
+{
+    nf_ws_conn_t *ws = f->state;
+    if (!ws->close_rcvd && !ws->error)
+        ws->error = NF_EOF;
+    nf_filter_eof_up(f); /* no on_eof above: the transport closes with NF_EOF */
+}
+
+static void w_drain(nf_filter_t *f)
+{
+    nf_ws_conn_t *ws = f->state;
+    if ((ws->state == NF__WS_OPEN || ws->state == NF__WS_CLOSING) && ws->h && ws->h->on_drain)
+        ws->h->on_drain(ws);
+}
+
+static void w_close(nf_filter_t *f, int reason)
+{
+    nf_ws_conn_t *ws = f->state;
+    nf__ws_ctx_t *ctx = ws->ctx;
+    if (!ctx)
+        return; /* a filter below failed its init: we never started */
+    nf_timer_stop(&ws->timer);
+    ws->state = NF__WS_DONE;
+    if (!ws->error && !ws->close_rcvd)
+        ws->error = reason;
+    unsigned code = ws->failed || ws->close_rcvd ? ws->close_code : NF_WS_CLOSE_ABNORMAL;
+    if (ws->h && (ws->opened || ws->role == NF_WS_CLIENT))
+        ws->h->on_close(ws, code, ws->close_reason ? ws->close_reason : "", ws->close_reason_len);
+    if (ws->opened) {
+        nf_ws_decoder_free(&ws->dec);
+        nf_ws_encoder_free(&ws->enc);
+    }
+    nf_ws_pmd_free(ws->pmd);
+    ws->pmd = NULL;
+    nf__ws_hs_free(ws);
+    free(ws->path);
+    ws->path = NULL;
+    free(ws->close_reason);
+    ws->close_reason = NULL;
+    nf__list_remove(&ws->node);
+    ctx->nconns--;
+    ws->ctx = NULL;
+    nf__ws_ctx_unref(ctx);
+}
+
+static void w_noop_read(nf_conn_t *c, const char *data, size_t len) { (void)c, (void)data, (void)len; }
+static void w_noop_close(nf_conn_t *c, int reason) { (void)c, (void)reason; }
+
+/* The TCP connection's handler: everything stops at the filter. */
+const nf_conn_handler_t nf__ws_tcp_handler = {.on_read = w_noop_read, .on_close = w_noop_close};
+
+NF__EXPORT const nf_filter_ops_t nf_ws_filter = {
+    .size = sizeof(nf_filter_ops_t),
+    .name = "websocket",
+    .state_size = sizeof(nf_ws_conn_t),
+    .init = w_init,
+    .on_open = w_open,
+    .on_read = w_read,
+    .on_eof = w_eof,
+    .on_drain = w_drain,
+    .on_close = w_close,
+};
+
+/* ---- public: sending, closing --------------------------------------------- */
+
+static int send_check(const nf_ws_conn_t *ws)
+{
+    if (ws->state == NF__WS_HANDSHAKE)
+        return -ENOTCONN;
+    if (ws->state != NF__WS_OPEN || nf_conn_is_closing(ws->f->conn))
+        return NF_ECLOSED;
+    return 0;
+}
+
+NF__EXPORT int nf_ws_send(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
+{
+    int err = send_check(ws);
+    if (err)
+        return err;
+    if ((opcode != NF_WS_OP_TEXT && opcode != NF_WS_OP_BINARY) || ws->frag_out)
+        return -EINVAL;
+    return write_msg(ws, opcode, data, len);
+}
+
+NF__EXPORT int nf_ws_send_fragment(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len, int fin)
+{
+    int err = send_check(ws);
+    if (err)
+        return err;
+    if (ws->frag_out ? opcode != NF_WS_OP_CONT : (opcode != NF_WS_OP_TEXT && opcode != NF_WS_OP_BINARY))
+        return -EINVAL;
+    if (len && !data)
+        return -EINVAL;
+    int masked = ws->role == NF_WS_CLIENT;
+    uint8_t key[4];
+    if (masked)
+        rand_key(NULL, key);
+    size_t hl = nf_ws_header_size(len, masked);
+    nf_buf_t *b = nf_buf_new(hl + len);
+    if (!b)
+        return -ENOMEM;
+    nf_ws_write_header((uint8_t *)b->base, hl, fin ? NF_WS_FIN : 0, opcode, len, masked ? key : NULL);
+    if (len) {
+        if (masked)
+            nf_ws_mask_copy((uint8_t *)b->base + hl, data, len, key, 0);
+        else
+            memcpy(b->base + hl, data, len);
+    }
+    b->len = hl + len;
+    ws->frag_out = !fin;
+    return nf_filter_write_down(ws->f, b);
+}
+
+NF__EXPORT int nf_ws_ping(nf_ws_conn_t *ws, const void *data, size_t len)
+{
+    int err = send_check(ws);
+    if (err)
+        return err;
+    if (len > 125)
+        return -EINVAL;
+    return write_msg(ws, NF_WS_OP_PING, data, len);
+}
+
+NF__EXPORT int nf_ws_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t reason_len)
+{
+    if (ws->state == NF__WS_HANDSHAKE) {
+        nf__ws_drop(ws, NF_CLOSE_LOCAL);
+        return 0;
+    }
+    if (ws->state != NF__WS_OPEN || nf_conn_is_closing(ws->f->conn))
+        return NF_ECLOSED;
+    if (code ? !nf_ws_close_code_valid(code) : reason_len != 0)
+        return -EINVAL;
+    if (reason_len > 123 || (reason_len && !nf_ws_utf8_valid((const uint8_t *)reason, reason_len)))
+        return -EINVAL;
+    int rc = send_close_frame(ws, code, reason, reason_len);
+    if (rc < 0)
+        return rc;
+    ws->state = NF__WS_CLOSING;
+    nf__ws_arm(ws, ws->ctx->opts.close_timeout_ms);
+    return 0;
+}
+
+NF__EXPORT void nf_ws_abort(nf_ws_conn_t *ws)
+{
+    if (ws->state < NF__WS_DONE)
+        nf_filter_close_down(ws->f, NF_HOW_CLOSE);
+}
+
+/* ---- accessors --------------------------------------------------------------- */
+
+NF__EXPORT int nf_ws_conn_error(const nf_ws_conn_t *ws) { return ws->error; }
+NF__EXPORT int nf_ws_conn_http_status(const nf_ws_conn_t *ws) { return ws->http_status; }
+NF__EXPORT void *nf_ws_conn_get_data(const nf_ws_conn_t *ws) { return ws->data; }
+NF__EXPORT void nf_ws_conn_set_data(nf_ws_conn_t *ws, void *data) { ws->data = data; }
+NF__EXPORT nf_conn_t *nf_ws_conn_tcp(const nf_ws_conn_t *ws) { return ws->f->conn; }
+NF__EXPORT nf_loop_t *nf_ws_conn_loop(const nf_ws_conn_t *ws) { return ws->f->conn->loop; }
+NF__EXPORT nf_ws_server_t *nf_ws_conn_server(const nf_ws_conn_t *ws)
+{
+    return ws->role == NF_WS_SERVER && ws->ctx ? (nf_ws_server_t *)(void *)ws->ctx : NULL;
+}
+NF__EXPORT const nf_ws_route_t *nf_ws_conn_route(const nf_ws_conn_t *ws) { return ws->route; }
+NF__EXPORT const char *nf_ws_conn_path(const nf_ws_conn_t *ws) { return ws->path ? ws->path : ""; }
+NF__EXPORT const char *nf_ws_conn_subprotocol(const nf_ws_conn_t *ws) { return ws->subprotocol; }
+NF__EXPORT int nf_ws_conn_deflate(const nf_ws_conn_t *ws) { return ws->pmd != NULL; }
+NF__EXPORT int nf_ws_conn_version(const nf_ws_conn_t *ws) { return ws->version; }
+NF__EXPORT int nf_ws_conn_is_open(const nf_ws_conn_t *ws) { return ws->state == NF__WS_OPEN; }

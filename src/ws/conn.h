@@ -1,0 +1,105 @@
+/* netframe — WebSocket connections: what conn.c, server.c and client.c share.
+ * Nothing here is public API. */
+#ifndef NF_WS_CONN_H
+#define NF_WS_CONN_H
+
+#include "core/internal.h"
+#include "netframe/ws.h"
+
+/* States of one connection. */
+enum {
+    NF__WS_HANDSHAKE = 0, /* server: reading the request; client: the answer */
+    NF__WS_OPEN,          /* messages flow */
+    NF__WS_CLOSING,       /* we sent a close frame; waiting for the peer's */
+    NF__WS_LINGER,        /* done: write side shut, input discarded until EOF */
+    NF__WS_DONE,          /* on_close is running / ran */
+};
+
+/* What the filter's config points to: a server (shared by its connections,
+ * reference counted) or one client connection's context. */
+typedef struct nf__ws_ctx {
+    int role; /* NF_WS_SERVER / NF_WS_CLIENT */
+    unsigned refs;
+    nf_loop_t *loop;
+    nf_ws_options_t opts; /* defaults filled in */
+    nf_filter_spec_t *specs; /* program's filters + the ws filter */
+    unsigned nspecs;
+    nf__list_t conns; /* nf_ws_conn_t.node */
+    unsigned nconns;
+    void (*free_fn)(struct nf__ws_ctx *ctx);
+} nf__ws_ctx_t;
+
+struct nf_ws_server {
+    nf__ws_ctx_t ctx;
+    nf_ws_server_config_t cfg;
+    nf_listener_t *l;
+    void *data;
+    bool closing;
+    void (*close_cb)(nf_ws_server_t *s);
+};
+
+typedef struct nf__ws_client {
+    nf__ws_ctx_t ctx;
+    nf_ws_client_config_t cfg;
+    char *request; /* the request head, written at open, then freed */
+    size_t request_len;
+    char accept[32]; /* the Sec-WebSocket-Accept expected */
+    char *path;
+} nf__ws_client_t;
+
+struct nf_ws_conn {
+    nf_filter_t *f;
+    nf__ws_ctx_t *ctx;
+    const nf_ws_handler_t *h;
+    const nf_ws_route_t *route;
+    void *data;
+    nf__list_t node;
+    uint8_t role, state, version, opened;
+    uint8_t close_rcvd, failed, frag_out, held_close;
+    uint8_t frag_opcode;
+    uint16_t close_code;
+    int error;
+    int http_status;
+    uint64_t last_rx, last_ping;
+    nf_timer_t timer;
+    nf_ws_pmd_t *pmd;
+    char *hs; /* handshake bytes received so far */
+    size_t hs_len, hs_cap, hs_last;
+    char *path;
+    const char *subprotocol;
+    char *close_reason;
+    size_t close_reason_len;
+    nf_ws_decoder_t dec;
+    nf_ws_encoder_t enc;
+};
+
+/* conn.c */
+extern const nf_conn_handler_t nf__ws_tcp_handler;
+void nf__ws_opts_normalize(nf_ws_options_t *o);
+void nf__ws_client_setup(nf_filter_t *f, const nf_ws_handler_t *h, void *data);
+void nf__ws_ctx_unref(nf__ws_ctx_t *ctx);
+/* base64(SHA-1(key + GUID)) into out (29 bytes with the NUL). 0 or -ENOMEM. */
+int nf__ws_accept_key(const char *key, size_t len, char out[29]);
+/* Appends received handshake bytes to ws->hs (bounded by max_header + 1 so
+ * that the parser can report "too large"). 0 or -ENOMEM. */
+int nf__ws_hs_append(nf_ws_conn_t *ws, const char *data, size_t len);
+void nf__ws_hs_free(nf_ws_conn_t *ws);
+/* Writes raw bytes down (a copy). Returns NF_WRITE_* or an error. */
+int nf__ws_write_raw(nf_ws_conn_t *ws, const void *data, size_t len);
+/* The handshake succeeded: set up the codec, go OPEN, arm keep-alive, call
+ * on_open, then feed rest[0..len) (bytes that followed the head). */
+void nf__ws_opened(nf_ws_conn_t *ws, const nf_ws_pmd_params_t *agreed, uint8_t *rest, size_t len);
+/* Lingering close: shut the write side once sent, discard input, close on
+ * EOF or after close_timeout. */
+void nf__ws_linger(nf_ws_conn_t *ws);
+/* Fails the handshake or connection with error err (no close frame). */
+void nf__ws_drop(nf_ws_conn_t *ws, int err);
+void nf__ws_arm(nf_ws_conn_t *ws, uint64_t ms);
+
+/* server.c / client.c: handshake bytes arrived; the TCP connection opened. */
+void nf__ws_server_read(nf_ws_conn_t *ws, char *data, size_t len);
+void nf__ws_server_open(nf_ws_conn_t *ws);
+void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len);
+void nf__ws_client_open(nf_ws_conn_t *ws);
+
+#endif

@@ -1,0 +1,435 @@
+/* netframe — WebSocket server: the listener, the opening handshake (RFC 6455
+ * 4.2; HyBi-07/08 behind an option), small HTTP answers. */
+#include "ws/conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_HEADERS 64
+
+/* ---- answers ------------------------------------------------------------- */
+
+/* Writes an HTTP answer that ends the connection (Content-Length and
+ * Connection: close added), then closes lingering. */
+static int respond(nf_ws_conn_t *ws, int status, const nf_http_header_t *uh, size_t un, const nf_http_header_t *xh,
+                   size_t xn, const void *body, size_t blen, int send_body)
+{
+    size_t n = un + xn + 2;
+    nf_http_header_t *hs = malloc(n * sizeof *hs);
+    if (!hs)
+        return -ENOMEM;
+    char clen[24];
+    snprintf(clen, sizeof clen, "%zu", blen);
+    size_t i = 0, cap = 128 + blen;
+    for (size_t k = 0; k < un; k++)
+        hs[i++] = uh[k];
+    for (size_t k = 0; k < xn; k++)
+        hs[i++] = xh[k];
+    hs[i++] = (nf_http_header_t){"Content-Length", 14, clen, strlen(clen)};
+    hs[i++] = (nf_http_header_t){"Connection", 10, "close", 5};
+    for (size_t k = 0; k < n; k++)
+        cap += hs[k].name_len + hs[k].value_len + 4;
+    nf_buf_t *b = nf_buf_new(cap);
+    if (!b) {
+        free(hs);
+        return -ENOMEM;
+    }
+    int hl = nf_http_write_response(b->base, cap, status, NULL, hs, n);
+    free(hs);
+    if (hl < 0) {
+        nf_buf_unref(b);
+        return hl;
+    }
+    if (send_body && blen)
+        memcpy(b->base + hl, body, blen);
+    b->len = (size_t)hl + (send_body ? blen : 0);
+    ws->http_status = status;
+    int rc = nf_filter_write_down(ws->f, b);
+    nf__ws_linger(ws);
+    return rc;
+}
+
+static void http_error(nf_ws_conn_t *ws, int status, const nf_http_header_t *xh, size_t xn)
+{
+    char body[96];
+    int blen = snprintf(body, sizeof body, "%d %s\n", status, nf_http_reason(status));
+    static const nf_http_header_t ct = {"Content-Type", 12, "text/plain; charset=utf-8", 25};
+    nf_http_header_t all[3];
+    size_t n = 0;
+    all[n++] = ct;
+    for (size_t k = 0; k < xn && n < 3; k++)
+        all[n++] = xh[k];
+    if (respond(ws, status, all, n, NULL, 0, body, (size_t)blen, 1) < 0)
+        nf__ws_drop(ws, -ENOMEM);
+}
+
+NF__EXPORT int nf_ws_http_respond(nf_ws_request_t *req, int status, const nf_http_header_t *headers, size_t n,
+                                  const void *body, size_t len)
+{
+    nf_ws_conn_t *ws = req->ws_;
+    if (req->responded_)
+        return -EALREADY;
+    if (ws->state != NF__WS_HANDSHAKE || nf_conn_is_closing(ws->f->conn))
+        return NF_ECLOSED;
+    if (status < 100 || status > 999 || status == 101)
+        return NF_EHTTP_INVALID;
+    int head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    int rc = respond(ws, status, headers, n, NULL, 0, body, len, !head);
+    if (rc != NF_EHTTP_INVALID && rc != NF_EHTTP_NOSPACE && rc != -ENOMEM)
+        req->responded_ = 1;
+    return rc;
+}
+
+/* ---- the handshake -------------------------------------------------------------- */
+
+static int b64val(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* A base64 encoding of 16 bytes: 22 characters, the last with its low 4
+ * bits zero, then "==". */
+static int key_ok(const char *k, size_t n)
+{
+    if (n != 24 || k[22] != '=' || k[23] != '=')
+        return 0;
+    for (size_t i = 0; i < 22; i++)
+        if (b64val(k[i]) < 0)
+            return 0;
+    return (b64val(k[21]) & 0xF) == 0;
+}
+
+static int route_matches(const nf_ws_route_t *r, const char *path, size_t len)
+{
+    if (!r->path || (r->path[0] == '*' && r->path[1] == 0))
+        return 1;
+    return strlen(r->path) == len && memcmp(r->path, path, len) == 0;
+}
+
+static int eq(const char *a, size_t alen, const char *lit)
+{
+    return strlen(lit) == alen && memcmp(a, lit, alen) == 0;
+}
+
+/* The value of the only header `name`, or NULL when absent or repeated. */
+static const nf_http_header_t *only(const nf_http_header_t *h, size_t n, const char *name)
+{
+    return nf_http_count_headers(h, n, name) == 1 ? nf_http_find_header(h, n, name) : NULL;
+}
+
+static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, char *buf, size_t blen,
+                    size_t head)
+{
+    nf_ws_server_t *s = (nf_ws_server_t *)(void *)ws->ctx;
+    const nf_http_header_t *h = req->headers;
+    size_t n = req->num_headers;
+    if (!eq(req->method, req->method_len, "GET") || req->minor_version < 1 ||
+        !nf_http_headers_have_token(h, n, "Connection", "upgrade")) {
+        http_error(ws, 400, NULL, 0);
+        return;
+    }
+    /* version */
+    const nf_http_header_t *vh = only(h, n, "Sec-WebSocket-Version");
+    int v = 0;
+    if (vh && eq(vh->value, vh->value_len, "13"))
+        v = 13;
+    else if (vh && s->cfg.legacy_hybi && eq(vh->value, vh->value_len, "8"))
+        v = 8;
+    else if (vh && s->cfg.legacy_hybi && eq(vh->value, vh->value_len, "7"))
+        v = 7;
+    if (!v) {
+        nf_http_header_t x = {"Sec-WebSocket-Version", 21, s->cfg.legacy_hybi ? "13, 8, 7" : "13",
+                              s->cfg.legacy_hybi ? 8u : 2u};
+        http_error(ws, 426, &x, 1);
+        return;
+    }
+    r->version = v;
+    /* key */
+    const nf_http_header_t *kh = only(h, n, "Sec-WebSocket-Key");
+    if (!kh || !key_ok(kh->value, kh->value_len)) {
+        http_error(ws, 400, NULL, 0);
+        return;
+    }
+    /* route */
+    const nf_ws_route_t *route = NULL;
+    for (unsigned i = 0; i < s->cfg.nroutes && !route; i++)
+        if (route_matches(&s->cfg.routes[i], r->target, r->path_len))
+            route = &s->cfg.routes[i];
+    if (!route) {
+        http_error(ws, 404, NULL, 0);
+        return;
+    }
+    r->route = route;
+    /* origin */
+    const nf_http_header_t *oh = nf_http_find_header(h, n, v == 13 ? "Origin" : "Sec-WebSocket-Origin");
+    if (oh) {
+        r->origin = oh->value;
+        r->origin_len = oh->value_len;
+    }
+    if (s->cfg.check_origin) {
+        int st = s->cfg.check_origin(s, r);
+        if (st) {
+            http_error(ws, st >= 400 && st <= 599 ? st : 403, NULL, 0);
+            return;
+        }
+    }
+    /* subprotocol: ours in our order, the first the client offered */
+    for (const char *const *sp = route->subprotocols; sp && *sp && !r->subprotocol; sp++)
+        if (nf_http_headers_have_token(h, n, "Sec-WebSocket-Protocol", *sp))
+            r->subprotocol = *sp;
+    /* permessage-deflate */
+    nf_ws_pmd_params_t agreed;
+    char ext[256];
+    int extlen = 0;
+    if (s->ctx.opts.deflate) {
+        size_t ne = nf_http_count_headers(h, n, "Sec-WebSocket-Extensions");
+        if (ne == 1) {
+            const nf_http_header_t *eh = nf_http_find_header(h, n, "Sec-WebSocket-Extensions");
+            extlen = nf_ws_pmd_negotiate(&s->ctx.opts.pmd, eh->value, eh->value_len, &agreed, ext, sizeof ext);
+        } else if (ne > 1) { /* several fields: one list (RFC 9110 5.3) */
+            size_t total = 0;
+            for (size_t i = 0; i < n; i++)
+                if (nf_http_find_header(&h[i], 1, "Sec-WebSocket-Extensions"))
+                    total += h[i].value_len + 2;
+            char *joined = malloc(total + 1);
+            size_t off = 0;
+            if (joined) {
+                for (size_t i = 0; i < n; i++) {
+                    if (!nf_http_find_header(&h[i], 1, "Sec-WebSocket-Extensions"))
+                        continue;
+                    if (off) {
+                        memcpy(joined + off, ", ", 2);
+                        off += 2;
+                    }
+                    memcpy(joined + off, h[i].value, h[i].value_len);
+                    off += h[i].value_len;
+                }
+                extlen = nf_ws_pmd_negotiate(&s->ctx.opts.pmd, joined, off, &agreed, ext, sizeof ext);
+                free(joined);
+            }
+        }
+        if (extlen < 0)
+            extlen = 0;
+    }
+    if (s->cfg.on_upgrade) {
+        int st = s->cfg.on_upgrade(s, r);
+        if (st) {
+            http_error(ws, st >= 400 && st <= 599 ? st : 403, NULL, 0);
+            return;
+        }
+    }
+    /* 101 */
+    char accept[29];
+    if (nf__ws_accept_key(kh->value, kh->value_len, accept) != 0) {
+        http_error(ws, 500, NULL, 0);
+        return;
+    }
+    size_t nh = 5 + s->cfg.nheaders + r->num_extra, i = 0;
+    nf_http_header_t *rh = malloc(nh * sizeof *rh);
+    if (!rh) {
+        nf__ws_drop(ws, -ENOMEM);
+        return;
+    }
+    rh[i++] = (nf_http_header_t){"Upgrade", 7, "websocket", 9};
+    rh[i++] = (nf_http_header_t){"Connection", 10, "Upgrade", 7};
+    rh[i++] = (nf_http_header_t){"Sec-WebSocket-Accept", 20, accept, 28};
+    if (r->subprotocol)
+        rh[i++] = (nf_http_header_t){"Sec-WebSocket-Protocol", 22, r->subprotocol, strlen(r->subprotocol)};
+    if (extlen > 0)
+        rh[i++] = (nf_http_header_t){"Sec-WebSocket-Extensions", 24, ext, (size_t)extlen};
+    for (size_t k = 0; k < s->cfg.nheaders; k++)
+        rh[i++] = s->cfg.headers[k];
+    for (size_t k = 0; k < r->num_extra; k++)
+        rh[i++] = r->extra_headers[k];
+    size_t cap = 64;
+    for (size_t k = 0; k < i; k++)
+        cap += rh[k].name_len + rh[k].value_len + 4;
+    nf_buf_t *b = nf_buf_new(cap);
+    int hl = b ? nf_http_write_response(b->base, cap, 101, NULL, rh, i) : -ENOMEM;
+    free(rh);
+    if (hl < 0) {
+        nf_buf_unref(b);
+        if (hl == -ENOMEM)
+            nf__ws_drop(ws, -ENOMEM);
+        else
+            http_error(ws, 500, NULL, 0); /* a bad extra header */
+        return;
+    }
+    b->len = (size_t)hl;
+    ws->route = route;
+    ws->h = route->handler;
+    ws->data = r->conn_data;
+    ws->version = (uint8_t)v;
+    ws->subprotocol = r->subprotocol;
+    ws->path = strndup(r->target, r->target_len);
+    nf_filter_write_down(ws->f, b); /* a failure shows up as the connection closing */
+    nf__ws_opened(ws, extlen > 0 ? &agreed : NULL, (uint8_t *)buf + head, blen - head);
+}
+
+static void handle(nf_ws_conn_t *ws, const nf_http_request_t *req, char *buf, size_t blen, size_t head)
+{
+    nf_ws_server_t *s = (nf_ws_server_t *)(void *)ws->ctx;
+    nf_ws_request_t r;
+    memset(&r, 0, sizeof r);
+    r.server = s;
+    r.tcp = ws->f->conn;
+    r.method = req->method;
+    r.method_len = req->method_len;
+    r.target = req->target;
+    r.target_len = req->target_len;
+    const char *q = memchr(req->target, '?', req->target_len);
+    r.path_len = q ? (size_t)(q - req->target) : req->target_len;
+    r.headers = req->headers;
+    r.num_headers = req->num_headers;
+    r.ws_ = ws;
+    if (nf_http_headers_have_token(req->headers, req->num_headers, "Upgrade", "websocket")) {
+        upgrade(ws, &r, req, buf, blen, head);
+        return;
+    }
+    if (s->cfg.on_http)
+        s->cfg.on_http(s, &r);
+    if (!r.responded_ && ws->state == NF__WS_HANDSHAKE && !nf_conn_is_closing(ws->f->conn))
+        http_error(ws, 404, NULL, 0);
+}
+
+void nf__ws_server_open(nf_ws_conn_t *ws) { (void)ws; }
+
+void nf__ws_server_read(nf_ws_conn_t *ws, char *data, size_t len)
+{
+    const nf_ws_options_t *o = &ws->ctx->opts;
+    size_t field = o->max_header < 8192 ? o->max_header : 8192;
+    nf_http_limits_t lim = {.max_line = field, .max_field = field, .max_head = o->max_header};
+    nf_http_header_t hdrs[MAX_HEADERS];
+    nf_http_request_t req;
+    char *buf = data;
+    size_t blen = len, last = 0;
+    if (ws->hs_len) {
+        if (nf__ws_hs_append(ws, data, len) != 0) {
+            nf__ws_drop(ws, -ENOMEM);
+            return;
+        }
+        buf = ws->hs;
+        blen = ws->hs_len;
+        last = ws->hs_last;
+    }
+    int rc = nf_http_parse_request(buf, blen, last, &req, hdrs, MAX_HEADERS, &lim);
+    if (rc == NF_EHTTP_INCOMPLETE) {
+        if (!ws->hs_len && nf__ws_hs_append(ws, data, len) != 0) {
+            nf__ws_drop(ws, -ENOMEM);
+            return;
+        }
+        if (ws->hs_len > o->max_header)
+            http_error(ws, 431, NULL, 0);
+        ws->hs_last = ws->hs_len;
+        return;
+    }
+    if (rc < 0)
+        http_error(ws, nf_http_error_status(rc), NULL, 0);
+    else
+        handle(ws, &req, buf, blen, (size_t)rc);
+    nf__ws_hs_free(ws);
+}
+
+/* ---- the listener -------------------------------------------------------------- */
+
+static void server_free(nf__ws_ctx_t *ctx)
+{
+    nf_ws_server_t *s = (nf_ws_server_t *)(void *)ctx;
+    free(ctx->specs);
+    if (s->close_cb)
+        s->close_cb(s);
+    free(s);
+}
+
+static void listener_closed(nf_listener_t *l)
+{
+    nf_ws_server_t *s = nf_listener_get_data(l);
+    s->l = NULL;
+    nf__ws_ctx_unref(&s->ctx);
+}
+
+NF__EXPORT int nf_ws_listen(nf_loop_t *loop, const nf_ws_server_config_t *cfg, nf_ws_server_t **out)
+{
+    if (!cfg || !cfg->routes || !cfg->nroutes)
+        return -EINVAL;
+    for (unsigned i = 0; i < cfg->nroutes; i++)
+        if (!cfg->routes[i].handler || !cfg->routes[i].handler->on_close)
+            return -EINVAL;
+    nf_ws_server_t *s = calloc(1, sizeof *s);
+    unsigned nf = cfg->listen.filters ? cfg->listen.nfilters : 0;
+    nf_filter_spec_t *specs = calloc(nf + 1, sizeof *specs);
+    if (!s || !specs) {
+        free(s);
+        free(specs);
+        return -ENOMEM;
+    }
+    s->cfg = *cfg;
+    s->data = cfg->data;
+    s->ctx.role = NF_WS_SERVER;
+    s->ctx.refs = 1; /* the listener's */
+    s->ctx.loop = loop;
+    s->ctx.opts = cfg->opts;
+    nf__ws_opts_normalize(&s->ctx.opts);
+    nf__list_init(&s->ctx.conns);
+    s->ctx.free_fn = server_free;
+    for (unsigned i = 0; i < nf; i++)
+        specs[i] = cfg->listen.filters[i];
+    specs[nf].ops = &nf_ws_filter;
+    specs[nf].config = &s->ctx;
+    s->ctx.specs = specs;
+    s->ctx.nspecs = nf + 1;
+    nf_listen_config_t lc = cfg->listen;
+    lc.handler = &nf__ws_tcp_handler;
+    lc.data = s;
+    lc.filters = specs;
+    lc.nfilters = nf + 1;
+    int err = nf_listen(loop, &lc, &s->l);
+    if (err) {
+        free(specs);
+        free(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+NF__EXPORT void nf_ws_server_close(nf_ws_server_t *s, unsigned code, void (*cb)(nf_ws_server_t *s))
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    s->close_cb = cb;
+    nf_listener_close(s->l, listener_closed);
+    if (!code)
+        return;
+    for (nf__list_t *n = s->ctx.conns.next; n != &s->ctx.conns; n = n->next) {
+        nf_ws_conn_t *ws = nf__container_of(n, nf_ws_conn_t, node);
+        if (ws->state == NF__WS_OPEN)
+            nf_ws_close(ws, code, NULL, 0);
+        else if (ws->state == NF__WS_HANDSHAKE)
+            nf__ws_drop(ws, NF_CLOSE_LOCAL);
+    }
+}
+
+NF__EXPORT int nf_ws_server_addr(const nf_ws_server_t *s, nf_addr_t *out)
+{
+    if (!s->l)
+        return NF_ECLOSED;
+    return nf_listener_addr(s->l, out);
+}
+
+NF__EXPORT unsigned nf_ws_server_conns(const nf_ws_server_t *s) { return s->ctx.nconns; }
+NF__EXPORT nf_loop_t *nf_ws_server_loop(const nf_ws_server_t *s) { return s->ctx.loop; }
+NF__EXPORT void *nf_ws_server_get_data(const nf_ws_server_t *s) { return s->data; }
+NF__EXPORT void nf_ws_server_set_data(nf_ws_server_t *s, void *data) { s->data = data; }

@@ -1,0 +1,36 @@
+# WebSocket server and client: loopback integration tests and interop with
+# peers nobody here wrote (Python's websockets, Node's ws). Included from
+# tests/unit/ws_tests.cmake; paths are relative to tests/.
+nf_add_test(test_ws integration/test_ws.c integration/helpers.c TIMEOUT 120)
+
+# Interop. Each test registers once per backend, like nf_add_test.
+set(NF_INTEROP_DIR ${CMAKE_CURRENT_SOURCE_DIR}/interop)
+set(NF_PY /usr/bin/python3)
+foreach(b uring epoll)
+  foreach(mode py_client py_server py_client_deflate py_server_deflate)
+    add_test(NAME ws_interop_${mode}.${b}
+      COMMAND ${NF_PY} ${NF_INTEROP_DIR}/py_interop.py ${mode}
+              $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
+    set_tests_properties(ws_interop_${mode}.${b} PROPERTIES TIMEOUT 60
+      ENVIRONMENT "NF_BACKEND=${b}")
+  endforeach()
+endforeach()
+
+# Node's ws@8, installed into tests/interop/node_modules when missing.
+find_program(NF_NODE node)
+find_program(NF_NPM npm)
+if(NF_NODE AND NF_NPM)
+  add_test(NAME ws_interop_npm_install
+    COMMAND sh -c "test -f node_modules/ws/package.json || ${NF_NPM} install --no-audit --no-fund --no-save --no-package-lock ws@8"
+    WORKING_DIRECTORY ${NF_INTEROP_DIR})
+  set_tests_properties(ws_interop_npm_install PROPERTIES TIMEOUT 300 FIXTURES_SETUP nf_node_ws)
+  foreach(b uring epoll)
+    foreach(mode node_client node_server node_client_deflate node_server_deflate)
+      add_test(NAME ws_interop_${mode}.${b}
+        COMMAND ${NF_NODE} ${NF_INTEROP_DIR}/node_interop.js ${mode}
+                $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
+      set_tests_properties(ws_interop_${mode}.${b} PROPERTIES TIMEOUT 60
+        ENVIRONMENT "NF_BACKEND=${b}" FIXTURES_REQUIRED nf_node_ws)
+    endforeach()
+  endforeach()
+endif()
