@@ -4,9 +4,9 @@
  * buffers live: a peer that reads slowly makes a naive sender's queue — and
  * its memory — grow without bound. The flow-control filter bounds it:
  *
- *   - up to `max_inflight_bytes` are handed to the transport (bytes the
- *     kernel has not accepted yet, nf_conn_queued()); writes beyond are
- *     held, whole, in the filter's queue (nf_conn_write returns
+ *   - up to `max_inflight_bytes` (and `max_inflight_writes` buffers) are
+ *     handed to the transport (bytes the kernel has not accepted yet,
+ *     nf_conn_queued()); writes beyond are held, whole, in the filter's queue (nf_conn_write returns
  *     NF_WRITE_HELD);
  *   - past `max_held_bytes` or `max_held_writes` held, `policy` applies:
  *     drop the newest write (NF_WRITE_DROPPED), drop the oldest held writes
@@ -47,6 +47,7 @@ typedef enum nf_flow_policy {
 
 typedef struct nf_flow_config {
     size_t max_inflight_bytes; /* 0: 256 KiB */
+    size_t max_inflight_writes; /* 0: no limit on the count of buffers queued below */
     size_t max_held_bytes;     /* 0: 4 MiB */
     size_t max_held_writes;    /* 0: no limit on the count */
     size_t high_water;         /* 0: max_inflight_bytes */

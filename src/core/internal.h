@@ -206,6 +206,7 @@ struct nf_conn {
     nf__list_t fnode;    /* loop->flush; once released, loop->closing */
     nf__wseg_t *wq_head, *wq_tail;
     size_t queued;
+    uint32_t wq_count;   /* buffers in the write queue ("writes in flight") */
     void *send_state;    /* backend: storage for an in-flight send */
     struct nf__connect_state *cs;
     nf_filter_t *fbottom, *ftop; /* filter stack, NULL without filters */

@@ -22,7 +22,7 @@ typedef struct flow {
 } flow_t;
 
 typedef struct limits {
-    size_t inflight, held_bytes, held_writes, high, low;
+    size_t inflight, inflight_writes, held_bytes, held_writes, high, low;
 } limits_t;
 
 static limits_t limits_of(const nf_filter_t *f)
@@ -31,6 +31,7 @@ static limits_t limits_of(const nf_filter_t *f)
     const nf_flow_config_t *cfg = f->config ? f->config : &defaults;
     limits_t l;
     l.inflight = cfg->max_inflight_bytes ? cfg->max_inflight_bytes : 256 * 1024;
+    l.inflight_writes = cfg->max_inflight_writes ? cfg->max_inflight_writes : SIZE_MAX;
     l.held_bytes = cfg->max_held_bytes ? cfg->max_held_bytes : 4 * 1024 * 1024;
     l.held_writes = cfg->max_held_writes ? cfg->max_held_writes : SIZE_MAX;
     l.high = cfg->high_water ? cfg->high_water : l.inflight;
@@ -81,6 +82,12 @@ static void slow(nf_filter_t *f, nf_buf_t *b)
     nf__conn_fail(f->conn, NF_ESLOW);
 }
 
+/* Room below: the transport takes more bytes and more buffers. */
+static bool room_below(const limits_t *l, const nf_conn_t *c)
+{
+    return nf_conn_queued(c) < l->inflight && c->wq_count < l->inflight_writes;
+}
+
 static bool fits(const limits_t *l, const flow_t *fl, size_t len)
 {
     return fl->st.held_bytes + len <= l->held_bytes && fl->st.held_writes + 1 <= l->held_writes;
@@ -101,7 +108,7 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
         nf_buf_unref(b);
         return NF_ECLOSED;
     }
-    if (!fl->head && nf_conn_queued(c) < l.inflight) {
+    if (!fl->head && room_below(&l, c)) {
         int r = nf_filter_write_down(f, b);
         check_high(&l, fl, c);
         return r;
@@ -170,7 +177,7 @@ static void f_drain(nf_filter_t *f)
     flow_t *fl = f->state;
     nf_conn_t *c = f->conn;
     limits_t l = limits_of(f);
-    while (fl->head && nf_conn_queued(c) < l.inflight && !(c->flags & NF__C_CLOSING)) {
+    while (fl->head && room_below(&l, c) && !(c->flags & NF__C_CLOSING)) {
         held_t *h = fl->head;
         fl->head = h->next;
         if (!fl->head)

@@ -88,6 +88,7 @@ static void queue_free(nf_conn_t *c)
         s = n;
     }
     c->wq_head = c->wq_tail = NULL;
+    c->wq_count = 0;
     c->queued = 0;
 }
 
@@ -161,6 +162,7 @@ static int transport_write_copy(nf_conn_t *c, const void *data, size_t len)
         else
             c->wq_head = s;
         c->wq_tail = s;
+        c->wq_count++;
     }
     c->queued += len;
     schedule_flush(c);
@@ -187,6 +189,7 @@ int nf__transport_write(nf_conn_t *c, nf_buf_t *b)
     else
         c->wq_head = s;
     c->wq_tail = s;
+    c->wq_count++;
     c->queued += b->len;
     schedule_flush(c);
     return 0;
@@ -565,6 +568,7 @@ static void sent(nf_conn_t *c, ssize_t res)
         c->wq_head = s->next;
         if (!c->wq_head)
             c->wq_tail = NULL;
+        c->wq_count--;
         if (s->buf->free_arg == (void *)loop && !s->buf->free_cb) {
             s->buf->free_arg = NULL;
             nf__chunk_put(loop, s->buf);

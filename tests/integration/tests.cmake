@@ -24,3 +24,4 @@ nf_add_test(test_modes              integration/test_modes.c              ${NF_I
 nf_add_test(test_timeouts           integration/test_timeouts.c           ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_shutdown           integration/test_shutdown.c           ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_server             integration/test_server.c             ${NF_IT_HELPERS} TIMEOUT 60)
+nf_add_test(test_flow_writes        integration/test_flow_writes.c        ${NF_IT_HELPERS} TIMEOUT 60)
