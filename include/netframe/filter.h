@@ -11,7 +11,9 @@
  *        transport: socket, write queue, backend
  *
  * filters[0] is the one next to the transport; filters[n-1] the one next to
- * the program. Each op of a filter is optional: a missing op passes the event
+ * the program. Bytes handed up by on_read lie in a read buffer the loop owns
+ * and are writable during the call: a filter may transform them in place
+ * (unmask, decrypt) before passing them on. Each op of a filter is optional: a missing op passes the event
  * on unchanged. A filter may swallow an event (not pass it), change it (pass
  * other bytes), or generate events (write a reply down, deliver data up) by
  * calling the nf_filter_*_up / nf_filter_*_down functions below, which reach
