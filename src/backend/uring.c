@@ -48,8 +48,7 @@ enum op {
     OP_POLL = 5,
     OP_CANCEL = 6, /* counted on the object it cancels */
     OP_LCANCEL = 7, /* same, on a listener */
-    OP_URGENT = 8, /* poll for POLLPRI: an urgent byte waits */
-    OP_TIMERFD = 9, /* NF_MODE_EVENT: the loop's timerfd expired */
+    OP_TIMERFD = 8, /* NF_MODE_EVENT: the loop's timerfd expired */
 };
 #define OP_MASK 15u /* malloc'd objects are 16-byte aligned */
 
@@ -61,7 +60,6 @@ enum {
     B_POLL = 1u << 3,
     B_ACCEPT = 1u << 4,
     B_STARVED = 1u << 5,
-    B_URG = 1u << 6,
 };
 
 #define BGID 0
@@ -614,8 +612,6 @@ static void u_stop_conn(nf_conn_t *c)
         cancel_op(u, c, OP_SEND);
     if (c->be_flags & B_CONNECT)
         cancel_op(u, c, OP_CONNECT);
-    if (c->be_flags & B_URG)
-        cancel_op(u, c, OP_URGENT);
     release_if_done(c);
     nf__kick(c->loop);
 }
@@ -797,7 +793,6 @@ static void dispatch(nf_loop_t *loop, struct io_uring_cqe *cqe)
     case OP_SEND: on_send(p, cqe); break;
     case OP_CONNECT: on_connect(p, cqe); break;
     case OP_CANCEL: on_cancel(p, cqe); break;
-    case OP_URGENT: break; /* unused: urgent bytes come through on_poll */
     case OP_TIMERFD:
         nf__timer_fd_drain(loop);
         arm_timerfd(loop);

@@ -73,12 +73,6 @@ nf_buf_t *nf__rbuf_new(nf_loop_t *loop, size_t cap)
     return b;
 }
 
-void nf__rbuf_free(nf_loop_t *loop, nf_buf_t *b)
-{
-    (void)loop;
-    nf_buf_unref(b);
-}
-
 /* Called by nf_conn_keep_read: the program now holds a reference. */
 void nf__rbuf_mark_kept(nf_loop_t *loop, nf_buf_t *b)
 {

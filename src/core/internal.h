@@ -153,7 +153,6 @@ void nf__timer_fd_drain(nf_loop_t *loop);
 
 /* Read buffers: nf_buf_t allocated with the loop's accounting. */
 nf_buf_t *nf__rbuf_new(nf_loop_t *loop, size_t cap);
-void nf__rbuf_free(nf_loop_t *loop, nf_buf_t *b);
 void nf__rbuf_mark_kept(nf_loop_t *loop, nf_buf_t *b);
 
 /* Copy-write chunks. */

@@ -9,6 +9,15 @@
 
 #include "core/internal.h"
 
+/* Adds 1 to an eventfd's counter, making it readable. Async-signal-safe;
+ * EAGAIN (counter saturated) means it is readable already. */
+static void efd_signal(int fd)
+{
+    uint64_t one = 1;
+    ssize_t r = write(fd, &one, sizeof(one));
+    (void)r;
+}
+
 NF__EXPORT void nf_loop_config_init(nf_loop_config_t *cfg) { memset(cfg, 0, sizeof(*cfg)); }
 
 static uint64_t clock_ms(void)
@@ -161,9 +170,7 @@ NF__EXPORT void nf_loop_stop(nf_loop_t *loop) { loop->stop = true; }
 NF__EXPORT void nf_loop_stop_async(nf_loop_t *loop)
 {
     atomic_store_explicit(&loop->stop_async, 1, memory_order_release);
-    uint64_t one = 1;
-    ssize_t r = write(loop->wake_fd, &one, sizeof(one)); /* async-signal-safe */
-    (void)r;
+    efd_signal(loop->wake_fd);
 }
 
 NF__EXPORT int nf_loop_fd(const nf_loop_t *loop)
@@ -225,9 +232,7 @@ NF__EXPORT int nf_loop_post(nf_loop_t *loop, nf_post_fn fn, void *arg)
     /* Wake only on the empty -> non-empty edge: the loop drains the whole
      * queue on each wake-up, so one write per batch is enough. */
     if (was_empty) {
-        uint64_t one = 1;
-        ssize_t r = write(loop->wake_fd, &one, sizeof(one));
-        (void)r; /* EAGAIN: counter saturated, the loop is awake anyway */
+        efd_signal(loop->wake_fd);
     }
     pthread_mutex_unlock(&loop->post_mu);
     return 0;
@@ -313,9 +318,7 @@ static void event_rearm(nf_loop_t *loop)
                  atomic_load_explicit(&loop->posts_pending, memory_order_acquire) > 0 ||
                  (loop->ops->pending && loop->ops->pending(loop));
     if (again) {
-        uint64_t one = 1;
-        ssize_t r = write(loop->kick_fd, &one, sizeof(one));
-        (void)r;
+        efd_signal(loop->kick_fd);
     }
     uint64_t due = loop->heap_len ? loop->heap[0]->due : 0;
     if (due == 0 && loop->timer_fd_due == 0)
@@ -337,9 +340,7 @@ void nf__event_kick(nf_loop_t *loop)
     if (loop->kicked)
         return;
     loop->kicked = true;
-    uint64_t one = 1;
-    ssize_t r = write(loop->kick_fd >= 0 ? loop->kick_fd : loop->wake_fd, &one, sizeof(one));
-    (void)r;
+    efd_signal(loop->kick_fd >= 0 ? loop->kick_fd : loop->wake_fd);
 }
 
 /* The backend saw the timerfd readable: consume the expiry. */

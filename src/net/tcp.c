@@ -72,19 +72,25 @@ static bool seg_appendable(const nf_loop_t *loop, const nf__wseg_t *s)
     return s->buf->free_arg == (void *)loop && !s->buf->free_cb && s->buf->refs == 1;
 }
 
+/* Drops a segment and its buffer: copy chunks go back to the pool. */
+static void seg_release(nf_loop_t *loop, nf__wseg_t *s)
+{
+    if (s->buf->free_arg == (void *)loop && !s->buf->free_cb) {
+        s->buf->free_arg = NULL;
+        nf__chunk_put(loop, s->buf);
+    } else {
+        nf_buf_unref(s->buf);
+    }
+    seg_put(loop, s);
+}
+
 static void queue_free(nf_conn_t *c)
 {
     nf_loop_t *loop = c->loop;
     nf__wseg_t *s = c->wq_head;
     while (s) {
         nf__wseg_t *n = s->next;
-        if (s->buf->free_arg == (void *)loop && !s->buf->free_cb) {
-            s->buf->free_arg = NULL;
-            nf__chunk_put(loop, s->buf);
-        } else {
-            nf_buf_unref(s->buf);
-        }
-        seg_put(loop, s);
+        seg_release(loop, s);
         s = n;
     }
     c->wq_head = c->wq_tail = NULL;
@@ -569,13 +575,7 @@ static void sent(nf_conn_t *c, ssize_t res)
         if (!c->wq_head)
             c->wq_tail = NULL;
         c->wq_count--;
-        if (s->buf->free_arg == (void *)loop && !s->buf->free_cb) {
-            s->buf->free_arg = NULL;
-            nf__chunk_put(loop, s->buf);
-        } else {
-            nf_buf_unref(s->buf);
-        }
-        seg_put(loop, s);
+        seg_release(loop, s);
     }
     if (c->queued > 0)
         return;
