@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BUF_SIZE (64 * 1024)
+#define BUF_SIZE   (64 * 1024)
 #define MAX_EVENTS 256
 
 enum kind { K_LISTEN, K_SIGNAL, K_CONN };
@@ -42,10 +42,7 @@ struct conn {
 static struct conn *g_conns;
 static unsigned char g_buf[BUF_SIZE];
 
-static void usage(FILE *f, const char *argv0)
-{
-    fprintf(f, "usage: %s [--host H] --port P\n", argv0);
-}
+static void usage(FILE *f, const char *argv0) { fprintf(f, "usage: %s [--host H] --port P\n", argv0); }
 
 static void conn_close(int ep, struct conn *c)
 {
@@ -169,8 +166,8 @@ static void on_accept(int ep, int lfd)
 
 static int listen_on(const char *host, const char *port, char *bound_port, size_t bplen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res, *ai;
     int gai = getaddrinfo(host, port, &hints, &res);
     if (gai != 0) {
@@ -200,8 +197,7 @@ static int listen_on(const char *host, const char *port, char *bound_port, size_
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
-        getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, bound_port, (socklen_t)bplen,
-                    NI_NUMERICSERV) != 0)
+        getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, bound_port, (socklen_t)bplen, NI_NUMERICSERV) != 0)
         snprintf(bound_port, bplen, "%s", port);
     return fd;
 }
@@ -218,18 +214,10 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'h':
-            host = optarg;
-            break;
-        case 'p':
-            port = optarg;
-            break;
-        case 'H':
-            usage(stdout, argv[0]);
-            return 0;
-        default:
-            usage(stderr, argv[0]);
-            return 2;
+        case 'h': host = optarg; break;
+        case 'p': port = optarg; break;
+        case 'H': usage(stdout, argv[0]); return 0;
+        default: usage(stderr, argv[0]); return 2;
         }
     }
     if (port == NULL || optind < argc) {

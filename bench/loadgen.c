@@ -34,9 +34,9 @@
 #include <unistd.h>
 
 #define CONNECT_TIMEOUT_MS 5000
-#define MAX_SIZE (64u * 1024u * 1024u)
-#define MAX_CONNECTIONS 100000
-#define MAX_ERROR_LOGS 10
+#define MAX_SIZE           (64u * 1024u * 1024u)
+#define MAX_CONNECTIONS    100000
+#define MAX_ERROR_LOGS     10
 /* A message still unanswered this long when the run ends counts as an error:
  * the server lost (part of) the echo. */
 #define STALL_NS 2000000000ull
@@ -44,12 +44,12 @@
 struct conn {
     int fd;
     uint32_t id;
-    uint64_t seq;       /* sequence number of the message in flight */
-    size_t sent;        /* bytes of the current message written */
-    size_t rcvd;        /* bytes of the current echo received */
-    uint64_t t_start;   /* CLOCK_MONOTONIC ns when the message was started */
-    int want_out;       /* EPOLLOUT currently registered */
-    int active;         /* a message is in flight */
+    uint64_t seq;        /* sequence number of the message in flight */
+    size_t sent;         /* bytes of the current message written */
+    size_t rcvd;         /* bytes of the current echo received */
+    uint64_t t_start;    /* CLOCK_MONOTONIC ns when the message was started */
+    int want_out;        /* EPOLLOUT currently registered */
+    int active;          /* a message is in flight */
     unsigned char *pat;  /* per-connection random block, 2 * size bytes */
     unsigned char *sbuf; /* current message: a window into pat */
     unsigned char *rbuf;
@@ -179,9 +179,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            o->host = optarg;
-            break;
+        case 'h': o->host = optarg; break;
         case 'p':
             if (parse_long(optarg, 1, 65535, &v) != 0) {
                 fprintf(stderr, "loadgen: invalid --port '%s'\n", optarg);
@@ -215,11 +213,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 return -1;
             }
             break;
-        case 'H':
-            usage(stdout, argv[0]);
-            exit(0);
-        default:
-            return -1;
+        case 'H': usage(stdout, argv[0]); exit(0);
+        default: return -1;
         }
     }
     if (optind < argc) {
@@ -236,8 +231,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 /* Connect one non-blocking socket, waiting at most CONNECT_TIMEOUT_MS. */
 static int connect_one(const struct addrinfo *ai, char *err, size_t errlen)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));
         return -1;
@@ -384,8 +378,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(o.host, o.port, &hints, &res);
     if (gai != 0 || res == NULL) {
@@ -412,8 +405,8 @@ int main(int argc, char **argv)
         fill_pattern(c->pat, o.size * 2, c->id, 0);
         c->fd = connect_one(res, err, sizeof err);
         if (c->fd < 0) {
-            fprintf(stderr, "loadgen: connect to %s:%s failed (connection %zu of %zu): %s\n",
-                    o.host, o.port, i + 1, nconn, err);
+            fprintf(stderr, "loadgen: connect to %s:%s failed (connection %zu of %zu): %s\n", o.host, o.port, i + 1,
+                    nconn, err);
             return 2;
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -482,8 +475,8 @@ int main(int argc, char **argv)
                     ssize_t r = recv(c->fd, junk, sizeof junk, 0);
                     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
                         break;
-                    conn_fail(ep, c, r > 0 ? "unexpected data from server" : "connection closed",
-                              r < 0 ? errno : 0, &alive);
+                    conn_fail(ep, c, r > 0 ? "unexpected data from server" : "connection closed", r < 0 ? errno : 0,
+                              &alive);
                     break;
                 }
                 ssize_t r = recv(c->fd, c->rbuf + c->rcvd, o.size - c->rcvd, 0);
@@ -519,8 +512,8 @@ int main(int argc, char **argv)
                     size_t off = 0;
                     while (off < o.size && c->sbuf[off] == c->rbuf[off])
                         off++;
-                    errlog("conn %u: echo mismatch in message %llu at byte offset %zu of %zu",
-                           (unsigned)c->id, (unsigned long long)c->seq, off, o.size);
+                    errlog("conn %u: echo mismatch in message %llu at byte offset %zu of %zu", (unsigned)c->id,
+                           (unsigned long long)c->seq, off, o.size);
                     g_errors++;
                 }
                 if (done >= t_warm && done < t_end) {
@@ -548,8 +541,8 @@ int main(int argc, char **argv)
         if (c->fd >= 0 && c->active && now - c->t_start > STALL_NS) {
             errlog("conn %u: no complete echo of message %llu after %llu ms "
                    "(%zu of %zu bytes sent, %zu echoed)",
-                   (unsigned)c->id, (unsigned long long)c->seq,
-                   (unsigned long long)((now - c->t_start) / 1000000u), c->sent, o.size, c->rcvd);
+                   (unsigned)c->id, (unsigned long long)c->seq, (unsigned long long)((now - c->t_start) / 1000000u),
+                   c->sent, o.size, c->rcvd);
             g_errors++;
         }
     }
@@ -565,8 +558,8 @@ int main(int argc, char **argv)
     double p99 = (double)percentile(lat.v, lat.n, 99) / 1000.0;
     double rate = secs > 0.0 ? (double)msgs / secs : 0.0;
 
-    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f errors=%llu\n",
-           (unsigned long long)msgs, secs, rate, p50, p99, (unsigned long long)g_errors);
+    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f errors=%llu\n", (unsigned long long)msgs, secs, rate,
+           p50, p99, (unsigned long long)g_errors);
     fflush(stdout);
 
     if (msgs == 0 && g_errors == 0)

@@ -183,9 +183,10 @@ static void run_mode(enum mode m, int out_fd)
     nf_loop_t *loop;
     if (nf_loop_new(&loop, &lc) != 0)
         exit(2);
-    static const nf_conn_handler_t h = {.on_open = on_open, .on_read = on_read, .on_drain = on_drain, .on_close = on_close};
-    static const nf_flow_config_t bp = {.max_inflight_bytes = 1 << 20, .max_held_bytes = 4 << 20,
-                                        .policy = NF_FLOW_DROP_NEWEST};
+    static const nf_conn_handler_t h = {
+        .on_open = on_open, .on_read = on_read, .on_drain = on_drain, .on_close = on_close};
+    static const nf_flow_config_t bp = {
+        .max_inflight_bytes = 1 << 20, .max_held_bytes = 4 << 20, .policy = NF_FLOW_DROP_NEWEST};
     static const nf_filter_spec_t flow[] = {{&nf_flow_filter, &bp}};
     nf_listen_config_t cfg = {.port = 0, .handler = &h};
     if (m != M_NONE) {
@@ -241,8 +242,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    printf("slow reader: server pushes %zu MiB in 64 KiB writes, client reads %zu B/s for %.0f s\n",
-           total >> 20, rate, seconds);
+    printf("slow reader: server pushes %zu MiB in 64 KiB writes, client reads %zu B/s for %.0f s\n", total >> 20, rate,
+           seconds);
     printf("flow filter: max_inflight 1 MiB, max_held 4 MiB, policy drop-newest\n\n");
     printf("| mode | peak RSS over baseline | transport queue hwm | flow held hwm | writes | dropped | delivered |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|\n");

@@ -25,9 +25,9 @@
 #include <string.h>
 #include <uv.h>
 
-#define READ_BUF_SIZE (64 * 1024)
+#define READ_BUF_SIZE    (64 * 1024)
 #define WRITE_HIGH_WATER (1024 * 1024)
-#define POOL_MAX 256 /* free write requests kept for reuse */
+#define POOL_MAX         256 /* free write requests kept for reuse */
 
 struct conn {
     uv_tcp_t tcp; /* must be first: handle pointers are cast to struct conn */
@@ -84,15 +84,9 @@ static void pool_drain(void)
 static uv_tcp_t g_server;
 static uv_signal_t g_sigint, g_sigterm;
 
-static void on_close_free(uv_handle_t *h)
-{
-    free(h);
-}
+static void on_close_free(uv_handle_t *h) { free(h); }
 
-static void on_close_noop(uv_handle_t *h)
-{
-    (void)h;
-}
+static void on_close_noop(uv_handle_t *h) { (void)h; }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -112,8 +106,7 @@ static void write_cb(uv_write_t *req, int status)
             uv_close((uv_handle_t *)c, on_close_free);
         return;
     }
-    if (!c->reading && !uv_is_closing((uv_handle_t *)c) &&
-        c->tcp.write_queue_size < WRITE_HIGH_WATER / 2) {
+    if (!c->reading && !uv_is_closing((uv_handle_t *)c) && c->tcp.write_queue_size < WRITE_HIGH_WATER / 2) {
         if (uv_read_start((uv_stream_t *)c, alloc_cb, read_cb) == 0)
             c->reading = 1;
     }
@@ -174,8 +167,7 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
     (void)arg;
     if (uv_is_closing(h))
         return;
-    if (h == (uv_handle_t *)&g_server || h == (uv_handle_t *)&g_sigint ||
-        h == (uv_handle_t *)&g_sigterm)
+    if (h == (uv_handle_t *)&g_server || h == (uv_handle_t *)&g_sigint || h == (uv_handle_t *)&g_sigterm)
         uv_close(h, on_close_noop);
     else
         uv_close(h, on_close_free); /* client connections */
@@ -187,10 +179,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_walk(sig->loop, close_walk_cb, NULL);
 }
 
-static void usage(FILE *f, const char *argv0)
-{
-    fprintf(f, "usage: %s [--host H] --port P [--no-pool]\n", argv0);
-}
+static void usage(FILE *f, const char *argv0) { fprintf(f, "usage: %s [--host H] --port P [--no-pool]\n", argv0); }
 
 int main(int argc, char **argv)
 {
@@ -206,9 +195,7 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'h':
-            host = optarg;
-            break;
+        case 'h': host = optarg; break;
         case 'p': {
             char *end;
             port = strtol(optarg, &end, 10);
@@ -218,15 +205,9 @@ int main(int argc, char **argv)
             }
             break;
         }
-        case 'n':
-            g_use_pool = 0;
-            break;
-        case 'H':
-            usage(stdout, argv[0]);
-            return 0;
-        default:
-            usage(stderr, argv[0]);
-            return 2;
+        case 'n': g_use_pool = 0; break;
+        case 'H': usage(stdout, argv[0]); return 0;
+        default: usage(stderr, argv[0]); return 2;
         }
     }
     if (port < 0 || optind < argc) {

@@ -31,8 +31,8 @@ typedef struct app {
     size_t size;
     unsigned nconns;
     client_t *clients;
-    unsigned open;       /* connections not yet closed */
-    int stopping;        /* the run time is over */
+    unsigned open; /* connections not yet closed */
+    int stopping;  /* the run time is over */
     nf_timer_t stop_timer;
     uint64_t t_start_ns, t_stop_ns;
     uint64_t messages;
@@ -300,8 +300,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "echo_client: nf_loop_new: %s\n", nf_strerror(rc));
         return 1;
     }
-    fprintf(stderr, "echo_client: %s, %s\n", nf_loop_backend_name(app.loop),
-            nf_loop_features(app.loop));
+    fprintf(stderr, "echo_client: %s, %s\n", nf_loop_backend_name(app.loop), nf_loop_features(app.loop));
 
     app.clients = calloc(app.nconns, sizeof *app.clients);
     if (!app.clients) {
@@ -373,8 +372,7 @@ int main(int argc, char **argv)
     printf("connections=%u size=%zu seconds=%" PRIu64 " messages=%" PRIu64
            " rate=%.0f msg/s p50=%.1f us p99=%.1f us p999=%.1f us errors=%" PRIu64 "\n",
            app.nconns, app.size, seconds, app.messages, (double)app.messages / elapsed,
-           percentile_us(app.lat_ns, app.lat_len, 0.50),
-           percentile_us(app.lat_ns, app.lat_len, 0.99),
+           percentile_us(app.lat_ns, app.lat_len, 0.50), percentile_us(app.lat_ns, app.lat_len, 0.99),
            percentile_us(app.lat_ns, app.lat_len, 0.999), app.errors);
 
     for (unsigned i = 0; i < app.nconns; i++)

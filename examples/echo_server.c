@@ -140,8 +140,8 @@ int main(int argc, char **argv)
     nf_loop_stats_t st;
     nf_server_stats(server, &st, NULL);
     fprintf(stderr, "echo_server: accepted=%llu closed=%llu bytes_in=%llu bytes_out=%llu\n",
-            (unsigned long long)st.conns_accepted, (unsigned long long)st.conns_closed,
-            (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out);
+            (unsigned long long)st.conns_accepted, (unsigned long long)st.conns_closed, (unsigned long long)st.bytes_in,
+            (unsigned long long)st.bytes_out);
     nf_server_free(server);
     return err >= 0 ? 0 : 1;
 }

@@ -39,8 +39,8 @@ extern "C" {
 typedef struct nf_filter nf_filter_t;
 
 /* What a write did (returned by nf_conn_write and filter write ops): */
-#define NF_WRITE_OK 0      /* queued for the kernel */
-#define NF_WRITE_HELD 1    /* held back by flow control: will be sent later */
+#define NF_WRITE_OK      0 /* queued for the kernel */
+#define NF_WRITE_HELD    1 /* held back by flow control: will be sent later */
 #define NF_WRITE_DROPPED 2 /* discarded by flow control policy: never sent */
 
 /* How a close request travels down: */
@@ -51,9 +51,9 @@ typedef enum nf_close_how {
 } nf_close_how_t;
 
 typedef struct nf_filter_ops {
-    size_t size;        /* sizeof(nf_filter_ops_t) */
+    size_t size; /* sizeof(nf_filter_ops_t) */
     const char *name;
-    size_t state_size;  /* private per-connection state, zeroed */
+    size_t state_size; /* private per-connection state, zeroed */
     /* the connection was created (before on_open); may fail with -errno */
     int (*init)(nf_filter_t *f);
     /* up */

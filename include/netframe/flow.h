@@ -41,17 +41,17 @@ typedef enum nf_flow_policy {
 } nf_flow_policy_t;
 
 /* What on_overflow returns: */
-#define NF_FLOW_HOLD 0  /* hold the new write anyway */
-#define NF_FLOW_DROP 1  /* discard the new write */
-#define NF_FLOW_SLOW 2  /* close the connection as a slow consumer */
+#define NF_FLOW_HOLD 0 /* hold the new write anyway */
+#define NF_FLOW_DROP 1 /* discard the new write */
+#define NF_FLOW_SLOW 2 /* close the connection as a slow consumer */
 
 typedef struct nf_flow_config {
-    size_t max_inflight_bytes; /* 0: 256 KiB */
+    size_t max_inflight_bytes;  /* 0: 256 KiB */
     size_t max_inflight_writes; /* 0: no limit on the count of buffers queued below */
-    size_t max_held_bytes;     /* 0: 4 MiB */
-    size_t max_held_writes;    /* 0: no limit on the count */
-    size_t high_water;         /* 0: max_inflight_bytes */
-    size_t low_water;          /* 0: high_water / 2 */
+    size_t max_held_bytes;      /* 0: 4 MiB */
+    size_t max_held_writes;     /* 0: no limit on the count */
+    size_t high_water;          /* 0: max_inflight_bytes */
+    size_t low_water;           /* 0: high_water / 2 */
     nf_flow_policy_t policy;
     /* NF_FLOW_CALLBACK: called with the write that does not fit; it may
      * inspect and drop held writes (nf_flow_drop_oldest) and returns
@@ -62,13 +62,13 @@ typedef struct nf_flow_config {
 extern const nf_filter_ops_t nf_flow_filter;
 
 typedef struct nf_flow_stats {
-    size_t held_bytes;        /* now */
-    size_t held_writes;       /* now */
-    size_t held_bytes_hwm;    /* the most ever held */
-    uint64_t writes_held;     /* writes that had to wait */
-    uint64_t writes_dropped;  /* writes discarded by policy */
+    size_t held_bytes;       /* now */
+    size_t held_writes;      /* now */
+    size_t held_bytes_hwm;   /* the most ever held */
+    uint64_t writes_held;    /* writes that had to wait */
+    uint64_t writes_dropped; /* writes discarded by policy */
     uint64_t bytes_dropped;
-    uint64_t drains;          /* on_drain deliveries */
+    uint64_t drains; /* on_drain deliveries */
 } nf_flow_stats_t;
 
 /* Copies c's flow statistics; -ENOENT when c has no flow filter. */

@@ -47,15 +47,15 @@ typedef struct nf_http_header {
 
 /* Limits applied while parsing. A zero member takes its default. */
 typedef struct nf_http_limits {
-    size_t max_line;   /* request line / status line, CRLF included (8192) */
-    size_t max_field;  /* one header line, CRLF included (8192) */
-    size_t max_head;   /* whole head, final empty line included (65536) */
+    size_t max_line;  /* request line / status line, CRLF included (8192) */
+    size_t max_field; /* one header line, CRLF included (8192) */
+    size_t max_head;  /* whole head, final empty line included (65536) */
 } nf_http_limits_t;
 
 typedef struct nf_http_request {
     const char *method;
     size_t method_len;
-    const char *target;        /* request-target as sent, not decoded */
+    const char *target; /* request-target as sent, not decoded */
     size_t target_len;
     int minor_version;         /* 0 or 1: HTTP/1.0 or HTTP/1.1 */
     nf_http_header_t *headers; /* the caller's array passed to the parser */
@@ -63,9 +63,9 @@ typedef struct nf_http_request {
 } nf_http_request_t;
 
 typedef struct nf_http_response {
-    int minor_version;         /* 0 or 1 */
-    int status;                /* 100..999 */
-    const char *reason;        /* reason phrase, may be empty */
+    int minor_version;  /* 0 or 1 */
+    int status;         /* 100..999 */
+    const char *reason; /* reason phrase, may be empty */
     size_t reason_len;
     nf_http_header_t *headers;
     size_t num_headers;
@@ -83,18 +83,16 @@ typedef struct nf_http_response {
  * Returns the number of bytes of the head (the body, if any, starts there),
  * NF_EHTTP_INCOMPLETE, or NF_EHTTP_BAD / TOOLARGE / VERSION / URITOOLONG.
  * On error *req is unspecified. Never reads outside buf[0..len). */
-int nf_http_parse_request(const char *buf, size_t len, size_t last_len,
-                          nf_http_request_t *req, nf_http_header_t *headers,
-                          size_t max_headers, const nf_http_limits_t *limits);
+int nf_http_parse_request(const char *buf, size_t len, size_t last_len, nf_http_request_t *req,
+                          nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits);
 
 /* Parses a response head, like nf_http_parse_request. The status line is
  * "HTTP/1.x SP 3DIGIT SP reason CRLF"; a missing " reason" is accepted
  * ("HTTP/1.1 101\r\n"). Returns bytes of the head, NF_EHTTP_INCOMPLETE,
  * NF_EHTTP_BAD, NF_EHTTP_TOOLARGE (a status line over max_line too) or
  * NF_EHTTP_VERSION. */
-int nf_http_parse_response(const char *buf, size_t len, size_t last_len,
-                           nf_http_response_t *res, nf_http_header_t *headers,
-                           size_t max_headers, const nf_http_limits_t *limits);
+int nf_http_parse_response(const char *buf, size_t len, size_t last_len, nf_http_response_t *res,
+                           nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits);
 
 /* Maps a parser result to the status code to answer with: 400, 414, 431 or
  * 505; 0 for a non-error (a count, or NF_EHTTP_INCOMPLETE); 500 otherwise. */
@@ -102,12 +100,10 @@ int nf_http_error_status(int err);
 
 /* Returns the first header whose name equals `name` (NUL-terminated) ignoring
  * ASCII case, or NULL. */
-const nf_http_header_t *nf_http_find_header(const nf_http_header_t *headers,
-                                            size_t n, const char *name);
+const nf_http_header_t *nf_http_find_header(const nf_http_header_t *headers, size_t n, const char *name);
 
 /* Counts the headers named `name` (ASCII case-insensitive). */
-size_t nf_http_count_headers(const nf_http_header_t *headers, size_t n,
-                             const char *name);
+size_t nf_http_count_headers(const nf_http_header_t *headers, size_t n, const char *name);
 
 /* Returns 1 when the comma-separated list value[0..len) has an element equal
  * to `token` (NUL-terminated) ignoring ASCII case, 0 otherwise. Elements are
@@ -118,8 +114,7 @@ int nf_http_list_has_token(const char *value, size_t len, const char *token);
 
 /* nf_http_list_has_token over every header named `name`: 1 when any of them
  * contains `token`, else 0. */
-int nf_http_headers_have_token(const nf_http_header_t *headers, size_t n,
-                               const char *name, const char *token);
+int nf_http_headers_have_token(const nf_http_header_t *headers, size_t n, const char *name, const char *token);
 
 /* Returns the standard reason phrase for a status code ("Switching
  * Protocols"), or "Unknown" (never NULL). */
@@ -131,16 +126,14 @@ const char *nf_http_reason(int status);
  * except HTAB (no header injection). Returns the number of bytes written (no
  * NUL is added), NF_EHTTP_NOSPACE when cap is too small, NF_EHTTP_INVALID for
  * bad arguments (status outside 100..999); out is then unspecified. */
-int nf_http_write_response(char *out, size_t cap, int status,
-                           const char *reason,
-                           const nf_http_header_t *headers, size_t n);
+int nf_http_write_response(char *out, size_t cap, int status, const char *reason, const nf_http_header_t *headers,
+                           size_t n);
 
 /* Writes "<method> <target> HTTP/1.1\r\n", the headers and "\r\n". The method
  * must be a token, the target visible ASCII. Returns as
  * nf_http_write_response. */
-int nf_http_write_request(char *out, size_t cap, const char *method,
-                          const char *target, const nf_http_header_t *headers,
-                          size_t n);
+int nf_http_write_request(char *out, size_t cap, const char *method, const char *target,
+                          const nf_http_header_t *headers, size_t n);
 
 #ifdef __cplusplus
 }

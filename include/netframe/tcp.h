@@ -88,22 +88,22 @@ typedef enum nf_limit_policy {
 } nf_limit_policy_t;
 
 typedef struct nf_listen_config {
-    const char *host;     /* numeric address or "localhost"; NULL: 127.0.0.1 */
-    uint16_t port;        /* 0: the kernel picks (see nf_listener_addr) */
-    int backlog;          /* 0: 511 */
-    int reuseport;        /* SO_REUSEPORT, for one listener per loop */
-    int ipv6_only;        /* IPV6_V6ONLY on an IPv6 address */
-    unsigned max_conns;   /* 0: no limit */
+    const char *host;   /* numeric address or "localhost"; NULL: 127.0.0.1 */
+    uint16_t port;      /* 0: the kernel picks (see nf_listener_addr) */
+    int backlog;        /* 0: 511 */
+    int reuseport;      /* SO_REUSEPORT, for one listener per loop */
+    int ipv6_only;      /* IPV6_V6ONLY on an IPv6 address */
+    unsigned max_conns; /* 0: no limit */
     nf_limit_policy_t on_limit;
-    int nodelay;          /* TCP_NODELAY on accepted connections: 0 on, -1 off */
-    int keepalive_s;      /* > 0: SO_KEEPALIVE with this idle time */
+    int nodelay;                      /* TCP_NODELAY on accepted connections: 0 on, -1 off */
+    int keepalive_s;                  /* > 0: SO_KEEPALIVE with this idle time */
     const nf_conn_handler_t *handler; /* required; must outlive the listener */
-    void *data;           /* the listener's user pointer */
+    void *data;                       /* the listener's user pointer */
     /* Filters between the transport and handler, filters[0] lowest (see
      * filter.h). The array must outlive the listener. */
     const struct nf_filter_spec *filters;
     unsigned nfilters;
-    int oob_inline;       /* SO_OOBINLINE: urgent bytes stay in the stream */
+    int oob_inline; /* SO_OOBINLINE: urgent bytes stay in the stream */
 } nf_listen_config_t;
 
 /* Binds and listens (SO_REUSEADDR always). Returns 0 and sets *out, or a
@@ -131,8 +131,8 @@ typedef struct nf_connect_config {
     uint64_t timeout_ms; /* 0: no timeout; covers name resolution + connect */
     int nodelay;         /* 0 on, -1 off */
     int keepalive_s;
-    const nf_conn_handler_t *handler; /* required; must outlive the connection */
-    void *data;                       /* the connection's user pointer */
+    const nf_conn_handler_t *handler;     /* required; must outlive the connection */
+    void *data;                           /* the connection's user pointer */
     const struct nf_filter_spec *filters; /* as for listeners */
     unsigned nfilters;
     int oob_inline;
@@ -232,8 +232,8 @@ void nf_conn_set_handler(nf_conn_t *c, const nf_conn_handler_t *h);
  * to deadline_ms, then closes (nf_conn_close) those still open. done(loop,
  * forced, arg) runs once no connection is left, from the loop; `forced` is
  * how many had to be closed at the deadline. Returns 0 or -EALREADY. */
-int nf_loop_shutdown(nf_loop_t *loop, uint64_t deadline_ms,
-                     void (*done)(nf_loop_t *loop, unsigned forced, void *arg), void *arg);
+int nf_loop_shutdown(nf_loop_t *loop, uint64_t deadline_ms, void (*done)(nf_loop_t *loop, unsigned forced, void *arg),
+                     void *arg);
 
 /* Calls fn(c, arg) for every open connection of the loop (accepted or
  * outbound, not yet closing). fn may close c. Used for shutdown. */

@@ -26,9 +26,9 @@ struct nf_timer {
     void *data;
     nf_loop_t *loop;
     nf_timer_cb cb;
-    uint64_t due;    /* ms, loop clock */
-    uint64_t repeat; /* ms, 0 = one-shot */
-    uint64_t seq;    /* arming order, for ties */
+    uint64_t due;        /* ms, loop clock */
+    uint64_t repeat;     /* ms, 0 = one-shot */
+    uint64_t seq;        /* arming order, for ties */
     uint32_t heap_index; /* UINT32_MAX when not armed */
 };
 

@@ -91,37 +91,37 @@ typedef struct nf_ws_options {
 
 /* One path served by WebSocket. */
 typedef struct nf_ws_route {
-    const char *path;                  /* exact match on the path (the target up
-                                          to '?'); "*" or NULL: any path */
-    const nf_ws_handler_t *handler;    /* required */
-    const char *const *subprotocols;   /* NULL-terminated, our preference
-                                          order; NULL: no subprotocol */
-    void *data;                        /* the route's pointer (nf_ws_conn_route) */
+    const char *path;                /* exact match on the path (the target up
+                                        to '?'); "*" or NULL: any path */
+    const nf_ws_handler_t *handler;  /* required */
+    const char *const *subprotocols; /* NULL-terminated, our preference
+                                        order; NULL: no subprotocol */
+    void *data;                      /* the route's pointer (nf_ws_conn_route) */
 } nf_ws_route_t;
 
 /* A parsed request, as seen by the server's hooks. Valid during the call
  * only; strings are not NUL-terminated. */
 typedef struct nf_ws_request {
     nf_ws_server_t *server;
-    nf_conn_t *tcp;                    /* the TCP connection (addresses) */
+    nf_conn_t *tcp; /* the TCP connection (addresses) */
     const char *method;
     size_t method_len;
-    const char *target;                /* as sent: path?query */
+    const char *target; /* as sent: path?query */
     size_t target_len;
-    size_t path_len;                   /* target[0..path_len) is the path */
+    size_t path_len; /* target[0..path_len) is the path */
     const nf_http_header_t *headers;
     size_t num_headers;
-    const char *origin;                /* Origin (Sec-WebSocket-Origin for
-                                          versions 7/8), NULL when absent */
+    const char *origin; /* Origin (Sec-WebSocket-Origin for
+                           versions 7/8), NULL when absent */
     size_t origin_len;
-    int version;                       /* Sec-WebSocket-Version; 0: not an upgrade */
-    const nf_ws_route_t *route;        /* upgrade: the route matched */
+    int version;                /* Sec-WebSocket-Version; 0: not an upgrade */
+    const nf_ws_route_t *route; /* upgrade: the route matched */
     /* upgrade: the answer, which on_upgrade may change */
-    const char *subprotocol;           /* chosen (from route->subprotocols) or NULL */
+    const char *subprotocol;               /* chosen (from route->subprotocols) or NULL */
     const nf_http_header_t *extra_headers; /* added to this 101 answer; must live
                                           until on_upgrade returns */
     size_t num_extra;
-    void *conn_data;                   /* becomes the connection's user pointer */
+    void *conn_data; /* becomes the connection's user pointer */
     /* private */
     nf_ws_conn_t *ws_;
     int responded_;
@@ -132,9 +132,9 @@ typedef struct nf_ws_server_config {
      * keepalive_s and filters (the stack below the WebSocket filter, e.g.
      * nf_flow_filter) are used; handler and data are ignored. */
     nf_listen_config_t listen;
-    const nf_ws_route_t *routes;       /* required: tried in order */
+    const nf_ws_route_t *routes; /* required: tried in order */
     unsigned nroutes;
-    const nf_http_header_t *headers;   /* added to every 101 answer */
+    const nf_http_header_t *headers; /* added to every 101 answer */
     size_t nheaders;
     /* Optional. 0 accepts; an HTTP status (403...) refuses the upgrade. */
     int (*check_origin)(nf_ws_server_t *s, const nf_ws_request_t *req);
@@ -146,9 +146,9 @@ typedef struct nf_ws_server_config {
      * nf_ws_http_respond from inside the call; without an answer: 404. */
     void (*on_http)(nf_ws_server_t *s, nf_ws_request_t *req);
     nf_ws_options_t opts;
-    int legacy_hybi;                   /* 1: also accept versions 8 and 7 (HyBi
-                                          drafts: same framing) */
-    void *data;                        /* the server's pointer */
+    int legacy_hybi; /* 1: also accept versions 8 and 7 (HyBi
+                        drafts: same framing) */
+    void *data;      /* the server's pointer */
 } nf_ws_server_config_t;
 
 /* Listens for WebSocket (and small HTTP) requests. Everything cfg points to
@@ -178,8 +178,8 @@ void nf_ws_server_set_data(nf_ws_server_t *s, void *data);
  * body[0..len) (not sent for HEAD), and ends the connection. Returns
  * NF_WRITE_OK / HELD / DROPPED, -EALREADY (answered already), NF_EHTTP_INVALID
  * (bad status or header), -ENOMEM, NF_ECLOSED. */
-int nf_ws_http_respond(nf_ws_request_t *req, int status, const nf_http_header_t *headers, size_t n,
-                       const void *body, size_t len);
+int nf_ws_http_respond(nf_ws_request_t *req, int status, const nf_http_header_t *headers, size_t n, const void *body,
+                       size_t len);
 
 /* ---- client ----------------------------------------------------------- */
 
@@ -187,13 +187,13 @@ typedef struct nf_ws_client_config {
     /* timeout_ms (connect), nodelay, keepalive_s, filters are used; host and
      * port come from the URL; handler and data are ignored. */
     nf_connect_config_t connect;
-    const nf_ws_handler_t *handler;    /* required */
-    void *data;                        /* the connection's user pointer */
-    const char *const *subprotocols;   /* offered, NULL-terminated, or NULL */
-    const char *origin;                /* Origin header, or NULL */
-    const nf_http_header_t *headers;   /* added to the request */
+    const nf_ws_handler_t *handler;  /* required */
+    void *data;                      /* the connection's user pointer */
+    const char *const *subprotocols; /* offered, NULL-terminated, or NULL */
+    const char *origin;              /* Origin header, or NULL */
+    const nf_http_header_t *headers; /* added to the request */
     size_t nheaders;
-    int version;                       /* 13 (0 means 13), 8 or 7 */
+    int version; /* 13 (0 means 13), 8 or 7 */
     nf_ws_options_t opts;
 } nf_ws_client_config_t;
 

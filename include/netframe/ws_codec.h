@@ -48,8 +48,8 @@ enum {
     NF_WS_CLOSE_GOING_AWAY = 1001,
     NF_WS_CLOSE_PROTOCOL = 1002,
     NF_WS_CLOSE_UNSUPPORTED = 1003,
-    NF_WS_CLOSE_NO_STATUS = 1005,  /* never on the wire: "no code received" */
-    NF_WS_CLOSE_ABNORMAL = 1006,   /* never on the wire: "no close frame" */
+    NF_WS_CLOSE_NO_STATUS = 1005, /* never on the wire: "no code received" */
+    NF_WS_CLOSE_ABNORMAL = 1006,  /* never on the wire: "no close frame" */
     NF_WS_CLOSE_INVALID_DATA = 1007,
     NF_WS_CLOSE_POLICY = 1008,
     NF_WS_CLOSE_TOO_BIG = 1009,
@@ -105,14 +105,14 @@ size_t nf_ws_header_size(uint64_t len, int masked);
  * key bytes are written and the MASK bit set (the payload is not touched).
  * Returns the header size, -ENOBUFS when cap is too small, -EINVAL when opcode
  * > 15, flags has other bits or len >= 2^63. */
-int nf_ws_write_header(uint8_t *out, size_t cap, unsigned flags, unsigned opcode,
-                       uint64_t len, const uint8_t *mask_key);
+int nf_ws_write_header(uint8_t *out, size_t cap, unsigned flags, unsigned opcode, uint64_t len,
+                       const uint8_t *mask_key);
 
 /* Writes a whole frame (header and payload, masked with mask_key when not
  * NULL) into out. Returns the frame size, -ENOBUFS, or -EINVAL (as
  * nf_ws_write_header, and when the frame would exceed INT32_MAX bytes). */
-int nf_ws_write_frame(uint8_t *out, size_t cap, unsigned flags, unsigned opcode,
-                      const void *payload, size_t len, const uint8_t *mask_key);
+int nf_ws_write_frame(uint8_t *out, size_t cap, unsigned flags, unsigned opcode, const void *payload, size_t len,
+                      const uint8_t *mask_key);
 
 /* XORs data[0..len) in place with the masking key, starting at key byte
  * (offset & 3) - the offset of data within the frame payload, so a payload
@@ -122,8 +122,7 @@ void nf_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset
 
 /* nf_ws_mask from src into dst (which may equal src but must not otherwise
  * overlap it). */
-void nf_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
-                     const uint8_t key[4], uint64_t offset);
+void nf_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4], uint64_t offset);
 
 /* Returns 1 when `code` may be sent in a close frame (RFC 6455 7.4):
  * 1000-1003, 1007-1011, 3000-4999; 0 otherwise (including 1004-1006, 1012+
@@ -134,14 +133,12 @@ int nf_ws_close_code_valid(unsigned code);
  * empty reason. Returns 0, NF_EWS_PROTOCOL (1-byte payload, invalid code,
  * payload over 125 bytes) or NF_EWS_UTF8 (reason not UTF-8). *reason points
  * into payload. */
-int nf_ws_parse_close(const uint8_t *payload, size_t len, unsigned *code,
-                      const char **reason, size_t *reason_len);
+int nf_ws_parse_close(const uint8_t *payload, size_t len, unsigned *code, const char **reason, size_t *reason_len);
 
 /* Writes a close frame. code 0 writes an empty payload (reason must then be
  * empty). Returns the frame size, -ENOBUFS, or -EINVAL (code not valid per
  * nf_ws_close_code_valid, reason over 123 bytes or not UTF-8). */
-int nf_ws_write_close(uint8_t *out, size_t cap, unsigned code,
-                      const char *reason, size_t reason_len,
+int nf_ws_write_close(uint8_t *out, size_t cap, unsigned code, const char *reason, size_t reason_len,
                       const uint8_t *mask_key);
 
 /* ------------------------------------------------------------------------ */
@@ -211,9 +208,8 @@ typedef struct nf_ws_pmd_params {
  * without NUL) into resp. cfg may be NULL (defaults).
  * Returns the response length (> 0), 0 when no offer is acceptable (or the
  * header cannot be parsed): answer without the extension, -ENOBUFS. */
-int nf_ws_pmd_negotiate(const nf_ws_pmd_config_t *cfg, const char *offers,
-                        size_t len, nf_ws_pmd_params_t *agreed, char *resp,
-                        size_t cap);
+int nf_ws_pmd_negotiate(const nf_ws_pmd_config_t *cfg, const char *offers, size_t len, nf_ws_pmd_params_t *agreed,
+                        char *resp, size_t cap);
 
 /* Client: writes the offer for the Sec-WebSocket-Extensions request header.
  * Returns its length, or -ENOBUFS. */
@@ -224,15 +220,13 @@ int nf_ws_pmd_offer(const nf_ws_pmd_config_t *cfg, char *out, size_t cap);
  * not accept the extension. Returns 1 (accepted, *agreed filled), 0 (not
  * accepted: no compression) or NF_EWS_EXTENSION (the response is invalid:
  * the client must fail the connection). */
-int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp,
-                     size_t len, nf_ws_pmd_params_t *agreed);
+int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp, size_t len, nf_ws_pmd_params_t *agreed);
 
 /* Creates the compression context of one connection for `role`. cfg supplies
  * level, mem_level and threshold (may be NULL). zlib streams are allocated
  * lazily: the deflater on the first compressed message, the inflater on the
  * first compressed message received. Returns NULL on -ENOMEM or bad params. */
-nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed,
-                           const nf_ws_pmd_config_t *cfg);
+nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed, const nf_ws_pmd_config_t *cfg);
 
 /* Frees the context and its zlib streams. NULL is ignored. */
 void nf_ws_pmd_free(nf_ws_pmd_t *p);
@@ -247,8 +241,7 @@ int nf_ws_pmd_should_compress(const nf_ws_pmd_t *p, size_t len);
  * 00 00 ff ff removed; the compressor is reset afterwards when our side has
  * no_context_takeover. *out points to a buffer owned by p, valid until the
  * next call on p. Returns 0, -ENOMEM, or NF_EWS_INFLATE (zlib error). */
-int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len,
-                       const uint8_t **out, size_t *out_len);
+int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len, const uint8_t **out, size_t *out_len);
 
 /* Receives inflated bytes; a non-zero return stops inflation and is
  * returned by nf_ws_pmd_inflate. */
@@ -263,8 +256,8 @@ typedef int (*nf_ws_pmd_sink_fn)(void *arg, const uint8_t *data, size_t len);
  * NF_EWS_TOOBIG is returned. Returns 0, NF_EWS_TOOBIG, NF_EWS_INFLATE
  * (corrupt data), -ENOMEM, or the sink's non-zero value. After an error the
  * context must not be used for inflation again. */
-int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin,
-                      uint64_t limit, nf_ws_pmd_sink_fn sink, void *arg);
+int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin, uint64_t limit, nf_ws_pmd_sink_fn sink,
+                      void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* Streaming decoder                                                         */
@@ -286,23 +279,21 @@ typedef struct nf_ws_decoder_cbs {
     int (*on_message_begin)(nf_ws_decoder_t *d, unsigned opcode, int compressed);
     int (*on_data)(nf_ws_decoder_t *d, const uint8_t *data, size_t len);
     int (*on_message_end)(nf_ws_decoder_t *d);
-    int (*on_message)(nf_ws_decoder_t *d, unsigned opcode, const uint8_t *data,
-                      size_t len);
+    int (*on_message)(nf_ws_decoder_t *d, unsigned opcode, const uint8_t *data, size_t len);
     int (*on_ping)(nf_ws_decoder_t *d, const uint8_t *data, size_t len);
     int (*on_pong)(nf_ws_decoder_t *d, const uint8_t *data, size_t len);
     /* code 1005 when the close frame had no payload. After it the decoder
      * ignores every further byte. */
-    int (*on_close)(nf_ws_decoder_t *d, unsigned code, const char *reason,
-                    size_t reason_len);
+    int (*on_close)(nf_ws_decoder_t *d, unsigned code, const char *reason, size_t reason_len);
 } nf_ws_decoder_cbs_t;
 
 typedef struct nf_ws_decoder_config {
-    int role;             /* NF_WS_SERVER or NF_WS_CLIENT */
-    uint64_t max_frame;   /* largest frame payload; 0 = 16 MiB */
-    uint64_t max_message; /* largest message, after inflation; 0 = 16 MiB */
-    nf_ws_pmd_t *pmd;     /* agreed permessage-deflate (borrowed) or NULL */
-    unsigned rsv_allowed; /* RSV bits other extensions negotiated; RSV1 is
-                             allowed by pmd */
+    int role;              /* NF_WS_SERVER or NF_WS_CLIENT */
+    uint64_t max_frame;    /* largest frame payload; 0 = 16 MiB */
+    uint64_t max_message;  /* largest message, after inflation; 0 = 16 MiB */
+    nf_ws_pmd_t *pmd;      /* agreed permessage-deflate (borrowed) or NULL */
+    unsigned rsv_allowed;  /* RSV bits other extensions negotiated; RSV1 is
+                              allowed by pmd */
     int reject_nonminimal; /* 1: a length in a longer form than needed is a
                               protocol error (default: accepted) */
 } nf_ws_decoder_config_t;
@@ -319,14 +310,14 @@ struct nf_ws_decoder {
     uint8_t in_message, ctl_len;
     uint8_t hdr[14];
     nf_ws_frame_header_t fh;
-    uint64_t frame_pos;   /* payload bytes of the frame seen so far */
-    uint64_t msg_wire;    /* payload bytes of the message on the wire */
-    uint64_t msg_len;     /* message bytes delivered (after inflation) */
+    uint64_t frame_pos; /* payload bytes of the frame seen so far */
+    uint64_t msg_wire;  /* payload bytes of the message on the wire */
+    uint64_t msg_len;   /* message bytes delivered (after inflation) */
     nf_ws_utf8_t utf8;
     int error;
     unsigned close_code;
     const char *reason;
-    uint8_t *buf;         /* whole-message accumulator */
+    uint8_t *buf; /* whole-message accumulator */
     size_t buf_len, buf_cap;
     uint8_t ctl[125];
 };
@@ -335,8 +326,7 @@ struct nf_ws_decoder {
  * so it may be set before or after. Returns 0 or -EINVAL (bad role or
  * rsv_allowed). Allocates nothing; whole-message mode allocates its
  * accumulator on the first fragmented or compressed message and reuses it. */
-int nf_ws_decoder_init(nf_ws_decoder_t *d, const nf_ws_decoder_config_t *cfg,
-                       const nf_ws_decoder_cbs_t *cbs);
+int nf_ws_decoder_init(nf_ws_decoder_t *d, const nf_ws_decoder_config_t *cfg, const nf_ws_decoder_cbs_t *cbs);
 
 /* Frees what the decoder allocated. Does not free d or the pmd. Not to be
  * called from one of its callbacks. */
@@ -367,10 +357,10 @@ int nf_ws_decoder_closed(const nf_ws_decoder_t *d);
 typedef void (*nf_ws_mask_key_fn)(void *arg, uint8_t key[4]);
 
 typedef struct nf_ws_encoder_config {
-    int role;               /* NF_WS_CLIENT masks every frame */
-    size_t fragment_size;   /* largest payload per frame; 0 = no
-                               fragmentation. Applies to data messages. */
-    nf_ws_pmd_t *pmd;       /* agreed permessage-deflate (borrowed) or NULL */
+    int role;                   /* NF_WS_CLIENT masks every frame */
+    size_t fragment_size;       /* largest payload per frame; 0 = no
+                                   fragmentation. Applies to data messages. */
+    nf_ws_pmd_t *pmd;           /* agreed permessage-deflate (borrowed) or NULL */
     nf_ws_mask_key_fn mask_key; /* client: key source; NULL = getrandom(2) */
     void *mask_arg;
 } nf_ws_encoder_config_t;
@@ -397,21 +387,19 @@ int nf_ws_encoder_init(nf_ws_encoder_t *e, const nf_ws_encoder_config_t *cfg);
  * until the next message). `data` must stay valid until nf_ws_encode_write.
  * Replaces a message prepared and not written. Returns 0, -EINVAL (bad
  * opcode, control payload over 125 bytes), -ENOMEM. */
-int nf_ws_encode_prepare(nf_ws_encoder_t *e, unsigned opcode, const void *data,
-                         size_t len, size_t *out_size);
+int nf_ws_encode_prepare(nf_ws_encoder_t *e, unsigned opcode, const void *data, size_t len, size_t *out_size);
 
 /* Writes the prepared message's frames into out: the first frame carries the
  * opcode (and RSV1 when compressed), the others NF_WS_OP_CONT, the last FIN;
  * client frames are masked with fresh keys. Returns 0 and sets *written,
  * -ENOBUFS (cap < size: the message stays prepared), or -EINVAL (nothing
  * prepared). */
-int nf_ws_encode_write(nf_ws_encoder_t *e, uint8_t *out, size_t cap,
-                       size_t *written);
+int nf_ws_encode_write(nf_ws_encoder_t *e, uint8_t *out, size_t cap, size_t *written);
 
 /* nf_ws_encode_prepare then nf_ws_encode_write. On -ENOBUFS *written holds
  * the size needed and the message stays prepared for nf_ws_encode_write. */
-int nf_ws_encode(nf_ws_encoder_t *e, unsigned opcode, const void *data,
-                 size_t len, uint8_t *out, size_t cap, size_t *written);
+int nf_ws_encode(nf_ws_encoder_t *e, unsigned opcode, const void *data, size_t len, uint8_t *out, size_t cap,
+                 size_t *written);
 
 /* Nothing to free today; call it anyway. */
 void nf_ws_encoder_free(nf_ws_encoder_t *e);

@@ -46,7 +46,7 @@ enum op {
     OP_SEND = 3,
     OP_CONNECT = 4,
     OP_POLL = 5,
-    OP_CANCEL = 6, /* counted on the object it cancels */
+    OP_CANCEL = 6,  /* counted on the object it cancels */
     OP_LCANCEL = 7, /* same, on a listener */
     OP_TIMERFD = 8, /* NF_MODE_EVENT: the loop's timerfd expired */
 };
@@ -70,19 +70,19 @@ typedef struct uring {
     size_t br_bytes;
     nf_buf_t **slots;
     unsigned nslots, mask;
-    bool bufring;      /* provided buffer ring + multishot receive */
-    bool ms_accept;    /* multishot accept */
-    bool ext_arg;      /* wait with timeout without a timeout SQE */
+    bool bufring;   /* provided buffer ring + multishot receive */
+    bool ms_accept; /* multishot accept */
+    bool ext_arg;   /* wait with timeout without a timeout SQE */
     bool wake_armed;
     bool started;      /* the first wait ran: rings enabled, ring fd registered */
     bool disabled;     /* created with IORING_SETUP_R_DISABLED, not yet enabled */
     bool taskrun_flag; /* the kernel tells us (IORING_SQ_TASKRUN) when to enter */
     bool sqpoll;
-    bool want_reg_fd;  /* register the ring fd on the running thread */
-    bool reg_fd;       /* ... done */
-    int event_fd;      /* NF_MODE_EVENT: eventfd registered with the ring, else -1 */
-    unsigned setup;    /* the IORING_SETUP_* flags the ring was created with */
-    uint64_t issuer;   /* SINGLE_ISSUER: the thread that started the ring (thread_id()) */
+    bool want_reg_fd; /* register the ring fd on the running thread */
+    bool reg_fd;      /* ... done */
+    int event_fd;     /* NF_MODE_EVENT: eventfd registered with the ring, else -1 */
+    unsigned setup;   /* the IORING_SETUP_* flags the ring was created with */
+    uint64_t issuer;  /* SINGLE_ISSUER: the thread that started the ring (thread_id()) */
     nf_loop_t *loop;
     nf_buf_t *scratch; /* fallback reads */
     nf_conn_t **starved;
@@ -366,11 +366,10 @@ static int u_init(nf_loop_t *loop)
 
     struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
     bool have_poll = probe && io_uring_opcode_supported(probe, IORING_OP_POLL_ADD);
-    bool have_send = probe && io_uring_opcode_supported(probe, IORING_OP_SEND) &&
-                     io_uring_opcode_supported(probe, IORING_OP_SENDMSG) &&
-                     io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
-                     io_uring_opcode_supported(probe, IORING_OP_CONNECT) &&
-                     io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
+    bool have_send =
+        probe && io_uring_opcode_supported(probe, IORING_OP_SEND) &&
+        io_uring_opcode_supported(probe, IORING_OP_SENDMSG) && io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
+        io_uring_opcode_supported(probe, IORING_OP_CONNECT) && io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
     if (probe)
         io_uring_free_probe(probe);
     if (!have_poll || !have_send) { /* too old to be worth it: let epoll run */
@@ -416,7 +415,7 @@ static int u_init(nf_loop_t *loop)
     if (loop->timer_fd >= 0)
         arm_timerfd(loop);
     static const char *const modes[] = {"block", "poll", "event"};
-    const char *setup = u->sqpoll ? "sqpoll"
+    const char *setup = u->sqpoll                                 ? "sqpoll"
                         : (u->setup & IORING_SETUP_DEFER_TASKRUN) ? "single_issuer,defer_taskrun"
                         : (u->setup & IORING_SETUP_SINGLE_ISSUER) ? "single_issuer,coop_taskrun"
                         : (u->setup & IORING_SETUP_COOP_TASKRUN)  ? "coop_taskrun"
@@ -426,10 +425,12 @@ static int u_init(nf_loop_t *loop)
              "io_uring: mode=%s%s sq=%u cq=%u setup=%s%s recv=%s bufring=%ux%u accept=%s wait=%s ring_fd=%s "
              "send_zc=%s",
              modes[loop->cfg.mode], sqpoll_refused ? "(sqpoll refused)" : "", p.sq_entries, p.cq_entries, setup,
-             u->taskrun_flag ? ",taskrun_flag" : "", u->bufring ? "multishot" : "poll+read",
-             u->bufring ? u->nslots : 0, u->bufring ? loop->cfg.buf_size : 0, u->ms_accept ? "multishot" : "oneshot",
+             u->taskrun_flag ? ",taskrun_flag" : "", u->bufring ? "multishot" : "poll+read", u->bufring ? u->nslots : 0,
+             u->bufring ? loop->cfg.buf_size : 0, u->ms_accept ? "multishot" : "oneshot",
              u->ext_arg ? "ext_arg" : "timeout_sqe", u->want_reg_fd ? "registered" : "plain",
-             !g_probe.send_zc ? "no" : loop->cfg.zc_send_min ? "on" : "off");
+             !g_probe.send_zc        ? "no"
+             : loop->cfg.zc_send_min ? "on"
+                                     : "off");
     return 0;
 }
 
@@ -632,7 +633,6 @@ static void u_read_start(nf_conn_t *c)
     if (!(c->be_flags & (B_RECV | B_POLL | B_STARVED)) && !(c->flags & NF__C_EOF))
         arm_recv(c);
 }
-
 
 static void starve(uring_t *u, nf_conn_t *c)
 {

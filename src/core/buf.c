@@ -95,8 +95,7 @@ nf_buf_t *nf__chunk_get(nf_loop_t *loop, size_t need)
 
 void nf__chunk_put(nf_loop_t *loop, nf_buf_t *b)
 {
-    if (b->refs == 1 && b->cap == NF__CHUNK_SIZE && !b->free_cb &&
-        b->base == (char *)(b + 1) &&
+    if (b->refs == 1 && b->cap == NF__CHUNK_SIZE && !b->free_cb && b->base == (char *)(b + 1) &&
         loop->chunk_pool_len < sizeof(loop->chunk_pool) / sizeof(loop->chunk_pool[0])) {
         loop->chunk_pool[loop->chunk_pool_len++] = b;
         return;

@@ -15,8 +15,8 @@
 #include "netframe/filter.h"
 #include "core/list.h"
 
-#define NF__EXPORT __attribute__((visibility("default")))
-#define NF__LIKELY(x) __builtin_expect(!!(x), 1)
+#define NF__EXPORT      __attribute__((visibility("default")))
+#define NF__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define NF__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* ---- the backend contract ------------------------------------------------
@@ -88,7 +88,7 @@ struct nf_loop {
     uint64_t now;
     bool stop;
     bool freeing;
-    bool running; /* inside nf_loop_run: `now` is fresh */
+    bool running;     /* inside nf_loop_run: `now` is fresh */
     unsigned handles; /* open listeners + connections, pending closes */
 
     /* timers: binary min-heap of pointers */
@@ -103,11 +103,11 @@ struct nf_loop {
     int wake_fd; /* eventfd, watched by the backend */
 
     /* connections */
-    nf__list_t conns;     /* every open connection */
-    nf__list_t flush;     /* connections with writes to hand to the kernel */
-    nf__list_t closing;   /* connections released by the backend, to finish */
-    nf__list_t lclosing;  /* listeners released, to finish */
-    nf__list_t listeners; /* every open listener */
+    nf__list_t conns;              /* every open connection */
+    nf__list_t flush;              /* connections with writes to hand to the kernel */
+    nf__list_t closing;            /* connections released by the backend, to finish */
+    nf__list_t lclosing;           /* listeners released, to finish */
+    nf__list_t listeners;          /* every open listener */
     struct nf__shutdown *shutdown; /* nf_loop_shutdown in progress */
 
     /* the read currently delivered to on_read (for nf_conn_keep_read) */
@@ -123,11 +123,11 @@ struct nf_loop {
     char features[256];
 
     /* completion modes (issue 4) */
-    atomic_int stop_async;  /* nf_loop_stop_async: any thread, signal-safe */
-    int timer_fd;           /* NF_MODE_EVENT: timerfd at the next deadline, else -1 */
-    uint64_t timer_fd_due;  /* what timer_fd is armed for (0: disarmed) */
-    bool kicked;            /* NF_MODE_EVENT: the wake fd was written by nf__kick */
-    int kick_fd;            /* NF_MODE_EVENT: eventfd that makes nf_loop_fd readable */
+    atomic_int stop_async; /* nf_loop_stop_async: any thread, signal-safe */
+    int timer_fd;          /* NF_MODE_EVENT: timerfd at the next deadline, else -1 */
+    uint64_t timer_fd_due; /* what timer_fd is armed for (0: disarmed) */
+    bool kicked;           /* NF_MODE_EVENT: the wake fd was written by nf__kick */
+    int kick_fd;           /* NF_MODE_EVENT: eventfd that makes nf_loop_fd readable */
 };
 
 /* NF_MODE_EVENT: a call made outside nf_loop_run left work for the next step
@@ -163,24 +163,24 @@ void nf__chunk_put(nf_loop_t *loop, nf_buf_t *b);
 /* ---- listeners and connections (src/net/tcp.c) ---------------------------- */
 
 enum {
-    NF__C_OPEN = 1u << 0,       /* on_open delivered */
-    NF__C_CLOSING = 1u << 1,    /* close asked or failure: no new work */
-    NF__C_END = 1u << 2,        /* close once the queue is empty */
-    NF__C_SHUT_WR = 1u << 3,    /* shutdown(SHUT_WR) once the queue is empty */
-    NF__C_SHUT_DONE = 1u << 4,  /* shutdown(SHUT_WR) done */
-    NF__C_EOF = 1u << 5,        /* the peer's FIN was read */
-    NF__C_IN_FLUSH = 1u << 6,   /* on loop->flush */
-    NF__C_SENDING = 1u << 7,    /* a send is in flight (async) */
-    NF__C_CONNECTING = 1u << 8, /* outbound, not yet connected */
-    NF__C_ABORT = 1u << 9,      /* reset on close */
-    NF__C_READING = 1u << 10,   /* reading armed */
-    NF__C_RELEASED = 1u << 11,  /* backend done; on loop->closing */
-    NF__C_WANT_WRITE = 1u << 12,/* (epoll) waiting for writability */
-    NF__C_RPAUSED = 1u << 13,   /* nf_conn_read_stop: no on_read */
-    NF__C_RONCE = 1u << 14,     /* nf_conn_read_once: pause after one read */
+    NF__C_OPEN = 1u << 0,         /* on_open delivered */
+    NF__C_CLOSING = 1u << 1,      /* close asked or failure: no new work */
+    NF__C_END = 1u << 2,          /* close once the queue is empty */
+    NF__C_SHUT_WR = 1u << 3,      /* shutdown(SHUT_WR) once the queue is empty */
+    NF__C_SHUT_DONE = 1u << 4,    /* shutdown(SHUT_WR) done */
+    NF__C_EOF = 1u << 5,          /* the peer's FIN was read */
+    NF__C_IN_FLUSH = 1u << 6,     /* on loop->flush */
+    NF__C_SENDING = 1u << 7,      /* a send is in flight (async) */
+    NF__C_CONNECTING = 1u << 8,   /* outbound, not yet connected */
+    NF__C_ABORT = 1u << 9,        /* reset on close */
+    NF__C_READING = 1u << 10,     /* reading armed */
+    NF__C_RELEASED = 1u << 11,    /* backend done; on loop->closing */
+    NF__C_WANT_WRITE = 1u << 12,  /* (epoll) waiting for writability */
+    NF__C_RPAUSED = 1u << 13,     /* nf_conn_read_stop: no on_read */
+    NF__C_RONCE = 1u << 14,       /* nf_conn_read_once: pause after one read */
     NF__C_EOF_PENDING = 1u << 15, /* EOF seen while paused / stash not empty */
-    NF__C_OOBINLINE = 1u << 16, /* SO_OOBINLINE set */
-    NF__C_PEER_END = 1u << 17,  /* closing because the peer ended (no on_eof) */
+    NF__C_OOBINLINE = 1u << 16,   /* SO_OOBINLINE set */
+    NF__C_PEER_END = 1u << 17,    /* closing because the peer ended (no on_eof) */
 };
 
 typedef struct nf__wseg {
@@ -198,18 +198,18 @@ struct nf_conn {
     nf_listener_t *listener;
     int fd;
     uint32_t flags;
-    uint16_t be_flags;   /* backend-private bits */
+    uint16_t be_flags;    /* backend-private bits */
     uint16_t be_inflight; /* backend: operations in flight */
-    int reason;          /* close reason, set once */
-    nf__list_t node;     /* loop->conns, until on_close */
-    nf__list_t fnode;    /* loop->flush; once released, loop->closing */
+    int reason;           /* close reason, set once */
+    nf__list_t node;      /* loop->conns, until on_close */
+    nf__list_t fnode;     /* loop->flush; once released, loop->closing */
     nf__wseg_t *wq_head, *wq_tail;
     size_t queued;
-    uint32_t wq_count;   /* buffers in the write queue ("writes in flight") */
-    void *send_state;    /* backend: storage for an in-flight send */
+    uint32_t wq_count; /* buffers in the write queue ("writes in flight") */
+    void *send_state;  /* backend: storage for an in-flight send */
     struct nf__connect_state *cs;
     nf_filter_t *fbottom, *ftop; /* filter stack, NULL without filters */
-    nf__wseg_t *stash;   /* reads that arrived while paused, in order */
+    nf__wseg_t *stash;           /* reads that arrived while paused, in order */
 };
 
 struct nf_listener {
@@ -227,7 +227,7 @@ struct nf_listener {
     int nodelay;
     int keepalive_s;
     void (*close_cb)(nf_listener_t *l);
-    nf__list_t node; /* loop->lclosing */
+    nf__list_t node;  /* loop->lclosing */
     nf__list_t lnode; /* loop->listeners */
     nf_addr_t addr;
     const nf_filter_spec_t *filters;

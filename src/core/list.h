@@ -11,7 +11,7 @@ typedef struct nf__list {
     struct nf__list *next, *prev;
 } nf__list_t;
 
-#define nf__container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define nf__container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 static inline void nf__list_init(nf__list_t *head) { head->next = head->prev = head; }
 static inline bool nf__list_empty(const nf__list_t *head) { return head->next == head; }

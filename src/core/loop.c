@@ -313,8 +313,7 @@ NF__EXPORT int nf_loop_run(nf_loop_t *loop, nf_run_mode_t mode)
  * armed for the next deadline. */
 static void event_rearm(nf_loop_t *loop)
 {
-    bool again = !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->closing) ||
-                 !nf__list_empty(&loop->lclosing) ||
+    bool again = !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->closing) || !nf__list_empty(&loop->lclosing) ||
                  atomic_load_explicit(&loop->posts_pending, memory_order_acquire) > 0 ||
                  (loop->ops->pending && loop->ops->pending(loop));
     if (again) {

@@ -33,8 +33,8 @@ typedef struct worker {
     nf_listener_t *l;
     nf_timer_t keep; /* ACCEPTOR: keeps a loop with no listener and no connection alive */
     int err;
-    bool ready;         /* start-up done (err says how) */
-    bool closed;        /* run out: posts are no longer taken (under s->mu) */
+    bool ready;  /* start-up done (err says how) */
+    bool closed; /* run out: posts are no longer taken (under s->mu) */
     nf_loop_stats_t final;
 } worker_t;
 
@@ -75,8 +75,7 @@ static void adopt_post(nf_loop_t *loop, void *arg)
     nf_server_t *s = h->s;
     int fd = h->fd;
     free(h);
-    if (atomic_load(&s->stopping) ||
-        nf_conn_adopt(loop, fd, s->cfg.listen.handler, s->cfg.listen.data, NULL) != 0)
+    if (atomic_load(&s->stopping) || nf_conn_adopt(loop, fd, s->cfg.listen.handler, s->cfg.listen.data, NULL) != 0)
         close(fd);
 }
 

@@ -15,7 +15,7 @@ typedef struct held {
 
 typedef struct flow {
     held_t *head, *tail;
-    bool above; /* rose above high_water since the last drain callback */
+    bool above;            /* rose above high_water since the last drain callback */
     bool end_pending;      /* nf_conn_end asked while writes were held */
     bool shutdown_pending; /* nf_conn_shutdown asked while writes were held */
     nf_flow_stats_t st;
@@ -117,9 +117,7 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
     if (!fits(&l, fl, len)) {
         const nf_flow_config_t *cfg = f->config;
         switch (cfg ? cfg->policy : NF_FLOW_DROP_NEWEST) {
-        case NF_FLOW_DROP_NEWEST:
-            dropped(f, fl, b);
-            return NF_WRITE_DROPPED;
+        case NF_FLOW_DROP_NEWEST: dropped(f, fl, b); return NF_WRITE_DROPPED;
         case NF_FLOW_DROP_OLDEST:
             if (len > l.held_bytes) { /* can never fit: keep what is held */
                 dropped(f, fl, b);
@@ -148,9 +146,7 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
             }
             break; /* NF_FLOW_HOLD */
         }
-        case NF_FLOW_CLOSE:
-            slow(f, b);
-            return NF_ESLOW;
+        case NF_FLOW_CLOSE: slow(f, b); return NF_ESLOW;
         }
     }
     held_t *h = malloc(sizeof(*h));

@@ -8,9 +8,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#define NF__HTTP_DEF_LINE 8192
+#define NF__HTTP_DEF_LINE  8192
 #define NF__HTTP_DEF_FIELD 8192
-#define NF__HTTP_DEF_HEAD 65536
+#define NF__HTTP_DEF_HEAD  65536
 
 /* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
  * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
@@ -19,25 +19,29 @@ static int is_tchar(unsigned char c)
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return 1;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
-    case '~':
-        return 1;
-    default:
-        return 0;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return 1;
+    default: return 0;
     }
 }
 
 /* field-vchar / SP / HTAB: VCHAR, obs-text, SP, HTAB; no other controls. */
-static int is_field_char(unsigned char c)
-{
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
+static int is_field_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
-static unsigned char lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
-}
+static unsigned char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c; }
 
 static int ieq(const char *a, size_t alen, const char *b, size_t blen)
 {
@@ -64,8 +68,7 @@ static void get_limits(lim_t *l, const nf_http_limits_t *in)
  * CR in *cr and returns 0. Returns NF_EHTTP_INCOMPLETE, NF_EHTTP_BAD (bare CR
  * or LF) or `too_long` when the line (CRLF included) exceeds `max`, as soon as
  * that is known. */
-static int find_line(const char *buf, size_t len, size_t start, size_t max,
-                     int too_long, size_t *cr)
+static int find_line(const char *buf, size_t len, size_t start, size_t max, int too_long, size_t *cr)
 {
     size_t p = start;
     size_t end = len;
@@ -120,9 +123,8 @@ static int has_head_end(const char *buf, size_t len, size_t from)
 
 /* Parses header lines from `p` to the empty line. Returns the head length or
  * an error. */
-static int parse_fields(const char *buf, size_t len, size_t p, const lim_t *l,
-                        nf_http_header_t *headers, size_t max_headers,
-                        size_t *num)
+static int parse_fields(const char *buf, size_t len, size_t p, const lim_t *l, nf_http_header_t *headers,
+                        size_t max_headers, size_t *num)
 {
     size_t n = 0;
     for (;;) {
@@ -174,9 +176,8 @@ static int parse_fields(const char *buf, size_t len, size_t p, const lim_t *l,
     }
 }
 
-int nf_http_parse_request(const char *buf, size_t len, size_t last_len,
-                          nf_http_request_t *req, nf_http_header_t *headers,
-                          size_t max_headers, const nf_http_limits_t *limits)
+int nf_http_parse_request(const char *buf, size_t len, size_t last_len, nf_http_request_t *req,
+                          nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
 {
     lim_t l;
     get_limits(&l, limits);
@@ -234,9 +235,8 @@ int nf_http_parse_request(const char *buf, size_t len, size_t last_len,
     return rc;
 }
 
-int nf_http_parse_response(const char *buf, size_t len, size_t last_len,
-                           nf_http_response_t *res, nf_http_header_t *headers,
-                           size_t max_headers, const nf_http_limits_t *limits)
+int nf_http_parse_response(const char *buf, size_t len, size_t last_len, nf_http_response_t *res,
+                           nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
 {
     lim_t l;
     get_limits(&l, limits);
@@ -257,8 +257,7 @@ int nf_http_parse_response(const char *buf, size_t len, size_t last_len,
     if (rc < 0)
         return rc;
     res->minor_version = rc;
-    if (s[9] < '1' || s[9] > '9' || s[10] < '0' || s[10] > '9' || s[11] < '0' ||
-        s[11] > '9')
+    if (s[9] < '1' || s[9] > '9' || s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9')
         return NF_EHTTP_BAD;
     res->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
     if (sl == 12) {
@@ -281,21 +280,15 @@ int nf_http_parse_response(const char *buf, size_t len, size_t last_len,
 int nf_http_error_status(int err)
 {
     switch (err) {
-    case NF_EHTTP_BAD:
-        return 400;
-    case NF_EHTTP_URITOOLONG:
-        return 414;
-    case NF_EHTTP_TOOLARGE:
-        return 431;
-    case NF_EHTTP_VERSION:
-        return 505;
-    default:
-        return (err >= 0 || err == NF_EHTTP_INCOMPLETE) ? 0 : 500;
+    case NF_EHTTP_BAD: return 400;
+    case NF_EHTTP_URITOOLONG: return 414;
+    case NF_EHTTP_TOOLARGE: return 431;
+    case NF_EHTTP_VERSION: return 505;
+    default: return (err >= 0 || err == NF_EHTTP_INCOMPLETE) ? 0 : 500;
     }
 }
 
-const nf_http_header_t *nf_http_find_header(const nf_http_header_t *headers,
-                                            size_t n, const char *name)
+const nf_http_header_t *nf_http_find_header(const nf_http_header_t *headers, size_t n, const char *name)
 {
     size_t nl = strlen(name);
     for (size_t i = 0; i < n; i++)
@@ -304,8 +297,7 @@ const nf_http_header_t *nf_http_find_header(const nf_http_header_t *headers,
     return NULL;
 }
 
-size_t nf_http_count_headers(const nf_http_header_t *headers, size_t n,
-                             const char *name)
+size_t nf_http_count_headers(const nf_http_header_t *headers, size_t n, const char *name)
 {
     size_t nl = strlen(name), c = 0;
     for (size_t i = 0; i < n; i++)
@@ -335,8 +327,7 @@ int nf_http_list_has_token(const char *value, size_t len, const char *token)
     return 0;
 }
 
-int nf_http_headers_have_token(const nf_http_header_t *headers, size_t n,
-                               const char *name, const char *token)
+int nf_http_headers_have_token(const nf_http_header_t *headers, size_t n, const char *name, const char *token)
 {
     size_t nl = strlen(name);
     for (size_t i = 0; i < n; i++)
@@ -398,10 +389,7 @@ static void put(wr_t *w, const char *s, size_t n)
     w->len += n;
 }
 
-static void puts_(wr_t *w, const char *s)
-{
-    put(w, s, strlen(s));
-}
+static void puts_(wr_t *w, const char *s) { put(w, s, strlen(s)); }
 
 static int valid_token(const char *s, size_t n)
 {
@@ -440,9 +428,8 @@ static int write_fields(wr_t *w, const nf_http_header_t *headers, size_t n)
     return (int)w->len;
 }
 
-int nf_http_write_response(char *out, size_t cap, int status,
-                           const char *reason,
-                           const nf_http_header_t *headers, size_t n)
+int nf_http_write_response(char *out, size_t cap, int status, const char *reason, const nf_http_header_t *headers,
+                           size_t n)
 {
     wr_t w = {out, cap, 0, 0};
     char code[5];
@@ -464,9 +451,8 @@ int nf_http_write_response(char *out, size_t cap, int status,
     return write_fields(&w, headers, n);
 }
 
-int nf_http_write_request(char *out, size_t cap, const char *method,
-                          const char *target, const nf_http_header_t *headers,
-                          size_t n)
+int nf_http_write_request(char *out, size_t cap, const char *method, const char *target,
+                          const nf_http_header_t *headers, size_t n)
 {
     wr_t w = {out, cap, 0, 0};
     size_t tl = strlen(target);

@@ -987,7 +987,10 @@ NF__EXPORT int nf_conn_peer_addr(const nf_conn_t *c, nf_addr_t *out)
 }
 
 NF__EXPORT int nf_conn_set_nodelay(nf_conn_t *c, int on) { return set_nodelay(c->fd, on ? 1 : 0); }
-NF__EXPORT int nf_conn_set_keepalive(nf_conn_t *c, int on, int idle_s) { return set_keepalive(c->fd, on ? 1 : 0, idle_s); }
+NF__EXPORT int nf_conn_set_keepalive(nf_conn_t *c, int on, int idle_s)
+{
+    return set_keepalive(c->fd, on ? 1 : 0, idle_s);
+}
 NF__EXPORT nf_loop_t *nf_conn_loop(const nf_conn_t *c) { return c->loop; }
 NF__EXPORT nf_listener_t *nf_conn_listener(const nf_conn_t *c) { return c->listener; }
 NF__EXPORT int nf_conn_fd(const nf_conn_t *c) { return c->fd; }
@@ -1067,10 +1070,7 @@ void nf__conn_urgent(nf_conn_t *c)
         c->h->on_urgent(c, byte);
 }
 
-bool nf__conn_wants_urgent(const nf_conn_t *c)
-{
-    return c->h->on_urgent && !(c->flags & NF__C_OOBINLINE);
-}
+bool nf__conn_wants_urgent(const nf_conn_t *c) { return c->h->on_urgent && !(c->flags & NF__C_OOBINLINE); }
 
 /* ---- graceful shutdown ----------------------------------------------------------- */
 

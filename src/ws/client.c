@@ -12,9 +12,9 @@
 #define MAX_HEADERS 64
 
 typedef struct url {
-    char *host;     /* without brackets */
-    char *hosthdr;  /* authority as given: the Host header */
-    char *target;   /* path?query, at least "/" */
+    char *host;    /* without brackets */
+    char *hosthdr; /* authority as given: the Host header */
+    char *target;  /* path?query, at least "/" */
     uint16_t port;
 } url_t;
 

@@ -319,20 +319,11 @@ static void fire(nf_timer_t *t)
 {
     nf_ws_conn_t *ws = t->data;
     switch (ws->state) {
-    case NF__WS_HANDSHAKE:
-        nf__ws_drop(ws, -ETIMEDOUT);
-        break;
-    case NF__WS_OPEN:
-        keepalive(ws);
-        break;
-    case NF__WS_CLOSING: /* no close frame came back */
-        nf__ws_drop(ws, -ETIMEDOUT);
-        break;
-    case NF__WS_LINGER: /* the peer did not close its side */
-        nf_filter_close_down(ws->f, NF_HOW_CLOSE);
-        break;
-    default:
-        break;
+    case NF__WS_HANDSHAKE: nf__ws_drop(ws, -ETIMEDOUT); break;
+    case NF__WS_OPEN: keepalive(ws); break;
+    case NF__WS_CLOSING: /* no close frame came back */ nf__ws_drop(ws, -ETIMEDOUT); break;
+    case NF__WS_LINGER: /* the peer did not close its side */ nf_filter_close_down(ws->f, NF_HOW_CLOSE); break;
+    default: break;
     }
 }
 
@@ -453,11 +444,8 @@ static void w_read(nf_filter_t *f, const char *data, size_t len)
             nf__ws_client_read(ws, p, len);
         break;
     case NF__WS_OPEN:
-    case NF__WS_CLOSING:
-        feed(ws, (uint8_t *)p, len);
-        break;
-    default: /* lingering: discard */
-        break;
+    case NF__WS_CLOSING: feed(ws, (uint8_t *)p, len); break;
+    default: /* lingering: discard */ break;
     }
 }
 

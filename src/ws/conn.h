@@ -21,7 +21,7 @@ typedef struct nf__ws_ctx {
     int role; /* NF_WS_SERVER / NF_WS_CLIENT */
     unsigned refs;
     nf_loop_t *loop;
-    nf_ws_options_t opts; /* defaults filled in */
+    nf_ws_options_t opts;    /* defaults filled in */
     nf_filter_spec_t *specs; /* program's filters + the ws filter */
     unsigned nspecs;
     nf__list_t conns; /* nf_ws_conn_t.node */

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define NF__WS_DEF_LIMIT (16u * 1024 * 1024)
-#define NF__WS_KEEP_BUF (1u * 1024 * 1024)
+#define NF__WS_KEEP_BUF  (1u * 1024 * 1024)
 
 enum { ST_HEADER, ST_PAYLOAD, ST_CLOSED, ST_FAILED };
 
@@ -35,12 +35,10 @@ static int fail(nf_ws_decoder_t *d, int err)
     return err;
 }
 
-int nf_ws_decoder_init(nf_ws_decoder_t *d, const nf_ws_decoder_config_t *cfg,
-                       const nf_ws_decoder_cbs_t *cbs)
+int nf_ws_decoder_init(nf_ws_decoder_t *d, const nf_ws_decoder_config_t *cfg, const nf_ws_decoder_cbs_t *cbs)
 {
     void *data = d->data;
-    if (!cfg || (cfg->role != NF_WS_SERVER && cfg->role != NF_WS_CLIENT) ||
-        (cfg->rsv_allowed & ~0x70u))
+    if (!cfg || (cfg->role != NF_WS_SERVER && cfg->role != NF_WS_CLIENT) || (cfg->rsv_allowed & ~0x70u))
         return -EINVAL;
     memset(d, 0, sizeof *d);
     d->data = data;
@@ -64,25 +62,16 @@ void nf_ws_decoder_free(nf_ws_decoder_t *d)
     d->buf_len = d->buf_cap = 0;
 }
 
-unsigned nf_ws_decoder_close_code(const nf_ws_decoder_t *d)
-{
-    return d->state == ST_FAILED ? d->close_code : 0;
-}
+unsigned nf_ws_decoder_close_code(const nf_ws_decoder_t *d) { return d->state == ST_FAILED ? d->close_code : 0; }
 
 const char *nf_ws_decoder_reason(const nf_ws_decoder_t *d)
 {
     return d->state == ST_FAILED && d->reason ? d->reason : "";
 }
 
-int nf_ws_decoder_closed(const nf_ws_decoder_t *d)
-{
-    return d->state == ST_CLOSED;
-}
+int nf_ws_decoder_closed(const nf_ws_decoder_t *d) { return d->state == ST_CLOSED; }
 
-static int whole_mode(const nf_ws_decoder_t *d)
-{
-    return d->cb.on_message != NULL;
-}
+static int whole_mode(const nf_ws_decoder_t *d) { return d->cb.on_message != NULL; }
 
 static int append(nf_ws_decoder_t *d, const uint8_t *p, size_t n)
 {
@@ -121,10 +110,7 @@ static int deliver(nf_ws_decoder_t *d, const uint8_t *p, size_t n)
     return 0;
 }
 
-static int inflate_sink(void *arg, const uint8_t *p, size_t n)
-{
-    return deliver(arg, p, n);
-}
+static int inflate_sink(void *arg, const uint8_t *p, size_t n) { return deliver(arg, p, n); }
 
 static int inflate_error(nf_ws_decoder_t *d, int rc)
 {
@@ -233,17 +219,13 @@ static int end_frame(nf_ws_decoder_t *d)
         size_t rl;
         int rc = nf_ws_parse_close(d->ctl, d->ctl_len, &code, &reason, &rl);
         if (rc)
-            return why(d, rc, rc == NF_EWS_UTF8 ? "close reason not UTF-8"
-                                                : "bad close frame payload");
+            return why(d, rc, rc == NF_EWS_UTF8 ? "close reason not UTF-8" : "bad close frame payload");
         d->state = ST_CLOSED;
         return d->cb.on_close ? d->cb.on_close(d, code, reason, rl) : 0;
     }
-    case NF_WS_OP_PING:
-        return d->cb.on_ping ? d->cb.on_ping(d, d->ctl, d->ctl_len) : 0;
-    case NF_WS_OP_PONG:
-        return d->cb.on_pong ? d->cb.on_pong(d, d->ctl, d->ctl_len) : 0;
-    default:
-        return h->fin ? end_message(d) : 0;
+    case NF_WS_OP_PING: return d->cb.on_ping ? d->cb.on_ping(d, d->ctl, d->ctl_len) : 0;
+    case NF_WS_OP_PONG: return d->cb.on_pong ? d->cb.on_pong(d, d->ctl, d->ctl_len) : 0;
+    default: return h->fin ? end_message(d) : 0;
     }
 }
 
@@ -306,8 +288,8 @@ int nf_ws_decoder_feed(nf_ws_decoder_t *d, uint8_t *buf, size_t len)
             nf_ws_frame_header_t *h = &d->fh;
             /* Whole-message mode, one-frame message entirely here: validate
              * and hand it over without a copy. */
-            if (h->fin && h->opcode <= NF_WS_OP_BINARY && h->opcode != NF_WS_OP_CONT &&
-                !d->msg_compressed && whole_mode(d) && h->len <= len - i) {
+            if (h->fin && h->opcode <= NF_WS_OP_BINARY && h->opcode != NF_WS_OP_CONT && !d->msg_compressed &&
+                whole_mode(d) && h->len <= len - i) {
                 size_t n = (size_t)h->len;
                 uint8_t *p = buf + i;
                 if (h->masked)

@@ -42,8 +42,7 @@ static void fresh_key(nf_ws_encoder_t *e, uint8_t key[4])
              * poisoning; it is not confidentiality. */
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
-                         (uint64_t)(uintptr_t)e;
+            uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)e;
             for (size_t i = 0; i < sizeof e->rnd; i++) {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -64,23 +63,20 @@ static size_t frag_size(const nf_ws_encoder_t *e)
     return e->cfg.fragment_size;
 }
 
-int nf_ws_encode_prepare(nf_ws_encoder_t *e, unsigned opcode, const void *data,
-                         size_t len, size_t *out_size)
+int nf_ws_encode_prepare(nf_ws_encoder_t *e, unsigned opcode, const void *data, size_t len, size_t *out_size)
 {
     int masked = e->cfg.role == NF_WS_CLIENT;
     e->pending = 0;
     switch (opcode) {
     case NF_WS_OP_TEXT:
-    case NF_WS_OP_BINARY:
-        break;
+    case NF_WS_OP_BINARY: break;
     case NF_WS_OP_CLOSE:
     case NF_WS_OP_PING:
     case NF_WS_OP_PONG:
         if (len > 125)
             return -EINVAL;
         break;
-    default:
-        return -EINVAL;
+    default: return -EINVAL;
     }
     if (len && !data)
         return -EINVAL;
@@ -107,8 +103,7 @@ int nf_ws_encode_prepare(nf_ws_encoder_t *e, unsigned opcode, const void *data,
     return 0;
 }
 
-int nf_ws_encode_write(nf_ws_encoder_t *e, uint8_t *out, size_t cap,
-                       size_t *written)
+int nf_ws_encode_write(nf_ws_encoder_t *e, uint8_t *out, size_t cap, size_t *written)
 {
     if (!e->pending)
         return -EINVAL;
@@ -147,8 +142,8 @@ int nf_ws_encode_write(nf_ws_encoder_t *e, uint8_t *out, size_t cap,
     return 0;
 }
 
-int nf_ws_encode(nf_ws_encoder_t *e, unsigned opcode, const void *data,
-                 size_t len, uint8_t *out, size_t cap, size_t *written)
+int nf_ws_encode(nf_ws_encoder_t *e, unsigned opcode, const void *data, size_t len, uint8_t *out, size_t cap,
+                 size_t *written)
 {
     size_t need;
     int rc = nf_ws_encode_prepare(e, opcode, data, len, &need);

@@ -12,19 +12,13 @@
 unsigned nf_ws_close_code_for(int err)
 {
     switch (err) {
-    case NF_EWS_PROTOCOL:
-        return NF_WS_CLOSE_PROTOCOL;
+    case NF_EWS_PROTOCOL: return NF_WS_CLOSE_PROTOCOL;
     case NF_EWS_UTF8:
-    case NF_EWS_INFLATE:
-        return NF_WS_CLOSE_INVALID_DATA;
-    case NF_EWS_POLICY:
-        return NF_WS_CLOSE_POLICY;
-    case NF_EWS_TOOBIG:
-        return NF_WS_CLOSE_TOO_BIG;
-    case NF_EWS_EXTENSION:
-        return NF_WS_CLOSE_EXTENSION;
-    default:
-        return err < 0 ? NF_WS_CLOSE_INTERNAL : 0;
+    case NF_EWS_INFLATE: return NF_WS_CLOSE_INVALID_DATA;
+    case NF_EWS_POLICY: return NF_WS_CLOSE_POLICY;
+    case NF_EWS_TOOBIG: return NF_WS_CLOSE_TOO_BIG;
+    case NF_EWS_EXTENSION: return NF_WS_CLOSE_EXTENSION;
+    default: return err < 0 ? NF_WS_CLOSE_INTERNAL : 0;
     }
 }
 
@@ -72,8 +66,7 @@ size_t nf_ws_header_size(uint64_t len, int masked)
     return masked ? n + 4 : n;
 }
 
-int nf_ws_write_header(uint8_t *out, size_t cap, unsigned flags, unsigned opcode,
-                       uint64_t len, const uint8_t *mask_key)
+int nf_ws_write_header(uint8_t *out, size_t cap, unsigned flags, unsigned opcode, uint64_t len, const uint8_t *mask_key)
 {
     if (opcode > 15 || (flags & ~0xf0u) || (len >> 63))
         return -EINVAL;
@@ -101,8 +94,8 @@ int nf_ws_write_header(uint8_t *out, size_t cap, unsigned flags, unsigned opcode
     return (int)n;
 }
 
-int nf_ws_write_frame(uint8_t *out, size_t cap, unsigned flags, unsigned opcode,
-                      const void *payload, size_t len, const uint8_t *mask_key)
+int nf_ws_write_frame(uint8_t *out, size_t cap, unsigned flags, unsigned opcode, const void *payload, size_t len,
+                      const uint8_t *mask_key)
 {
     if (len > (size_t)INT32_MAX - 14)
         return -EINVAL;
@@ -131,8 +124,7 @@ static uint64_t key_word(const uint8_t key[4], unsigned o)
     return w;
 }
 
-void nf_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
-                     const uint8_t key[4], uint64_t offset)
+void nf_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4], uint64_t offset)
 {
     unsigned o = (unsigned)(offset & 3);
     size_t i = 0;
@@ -185,8 +177,7 @@ int nf_ws_close_code_valid(unsigned code)
     return code >= 3000 && code <= 4999;
 }
 
-int nf_ws_parse_close(const uint8_t *payload, size_t len, unsigned *code,
-                      const char **reason, size_t *reason_len)
+int nf_ws_parse_close(const uint8_t *payload, size_t len, unsigned *code, const char **reason, size_t *reason_len)
 {
     if (len == 0) {
         *code = NF_WS_CLOSE_NO_STATUS;
@@ -207,8 +198,7 @@ int nf_ws_parse_close(const uint8_t *payload, size_t len, unsigned *code,
     return 0;
 }
 
-int nf_ws_write_close(uint8_t *out, size_t cap, unsigned code,
-                      const char *reason, size_t reason_len,
+int nf_ws_write_close(uint8_t *out, size_t cap, unsigned code, const char *reason, size_t reason_len,
                       const uint8_t *mask_key)
 {
     uint8_t p[125];
@@ -217,8 +207,7 @@ int nf_ws_write_close(uint8_t *out, size_t cap, unsigned code,
         if (reason_len)
             return -EINVAL;
     } else {
-        if (!nf_ws_close_code_valid(code) || reason_len > 123 ||
-            !nf_ws_utf8_valid((const uint8_t *)reason, reason_len))
+        if (!nf_ws_close_code_valid(code) || reason_len > 123 || !nf_ws_utf8_valid((const uint8_t *)reason, reason_len))
             return -EINVAL;
         p[0] = (uint8_t)(code >> 8);
         p[1] = (uint8_t)code;

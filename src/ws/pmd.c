@@ -7,7 +7,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#define NF__PMD_CHUNK 16384
+#define NF__PMD_CHUNK      16384
 #define NF__PMD_MAX_PARAMS 8
 
 struct nf_ws_pmd {
@@ -36,7 +36,7 @@ typedef struct {
     size_t name_len;
     const char *value; /* NULL when the parameter has no value */
     size_t value_len;
-    int quoted;        /* value came as a quoted-string (still escaped) */
+    int quoted; /* value came as a quoted-string (still escaped) */
 } ext_param_t;
 
 typedef struct {
@@ -178,8 +178,8 @@ enum { P_SNCT = 1, P_CNCT = 2, P_SMWB = 4, P_CMWB = 8 };
 
 typedef struct {
     unsigned seen;
-    int smwb;  /* value of server_max_window_bits */
-    int cmwb;  /* value of client_max_window_bits, 0 when given without */
+    int smwb; /* value of server_max_window_bits */
+    int cmwb; /* value of client_max_window_bits, 0 when given without */
 } pmd_offer_t;
 
 /* Validates the parameters of one permessage-deflate element. `response`
@@ -260,9 +260,8 @@ static void sb_bits(sb_t *b, const char *name, int bits)
     sb_add(b, tmp);
 }
 
-int nf_ws_pmd_negotiate(const nf_ws_pmd_config_t *cfg, const char *offers,
-                        size_t len, nf_ws_pmd_params_t *agreed, char *resp,
-                        size_t cap)
+int nf_ws_pmd_negotiate(const nf_ws_pmd_config_t *cfg, const char *offers, size_t len, nf_ws_pmd_params_t *agreed,
+                        char *resp, size_t cap)
 {
     static const nf_ws_pmd_config_t defaults;
     lex_t l = {offers, len, 0};
@@ -277,10 +276,8 @@ int nf_ws_pmd_negotiate(const nf_ws_pmd_config_t *cfg, const char *offers,
         if (read_params(&e, &o, 0) < 0)
             continue; /* decline this offer, try the next */
         nf_ws_pmd_params_t a;
-        a.server_no_context_takeover =
-            (o.seen & P_SNCT) || cfg->server_no_context_takeover;
-        a.client_no_context_takeover =
-            (o.seen & P_CNCT) || cfg->client_no_context_takeover;
+        a.server_no_context_takeover = (o.seen & P_SNCT) || cfg->server_no_context_takeover;
+        a.client_no_context_takeover = (o.seen & P_CNCT) || cfg->client_no_context_takeover;
         int sb = cfg_bits(cfg->server_max_window_bits);
         /* An offered 8 stays 8: we answer it, and never compress (zlib
          * cannot), see nf_ws_pmd_should_compress. */
@@ -336,8 +333,7 @@ int nf_ws_pmd_offer(const nf_ws_pmd_config_t *cfg, char *out, size_t cap)
     return (int)b.len;
 }
 
-int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp,
-                     size_t len, nf_ws_pmd_params_t *agreed)
+int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp, size_t len, nf_ws_pmd_params_t *agreed)
 {
     static const nf_ws_pmd_config_t defaults;
     lex_t l = {resp, len, 0};
@@ -366,8 +362,7 @@ int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp,
     if ((o.seen & P_CMWB) && o.cmwb > offered_cb)
         return NF_EWS_EXTENSION;
     agreed->server_no_context_takeover = (o.seen & P_SNCT) != 0;
-    agreed->client_no_context_takeover =
-        (o.seen & P_CNCT) || cfg->client_no_context_takeover;
+    agreed->client_no_context_takeover = (o.seen & P_CNCT) || cfg->client_no_context_takeover;
     agreed->server_max_window_bits = (o.seen & P_SMWB) ? o.smwb : 15;
     agreed->client_max_window_bits = (o.seen & P_CMWB) ? o.cmwb : offered_cb;
     return 1;
@@ -376,16 +371,11 @@ int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp,
 /* ------------------------------------------------------------------------ */
 /* Compression contexts */
 
-static int valid_bits(int b)
-{
-    return b >= 8 && b <= 15;
-}
+static int valid_bits(int b) { return b >= 8 && b <= 15; }
 
-nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed,
-                           const nf_ws_pmd_config_t *cfg)
+nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed, const nf_ws_pmd_config_t *cfg)
 {
-    if ((role != NF_WS_SERVER && role != NF_WS_CLIENT) || !agreed ||
-        !valid_bits(agreed->server_max_window_bits) ||
+    if ((role != NF_WS_SERVER && role != NF_WS_CLIENT) || !agreed || !valid_bits(agreed->server_max_window_bits) ||
         !valid_bits(agreed->client_max_window_bits))
         return NULL;
     nf_ws_pmd_t *p = calloc(1, sizeof *p);
@@ -426,10 +416,7 @@ void nf_ws_pmd_free(nf_ws_pmd_t *p)
     free(p);
 }
 
-int nf_ws_pmd_should_compress(const nf_ws_pmd_t *p, size_t len)
-{
-    return p && p->tx_bits >= 9 && len >= p->threshold;
-}
+int nf_ws_pmd_should_compress(const nf_ws_pmd_t *p, size_t len) { return p && p->tx_bits >= 9 && len >= p->threshold; }
 
 static int grow(nf_ws_pmd_t *p, size_t need)
 {
@@ -446,14 +433,12 @@ static int grow(nf_ws_pmd_t *p, size_t need)
     return 0;
 }
 
-int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len,
-                       const uint8_t **out, size_t *out_len)
+int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len, const uint8_t **out, size_t *out_len)
 {
     if (p->tx_bits < 9)
         return -EINVAL;
     if (!p->tx_ready) {
-        int zr = deflateInit2(&p->tx, p->level, Z_DEFLATED, -p->tx_bits,
-                              p->mem_level, Z_DEFAULT_STRATEGY);
+        int zr = deflateInit2(&p->tx, p->level, Z_DEFLATED, -p->tx_bits, p->mem_level, Z_DEFAULT_STRATEGY);
         if (zr != Z_OK)
             return zr == Z_MEM_ERROR ? -ENOMEM : NF_EWS_INFLATE;
         p->tx_ready = 1;
@@ -500,8 +485,8 @@ int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len,
     return 0;
 }
 
-static int inflate_some(nf_ws_pmd_t *p, const uint8_t *in, size_t len,
-                        uint64_t limit, nf_ws_pmd_sink_fn sink, void *arg)
+static int inflate_some(nf_ws_pmd_t *p, const uint8_t *in, size_t len, uint64_t limit, nf_ws_pmd_sink_fn sink,
+                        void *arg)
 {
     if (len && p->rx_ended)
         return NF_EWS_INFLATE; /* data after the final block */
@@ -550,8 +535,8 @@ static int inflate_some(nf_ws_pmd_t *p, const uint8_t *in, size_t len,
     return 0;
 }
 
-int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin,
-                      uint64_t limit, nf_ws_pmd_sink_fn sink, void *arg)
+int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin, uint64_t limit, nf_ws_pmd_sink_fn sink,
+                      void *arg)
 {
     static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
     if (!p->rx_ready) {

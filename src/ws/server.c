@@ -117,10 +117,7 @@ static int route_matches(const nf_ws_route_t *r, const char *path, size_t len)
     return strlen(r->path) == len && memcmp(r->path, path, len) == 0;
 }
 
-static int eq(const char *a, size_t alen, const char *lit)
-{
-    return strlen(lit) == alen && memcmp(a, lit, alen) == 0;
-}
+static int eq(const char *a, size_t alen, const char *lit) { return strlen(lit) == alen && memcmp(a, lit, alen) == 0; }
 
 /* The value of the only header `name`, or NULL when absent or repeated. */
 static const nf_http_header_t *only(const nf_http_header_t *h, size_t n, const char *name)

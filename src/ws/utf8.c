@@ -15,12 +15,10 @@ enum { NCLASS = 12 };
  *  6: E0   7: E1..EC EE EF   8: ED   9: F0   10: F1..F3   11: F4 */
 #define X16(c) c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c
 static const uint8_t byte_class[256] = {
-    X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0),
-    X16(1), X16(2), X16(3), X16(3),
-    4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
-    X16(5),
-    6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 7,
-    9, 10, 10, 10, 11, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(0), X16(1), X16(2), X16(3), X16(3), 4,      4, 5,  5,
+    5,      5,      5,      5,      5,      5,      5,      5,      5,      5,      5,      5,      X16(5), 6, 7,  7,
+    7,      7,      7,      7,      7,      7,      7,      7,      7,      7,      8,      7,      7,      9, 10, 10,
+    10,     11,     4,      4,      4,      4,      4,      4,      4,      4,      4,      4,      4,
 };
 #undef X16
 
@@ -42,23 +40,20 @@ enum {
 
 static const uint8_t next_state[9 * NCLASS] = {
     /*        00  80  90  A0  bad C2  E0   E1   ED   F0   F1  F4 */
-    /* A   */ A,  R,  R,  R,  R,  C1, SE0, C2,  SED, SF0, C3, SF4,
-    /* C1  */ R,  A,  A,  A,  R,  R,  R,   R,   R,   R,   R,  R,
-    /* C2  */ R,  C1, C1, C1, R,  R,  R,   R,   R,   R,   R,  R,
-    /* C3  */ R,  C2, C2, C2, R,  R,  R,   R,   R,   R,   R,  R,
-    /* SE0 */ R,  R,  R,  C1, R,  R,  R,   R,   R,   R,   R,  R,
-    /* SED */ R,  C1, C1, R,  R,  R,  R,   R,   R,   R,   R,  R,
-    /* SF0 */ R,  R,  C2, C2, R,  R,  R,   R,   R,   R,   R,  R,
-    /* SF4 */ R,  C2, R,  R,  R,  R,  R,   R,   R,   R,   R,  R,
-    /* R   */ R,  R,  R,  R,  R,  R,  R,   R,   R,   R,   R,  R,
+    /* A   */ A, R,  R,  R,  R, C1, SE0, C2, SED, SF0, C3, SF4,
+    /* C1  */ R, A,  A,  A,  R, R,  R,   R,  R,   R,   R,  R,
+    /* C2  */ R, C1, C1, C1, R, R,  R,   R,  R,   R,   R,  R,
+    /* C3  */ R, C2, C2, C2, R, R,  R,   R,  R,   R,   R,  R,
+    /* SE0 */ R, R,  R,  C1, R, R,  R,   R,  R,   R,   R,  R,
+    /* SED */ R, C1, C1, R,  R, R,  R,   R,  R,   R,   R,  R,
+    /* SF0 */ R, R,  C2, C2, R, R,  R,   R,  R,   R,   R,  R,
+    /* SF4 */ R, C2, R,  R,  R, R,  R,   R,  R,   R,   R,  R,
+    /* R   */ R, R,  R,  R,  R, R,  R,   R,  R,   R,   R,  R,
 };
 
 #define HIGH_BITS 0x8080808080808080ull
 
-void nf_ws_utf8_init(nf_ws_utf8_t *u)
-{
-    u->state = A;
-}
+void nf_ws_utf8_init(nf_ws_utf8_t *u) { u->state = A; }
 
 int nf_ws_utf8_feed(nf_ws_utf8_t *u, const uint8_t *p, size_t n)
 {

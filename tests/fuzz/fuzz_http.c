@@ -67,8 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* What the server answers, a client accepts (when it offered every
          * parameter the answer may carry). */
         nf_ws_pmd_params_t pb;
-        if (pa.server_max_window_bits < 8 || pa.server_max_window_bits > 15 ||
-            pa.client_max_window_bits < 8 || pa.client_max_window_bits > 15)
+        if (pa.server_max_window_bits < 8 || pa.server_max_window_bits > 15 || pa.client_max_window_bits < 8 ||
+            pa.client_max_window_bits > 15)
             abort();
         if (nf_ws_pmd_accept(NULL, resp, (size_t)n, &pb) < 0)
             abort();

@@ -84,8 +84,7 @@ static void round_trip(const uint8_t *data, size_t size, unsigned sel)
     nf_ws_pmd_t *rx = nf_ws_pmd_new(NF_WS_CLIENT, &pa, NULL);
     int use = (sel >> 5) & 1;
     nf_ws_encoder_t e;
-    nf_ws_encoder_config_t ec = {.role = NF_WS_SERVER, .fragment_size = (sel >> 6) * 7,
-                                 .pmd = use ? tx : NULL};
+    nf_ws_encoder_config_t ec = {.role = NF_WS_SERVER, .fragment_size = (sel >> 6) * 7, .pmd = use ? tx : NULL};
     nf_ws_encoder_init(&e, &ec);
     size_t need, wrote;
     unsigned op = nf_ws_utf8_valid(data, size) ? NF_WS_OP_TEXT : NF_WS_OP_BINARY;
@@ -97,10 +96,8 @@ static void round_trip(const uint8_t *data, size_t size, unsigned sel)
     nf_ws_decoder_t d;
     state_t st = {0};
     d.data = &st;
-    nf_ws_decoder_config_t dc = {.role = NF_WS_CLIENT, .pmd = use ? rx : NULL,
-                                 .reject_nonminimal = 1};
-    nf_ws_decoder_cbs_t cbs = {.on_message_begin = on_begin, .on_data = on_data,
-                               .on_message_end = on_end};
+    nf_ws_decoder_config_t dc = {.role = NF_WS_CLIENT, .pmd = use ? rx : NULL, .reject_nonminimal = 1};
+    nf_ws_decoder_cbs_t cbs = {.on_message_begin = on_begin, .on_data = on_data, .on_message_end = on_end};
     nf_ws_decoder_init(&d, &dc, &cbs);
     if (nf_ws_decoder_feed(&d, out, wrote) != 0 || st.msgs != 1 || st.bytes != size)
         abort();

@@ -27,10 +27,7 @@ uint64_t h_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t h_now_ms(void)
-{
-    return h_now_ns() / 1000000u;
-}
+uint64_t h_now_ms(void) { return h_now_ns() / 1000000u; }
 
 void h_sleep_ms(unsigned ms)
 {
@@ -41,10 +38,7 @@ void h_sleep_ms(unsigned ms)
 
 /* ---- loop driving ------------------------------------------------------ */
 
-static void h_tick_cb(nf_timer_t *t)
-{
-    (void)t;
-}
+static void h_tick_cb(nf_timer_t *t) { (void)t; }
 
 void h_runner_begin(h_runner_t *r, nf_loop_t *loop, unsigned timeout_ms)
 {
@@ -68,10 +62,7 @@ int h_runner_step(h_runner_t *r)
     return 1;
 }
 
-void h_runner_end(h_runner_t *r)
-{
-    nf_timer_stop(&r->tick);
-}
+void h_runner_end(h_runner_t *r) { nf_timer_stop(&r->tick); }
 
 void h_run_for(nf_loop_t *loop, unsigned ms)
 {
@@ -100,8 +91,7 @@ void h_print_backend(nf_loop_t *loop)
     static char last[256];
     if (strncmp(last, nf_loop_features(loop), sizeof last - 1) != 0) {
         snprintf(last, sizeof last, "%s", nf_loop_features(loop));
-        print_message("[ info     ] backend=%s features=\"%s\"\n", nf_loop_backend_name(loop),
-                      nf_loop_features(loop));
+        print_message("[ info     ] backend=%s features=\"%s\"\n", nf_loop_backend_name(loop), nf_loop_features(loop));
     }
 }
 
@@ -141,10 +131,7 @@ nf_loop_t *h_loop_new_cfg(const nf_loop_config_t *cfg)
     return loop;
 }
 
-nf_loop_t *h_loop_new(void)
-{
-    return h_loop_new_cfg(NULL);
-}
+nf_loop_t *h_loop_new(void) { return h_loop_new_cfg(NULL); }
 
 void h_loop_finish(nf_loop_t *loop, unsigned timeout_ms)
 {
@@ -183,8 +170,7 @@ uint16_t h_listen_cfg(nf_loop_t *loop, nf_listen_config_t *cfg, nf_listener_t **
     return port;
 }
 
-uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data,
-                  nf_listener_t **out)
+uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data, nf_listener_t **out)
 {
     nf_listen_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -195,8 +181,7 @@ uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h,
     return h_listen_cfg(loop, &cfg, out);
 }
 
-nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h,
-                     void *data)
+nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h, void *data)
 {
     nf_connect_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -215,10 +200,7 @@ nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_
 
 h_echo_state_t h_echo;
 
-void h_echo_reset(void)
-{
-    memset(&h_echo, 0, sizeof h_echo);
-}
+void h_echo_reset(void) { memset(&h_echo, 0, sizeof h_echo); }
 
 static void h_echo_on_open(nf_conn_t *c)
 {
@@ -479,8 +461,7 @@ int h_recv_eof(int fd, unsigned timeout_ms)
     }
 }
 
-int h_echo_roundtrip(int fd, size_t size, uint32_t seed, unsigned timeout_ms, char *err,
-                     size_t errlen)
+int h_echo_roundtrip(int fd, size_t size, uint32_t seed, unsigned timeout_ms, char *err, size_t errlen)
 {
     enum { CHUNK = 256 * 1024 };
     char *out = malloc(CHUNK);
@@ -498,8 +479,7 @@ int h_echo_roundtrip(int fd, size_t size, uint32_t seed, unsigned timeout_ms, ch
     while (got < size) {
         uint64_t now = h_now_ms();
         if (now >= deadline) {
-            snprintf(err, errlen, "size %zu: timeout after %u ms (sent %zu, echoed %zu)", size,
-                     timeout_ms, sent, got);
+            snprintf(err, errlen, "size %zu: timeout after %u ms (sent %zu, echoed %zu)", size, timeout_ms, sent, got);
             goto out;
         }
         struct pollfd p = {.fd = fd, .events = POLLIN | (sent < size ? POLLOUT : 0)};
@@ -517,21 +497,19 @@ int h_echo_roundtrip(int fd, size_t size, uint32_t seed, unsigned timeout_ms, ch
                 goto out;
             }
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                snprintf(err, errlen, "size %zu: recv after %zu bytes: %s", size, got,
-                         strerror(errno));
+                snprintf(err, errlen, "size %zu: recv after %zu bytes: %s", size, got, strerror(errno));
                 goto out;
             }
             if (n > 0) {
                 if (got + (size_t)n > sent) {
-                    snprintf(err, errlen, "size %zu: got %zu echo bytes but sent only %zu", size,
-                             got + (size_t)n, sent);
+                    snprintf(err, errlen, "size %zu: got %zu echo bytes but sent only %zu", size, got + (size_t)n,
+                             sent);
                     goto out;
                 }
                 size_t bad = h_pattern_check(in, (size_t)n, got, seed);
                 if (bad != SIZE_MAX) {
-                    snprintf(err, errlen, "size %zu: echo byte %zu is 0x%02x, expected 0x%02x",
-                             size, got + bad, (unsigned char)in[bad],
-                             h_pattern_byte(got + bad, seed));
+                    snprintf(err, errlen, "size %zu: echo byte %zu is 0x%02x, expected 0x%02x", size, got + bad,
+                             (unsigned char)in[bad], h_pattern_byte(got + bad, seed));
                     goto out;
                 }
                 got += (size_t)n;
@@ -546,8 +524,7 @@ int h_echo_roundtrip(int fd, size_t size, uint32_t seed, unsigned timeout_ms, ch
             size_t avail = out_off + out_len - sent;
             ssize_t n = send(fd, out + (sent - out_off), avail, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                snprintf(err, errlen, "size %zu: send after %zu bytes: %s", size, sent,
-                         strerror(errno));
+                snprintf(err, errlen, "size %zu: send after %zu bytes: %s", size, sent, strerror(errno));
                 goto out;
             }
             if (n > 0)
@@ -600,8 +577,7 @@ uint16_t h_closed_port(void)
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0)
         fail_msg("bind/getsockname: %s", strerror(errno));
     close(fd);
     return ntohs(a.sin_port);

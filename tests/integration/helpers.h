@@ -25,19 +25,18 @@
 /* ---- assertions -------------------------------------------------------- */
 
 /* Compares two netframe result codes and names both on failure. */
-#define H_ASSERT_ERR(actual, expected)                                                \
-    do {                                                                              \
-        int a_ = (actual), e_ = (expected);                                           \
-        if (a_ != e_)                                                                 \
-            fail_msg("%s = %d (%s), expected %d (%s)", #actual, a_, nf_err_name(a_), \
-                     e_, nf_err_name(e_));                                            \
+#define H_ASSERT_ERR(actual, expected)                                                                                 \
+    do {                                                                                                               \
+        int a_ = (actual), e_ = (expected);                                                                            \
+        if (a_ != e_)                                                                                                  \
+            fail_msg("%s = %d (%s), expected %d (%s)", #actual, a_, nf_err_name(a_), e_, nf_err_name(e_));             \
     } while (0)
 
 /* Fails with the peer thread's message if it reported one. */
-#define H_ASSERT_PEER_OK(res)                                                   \
-    do {                                                                        \
-        if ((res)->failed)                                                      \
-            fail_msg("peer thread failed: %s", (res)->msg);                     \
+#define H_ASSERT_PEER_OK(res)                                                                                          \
+    do {                                                                                                               \
+        if ((res)->failed)                                                                                             \
+            fail_msg("peer thread failed: %s", (res)->msg);                                                            \
     } while (0)
 
 /* ---- time -------------------------------------------------------------- */
@@ -66,27 +65,26 @@ void h_runner_end(h_runner_t *r);
 
 /* Runs the loop until `cond` (re-evaluated between iterations) is true; fails
  * the test with the condition's text after timeout_ms. */
-#define H_RUN_UNTIL(loop, cond, timeout_ms)                                       \
-    do {                                                                          \
-        h_runner_t hr_;                                                           \
-        h_runner_begin(&hr_, (loop), (timeout_ms));                               \
-        while (!(cond) && h_runner_step(&hr_)) {                                  \
-        }                                                                         \
-        h_runner_end(&hr_);                                                       \
-        if (!(cond))                                                              \
-            fail_msg("timed out after %u ms waiting for: %s", (unsigned)(timeout_ms), \
-                     #cond);                                                      \
+#define H_RUN_UNTIL(loop, cond, timeout_ms)                                                                            \
+    do {                                                                                                               \
+        h_runner_t hr_;                                                                                                \
+        h_runner_begin(&hr_, (loop), (timeout_ms));                                                                    \
+        while (!(cond) && h_runner_step(&hr_)) {                                                                       \
+        }                                                                                                              \
+        h_runner_end(&hr_);                                                                                            \
+        if (!(cond))                                                                                                   \
+            fail_msg("timed out after %u ms waiting for: %s", (unsigned)(timeout_ms), #cond);                          \
     } while (0)
 
 /* Like H_RUN_UNTIL but does not fail: sets `ok` to whether cond became true. */
-#define H_RUN_WAIT(ok, loop, cond, timeout_ms)                                    \
-    do {                                                                          \
-        h_runner_t hr_;                                                           \
-        h_runner_begin(&hr_, (loop), (timeout_ms));                               \
-        while (!(cond) && h_runner_step(&hr_)) {                                  \
-        }                                                                         \
-        h_runner_end(&hr_);                                                       \
-        (ok) = (cond) ? 1 : 0;                                                    \
+#define H_RUN_WAIT(ok, loop, cond, timeout_ms)                                                                         \
+    do {                                                                                                               \
+        h_runner_t hr_;                                                                                                \
+        h_runner_begin(&hr_, (loop), (timeout_ms));                                                                    \
+        while (!(cond) && h_runner_step(&hr_)) {                                                                       \
+        }                                                                                                              \
+        h_runner_end(&hr_);                                                                                            \
+        (ok) = (cond) ? 1 : 0;                                                                                         \
     } while (0)
 
 /* Runs the loop for about `ms` milliseconds, whatever happens. */
@@ -114,27 +112,25 @@ nf_loop_stats_t h_stats(nf_loop_t *loop);
  * the kernel-chosen port through nf_listener_addr. */
 uint16_t h_listen_cfg(nf_loop_t *loop, nf_listen_config_t *cfg, nf_listener_t **out);
 /* Listens on host (NULL: 127.0.0.1) port 0 with handler h and data. */
-uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data,
-                  nf_listener_t **out);
+uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data, nf_listener_t **out);
 
 /* nf_connect to host:port with handler h and data; asserts nf_connect == 0. */
-nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port,
-                     const nf_conn_handler_t *h, void *data);
+nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h, void *data);
 
 /* ---- a ready-made echo server (one per process, reset by h_echo_reset) -- */
 
 typedef struct h_echo_state {
-    int opened;         /* on_open calls */
-    int closed;         /* on_close calls */
-    int reads;          /* on_read calls */
-    int write_errors;   /* nf_conn_write returned non-zero */
-    int close_eof;      /* reasons == NF_EOF */
-    int close_reset;    /* reasons == -ECONNRESET */
-    int close_local;    /* reasons == NF_CLOSE_LOCAL */
-    int close_limit;    /* reasons == NF_ELIMIT */
-    int close_other;    /* any other reason */
+    int opened;       /* on_open calls */
+    int closed;       /* on_close calls */
+    int reads;        /* on_read calls */
+    int write_errors; /* nf_conn_write returned non-zero */
+    int close_eof;    /* reasons == NF_EOF */
+    int close_reset;  /* reasons == -ECONNRESET */
+    int close_local;  /* reasons == NF_CLOSE_LOCAL */
+    int close_limit;  /* reasons == NF_ELIMIT */
+    int close_other;  /* any other reason */
     int last_reason;
-    uint64_t bytes;     /* bytes echoed */
+    uint64_t bytes; /* bytes echoed */
 } h_echo_state_t;
 
 extern h_echo_state_t h_echo;
@@ -192,8 +188,7 @@ ssize_t h_recv_full(int fd, void *buf, size_t len, unsigned timeout_ms);
 int h_recv_eof(int fd, unsigned timeout_ms);
 /* Sends `size` pattern bytes of stream `seed` while reading the echo back,
  * verifying every byte. 0 on success, -1 with a message in err. */
-int h_echo_roundtrip(int fd, size_t size, uint32_t seed, unsigned timeout_ms, char *err,
-                     size_t errlen);
+int h_echo_roundtrip(int fd, size_t size, uint32_t seed, unsigned timeout_ms, char *err, size_t errlen);
 
 /* ---- process resources ------------------------------------------------- */
 

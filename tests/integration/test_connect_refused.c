@@ -54,8 +54,8 @@ static const nf_conn_handler_t cl_handler = {
     .on_close = cl_on_close,
 };
 
-static int start_connect(nf_loop_t *loop, const char *host, uint16_t port, uint64_t timeout_ms,
-                         cl_t *s, nf_conn_t **out)
+static int start_connect(nf_loop_t *loop, const char *host, uint16_t port, uint64_t timeout_ms, cl_t *s,
+                         nf_conn_t **out)
 {
     nf_connect_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -244,10 +244,8 @@ static void test_connect_and_listen_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_connect_localhost),
-        cmocka_unit_test(test_connect_timeout),
-        cmocka_unit_test(test_connect_bad_name),
+        cmocka_unit_test(test_connect_refused),           cmocka_unit_test(test_connect_localhost),
+        cmocka_unit_test(test_connect_timeout),           cmocka_unit_test(test_connect_bad_name),
         cmocka_unit_test(test_connect_and_listen_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

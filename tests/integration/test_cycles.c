@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #define N_PLAIN 10000
-#define N_NF 2000
+#define N_NF    2000
 
 /* Server: even-numbered accepted connections are closed by the server right
  * away; odd ones wait for the client to close. */
@@ -116,8 +116,7 @@ static void test_cycles_plain(void **state)
     H_ASSERT_PEER_OK(&cy.res);
     H_RUN_UNTIL(loop, g_srv.closed == N_PLAIN, 5000);
     h_run_for(loop, 20);
-    print_message("[ info     ] %d cycles in %llu ms\n", N_PLAIN,
-                  (unsigned long long)(h_now_ms() - t0));
+    print_message("[ info     ] %d cycles in %llu ms\n", N_PLAIN, (unsigned long long)(h_now_ms() - t0));
 
     assert_int_equal(g_srv.opened, N_PLAIN);
     assert_int_equal(g_srv.closed, N_PLAIN);
@@ -244,8 +243,7 @@ static void test_cycles_nf(void **state)
     h_loop_finish(loop, 5000);
     int fds_after = h_count_fds();
     if (fds_after != fds_before_loop)
-        fail_msg("%d descriptors before the loop, %d after it was freed", fds_before_loop,
-                 fds_after);
+        fail_msg("%d descriptors before the loop, %d after it was freed", fds_before_loop, fds_after);
 }
 
 int main(void)

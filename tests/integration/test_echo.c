@@ -41,8 +41,7 @@ static void *plain_client_thread(void *arg)
     h_set_nonblock(fd, 1);
     for (size_t i = 0; i < pc->nsizes; i++) {
         char err[256];
-        if (h_echo_roundtrip(fd, pc->sizes[i], pc->seed_base + (uint32_t)i, 10000, err,
-                             sizeof err) != 0) {
+        if (h_echo_roundtrip(fd, pc->sizes[i], pc->seed_base + (uint32_t)i, 10000, err, sizeof err) != 0) {
             h_result_fail(&pc->res, "%s", err);
             break;
         }
@@ -93,8 +92,7 @@ static void run_plain_echo(nf_loop_t *loop, int nclients, const size_t *sizes, s
         nf_loop_stats_t st = h_stats(loop);
         fail_msg("echo not finished after 12 s: server echoed %llu bytes, bytes_out %llu, "
                  "closed %d of %d",
-                 (unsigned long long)h_echo.bytes, (unsigned long long)st.bytes_out,
-                 h_echo.closed, nclients);
+                 (unsigned long long)h_echo.bytes, (unsigned long long)st.bytes_out, h_echo.closed, nclients);
     }
     for (int i = 0; i < nclients; i++) {
         h_thread_join(th[i], 5000);
@@ -117,8 +115,8 @@ static void run_plain_echo(nf_loop_t *loop, int nclients, const size_t *sizes, s
     assert_int_equal(s.bytes_out, total);
     assert_int_equal(s.bufs_kept, 0);
     print_message("[ info     ] reads=%llu writes=%llu bufs_starved=%llu iterations=%llu\n",
-                  (unsigned long long)s.reads, (unsigned long long)s.writes,
-                  (unsigned long long)s.bufs_starved, (unsigned long long)s.iterations);
+                  (unsigned long long)s.reads, (unsigned long long)s.writes, (unsigned long long)s.bufs_starved,
+                  (unsigned long long)s.iterations);
 
     nf_listener_close(l, NULL);
     free(pcs);
@@ -214,16 +212,16 @@ static void ncl_on_read(nf_conn_t *c, const char *data, size_t len)
     }
     size_t size = k_sizes[g_ncl.idx];
     if (g_ncl.got + len > size) {
-        snprintf(g_ncl.msg, sizeof g_ncl.msg, "message %zu: %zu bytes echoed, expected %zu",
-                 g_ncl.idx, g_ncl.got + len, size);
+        snprintf(g_ncl.msg, sizeof g_ncl.msg, "message %zu: %zu bytes echoed, expected %zu", g_ncl.idx, g_ncl.got + len,
+                 size);
         g_ncl.errors++;
         nf_conn_close(c);
         return;
     }
     size_t bad = h_pattern_check(data, len, g_ncl.got, 500u + (uint32_t)g_ncl.idx);
     if (bad != SIZE_MAX) {
-        snprintf(g_ncl.msg, sizeof g_ncl.msg, "message %zu (size %zu): byte %zu differs", g_ncl.idx,
-                 size, g_ncl.got + bad);
+        snprintf(g_ncl.msg, sizeof g_ncl.msg, "message %zu (size %zu): byte %zu differs", g_ncl.idx, size,
+                 g_ncl.got + bad);
         g_ncl.errors++;
         nf_conn_close(c);
         return;
@@ -268,8 +266,8 @@ static void test_echo_nf_client(void **state)
     if (!ok)
         fail_msg("netframe client stuck at message %zu (size %zu): %zu bytes echoed; errors %d "
                  "(%s); server echoed %llu bytes",
-                 g_ncl.idx, g_ncl.idx < N_SIZES ? k_sizes[g_ncl.idx] : 0, g_ncl.got, g_ncl.errors,
-                 g_ncl.msg, (unsigned long long)h_echo.bytes);
+                 g_ncl.idx, g_ncl.idx < N_SIZES ? k_sizes[g_ncl.idx] : 0, g_ncl.got, g_ncl.errors, g_ncl.msg,
+                 (unsigned long long)h_echo.bytes);
     h_run_for(loop, 20);
 
     if (g_ncl.errors)

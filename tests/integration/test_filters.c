@@ -308,10 +308,10 @@ static struct {
     int opened, closed, reason;
     char got[256];
     size_t got_len;
-    int write_rc;     /* first non-zero nf_conn_write result */
+    int write_rc; /* first non-zero nf_conn_write result */
     int writes;
     /* what the program saw of its filters */
-    int lookup_ok;    /* nf_conn_filter checks in on_open */
+    int lookup_ok; /* nf_conn_filter checks in on_open */
     char lookup_msg[200];
     int up_closes_at_close, sw_closes_at_close, up_reason_at_close, sw_reason_at_close;
     uint64_t up_down_bytes_at_close, sw_write_bytes_at_close;
@@ -428,8 +428,8 @@ static void assert_log_prefix(const int *want, int n)
 {
     for (int i = 0; i < n; i++)
         if (i >= g_log.n || g_log.ev[i] != want[i])
-            fail_msg("event %d is %d, expected %d (log has %d events)", i,
-                     i < g_log.n ? g_log.ev[i] : -1, want[i], g_log.n);
+            fail_msg("event %d is %d, expected %d (log has %d events)", i, i < g_log.n ? g_log.ev[i] : -1, want[i],
+                     g_log.n);
 }
 
 static void assert_log_suffix(const int *want, int n)
@@ -668,8 +668,7 @@ static void test_connect_stack(void **state)
     H_ASSERT_ERR(g.write_rc, 0);
     assert_int_equal(g.got_len, 7);
     assert_memory_equal(g.got, "HELLOOK", 7);
-    const int open_order[] = {EV_UP_INIT, EV_SW_INIT, EV_UP_OPEN, EV_SW_OPEN, EV_PROG_OPEN,
-                              EV_SW_WRITE, EV_UP_WRITE};
+    const int open_order[] = {EV_UP_INIT, EV_SW_INIT, EV_UP_OPEN, EV_SW_OPEN, EV_PROG_OPEN, EV_SW_WRITE, EV_UP_WRITE};
     assert_log_prefix(open_order, 7);
     assert_true(log_first(EV_UP_READ) < log_first(EV_SW_READ));
     assert_memory_equal(g.sw_seen_at_close, "PREAMBLE", 8);

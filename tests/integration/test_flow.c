@@ -29,11 +29,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAGIC 0x4e464d47u
-#define HDR 12u
-#define FILL_MSG (64u * 1024)
-#define MAX_MSG (FILL_MSG + HDR)
-#define MAX_SEQ 20000
+#define MAGIC     0x4e464d47u
+#define HDR       12u
+#define FILL_MSG  (64u * 1024)
+#define MAX_MSG   (FILL_MSG + HDR)
+#define MAX_SEQ   20000
 #define MAX_CONNS 4
 
 /* ---- messages ---------------------------------------------------------------- */
@@ -101,8 +101,9 @@ static int reader_feed(reader_t *r, const unsigned char *p, size_t n)
             if (r->hdr_got < HDR)
                 return 0;
             if (get32(r->hdr) != MAGIC) {
-                h_result_fail(&r->res, "bad magic 0x%08x after %zu messages (%llu bytes): a "
-                                       "message was cut or bytes were lost",
+                h_result_fail(&r->res,
+                              "bad magic 0x%08x after %zu messages (%llu bytes): a "
+                              "message was cut or bytes were lost",
                               get32(r->hdr), r->msgs, (unsigned long long)r->bytes);
                 return -1;
             }
@@ -114,8 +115,7 @@ static int reader_feed(reader_t *r, const unsigned char *p, size_t n)
                 return -1;
             }
             if (r->have_last && r->seq <= r->last_seq) {
-                h_result_fail(&r->res, "sequence %u after %u: not increasing", r->seq,
-                              r->last_seq);
+                h_result_fail(&r->res, "sequence %u after %u: not increasing", r->seq, r->last_seq);
                 return -1;
             }
         }
@@ -123,8 +123,7 @@ static int reader_feed(reader_t *r, const unsigned char *p, size_t n)
         size_t k = want < n ? want : n;
         size_t bad = h_pattern_check(p, k, r->body_got, r->seq);
         if (bad != SIZE_MAX) {
-            h_result_fail(&r->res, "message %u: payload byte %zu is wrong (cut or mixed)",
-                          r->seq, r->body_got + bad);
+            h_result_fail(&r->res, "message %u: payload byte %zu is wrong (cut or mixed)", r->seq, r->body_got + bad);
             return -1;
         }
         r->body_got += k;
@@ -153,8 +152,8 @@ static void *reader_thread(void *arg)
     for (;;) {
         uint64_t now = h_now_ms();
         if (now >= deadline) {
-            h_result_fail(&r->res, "no EOF after %u ms (%zu messages, %llu bytes)",
-                          r->timeout_ms, r->msgs, (unsigned long long)r->bytes);
+            h_result_fail(&r->res, "no EOF after %u ms (%zu messages, %llu bytes)", r->timeout_ms, r->msgs,
+                          (unsigned long long)r->bytes);
             break;
         }
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
@@ -169,16 +168,14 @@ static void *reader_thread(void *arg)
         if (n == 0) {
             r->eof = 1;
             if (r->hdr_got)
-                h_result_fail(&r->res, "EOF inside message %u (%zu of %u bytes): cut",
-                              r->seq, r->hdr_got < HDR ? r->hdr_got : HDR + r->body_got,
-                              r->len);
+                h_result_fail(&r->res, "EOF inside message %u (%zu of %u bytes): cut", r->seq,
+                              r->hdr_got < HDR ? r->hdr_got : HDR + r->body_got, r->len);
             break;
         }
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 continue;
-            h_result_fail(&r->res, "recv after %llu bytes: %s", (unsigned long long)r->bytes,
-                          strerror(errno));
+            h_result_fail(&r->res, "recv after %llu bytes: %s", (unsigned long long)r->bytes, strerror(errno));
             break;
         }
         r->bytes += (uint64_t)n;
@@ -219,7 +216,7 @@ static struct {
     ov_call_t ov[OV_MAX];
     int nov;
     /* what each write did, by seq */
-    int8_t result[MAX_SEQ]; /* -1: not written; NF_WRITE_*; 9: error */
+    int8_t result[MAX_SEQ];  /* -1: not written; NF_WRITE_*; 9: error */
     uint8_t expect[MAX_SEQ]; /* 1: should arrive */
     uint32_t next_seq;
 } g;
@@ -450,8 +447,7 @@ static void check_arrivals(const reader_t *r)
  * reader's EOF and the close. */
 static void finish_with_reader(setup_t *su, sconn_t *sc, reader_t *r, pthread_t th)
 {
-    H_RUN_UNTIL(su->loop,
-                !sc->c || (fstats(sc->c).held_bytes == 0 && nf_conn_queued(sc->c) == 0), 8000);
+    H_RUN_UNTIL(su->loop, !sc->c || (fstats(sc->c).held_bytes == 0 && nf_conn_queued(sc->c) == 0), 8000);
     assert_non_null(sc->c);
     nf_conn_end(sc->c);
     H_RUN_UNTIL(su->loop, sc->closed == 1 && atomic_load(&r->res.done), 8000);
@@ -478,8 +474,7 @@ static void test_drop_newest(void **state)
     sconn_t *sc;
     int fd = add_peer(&su, &sc);
     uint64_t filled = fill_kernel(&su, sc);
-    print_message("[ info     ] kernel took %llu KiB before it stopped\n",
-                  (unsigned long long)(filled / 1024));
+    print_message("[ info     ] kernel took %llu KiB before it stopped\n", (unsigned long long)(filled / 1024));
     /* (the fill may itself have risen above high_water and drained once) */
     uint64_t drains0 = fstats(sc->c).drains;
 
@@ -500,8 +495,8 @@ static void test_drop_newest(void **state)
             holding = 1;
             int want = held + len <= fc.max_held_bytes ? NF_WRITE_HELD : NF_WRITE_DROPPED;
             if (rc != want)
-                fail_msg("write %u (%zu bytes, %zu held) = %d (%s), expected %d", seq, len, held,
-                         rc, nf_err_name(rc), want);
+                fail_msg("write %u (%zu bytes, %zu held) = %d (%s), expected %d", seq, len, held, rc, nf_err_name(rc),
+                         want);
             if (rc == NF_WRITE_HELD) {
                 held += len;
                 nheld++;
@@ -533,8 +528,7 @@ static void test_drop_newest(void **state)
     assert_int_equal(ls.flow_held_hwm, hwm);
     assert_int_equal(ls.flow_writes_dropped, ndropped);
     assert_int_equal(ls.conns_closed_slow, 0);
-    print_message("[ info     ] %zu passed, %zu held (%zu bytes), %zu dropped\n", nok, nheld, held,
-                  ndropped);
+    print_message("[ info     ] %zu passed, %zu held (%zu bytes), %zu dropped\n", nok, nheld, held, ndropped);
 
     /* The peer reads: the held writes go out, the dropped never do. */
     reader_t *r = calloc(1, sizeof *r);
@@ -573,8 +567,7 @@ static void test_drop_newest_count(void **state)
         holding = 1;
         int want = held < 3 ? NF_WRITE_HELD : NF_WRITE_DROPPED;
         if (rc != want)
-            fail_msg("write %u with %d held = %d (%s), expected %d", seq, held, rc,
-                     nf_err_name(rc), want);
+            fail_msg("write %u with %d held = %d (%s), expected %d", seq, held, rc, nf_err_name(rc), want);
         if (rc == NF_WRITE_HELD)
             held++;
         else
@@ -626,8 +619,7 @@ static void test_drop_oldest(void **state)
         if (first_held == UINT32_MAX)
             first_held = seq;
         if (rc != NF_WRITE_HELD)
-            fail_msg("write %u (%zu bytes) = %d (%s), expected NF_WRITE_HELD", seq, len, rc,
-                     nf_err_name(rc));
+            fail_msg("write %u (%zu bytes) = %d (%s), expected NF_WRITE_HELD", seq, len, rc, nf_err_name(rc));
         while (held + len > fc.max_held_bytes) {
             assert_true(head < tail);
             uint32_t old = fifo[head++];
@@ -643,8 +635,8 @@ static void test_drop_oldest(void **state)
             hwm = held;
         nf_flow_stats_t fs = fstats(sc->c);
         if (fs.held_bytes != held || fs.held_writes != tail - head)
-            fail_msg("after write %u: flow holds %zu bytes in %zu writes, model %zu in %zu", seq,
-                     fs.held_bytes, fs.held_writes, held, tail - head);
+            fail_msg("after write %u: flow holds %zu bytes in %zu writes, model %zu in %zu", seq, fs.held_bytes,
+                     fs.held_writes, held, tail - head);
     }
     assert_true(ndropped > 0);
     nf_flow_stats_t fs = fstats(sc->c);
@@ -679,8 +671,8 @@ static void test_drop_oldest(void **state)
     assert_int_equal(missing_bytes, fs.bytes_dropped);
     assert_true(miss_lo >= first_held);
     assert_int_equal(miss_hi - miss_lo + 1, missing);
-    print_message("[ info     ] messages %u..%u dropped (%zu), first held %u, last %u\n", miss_lo,
-                  miss_hi, missing, first_held, g.next_seq - 1);
+    print_message("[ info     ] messages %u..%u dropped (%zu), first held %u, last %u\n", miss_lo, miss_hi, missing,
+                  first_held, g.next_seq - 1);
     free(r);
     close(fd);
     setup_end(&su);
@@ -816,8 +808,7 @@ static void test_close_policy(void **state)
     }
     assert_int_equal(nheld, 10);
     if (failed_rc >= 0)
-        fail_msg("the write over the limit = %d (%s), expected an error", failed_rc,
-                 nf_err_name(failed_rc));
+        fail_msg("the write over the limit = %d (%s), expected an error", failed_rc, nf_err_name(failed_rc));
     print_message("[ info     ] write over the limit returned %s\n", nf_err_name(failed_rc));
     if (sc->c)
         H_ASSERT_ERR(write_msg(sc->c, g.next_seq++, 100), NF_ECLOSED);
@@ -876,12 +867,10 @@ static void test_drain_hysteresis(void **state)
     assert_non_null(r);
     pthread_t th = reader_start(r, fd, 16 * 1024, 1);
     H_RUN_UNTIL(su.loop, sc->drains >= 1 || !sc->c, 8000);
-    H_RUN_UNTIL(su.loop, !sc->c || (fstats(sc->c).held_bytes == 0 && nf_conn_queued(sc->c) == 0),
-                8000);
+    H_RUN_UNTIL(su.loop, !sc->c || (fstats(sc->c).held_bytes == 0 && nf_conn_queued(sc->c) == 0), 8000);
     h_run_for(su.loop, 30);
     uint64_t sends = h_stats(su.loop).writes - writes0;
-    print_message("[ info     ] round 1: %llu sends, %d drains\n", (unsigned long long)sends,
-                  sc->drains - d0);
+    print_message("[ info     ] round 1: %llu sends, %d drains\n", (unsigned long long)sends, sc->drains - d0);
     assert_int_equal(sc->drains, d0 + 1);
     assert_true(sc->drain_max_total <= fc.low_water);
     assert_true(sends >= 8); /* many sends, one drain */
@@ -894,12 +883,10 @@ static void test_drain_hysteresis(void **state)
         int rc = write_msg(sc->c, seq, 4000);
         record(seq, rc);
     }
-    H_RUN_UNTIL(su.loop, !sc->c || (fstats(sc->c).held_bytes == 0 && nf_conn_queued(sc->c) == 0),
-                8000);
+    H_RUN_UNTIL(su.loop, !sc->c || (fstats(sc->c).held_bytes == 0 && nf_conn_queued(sc->c) == 0), 8000);
     h_run_for(su.loop, 30);
     sends = h_stats(su.loop).writes - writes0;
-    print_message("[ info     ] round 2: %llu sends, %d drains\n", (unsigned long long)sends,
-                  sc->drains - d0);
+    print_message("[ info     ] round 2: %llu sends, %d drains\n", (unsigned long long)sends, sc->drains - d0);
     assert_int_equal(sc->drains, d0 + 2);
     assert_true(sc->drain_max_total <= fc.low_water);
 
@@ -952,8 +939,7 @@ static void test_reset_while_held(void **state)
     h_run_for(su.loop, 50);
     assert_int_equal(sc->closed, 1);
     if (sc->reason != -ECONNRESET && sc->reason != -EPIPE)
-        fail_msg("on_close reason %d (%s), expected -ECONNRESET or -EPIPE", sc->reason,
-                 nf_err_name(sc->reason));
+        fail_msg("on_close reason %d (%s), expected -ECONNRESET or -EPIPE", sc->reason, nf_err_name(sc->reason));
     nf_loop_stats_t ls = h_stats(su.loop);
     assert_int_equal(ls.flow_bytes_held, 0);
     assert_int_equal(ls.conns_open, 0);

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define REQ_SIZE (100u * 1024)
+#define REQ_SIZE   (100u * 1024)
 #define REPLY_SIZE (3u << 20)
 
 static struct {
@@ -114,8 +114,7 @@ static void *half_close_client(void *arg)
     char *reply = malloc(cl->reply);
     ssize_t n = h_recv_full(fd, reply, cl->reply, 15000);
     if (n != (ssize_t)cl->reply) {
-        h_result_fail(&cl->res, "reply: got %zd of %zu bytes (%s)", n, cl->reply,
-                      n < 0 ? strerror((int)-n) : "EOF");
+        h_result_fail(&cl->res, "reply: got %zd of %zu bytes (%s)", n, cl->reply, n < 0 ? strerror((int)-n) : "EOF");
     } else {
         size_t bad = h_pattern_check(reply, cl->reply, 0, cl->reply_seed);
         if (bad != SIZE_MAX)

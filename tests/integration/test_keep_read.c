@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #define KEEP_TOTAL (8u << 20) /* more than the read ring holds (256 x 16 KiB) */
-#define MAX_KEPT 65536
+#define MAX_KEPT   65536
 
 static struct {
     nf_loop_t *loop;
@@ -111,8 +111,7 @@ static void test_keep_read_buffers(void **state)
         nf_buf_t *b = g.kept[i];
         size_t bad = h_pattern_check(b->base, b->len, off, 21);
         if (bad != SIZE_MAX)
-            fail_msg("kept buffer %d of %d: byte %zu (stream offset %zu) was overwritten", i,
-                     g.nkept, bad, off + bad);
+            fail_msg("kept buffer %d of %d: byte %zu (stream offset %zu) was overwritten", i, g.nkept, bad, off + bad);
         off += b->len;
     }
     assert_int_equal(off, KEEP_TOTAL);

@@ -92,10 +92,9 @@ static void test_limit_close(void **state)
     int rc = run_until_peer_closed(loop, c3, 3000);
     uint64_t took = h_now_ms() - t0;
     if (rc != 0 && rc != -ECONNRESET)
-        fail_msg("connection over the limit: expected EOF or reset, got %d (%s)", rc,
-                 rc < 0 ? strerror(-rc) : "data");
-    print_message("[ info     ] over-limit connection %s after %llu ms\n",
-                  rc == 0 ? "closed" : "reset", (unsigned long long)took);
+        fail_msg("connection over the limit: expected EOF or reset, got %d (%s)", rc, rc < 0 ? strerror(-rc) : "data");
+    print_message("[ info     ] over-limit connection %s after %llu ms\n", rc == 0 ? "closed" : "reset",
+                  (unsigned long long)took);
     h_run_for(loop, 20);
 
     nf_loop_stats_t s = h_stats(loop);

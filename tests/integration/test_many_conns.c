@@ -10,10 +10,7 @@
 
 #define NCONN 1000
 
-static size_t msg_len(int i)
-{
-    return 16 + (size_t)(i % 113);
-}
+static size_t msg_len(int i) { return 16 + (size_t)(i % 113); }
 
 /* ---- plain-socket peers ------------------------------------------------- */
 
@@ -142,8 +139,7 @@ static void peer_on_open(nf_conn_t *c)
 static void peer_on_read(nf_conn_t *c, const char *data, size_t len)
 {
     peer_t *p = nf_conn_get_data(c);
-    if (p->got + len > msg_len(p->idx) ||
-        h_pattern_check(data, len, p->got, 7777u + (uint32_t)p->idx) != SIZE_MAX) {
+    if (p->got + len > msg_len(p->idx) || h_pattern_check(data, len, p->got, 7777u + (uint32_t)p->idx) != SIZE_MAX) {
         g_peer_errors++;
         nf_conn_close(c);
         return;

@@ -56,13 +56,13 @@ static int ev_step(nf_loop_t *loop, int timeout_ms)
     return 1;
 }
 
-#define EV_RUN_UNTIL(loop, cond, timeout_ms)                                                         \
-    do {                                                                                             \
-        uint64_t dl_ = h_now_ms() + (timeout_ms);                                                    \
-        while (!(cond) && h_now_ms() < dl_)                                                          \
-            ev_step((loop), 50);                                                                     \
-        if (!(cond))                                                                                 \
-            fail_msg("event mode: timed out after %u ms waiting for: %s", (unsigned)(timeout_ms), #cond); \
+#define EV_RUN_UNTIL(loop, cond, timeout_ms)                                                                           \
+    do {                                                                                                               \
+        uint64_t dl_ = h_now_ms() + (timeout_ms);                                                                      \
+        while (!(cond) && h_now_ms() < dl_)                                                                            \
+            ev_step((loop), 50);                                                                                       \
+        if (!(cond))                                                                                                   \
+            fail_msg("event mode: timed out after %u ms waiting for: %s", (unsigned)(timeout_ms), #cond);              \
     } while (0)
 
 static void ev_finish(nf_loop_t *loop)
@@ -235,8 +235,7 @@ static void test_event_timer(void **state)
         nf_loop_run(loop, NF_RUN_NOWAIT);
         assert_int_equal(g_fired, round + 1);
         if (waited < 50 || waited > 400)
-            fail_msg("round %d: the timer woke the fd after %llu ms, armed for 60", round,
-                     (unsigned long long)waited);
+            fail_msg("round %d: the timer woke the fd after %llu ms, armed for 60", round, (unsigned long long)waited);
         assert_false(fd_readable(efd, 0));
         assert_int_equal(nf_loop_next_timeout(loop), -1);
     }
@@ -414,16 +413,11 @@ static void test_stop_async_early(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_echo_block),
-        cmocka_unit_test(test_echo_poll),
-        cmocka_unit_test(test_echo_poll_sqpoll),
-        cmocka_unit_test(test_echo_event),
-        cmocka_unit_test(test_event_one_wakeup),
-        cmocka_unit_test(test_event_timer),
-        cmocka_unit_test(test_event_post),
-        cmocka_unit_test(test_event_bounded_steps),
-        cmocka_unit_test(test_run_on_other_thread),
-        cmocka_unit_test(test_stop_async_early),
+        cmocka_unit_test(test_echo_block),          cmocka_unit_test(test_echo_poll),
+        cmocka_unit_test(test_echo_poll_sqpoll),    cmocka_unit_test(test_echo_event),
+        cmocka_unit_test(test_event_one_wakeup),    cmocka_unit_test(test_event_timer),
+        cmocka_unit_test(test_event_post),          cmocka_unit_test(test_event_bounded_steps),
+        cmocka_unit_test(test_run_on_other_thread), cmocka_unit_test(test_stop_async_early),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BLAST_CHUNK (1u << 20)
+#define BLAST_CHUNK  (1u << 20)
 #define BLAST_CHUNKS 64
-#define BLAST_TOTAL ((uint64_t)BLAST_CHUNK * BLAST_CHUNKS)
-#define PEER_READS (64u * 1024)
+#define BLAST_TOTAL  ((uint64_t)BLAST_CHUNK * BLAST_CHUNKS)
+#define PEER_READS   (64u * 1024)
 
 /* Server: the first connection gets 64 MiB; later connections echo. */
 typedef struct srv {
@@ -63,10 +63,7 @@ static const nf_conn_handler_t srv_handler = {
     .on_close = srv_on_close,
 };
 
-static int is_peer_gone_reason(int r)
-{
-    return r == -EPIPE || r == -ECONNRESET || r == NF_EOF;
-}
+static int is_peer_gone_reason(int r) { return r == -EPIPE || r == -ECONNRESET || r == NF_EOF; }
 
 /* ---- peers --------------------------------------------------------------- */
 
@@ -144,15 +141,14 @@ static void test_peer_close_mid_write(void **state)
     assert_int_equal(g_srv.blast_write_errors, 0);
     assert_int_equal(g_srv.blast_closed, 1);
     if (!is_peer_gone_reason(g_srv.blast_reason))
-        fail_msg("on_close reason %d (%s), expected -EPIPE, -ECONNRESET or NF_EOF",
-                 g_srv.blast_reason, nf_err_name(g_srv.blast_reason));
+        fail_msg("on_close reason %d (%s), expected -EPIPE, -ECONNRESET or NF_EOF", g_srv.blast_reason,
+                 nf_err_name(g_srv.blast_reason));
     nf_loop_stats_t s = h_stats(loop);
     /* The peer really did leave mid-write. */
     assert_true(s.bytes_out < BLAST_TOTAL);
     assert_int_equal(s.conns_open, 0);
-    print_message("[ info     ] reason=%s bytes_out=%llu of %llu\n",
-                  nf_err_name(g_srv.blast_reason), (unsigned long long)s.bytes_out,
-                  (unsigned long long)BLAST_TOTAL);
+    print_message("[ info     ] reason=%s bytes_out=%llu of %llu\n", nf_err_name(g_srv.blast_reason),
+                  (unsigned long long)s.bytes_out, (unsigned long long)BLAST_TOTAL);
 
     check_second_client(loop, port);
 
@@ -165,10 +161,7 @@ static void test_peer_close_mid_write(void **state)
 static int g_cl_closed, g_cl_reason;
 static size_t g_cl_got;
 
-static void cl_on_open(nf_conn_t *c)
-{
-    (void)c;
-}
+static void cl_on_open(nf_conn_t *c) { (void)c; }
 
 static void cl_on_read(nf_conn_t *c, const char *data, size_t len)
 {
@@ -211,8 +204,8 @@ static void test_nf_peer_close_mid_write(void **state)
     assert_true(g_cl_got >= PEER_READS);
     assert_int_equal(g_srv.blast_closed, 1);
     if (!is_peer_gone_reason(g_srv.blast_reason))
-        fail_msg("on_close reason %d (%s), expected -EPIPE, -ECONNRESET or NF_EOF",
-                 g_srv.blast_reason, nf_err_name(g_srv.blast_reason));
+        fail_msg("on_close reason %d (%s), expected -EPIPE, -ECONNRESET or NF_EOF", g_srv.blast_reason,
+                 nf_err_name(g_srv.blast_reason));
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.conns_open, 0);
     assert_int_equal(s.conns_closed, 2);

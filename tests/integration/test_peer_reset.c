@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 typedef struct srv {
-    int blast;          /* write BLAST bytes on open */
+    int blast; /* write BLAST bytes on open */
     int opened, closed, reason;
     size_t got;
     nf_conn_t *conn;
@@ -143,12 +143,11 @@ static void test_reset_while_writing(void **state)
         case -EPIPE: n_pipe++; break;
         case NF_EOF: n_eof++; break;
         default:
-            fail_msg("attempt %d: on_close reason %d (%s), expected -ECONNRESET/-EPIPE/NF_EOF",
-                     attempt, g_srv.reason, nf_err_name(g_srv.reason));
+            fail_msg("attempt %d: on_close reason %d (%s), expected -ECONNRESET/-EPIPE/NF_EOF", attempt, g_srv.reason,
+                     nf_err_name(g_srv.reason));
         }
     }
-    print_message("[ info     ] reasons over 5 tries: ECONNRESET=%d EPIPE=%d NF_EOF=%d\n", n_reset,
-                  n_pipe, n_eof);
+    print_message("[ info     ] reasons over 5 tries: ECONNRESET=%d EPIPE=%d NF_EOF=%d\n", n_reset, n_pipe, n_eof);
     assert_true(n_reset >= 1);
     assert_int_equal(h_stats(loop).conns_open, 0);
     nf_listener_close(l, NULL);
@@ -255,10 +254,8 @@ static void test_nf_abort_server(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reset_while_reading),
-        cmocka_unit_test(test_reset_idle),
-        cmocka_unit_test(test_reset_while_writing),
-        cmocka_unit_test(test_nf_abort_client),
+        cmocka_unit_test(test_reset_while_reading), cmocka_unit_test(test_reset_idle),
+        cmocka_unit_test(test_reset_while_writing), cmocka_unit_test(test_nf_abort_client),
         cmocka_unit_test(test_nf_abort_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

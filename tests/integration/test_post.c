@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #define N_THREADS 4
-#define N_ITEMS 10000
+#define N_ITEMS   10000
 
 typedef struct item {
     int thread;
@@ -39,9 +39,8 @@ static void item_fn(nf_loop_t *loop, void *arg)
         g_wrong_thread++;
     if (it->seq != g_next[it->thread]) {
         if (!g_order_errors)
-            snprintf(g_first_error, sizeof g_first_error,
-                     "thread %d: item %d ran when %d was expected", it->thread, it->seq,
-                     g_next[it->thread]);
+            snprintf(g_first_error, sizeof g_first_error, "thread %d: item %d ran when %d was expected", it->thread,
+                     it->seq, g_next[it->thread]);
         g_order_errors++;
     }
     g_next[it->thread] = it->seq + 1;
@@ -109,8 +108,8 @@ static void test_post_from_threads(void **state)
         H_ASSERT_PEER_OK(&ps[i].res);
     }
     if (g_guard_fired)
-        fail_msg("guard fired after %llu ms: only %d of %d posts ran", (unsigned long long)took,
-                 g_total, N_THREADS * N_ITEMS);
+        fail_msg("guard fired after %llu ms: only %d of %d posts ran", (unsigned long long)took, g_total,
+                 N_THREADS * N_ITEMS);
     nf_timer_stop(&guard);
     if (g_order_errors)
         fail_msg("%d posts out of order; first: %s", g_order_errors, g_first_error);

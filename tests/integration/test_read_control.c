@@ -25,17 +25,17 @@
 static struct {
     nf_conn_t *c;
     int opened, closed, reason;
-    int stop_in_open;  /* read_stop from on_open */
-    int stop_in_read;  /* read_stop from the first on_read */
-    int end_on_eof;    /* on_eof: nf_conn_end */
-    int paused;        /* the program believes reading is stopped */
-    int in_start;      /* inside nf_conn_read_start / read_once */
+    int stop_in_open; /* read_stop from on_open */
+    int stop_in_read; /* read_stop from the first on_read */
+    int end_on_eof;   /* on_eof: nf_conn_end */
+    int paused;       /* the program believes reading is stopped */
+    int in_start;     /* inside nf_conn_read_start / read_once */
     int reads, reads_while_paused, reads_inside_start;
-    int once_in_read;  /* on_read: nf_conn_read_once again (read on demand) */
-    int once_rc;       /* first non-zero read_once result from on_read */
+    int once_in_read; /* on_read: nf_conn_read_once again (read on demand) */
+    int once_rc;      /* first non-zero read_once result from on_read */
     int stop_rc, start_rc;
     uint64_t got;
-    int bad;           /* first pattern mismatch recorded */
+    int bad; /* first pattern mismatch recorded */
     uint64_t bad_at;
     int eofs;
     uint64_t got_at_eof, got_at_close;
@@ -303,8 +303,8 @@ static void test_read_once(void **state)
     uint64_t deadline = h_now_ms() + 8000;
     while (g.got < total) {
         if (h_now_ms() > deadline)
-            fail_msg("read_once: %d calls, %d reads, got %llu of %llu", calls, g.reads,
-                     (unsigned long long)g.got, (unsigned long long)total);
+            fail_msg("read_once: %d calls, %d reads, got %llu of %llu", calls, g.reads, (unsigned long long)g.got,
+                     (unsigned long long)total);
         send_some(fd, &sent, total);
         int before = g.reads;
         g.in_start = 1;
@@ -315,8 +315,8 @@ static void test_read_once(void **state)
         /* and no second one, although more is waiting */
         h_run_for(loop, 8);
         if (g.reads != before + 1)
-            fail_msg("read_once call %d: %d on_read calls instead of one (got %llu of %llu sent)",
-                     calls, g.reads - before, (unsigned long long)g.got, (unsigned long long)sent);
+            fail_msg("read_once call %d: %d on_read calls instead of one (got %llu of %llu sent)", calls,
+                     g.reads - before, (unsigned long long)g.got, (unsigned long long)sent);
         if (sent - g.got > 0)
             max_backlog_reads++;
     }
@@ -326,8 +326,7 @@ static void test_read_once(void **state)
     if (g.bad)
         fail_msg("byte %llu out of order or corrupt", (unsigned long long)g.bad_at);
     assert_true(max_backlog_reads > 0);
-    print_message("[ info     ] %d read_once calls for %llu bytes\n", calls,
-                  (unsigned long long)total);
+    print_message("[ info     ] %d read_once calls for %llu bytes\n", calls, (unsigned long long)total);
     close(fd);
     /* EOF is pending behind a stopped read: resume to let it through */
     h_run_for(loop, 20);
@@ -442,9 +441,8 @@ static void test_read_once_chained(void **state)
     uint64_t deadline = h_now_ms() + 8000;
     while (g.got < total) {
         if (h_now_ms() > deadline)
-            fail_msg("chained read_once: %d reads, got %llu of %llu (sent %llu)", g.reads,
-                     (unsigned long long)g.got, (unsigned long long)total,
-                     (unsigned long long)sent);
+            fail_msg("chained read_once: %d reads, got %llu of %llu (sent %llu)", g.reads, (unsigned long long)g.got,
+                     (unsigned long long)total, (unsigned long long)sent);
         send_some(fd, &sent, total);
         h_run_for(loop, 1);
     }
@@ -483,8 +481,7 @@ static void test_close_while_paused(void **state)
     nf_loop_stats_t s = h_stats(loop);
     print_message("[ info     ] paused with %llu bytes sent, %llu delivered, %llu read buffers "
                   "in use\n",
-                  (unsigned long long)sent, (unsigned long long)g.got,
-                  (unsigned long long)s.bufs_in_use);
+                  (unsigned long long)sent, (unsigned long long)g.got, (unsigned long long)s.bufs_in_use);
     nf_conn_close(g.c);
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     h_run_for(loop, 30);

@@ -45,8 +45,7 @@ static void reset(void)
     atomic_store(&g_bytes, 0);
 }
 
-static nf_server_t *start(nf_server_spread_t spread, int mode, unsigned threads, unsigned buf_count,
-                          unsigned buf_size)
+static nf_server_t *start(nf_server_spread_t spread, int mode, unsigned threads, unsigned buf_count, unsigned buf_size)
 {
     nf_server_config_t cfg;
     nf_server_config_init(&cfg);
@@ -311,18 +310,12 @@ static void test_start_fails_cleanly(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reuseport_block),
-        cmocka_unit_test(test_reuseport_poll),
-        cmocka_unit_test(test_reuseport_event),
-        cmocka_unit_test(test_acceptor_block),
-        cmocka_unit_test(test_acceptor_poll),
-        cmocka_unit_test(test_acceptor_event),
-        cmocka_unit_test(test_tiny_ring),
-        cmocka_unit_test(test_stop_busy_reuseport),
-        cmocka_unit_test(test_stop_busy_acceptor),
-        cmocka_unit_test(test_stop_busy_event),
-        cmocka_unit_test(test_stop_busy_poll),
-        cmocka_unit_test(test_posts_and_signal_stop),
+        cmocka_unit_test(test_reuseport_block),     cmocka_unit_test(test_reuseport_poll),
+        cmocka_unit_test(test_reuseport_event),     cmocka_unit_test(test_acceptor_block),
+        cmocka_unit_test(test_acceptor_poll),       cmocka_unit_test(test_acceptor_event),
+        cmocka_unit_test(test_tiny_ring),           cmocka_unit_test(test_stop_busy_reuseport),
+        cmocka_unit_test(test_stop_busy_acceptor),  cmocka_unit_test(test_stop_busy_event),
+        cmocka_unit_test(test_stop_busy_poll),      cmocka_unit_test(test_posts_and_signal_stop),
         cmocka_unit_test(test_start_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -154,8 +154,8 @@ static void test_shutdown_deadline(void **state)
     H_ASSERT_ERR(g.reasons[2], NF_CLOSE_LOCAL);
     assert_true(g.done_seq > g.close_seq[2]);
     if (g.t_done + 3 < t0 + deadline)
-        fail_msg("done %llu ms after nf_loop_shutdown, before the %u ms deadline",
-                 (unsigned long long)(g.t_done - t0), deadline);
+        fail_msg("done %llu ms after nf_loop_shutdown, before the %u ms deadline", (unsigned long long)(g.t_done - t0),
+                 deadline);
     print_message("[ info     ] done %llu ms after nf_loop_shutdown (deadline %u ms)\n",
                   (unsigned long long)(g.t_done - t0), deadline);
     /* the forced peer sees its connection end */
@@ -273,10 +273,8 @@ static void test_shutdown_outbound(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shutdown_deadline),
-        cmocka_unit_test(test_shutdown_all_leave),
-        cmocka_unit_test(test_shutdown_no_conns),
-        cmocka_unit_test(test_shutdown_empty_loop),
+        cmocka_unit_test(test_shutdown_deadline), cmocka_unit_test(test_shutdown_all_leave),
+        cmocka_unit_test(test_shutdown_no_conns), cmocka_unit_test(test_shutdown_empty_loop),
         cmocka_unit_test(test_shutdown_outbound),
     };
     const char *only = getenv("NF_TEST_FILTER"); /* e.g. NF_TEST_FILTER=test_x */

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHUNK (1u << 20)
+#define CHUNK    (1u << 20)
 #define N_CHUNKS 40
-#define MiB (1024.0 * 1024.0)
+#define MiB      (1024.0 * 1024.0)
 
 static struct {
     nf_conn_t *c;
@@ -97,15 +97,13 @@ static void test_slow_reader_queue(void **state)
     h_run_for(loop, 50); /* let the kernel take what it will */
     assert_int_equal(g.closed, 0);
     if (g.write_errors)
-        fail_msg("%d nf_conn_write calls failed, first with %s", g.write_errors,
-                 nf_err_name(g.first_write_error));
+        fail_msg("%d nf_conn_write calls failed, first with %s", g.write_errors, nf_err_name(g.first_write_error));
 
     size_t q = nf_conn_queued(g.c);
     nf_loop_stats_t s = h_stats(loop);
     print_message("[ info     ] queued %.1f MiB after 10 chunks, %.1f MiB after %d, %.1f MiB "
                   "now; kernel took %.1f MiB\n",
-                  g.queued[9] / MiB, g.queued[N_CHUNKS - 1] / MiB, N_CHUNKS, q / MiB,
-                  s.bytes_out / MiB);
+                  g.queued[9] / MiB, g.queued[N_CHUNKS - 1] / MiB, N_CHUNKS, q / MiB, s.bytes_out / MiB);
     /* The kernel buffers a few MiB at most; the rest waits in the queue. */
     uint64_t written = (uint64_t)N_CHUNKS * CHUNK;
     assert_true(q + s.bytes_out == written);

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #define TIMEOUT_MS 150
-#define EARLY_MS 3  /* tolerated earliness (cached loop clock) */
-#define LATE_MS 250 /* tolerated lateness */
+#define EARLY_MS   3   /* tolerated earliness (cached loop clock) */
+#define LATE_MS    250 /* tolerated lateness */
 
 static const nf_timeout_config_t k_cfg = {.timeout_ms = TIMEOUT_MS};
 static const nf_filter_spec_t k_read_stack[] = {{.ops = &nf_read_timeout_filter, .config = &k_cfg}};
@@ -100,10 +100,7 @@ static nf_loop_t *start(const nf_filter_spec_t *stack, nf_listener_t **l, uint16
     return loop;
 }
 
-static double ms_between(uint64_t from_ns, uint64_t to_ns)
-{
-    return ((double)to_ns - (double)from_ns) / 1e6;
-}
+static double ms_between(uint64_t from_ns, uint64_t to_ns) { return ((double)to_ns - (double)from_ns) / 1e6; }
 
 static void assert_timed_out_after(uint64_t from_ns, const char *what)
 {
@@ -113,8 +110,7 @@ static void assert_timed_out_after(uint64_t from_ns, const char *what)
     if (ms < TIMEOUT_MS - EARLY_MS)
         fail_msg("closed %.1f ms after %s: earlier than the %d ms timeout", ms, what, TIMEOUT_MS);
     if (ms > TIMEOUT_MS + LATE_MS)
-        fail_msg("closed %.1f ms after %s: far later than the %d ms timeout", ms, what,
-                 TIMEOUT_MS);
+        fail_msg("closed %.1f ms after %s: far later than the %d ms timeout", ms, what, TIMEOUT_MS);
 }
 
 /* ---- read timeout -------------------------------------------------------------- */
@@ -160,8 +156,8 @@ static void test_read_timeout_active_peer(void **state)
         sent++;
         h_run_for(loop, 50);
         if (g.closed)
-            fail_msg("closed (%s) after %llu ms although the peer sent every 50 ms",
-                     nf_err_name(g.reason), (unsigned long long)(h_now_ms() - t0));
+            fail_msg("closed (%s) after %llu ms although the peer sent every 50 ms", nf_err_name(g.reason),
+                     (unsigned long long)(h_now_ms() - t0));
     }
     H_RUN_UNTIL(loop, g.got == (uint64_t)sent || g.closed, 1000);
     assert_int_equal(g.closed, 0);
@@ -211,8 +207,7 @@ static void test_idle_timeout_writes_keep_alive(void **state)
     assert_int_equal(nf_timer_start(&g.wtimer, write_tick, 50, 50), 0);
     H_RUN_UNTIL(loop, g.writes == g.max_writes || g.closed, 3000);
     if (g.closed)
-        fail_msg("closed (%s) after %d writes although the server wrote every 50 ms",
-                 nf_err_name(g.reason), g.writes);
+        fail_msg("closed (%s) after %d writes although the server wrote every 50 ms", nf_err_name(g.reason), g.writes);
     assert_int_equal(g.write_errors, 0);
     assert_true(ms_between(g.t_open, h_now_ns()) >= 550);
     /* writes stop: idle from the last write */
@@ -273,12 +268,9 @@ static void test_idle_timeout_silent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_timeout_silent_peer),
-        cmocka_unit_test(test_read_timeout_active_peer),
-        cmocka_unit_test(test_read_timeout_ignores_writes),
-        cmocka_unit_test(test_idle_timeout_writes_keep_alive),
-        cmocka_unit_test(test_idle_timeout_reads_keep_alive),
-        cmocka_unit_test(test_idle_timeout_silent),
+        cmocka_unit_test(test_read_timeout_silent_peer),      cmocka_unit_test(test_read_timeout_active_peer),
+        cmocka_unit_test(test_read_timeout_ignores_writes),   cmocka_unit_test(test_idle_timeout_writes_keep_alive),
+        cmocka_unit_test(test_idle_timeout_reads_keep_alive), cmocka_unit_test(test_idle_timeout_silent),
     };
     const char *only = getenv("NF_TEST_FILTER"); /* e.g. NF_TEST_FILTER=test_x */
     if (only)

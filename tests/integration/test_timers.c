@@ -60,15 +60,13 @@ static void test_timer_order(void **state)
     for (int i = 0; i < N; i++) {
         if (g_order[i] != want[i])
             fail_msg("fire #%d was timer %d (%llu ms), expected timer %d (%llu ms)", i, g_order[i],
-                     (unsigned long long)timeouts[g_order[i]], want[i],
-                     (unsigned long long)timeouts[want[i]]);
+                     (unsigned long long)timeouts[g_order[i]], want[i], (unsigned long long)timeouts[want[i]]);
     }
     for (int i = 0; i < N; i++) {
         assert_int_equal(tt[i].fired, 1);
         assert_false(nf_timer_active(&tt[i].t));
         if (tt[i].fired_at < g_t0 + tt[i].timeout)
-            fail_msg("timer %d (%llu ms) fired early, after %llu ms", i,
-                     (unsigned long long)tt[i].timeout,
+            fail_msg("timer %d (%llu ms) fired early, after %llu ms", i, (unsigned long long)tt[i].timeout,
                      (unsigned long long)(tt[i].fired_at - g_t0));
     }
     assert_int_equal(nf_loop_alive(loop), 0);
@@ -178,8 +176,7 @@ static void test_timer_repeat(void **state)
         assert_true(g_rep_times[i] >= g_rep_times[i - 1]);
     /* 10 fires every 5 ms starting at 5 ms: at least 50 ms. */
     if (g_rep_times[N_REPEAT - 1] < t0 + 50)
-        fail_msg("10th repeat after %llu ms, expected >= 50",
-                 (unsigned long long)(g_rep_times[N_REPEAT - 1] - t0));
+        fail_msg("10th repeat after %llu ms, expected >= 50", (unsigned long long)(g_rep_times[N_REPEAT - 1] - t0));
     h_loop_finish(loop, 1000);
 }
 
@@ -214,8 +211,8 @@ static void test_timer_restart(void **state)
     uint64_t a0 = g_rs[0].fired_at - t0, a1 = g_rs[1].fired_at - t0;
     uint64_t a2 = g_rs[2].fired_at - t0, a3 = g_rs[3].fired_at - t0;
     if (a0 < a1 + 30 || a0 >= 300)
-        fail_msg("timer moved from 300 ms to (%llu + 30) ms fired after %llu ms",
-                 (unsigned long long)a1, (unsigned long long)a0);
+        fail_msg("timer moved from 300 ms to (%llu + 30) ms fired after %llu ms", (unsigned long long)a1,
+                 (unsigned long long)a0);
     if (a2 < 100)
         fail_msg("timer restarted to 100 ms fired after %llu ms", (unsigned long long)a2);
     if (a3 < 70)
@@ -247,8 +244,7 @@ static struct {
 static void many_cb(nf_timer_t *t)
 {
     mt_t *m = t->data;
-    if (g_many.have_last &&
-        (m->due < g_many.last_due || (m->due == g_many.last_due && m->idx < g_many.last_idx))) {
+    if (g_many.have_last && (m->due < g_many.last_due || (m->due == g_many.last_due && m->idx < g_many.last_idx))) {
         if (!g_many.order_errors)
             snprintf(g_many.first_error, sizeof g_many.first_error,
                      "timer #%u (due %llu) fired after timer #%u (due %llu)", m->idx,
@@ -294,11 +290,9 @@ static void test_timer_100k(void **state)
     uint64_t start = h_now_ms();
     if (!h_run_until_idle(loop, 15000))
         fail_msg("only %llu of %d timers fired in 15 s", (unsigned long long)g_many.fired, N_MANY);
-    print_message("[ info     ] 100k timers done in %llu ms\n",
-                  (unsigned long long)(h_now_ms() - start));
+    print_message("[ info     ] 100k timers done in %llu ms\n", (unsigned long long)(h_now_ms() - start));
     if (g_many.order_errors)
-        fail_msg("%llu out-of-order fires; first: %s", (unsigned long long)g_many.order_errors,
-                 g_many.first_error);
+        fail_msg("%llu out-of-order fires; first: %s", (unsigned long long)g_many.order_errors, g_many.first_error);
     assert_int_equal(g_many.fired, N_MANY);
     assert_int_equal(g_many.early, 0);
     assert_int_equal(nf_loop_alive(loop), 0);
@@ -333,12 +327,9 @@ static void test_timer_run_default(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timer_order),
-        cmocka_unit_test(test_timer_zero_not_inline),
-        cmocka_unit_test(test_timer_stop),
-        cmocka_unit_test(test_timer_repeat),
-        cmocka_unit_test(test_timer_restart),
-        cmocka_unit_test(test_timer_100k),
+        cmocka_unit_test(test_timer_order),       cmocka_unit_test(test_timer_zero_not_inline),
+        cmocka_unit_test(test_timer_stop),        cmocka_unit_test(test_timer_repeat),
+        cmocka_unit_test(test_timer_restart),     cmocka_unit_test(test_timer_100k),
         cmocka_unit_test(test_timer_run_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

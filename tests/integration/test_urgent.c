@@ -28,8 +28,8 @@ static struct {
     unsigned char urgent[16];
     int nurgent;
     int send_rc;
-    int send_on_read;  /* server: on "go", send an urgent '#' then "tail" */
-    int send_in_open;  /* server: send an urgent 'Z' from on_open */
+    int send_on_read; /* server: on "go", send an urgent '#' then "tail" */
+    int send_in_open; /* server: send an urgent 'Z' from on_open */
     int write_rc;
 } g;
 
@@ -140,8 +140,8 @@ static void test_peer_urgent(void **state)
         if (!ok)
             fail_msg("round %d: %d urgent bytes (first 0x%02x), stream %zu bytes \"%.*s\", "
                      "expected %zu \"%.*s\"",
-                     round, g.nurgent, g.urgent[0], g.len, (int)(g.len < 64 ? g.len : 64),
-                     g.stream, wlen, (int)wlen, want);
+                     round, g.nurgent, g.urgent[0], g.len, (int)(g.len < 64 ? g.len : 64), g.stream, wlen, (int)wlen,
+                     want);
         h_run_for(loop, 20);
         assert_int_equal(g.nurgent, round + 1);
         assert_int_equal(g.urgent[round], (unsigned char)marks[round]);
@@ -171,8 +171,7 @@ static void test_peer_urgent_alone(void **state)
     int ok;
     H_RUN_WAIT(ok, loop, g.nurgent == 1, 2000);
     if (!ok)
-        fail_msg("no on_urgent; %zu stream bytes \"%.*s\"", g.len,
-                 (int)(g.len < 64 ? g.len : 64), g.stream);
+        fail_msg("no on_urgent; %zu stream bytes \"%.*s\"", g.len, (int)(g.len < 64 ? g.len : 64), g.stream);
     h_run_for(loop, 30);
     assert_int_equal(g.nurgent, 1);
     assert_int_equal(g.urgent[0], 'U');
@@ -207,8 +206,8 @@ static void test_peer_urgent_inline(void **state)
     int ok;
     H_RUN_WAIT(ok, loop, g.len >= 7, 2000);
     if (!ok)
-        fail_msg("stream %zu bytes \"%.*s\", expected \"abc!def\"; %d urgent", g.len,
-                 (int)(g.len < 64 ? g.len : 64), g.stream, g.nurgent);
+        fail_msg("stream %zu bytes \"%.*s\", expected \"abc!def\"; %d urgent", g.len, (int)(g.len < 64 ? g.len : 64),
+                 g.stream, g.nurgent);
     h_run_for(loop, 50);
     assert_int_equal(g.len, 7);
     assert_memory_equal(g.stream, "abc!def", 7);
@@ -377,12 +376,9 @@ static void test_nf_to_nf(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_peer_urgent),
-        cmocka_unit_test(test_peer_urgent_alone),
-        cmocka_unit_test(test_peer_urgent_inline),
-        cmocka_unit_test(test_server_sends_urgent),
-        cmocka_unit_test(test_send_urgent_closing),
-        cmocka_unit_test(test_nf_to_nf),
+        cmocka_unit_test(test_peer_urgent),         cmocka_unit_test(test_peer_urgent_alone),
+        cmocka_unit_test(test_peer_urgent_inline),  cmocka_unit_test(test_server_sends_urgent),
+        cmocka_unit_test(test_send_urgent_closing), cmocka_unit_test(test_nf_to_nf),
     };
     const char *only = getenv("NF_TEST_FILTER"); /* e.g. NF_TEST_FILTER=test_x */
     if (only)

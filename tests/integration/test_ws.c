@@ -54,10 +54,7 @@ static void s_open(nf_ws_conn_t *ws)
     srv.opened++;
 }
 
-static void s_message(nf_ws_conn_t *ws, unsigned op, const char *data, size_t len)
-{
-    nf_ws_send(ws, op, data, len);
-}
+static void s_message(nf_ws_conn_t *ws, unsigned op, const char *data, size_t len) { nf_ws_send(ws, op, data, len); }
 
 static void s_fragment(nf_ws_conn_t *ws, unsigned op, const char *data, size_t len, int fin)
 {
@@ -90,8 +87,11 @@ static nf_ws_server_t *start_server(nf_loop_t *loop, int deflate, uint64_t max_m
         .listen = {.host = "127.0.0.1", .port = 0},
         .routes = s_routes,
         .nroutes = 2,
-        .opts = {.deflate = deflate, .max_message = max_message, .max_frame = max_message,
-                 .max_header = 4096, .close_timeout_ms = 2000},
+        .opts = {.deflate = deflate,
+                 .max_message = max_message,
+                 .max_frame = max_message,
+                 .max_header = 4096,
+                 .close_timeout_ms = 2000},
     };
     nf_ws_server_t *s;
     H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
@@ -140,8 +140,8 @@ static void c_message(nf_ws_conn_t *ws, unsigned op, const char *data, size_t le
     }
     expect_t *e = &c->exp[c->got++];
     if (!c->fail[0] && (e->op != op || e->len != len || !check_msg(data, len, op, e->seed)))
-        snprintf(c->fail, sizeof c->fail, "message %d: op %u len %zu, expected op %u len %zu%s", c->got - 1,
-                 op, len, e->op, e->len, e->len == len ? " (content differs)" : "");
+        snprintf(c->fail, sizeof c->fail, "message %d: op %u len %zu, expected op %u len %zu%s", c->got - 1, op, len,
+                 e->op, e->len, e->len == len ? " (content differs)" : "");
 }
 
 static void c_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
@@ -155,8 +155,8 @@ static void c_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t 
 
 static const nf_ws_handler_t c_handler = {.on_open = c_open, .on_message = c_message, .on_close = c_close};
 
-static nf_ws_conn_t *connect_client(nf_loop_t *loop, uint16_t port, const char *path, int deflate,
-                                    size_t fragment, cli_t *c)
+static nf_ws_conn_t *connect_client(nf_loop_t *loop, uint16_t port, const char *path, int deflate, size_t fragment,
+                                    cli_t *c)
 {
     char url[128];
     snprintf(url, sizeof url, "ws://127.0.0.1:%u%s", port, path);
@@ -164,8 +164,7 @@ static nf_ws_conn_t *connect_client(nf_loop_t *loop, uint16_t port, const char *
         .connect = {.timeout_ms = 5000},
         .handler = &c_handler,
         .data = c,
-        .opts = {.deflate = deflate, .fragment_size = fragment, .max_message = 8u << 20,
-                 .max_frame = 8u << 20},
+        .opts = {.deflate = deflate, .fragment_size = fragment, .max_message = 8u << 20, .max_frame = 8u << 20},
     };
     nf_ws_conn_t *ws = NULL;
     H_ASSERT_ERR(nf_ws_connect(loop, url, &cfg, &ws), 0);
@@ -208,7 +207,7 @@ static void run_echo(const char *path, int deflate, size_t fragment)
     fill_msg(part, sizeof part, NF_WS_OP_BINARY, 77);
     H_ASSERT_ERR(nf_ws_send_fragment(ws, NF_WS_OP_BINARY, part, 1000, 0), NF_WRITE_OK);
     H_ASSERT_ERR(nf_ws_send(ws, NF_WS_OP_TEXT, "x", 1), -EINVAL); /* a message is open */
-    H_ASSERT_ERR(nf_ws_ping(ws, "p", 1), NF_WRITE_OK);           /* control frames may interleave */
+    H_ASSERT_ERR(nf_ws_ping(ws, "p", 1), NF_WRITE_OK);            /* control frames may interleave */
     H_ASSERT_ERR(nf_ws_send_fragment(ws, NF_WS_OP_CONT, part + 1000, 1000, 0), NF_WRITE_OK);
     H_ASSERT_ERR(nf_ws_send_fragment(ws, NF_WS_OP_CONT, part + 2000, 1000, 1), NF_WRITE_OK);
     c.exp[c.nexp++] = (expect_t){NF_WS_OP_BINARY, sizeof part, 77};
@@ -300,12 +299,12 @@ static const char k_req[] = "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket
 
 typedef struct rawcase {
     const char *name;
-    const char *request;  /* NULL: k_req */
-    int status;           /* expected HTTP status */
+    const char *request;   /* NULL: k_req */
+    int status;            /* expected HTTP status */
     const uint8_t *frames; /* sent after the 101 (already masked as needed) */
     size_t len;
-    int close_code;       /* expected close code from the server; 0: none (EOF) */
-    int shut_after;       /* shutdown(SHUT_WR) after sending */
+    int close_code; /* expected close code from the server; 0: none (EOF) */
+    int shut_after; /* shutdown(SHUT_WR) after sending */
     uint16_t port;
     h_result_t res;
 } rawcase_t;
@@ -439,9 +438,10 @@ static void test_bad_input(void **state)
     H_RUN_UNTIL(loop, good.opened == 1, 5000);
 
     static char big_req[12000];
-    snprintf(big_req, sizeof big_req, REQ("Upgrade: websocket\r\nConnection: Upgrade\r\nX-Big: %06000d\r\n"
-                                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                          "Sec-WebSocket-Version: 13\r\n"),
+    snprintf(big_req, sizeof big_req,
+             REQ("Upgrade: websocket\r\nConnection: Upgrade\r\nX-Big: %06000d\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n"),
              0);
     static char many_req[12000];
     {
@@ -451,55 +451,76 @@ static void test_bad_input(void **state)
         snprintf(many_req + off, sizeof many_req - off, "\r\n");
     }
     rawcase_t cases[] = {
-        {.name = "unmasked client frame", .status = 101, .frames = f_unmasked, .len = sizeof f_unmasked,
+        {.name = "unmasked client frame",
+         .status = 101,
+         .frames = f_unmasked,
+         .len = sizeof f_unmasked,
          .close_code = 1002},
-        {.name = "truncated frame then EOF", .status = 101, .frames = f_truncated, .len = sizeof f_truncated,
+        {.name = "truncated frame then EOF",
+         .status = 101,
+         .frames = f_truncated,
+         .len = sizeof f_truncated,
          .shut_after = 1},
-        {.name = "invalid UTF-8 across fragments", .status = 101, .frames = f_utf8_frag,
-         .len = sizeof f_utf8_frag, .close_code = 1007},
-        {.name = "oversized message", .status = 101, .frames = f_oversize, .len = make_oversize(),
-         .close_code = 1009},
-        {.name = "2^40-byte frame header", .status = 101, .frames = f_huge, .len = sizeof f_huge,
-         .close_code = 1009},
+        {.name = "invalid UTF-8 across fragments",
+         .status = 101,
+         .frames = f_utf8_frag,
+         .len = sizeof f_utf8_frag,
+         .close_code = 1007},
+        {.name = "oversized message", .status = 101, .frames = f_oversize, .len = make_oversize(), .close_code = 1009},
+        {.name = "2^40-byte frame header", .status = 101, .frames = f_huge, .len = sizeof f_huge, .close_code = 1009},
         {.name = "2^63 length", .status = 101, .frames = f_len63, .len = sizeof f_len63, .close_code = 1002},
-        {.name = "bad close code 999", .status = 101, .frames = f_bad_close, .len = sizeof f_bad_close,
+        {.name = "bad close code 999",
+         .status = 101,
+         .frames = f_bad_close,
+         .len = sizeof f_bad_close,
          .close_code = 1002},
-        {.name = "close code 1005 on the wire", .status = 101, .frames = f_1005_close,
-         .len = sizeof f_1005_close, .close_code = 1002},
-        {.name = "RSV1 without deflate", .status = 101, .frames = f_rsv, .len = sizeof f_rsv,
+        {.name = "close code 1005 on the wire",
+         .status = 101,
+         .frames = f_1005_close,
+         .len = sizeof f_1005_close,
          .close_code = 1002},
-        {.name = "reserved opcode", .status = 101, .frames = f_opcode, .len = sizeof f_opcode,
-         .close_code = 1002},
-        {.name = "ping over 125", .status = 101, .frames = f_ping_big, .len = sizeof f_ping_big,
-         .close_code = 1002},
-        {.name = "clean close", .status = 101, .frames = f_clean_close, .len = sizeof f_clean_close,
+        {.name = "RSV1 without deflate", .status = 101, .frames = f_rsv, .len = sizeof f_rsv, .close_code = 1002},
+        {.name = "reserved opcode", .status = 101, .frames = f_opcode, .len = sizeof f_opcode, .close_code = 1002},
+        {.name = "ping over 125", .status = 101, .frames = f_ping_big, .len = sizeof f_ping_big, .close_code = 1002},
+        {.name = "clean close",
+         .status = 101,
+         .frames = f_clean_close,
+         .len = sizeof f_clean_close,
          .close_code = 1000},
-        {.name = "no version", .status = 426,
+        {.name = "no version",
+         .status = 426,
          .request = REQ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")},
-        {.name = "version 12", .status = 426,
+        {.name = "version 12",
+         .status = 426,
          .request = REQ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 12\r\n")},
-        {.name = "bad key", .status = 400,
+        {.name = "bad key",
+         .status = 400,
          .request = REQ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
                         "Sec-WebSocket-Key: short==\r\nSec-WebSocket-Version: 13\r\n")},
-        {.name = "two keys", .status = 400,
+        {.name = "two keys",
+         .status = 400,
          .request = REQ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")},
-        {.name = "no Connection: Upgrade", .status = 400,
+        {.name = "no Connection: Upgrade",
+         .status = 400,
          .request = REQ("Upgrade: websocket\r\n"
                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")},
-        {.name = "POST upgrade", .status = 400,
+        {.name = "POST upgrade",
+         .status = 400,
          .request = "POST /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"},
-        {.name = "no Host", .status = 400,
+        {.name = "no Host",
+         .status = 400,
          .request = "GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"},
         {.name = "bare LF", .status = 400, .request = "GET /echo HTTP/1.1\nHost: x\n\n"},
         {.name = "header too large", .status = 431, .request = big_req},
         {.name = "too many headers", .status = 431, .request = many_req},
-        {.name = "unknown path", .status = 404,
+        {.name = "unknown path",
+         .status = 404,
          .request = "GET /nope HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"},
         {.name = "plain HTTP", .status = 404, .request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"},

@@ -233,9 +233,8 @@ static void test_backend_choice(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strerror),       cmocka_unit_test(test_addr),
-        cmocka_unit_test(test_buf),            cmocka_unit_test(test_timer_heap_order),
-        cmocka_unit_test(test_run_modes),      cmocka_unit_test(test_free_busy),
+        cmocka_unit_test(test_strerror),         cmocka_unit_test(test_addr),      cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_timer_heap_order), cmocka_unit_test(test_run_modes), cmocka_unit_test(test_free_busy),
         cmocka_unit_test(test_backend_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

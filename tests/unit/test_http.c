@@ -30,10 +30,7 @@ static int req_status(const char *s)
     return nf_http_error_status(req(s, &r, h));
 }
 
-static int eqs(const char *p, size_t n, const char *lit)
-{
-    return n == strlen(lit) && memcmp(p, lit, n) == 0;
-}
+static int eqs(const char *p, size_t n, const char *lit) { return n == strlen(lit) && memcmp(p, lit, n) == 0; }
 
 static void test_upgrade_request(void **state)
 {
@@ -99,8 +96,7 @@ static void test_incremental(void **state)
     /* every prefix is incomplete, with and without last_len */
     size_t last = 0;
     for (size_t i = 0; i < len; i++) {
-        assert_int_equal(nf_http_parse_request(s, i, 0, &r, h, MAXH, NULL),
-                         NF_EHTTP_INCOMPLETE);
+        assert_int_equal(nf_http_parse_request(s, i, 0, &r, h, MAXH, NULL), NF_EHTTP_INCOMPLETE);
         int rc = nf_http_parse_request(s, i, last, &r, h, MAXH, NULL);
         assert_int_equal(rc, NF_EHTTP_INCOMPLETE);
         last = i;
@@ -112,12 +108,10 @@ static void test_incremental(void **state)
     nf_http_response_t rs;
     last = 0;
     for (size_t i = 0; i < strlen(t); i++) {
-        assert_int_equal(nf_http_parse_response(t, i, last, &rs, h, MAXH, NULL),
-                         NF_EHTTP_INCOMPLETE);
+        assert_int_equal(nf_http_parse_response(t, i, last, &rs, h, MAXH, NULL), NF_EHTTP_INCOMPLETE);
         last = i;
     }
-    assert_int_equal(nf_http_parse_response(t, strlen(t), last, &rs, h, MAXH, NULL),
-                     (int)strlen(t));
+    assert_int_equal(nf_http_parse_response(t, strlen(t), last, &rs, h, MAXH, NULL), (int)strlen(t));
 }
 
 static void test_request_errors(void **state)
@@ -125,34 +119,34 @@ static void test_request_errors(void **state)
     (void)state;
     /* 400s */
     const char *bad[] = {
-        "GET / HTTP/1.1\nHost: a\r\n\r\n",          /* bare LF */
-        "GET / HTTP/1.1\r\nHost: a\n\r\n",          /* bare LF in field */
-        "GET / HTTP/1.1\r\nHost: a\r\r\n\r\n",      /* bare CR */
-        "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",     /* bare CR in value */
+        "GET / HTTP/1.1\nHost: a\r\n\r\n",                 /* bare LF */
+        "GET / HTTP/1.1\r\nHost: a\n\r\n",                 /* bare LF in field */
+        "GET / HTTP/1.1\r\nHost: a\r\r\n\r\n",             /* bare CR */
+        "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",            /* bare CR in value */
         "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n", /* obs-fold */
         "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\t2\r\n\r\n",
-        "GET / HTTP/1.1\r\n Host: a\r\n\r\n",       /* leading space */
-        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",       /* space before colon */
-        "GET / HTTP/1.1\r\nHo\x01st: a\r\n\r\n",    /* control in name */
-        "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n",       /* separator in name */
-        "GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n",    /* DEL in value */
-        "GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n",    /* control in value */
-        "GET / HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n", /* empty name */
-        "GET / HTTP/1.1\r\nHost\r\n\r\n",           /* no colon */
-        "GET / HTTP/1.1\r\n\r\n",                   /* no Host in 1.1 */
+        "GET / HTTP/1.1\r\n Host: a\r\n\r\n",           /* leading space */
+        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",           /* space before colon */
+        "GET / HTTP/1.1\r\nHo\x01st: a\r\n\r\n",        /* control in name */
+        "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n",           /* separator in name */
+        "GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n",        /* DEL in value */
+        "GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n",        /* control in value */
+        "GET / HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n",     /* empty name */
+        "GET / HTTP/1.1\r\nHost\r\n\r\n",               /* no colon */
+        "GET / HTTP/1.1\r\n\r\n",                       /* no Host in 1.1 */
         "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", /* two Hosts */
         "GET / HTTP/1.0\r\nHost: a\r\nHOST: a\r\n\r\n",
-        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",       /* double space */
-        "GET / HTTP/1.1 \r\nHost: a\r\n\r\n",       /* trailing space */
+        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", /* double space */
+        "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", /* trailing space */
         "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
-        "GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n",    /* non-ASCII target */
+        "GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n", /* non-ASCII target */
         "G@T / HTTP/1.1\r\nHost: a\r\n\r\n",
         " GET / HTTP/1.1\r\nHost: a\r\n\r\n",
         "GET / HTTP/1.x\r\nHost: a\r\n\r\n",
         "GET / HTTP/11\r\nHost: a\r\n\r\n",
         "GET / http/1.1\r\nHost: a\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\n\r\r\n",
-        "GET /\r\nHost: a\r\n\r\n",                 /* HTTP/0.9 style */
+        "GET /\r\nHost: a\r\n\r\n", /* HTTP/0.9 style */
         "\n GET / HTTP/1.1\r\nHost: a\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -189,27 +183,22 @@ static void test_limits(void **state)
     snprintf(buf, sizeof buf, "GET %.*s HTTP/1.1\r\nHost: a\r\n\r\n", 64 - 15, target);
     assert_true(nf_http_parse_request(buf, strlen(buf), 0, &r, h, 4, &lim) > 0);
     snprintf(buf, sizeof buf, "GET %.*s HTTP/1.1\r\nHost: a\r\n\r\n", 64 - 14, target);
-    assert_int_equal(nf_http_parse_request(buf, strlen(buf), 0, &r, h, 4, &lim),
-                     NF_EHTTP_URITOOLONG);
+    assert_int_equal(nf_http_parse_request(buf, strlen(buf), 0, &r, h, 4, &lim), NF_EHTTP_URITOOLONG);
     assert_int_equal(nf_http_error_status(NF_EHTTP_URITOOLONG), 414);
     /* too long is known before the line ends */
     snprintf(buf, sizeof buf, "GET %.*s", 70, target);
-    assert_int_equal(nf_http_parse_request(buf, strlen(buf), 0, &r, h, 4, &lim),
-                     NF_EHTTP_URITOOLONG);
+    assert_int_equal(nf_http_parse_request(buf, strlen(buf), 0, &r, h, 4, &lim), NF_EHTTP_URITOOLONG);
     /* a field line at the limit (40), then over */
     snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nHost: %.*s\r\n\r\n", 40 - 8, target);
     assert_true(nf_http_parse_request(buf, strlen(buf), 0, &r, h, 4, &lim) > 0);
     snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nHost: %.*s\r\n\r\n", 40 - 7, target);
-    assert_int_equal(nf_http_parse_request(buf, strlen(buf), 0, &r, h, 4, &lim),
-                     NF_EHTTP_TOOLARGE);
+    assert_int_equal(nf_http_parse_request(buf, strlen(buf), 0, &r, h, 4, &lim), NF_EHTTP_TOOLARGE);
     assert_int_equal(nf_http_error_status(NF_EHTTP_TOOLARGE), 431);
     snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nHost: %.*s", 50, target);
-    assert_int_equal(nf_http_parse_request(buf, strlen(buf), 0, &r, h, 4, &lim),
-                     NF_EHTTP_TOOLARGE);
+    assert_int_equal(nf_http_parse_request(buf, strlen(buf), 0, &r, h, 4, &lim), NF_EHTTP_TOOLARGE);
     /* too many fields for the array */
     const char *many = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
-    assert_int_equal(nf_http_parse_request(many, strlen(many), 0, &r, h, 4, NULL),
-                     NF_EHTTP_TOOLARGE);
+    assert_int_equal(nf_http_parse_request(many, strlen(many), 0, &r, h, 4, NULL), NF_EHTTP_TOOLARGE);
     nf_http_header_t h5[5];
     assert_int_equal(nf_http_parse_request(many, strlen(many), 0, &r, h5, 5, NULL) > 0, 1);
     /* whole head over max_head (with lines each under their limit) */
@@ -219,15 +208,13 @@ static void test_limits(void **state)
     nf_http_header_t hh[64];
     assert_int_equal(nf_http_parse_request(buf, n, 0, &r, hh, 64, &lim), NF_EHTTP_TOOLARGE);
     /* and the incomplete path with last_len reports it too */
-    assert_int_equal(nf_http_parse_request(buf, n, n - 1, &r, hh, 64, &lim),
-                     NF_EHTTP_TOOLARGE);
+    assert_int_equal(nf_http_parse_request(buf, n, n - 1, &r, hh, 64, &lim), NF_EHTTP_TOOLARGE);
     /* default limits: an 8 KiB line is fine, 9 KiB is not */
     char *big = malloc(20000);
     memset(big, 'x', 20000);
     memcpy(big, "GET /", 5);
     memcpy(big + 9000, " HTTP/1.1\r\nHost: a\r\n\r\n", 22);
-    assert_int_equal(nf_http_parse_request(big, 9022, 0, &r, hh, 64, NULL),
-                     NF_EHTTP_URITOOLONG);
+    assert_int_equal(nf_http_parse_request(big, 9022, 0, &r, hh, 64, NULL), NF_EHTTP_URITOOLONG);
     memcpy(big + 8000, " HTTP/1.1\r\nHost: a\r\n\r\n", 22);
     assert_int_equal(nf_http_parse_request(big, 8022, 0, &r, hh, 64, NULL), 8022);
     free(big);
@@ -322,14 +309,9 @@ static void test_error_status(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_upgrade_request),
-        cmocka_unit_test(test_list_tokens),
-        cmocka_unit_test(test_incremental),
-        cmocka_unit_test(test_request_errors),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_response),
-        cmocka_unit_test(test_writer),
-        cmocka_unit_test(test_error_status),
+        cmocka_unit_test(test_upgrade_request), cmocka_unit_test(test_list_tokens),  cmocka_unit_test(test_incremental),
+        cmocka_unit_test(test_request_errors),  cmocka_unit_test(test_limits),       cmocka_unit_test(test_response),
+        cmocka_unit_test(test_writer),          cmocka_unit_test(test_error_status),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
 }

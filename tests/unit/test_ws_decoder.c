@@ -16,15 +16,15 @@
 /* ---- recorder ---------------------------------------------------------- */
 
 typedef struct {
-    char log[2048];    /* events except data pieces */
+    char log[2048]; /* events except data pieces */
     size_t loglen;
-    uint8_t *data;     /* concatenated message bytes */
+    uint8_t *data; /* concatenated message bytes */
     size_t dlen, dcap;
     size_t pieces;
     unsigned code;
     char reason[128];
     const uint8_t *last_ptr; /* on_message's data pointer */
-    int reject;        /* return this from on_message / on_message_end */
+    int reject;              /* return this from on_message / on_message_end */
 } rec_t;
 
 static void logf_(rec_t *r, const char *fmt, ...)
@@ -126,8 +126,7 @@ static void put(bytes_t *b, const void *p, size_t n)
 }
 
 /* Appends a frame; masked frames use KEY. */
-static void frame(bytes_t *b, unsigned flags, unsigned op, int masked,
-                  const void *payload, size_t len)
+static void frame(bytes_t *b, unsigned flags, unsigned op, int masked, const void *payload, size_t len)
 {
     uint8_t *tmp = malloc(len + 14);
     int n = nf_ws_write_frame(tmp, len + 14, flags, op, payload, len, masked ? KEY : NULL);
@@ -167,8 +166,7 @@ static const size_t STEPS[] = {0, 1, 2, 3, 5, 13, 64, SIZE_MAX};
 
 /* Decodes b with every split in the given role and mode. Returns the result
  * (same for every split, asserted), fills r from the last run. */
-static int decode_all(const bytes_t *b, int role, int whole, rec_t *r,
-                      const nf_ws_decoder_config_t *base)
+static int decode_all(const bytes_t *b, int role, int whole, rec_t *r, const nf_ws_decoder_config_t *base)
 {
     int first_rc = 0;
     char first_log[2048] = "";
@@ -199,8 +197,7 @@ static int decode_all(const bytes_t *b, int role, int whole, rec_t *r,
             memcpy(first_log, r->log, sizeof first_log);
         } else {
             if (rc != first_rc || code != first_code)
-                fail_msg("step %zu: rc %d code %u vs %d %u", STEPS[s], rc, code, first_rc,
-                         first_code);
+                fail_msg("step %zu: rc %d code %u vs %d %u", STEPS[s], rc, code, first_rc, first_code);
             if (strcmp(first_log, r->log) != 0)
                 fail_msg("step %zu: log '%s' vs '%s'", STEPS[s], r->log, first_log);
         }
@@ -257,7 +254,10 @@ static void test_fragments_and_controls(void **state)
         frame(&b, NF_WS_FIN, NF_WS_OP_PING, m, "p2", 2);
         frame(&b, NF_WS_FIN, NF_WS_OP_CONT, m, "world", 5);
         frame(&b, NF_WS_FIN, NF_WS_OP_BINARY, m, "\x00\xff", 2);
-        frame(&b, NF_WS_FIN, NF_WS_OP_CLOSE, m, "\x03\xe8" "bye", 5);
+        frame(&b, NF_WS_FIN, NF_WS_OP_CLOSE, m,
+              "\x03\xe8"
+              "bye",
+              5);
         frame(&b, NF_WS_FIN, NF_WS_OP_TEXT, m, "ignored after close", 19);
         assert_int_equal(decode_all(&b, role, 0, &r, NULL), 0);
         assert_string_equal(r.log, "B1 P:p1 O: P:p2 E B2 E C1000 ");
@@ -328,7 +328,10 @@ typedef struct {
     int want;
 } raw_case_t;
 
-#define RAW(n, s, role, want) {n, s, sizeof(s) - 1, role, want}
+#define RAW(n, s, role, want)                                                                                          \
+    {                                                                                                                  \
+        n, s, sizeof(s) - 1, role, want                                                                                \
+    }
 
 static void test_protocol_errors(void **state)
 {
@@ -349,14 +352,25 @@ static void test_protocol_errors(void **state)
         RAW("pong 64-bit 126", "\x8a\x7f\0\0\0\0\0\0\0\x7e", NF_WS_CLIENT, NF_EWS_PROTOCOL),
         RAW("cont first", "\x80\x00", NF_WS_CLIENT, NF_EWS_PROTOCOL),
         RAW("cont nofin first", "\x00\x00", NF_WS_CLIENT, NF_EWS_PROTOCOL),
-        RAW("text in text", "\x01\x01" "a\x81\x01" "b", NF_WS_CLIENT, NF_EWS_PROTOCOL),
-        RAW("binary in text", "\x01\x01" "a\x82\x01" "b", NF_WS_CLIENT, NF_EWS_PROTOCOL),
-        RAW("cont after end", "\x81\x01" "a\x80\x01" "b", NF_WS_CLIENT, NF_EWS_PROTOCOL),
+        RAW("text in text",
+            "\x01\x01"
+            "a\x81\x01"
+            "b",
+            NF_WS_CLIENT, NF_EWS_PROTOCOL),
+        RAW("binary in text",
+            "\x01\x01"
+            "a\x82\x01"
+            "b",
+            NF_WS_CLIENT, NF_EWS_PROTOCOL),
+        RAW("cont after end",
+            "\x81\x01"
+            "a\x80\x01"
+            "b",
+            NF_WS_CLIENT, NF_EWS_PROTOCOL),
         RAW("64-bit msb", "\x82\x7f\x80\0\0\0\0\0\0\0", NF_WS_CLIENT, NF_EWS_PROTOCOL),
         RAW("bad utf8 text", "\x81\x02\xc0\xaf", NF_WS_CLIENT, NF_EWS_UTF8),
         RAW("truncated utf8", "\x81\x01\xce", NF_WS_CLIENT, NF_EWS_UTF8),
-        RAW("truncated utf8 frag", "\x01\x01\xce\x00\x01\xba\x80\x01\xce", NF_WS_CLIENT,
-            NF_EWS_UTF8),
+        RAW("truncated utf8 frag", "\x01\x01\xce\x00\x01\xba\x80\x01\xce", NF_WS_CLIENT, NF_EWS_UTF8),
         RAW("surrogate split", "\x01\x01\xed\x80\x02\xa0\x80", NF_WS_CLIENT, NF_EWS_UTF8),
         RAW("close 1 byte", "\x88\x01\x03", NF_WS_CLIENT, NF_EWS_PROTOCOL),
         RAW("close 1005", "\x88\x02\x03\xed", NF_WS_CLIENT, NF_EWS_PROTOCOL),
@@ -412,8 +426,14 @@ static void test_nonminimal(void **state)
     (void)state;
     rec_t r = {0};
     bytes_t b = {0};
-    put(&b, "\x82\x7e\x00\x03" "abc", 7);
-    put(&b, "\x82\x7f\0\0\0\0\0\0\0\x02" "de", 12);
+    put(&b,
+        "\x82\x7e\x00\x03"
+        "abc",
+        7);
+    put(&b,
+        "\x82\x7f\0\0\0\0\0\0\0\x02"
+        "de",
+        12);
     assert_int_equal(decode_all(&b, NF_WS_CLIENT, 1, &r, NULL), 0);
     assert_string_equal(r.log, "M2:3 M2:2 ");
     nf_ws_decoder_config_t strict = {.reject_nonminimal = 1};
@@ -535,8 +555,8 @@ static void test_encoder_round_trip(void **state)
                     continue;
                 unsigned nkeys = 0;
                 nf_ws_encoder_t e;
-                nf_ws_encoder_config_t ec = {.role = role, .fragment_size = frags[f],
-                                             .mask_key = counter_key, .mask_arg = &nkeys};
+                nf_ws_encoder_config_t ec = {
+                    .role = role, .fragment_size = frags[f], .mask_key = counter_key, .mask_arg = &nkeys};
                 assert_int_equal(nf_ws_encoder_init(&e, &ec), 0);
                 size_t need = 0, wrote = 0;
                 assert_int_equal(nf_ws_encode_prepare(&e, NF_WS_OP_TEXT, msg, len, &need), 0);

@@ -15,9 +15,8 @@
 static void test_header_forms(void **state)
 {
     (void)state;
-    static const uint64_t lens[] = {0, 1, 125, 126, 127, 65535, 65536, 70000,
-                                    0xffffffffull, 0x100000000ull,
-                                    0x7fffffffffffffffull};
+    static const uint64_t lens[] = {
+        0, 1, 125, 126, 127, 65535, 65536, 70000, 0xffffffffull, 0x100000000ull, 0x7fffffffffffffffull};
     static const size_t sizes[] = {2, 2, 2, 4, 4, 4, 10, 10, 10, 10, 10};
     const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
@@ -25,8 +24,8 @@ static void test_header_forms(void **state)
             uint8_t buf[14];
             size_t want = sizes[i] + (m ? 4 : 0);
             assert_int_equal(nf_ws_header_size(lens[i], m), want);
-            int n = nf_ws_write_header(buf, sizeof buf, NF_WS_FIN | NF_WS_RSV1,
-                                       NF_WS_OP_BINARY, lens[i], m ? key : NULL);
+            int n =
+                nf_ws_write_header(buf, sizeof buf, NF_WS_FIN | NF_WS_RSV1, NF_WS_OP_BINARY, lens[i], m ? key : NULL);
             assert_int_equal(n, (int)want);
             /* every prefix needs more */
             nf_ws_frame_header_t h;
@@ -42,8 +41,7 @@ static void test_header_forms(void **state)
             if (m)
                 assert_memory_equal(h.mask, key, 4);
             /* too small an output buffer */
-            assert_int_equal(nf_ws_write_header(buf, want - 1, NF_WS_FIN, 1, lens[i],
-                                                m ? key : NULL), -ENOBUFS);
+            assert_int_equal(nf_ws_write_header(buf, want - 1, NF_WS_FIN, 1, lens[i], m ? key : NULL), -ENOBUFS);
         }
     }
     uint8_t buf[16];
@@ -76,10 +74,11 @@ static void test_header_nonminimal_and_msb(void **state)
     assert_int_equal(nf_ws_parse_header((const uint8_t *)"\x82\x7f\0\0\0\0\0\1\0\0", 10, &h), 10);
     assert_int_equal(h.nonminimal, 0);
     /* MSB of the 64-bit length set */
-    assert_int_equal(nf_ws_parse_header((const uint8_t *)"\x82\x7f\x80\0\0\0\0\0\0\0", 10, &h),
-                     NF_EWS_PROTOCOL);
+    assert_int_equal(nf_ws_parse_header((const uint8_t *)"\x82\x7f\x80\0\0\0\0\0\0\0", 10, &h), NF_EWS_PROTOCOL);
     assert_int_equal(nf_ws_parse_header((const uint8_t *)"\x82\xff\xff\xff\xff\xff\xff\xff\xff\xff"
-                                        "abcd", 14, &h), NF_EWS_PROTOCOL);
+                                                         "abcd",
+                                        14, &h),
+                     NF_EWS_PROTOCOL);
     /* all RSV bits and opcodes are reported raw */
     assert_int_equal(nf_ws_parse_header((const uint8_t *)"\x7f\x00", 2, &h), 2);
     assert_int_equal(h.fin, 0);
@@ -145,8 +144,7 @@ static void test_write_frame(void **state)
         for (size_t k = 0; k < len; k++)
             pl[k] = (uint8_t)k;
         for (int m = 0; m < 2; m++) {
-            int n = nf_ws_write_frame(out, len + 14, NF_WS_FIN, NF_WS_OP_BINARY, pl, len,
-                                      m ? key : NULL);
+            int n = nf_ws_write_frame(out, len + 14, NF_WS_FIN, NF_WS_OP_BINARY, pl, len, m ? key : NULL);
             assert_int_equal(n, (int)(nf_ws_header_size(len, m) + len));
             nf_ws_frame_header_t h;
             int hl = nf_ws_parse_header(out, (size_t)n, &h);
@@ -156,8 +154,7 @@ static void test_write_frame(void **state)
                 nf_ws_mask(out + hl, len, h.mask, 0);
             if (len)
                 assert_memory_equal(out + hl, pl, len);
-            assert_int_equal(nf_ws_write_frame(out, (size_t)n - 1, NF_WS_FIN, 2, pl, len,
-                                               m ? key : NULL), -ENOBUFS);
+            assert_int_equal(nf_ws_write_frame(out, (size_t)n - 1, NF_WS_FIN, 2, pl, len, m ? key : NULL), -ENOBUFS);
         }
         free(pl);
         free(out);
@@ -166,8 +163,7 @@ static void test_write_frame(void **state)
 
 static int rfc_valid(unsigned c)
 {
-    return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) ||
-           (c >= 1012 && c <= 1014) || (c >= 3000 && c <= 4999);
+    return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) || (c >= 1012 && c <= 1014) || (c >= 3000 && c <= 4999);
 }
 
 static void test_close_codes(void **state)
@@ -175,10 +171,8 @@ static void test_close_codes(void **state)
     (void)state;
     for (unsigned c = 0; c < 70000; c++)
         assert_int_equal(nf_ws_close_code_valid(c), rfc_valid(c));
-    static const unsigned bad[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000,
-                                   2999, 5000, 65535};
-    static const unsigned good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
-                                    1011, 3000, 3999, 4000, 4999};
+    static const unsigned bad[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
+    static const unsigned good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint8_t p[2] = {(uint8_t)(bad[i] >> 8), (uint8_t)bad[i]};
         unsigned code;
@@ -218,17 +212,12 @@ static void test_close_payload(void **state)
     assert_int_equal(nf_ws_parse_close(NULL, 0, &code, &r, &rl), 0);
     assert_int_equal(code, 1005);
     assert_int_equal(rl, 0);
-    assert_int_equal(nf_ws_parse_close((const uint8_t *)"\x03", 1, &code, &r, &rl),
-                     NF_EWS_PROTOCOL);
+    assert_int_equal(nf_ws_parse_close((const uint8_t *)"\x03", 1, &code, &r, &rl), NF_EWS_PROTOCOL);
     /* reason: valid multi-byte, invalid, truncated */
-    assert_int_equal(nf_ws_parse_close((const uint8_t *)"\x03\xe8\xce\xba\xe1\xbd\xb9", 7,
-                                       &code, &r, &rl), 0);
-    assert_int_equal(nf_ws_parse_close((const uint8_t *)"\x03\xe8\xff", 3, &code, &r, &rl),
-                     NF_EWS_UTF8);
-    assert_int_equal(nf_ws_parse_close((const uint8_t *)"\x03\xe8\xce", 3, &code, &r, &rl),
-                     NF_EWS_UTF8);
-    assert_int_equal(nf_ws_parse_close((const uint8_t *)"\x03\xe8\xed\xa0\x80", 5, &code, &r,
-                                       &rl), NF_EWS_UTF8);
+    assert_int_equal(nf_ws_parse_close((const uint8_t *)"\x03\xe8\xce\xba\xe1\xbd\xb9", 7, &code, &r, &rl), 0);
+    assert_int_equal(nf_ws_parse_close((const uint8_t *)"\x03\xe8\xff", 3, &code, &r, &rl), NF_EWS_UTF8);
+    assert_int_equal(nf_ws_parse_close((const uint8_t *)"\x03\xe8\xce", 3, &code, &r, &rl), NF_EWS_UTF8);
+    assert_int_equal(nf_ws_parse_close((const uint8_t *)"\x03\xe8\xed\xa0\x80", 5, &code, &r, &rl), NF_EWS_UTF8);
     uint8_t big[126] = {0x03, 0xe8};
     memset(big + 2, 'a', 124);
     assert_int_equal(nf_ws_parse_close(big, 126, &code, &r, &rl), NF_EWS_PROTOCOL);
@@ -261,12 +250,9 @@ static void test_close_payload(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_forms),
-        cmocka_unit_test(test_header_nonminimal_and_msb),
-        cmocka_unit_test(test_mask),
-        cmocka_unit_test(test_write_frame),
-        cmocka_unit_test(test_close_codes),
-        cmocka_unit_test(test_close_payload),
+        cmocka_unit_test(test_header_forms), cmocka_unit_test(test_header_nonminimal_and_msb),
+        cmocka_unit_test(test_mask),         cmocka_unit_test(test_write_frame),
+        cmocka_unit_test(test_close_codes),  cmocka_unit_test(test_close_payload),
     };
     return cmocka_run_group_tests_name("ws_frame", tests, NULL, NULL);
 }

@@ -14,8 +14,7 @@
 
 #include "netframe/ws_codec.h"
 
-static int negotiate(const nf_ws_pmd_config_t *cfg, const char *offer,
-                     nf_ws_pmd_params_t *a, char *resp)
+static int negotiate(const nf_ws_pmd_config_t *cfg, const char *offer, nf_ws_pmd_params_t *a, char *resp)
 {
     int n = nf_ws_pmd_negotiate(cfg, offer, strlen(offer), a, resp, 256);
     if (n >= 0)
@@ -23,23 +22,23 @@ static int negotiate(const nf_ws_pmd_config_t *cfg, const char *offer,
     return n;
 }
 
-#define EXPECT_RESP(cfg, offer, want)                                  \
-    do {                                                               \
-        char resp_[257];                                               \
-        nf_ws_pmd_params_t a_;                                         \
-        int n_ = negotiate(cfg, offer, &a_, resp_);                    \
-        if (n_ <= 0)                                                   \
-            fail_msg("offer '%s' declined (%d)", offer, n_);           \
-        if (strcmp(resp_, want) != 0)                                  \
-            fail_msg("offer '%s': '%s' != '%s'", offer, resp_, want);  \
+#define EXPECT_RESP(cfg, offer, want)                                                                                  \
+    do {                                                                                                               \
+        char resp_[257];                                                                                               \
+        nf_ws_pmd_params_t a_;                                                                                         \
+        int n_ = negotiate(cfg, offer, &a_, resp_);                                                                    \
+        if (n_ <= 0)                                                                                                   \
+            fail_msg("offer '%s' declined (%d)", offer, n_);                                                           \
+        if (strcmp(resp_, want) != 0)                                                                                  \
+            fail_msg("offer '%s': '%s' != '%s'", offer, resp_, want);                                                  \
     } while (0)
 
-#define EXPECT_DECLINED(cfg, offer)                                    \
-    do {                                                               \
-        char resp_[257];                                               \
-        nf_ws_pmd_params_t a_;                                         \
-        if (negotiate(cfg, offer, &a_, resp_) != 0)                    \
-            fail_msg("offer '%s' accepted: '%s'", offer, resp_);       \
+#define EXPECT_DECLINED(cfg, offer)                                                                                    \
+    do {                                                                                                               \
+        char resp_[257];                                                                                               \
+        nf_ws_pmd_params_t a_;                                                                                         \
+        if (negotiate(cfg, offer, &a_, resp_) != 0)                                                                    \
+            fail_msg("offer '%s' accepted: '%s'", offer, resp_);                                                       \
     } while (0)
 
 static void test_server_negotiation(void **state)
@@ -55,14 +54,10 @@ static void test_server_negotiation(void **state)
     assert_int_equal(a.client_no_context_takeover, 0);
 
     EXPECT_RESP(NULL, "permessage-deflate; client_max_window_bits", "permessage-deflate");
-    EXPECT_RESP(NULL, "permessage-deflate; client_max_window_bits=12",
-                "permessage-deflate; client_max_window_bits=12");
-    EXPECT_RESP(NULL, "permessage-deflate; client_max_window_bits=8",
-                "permessage-deflate; client_max_window_bits=8");
-    EXPECT_RESP(NULL, "permessage-deflate; server_max_window_bits=10",
-                "permessage-deflate; server_max_window_bits=10");
-    EXPECT_RESP(NULL, "permessage-deflate; server_max_window_bits=15",
-                "permessage-deflate; server_max_window_bits=15");
+    EXPECT_RESP(NULL, "permessage-deflate; client_max_window_bits=12", "permessage-deflate; client_max_window_bits=12");
+    EXPECT_RESP(NULL, "permessage-deflate; client_max_window_bits=8", "permessage-deflate; client_max_window_bits=8");
+    EXPECT_RESP(NULL, "permessage-deflate; server_max_window_bits=10", "permessage-deflate; server_max_window_bits=10");
+    EXPECT_RESP(NULL, "permessage-deflate; server_max_window_bits=15", "permessage-deflate; server_max_window_bits=15");
     EXPECT_RESP(NULL, "permessage-deflate;server_no_context_takeover;client_no_context_takeover",
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
     EXPECT_RESP(NULL, "  permessage-deflate ;  server_max_window_bits = \"11\" ",
@@ -74,12 +69,13 @@ static void test_server_negotiation(void **state)
                 "permessage-deflate; client_max_window_bits=9");
     EXPECT_RESP(NULL, "permessage-deflate; foo, permessage-deflate; server_max_window_bits=9",
                 "permessage-deflate; server_max_window_bits=9");
-    EXPECT_RESP(NULL, "permessage-deflate; server_max_window_bits=7, permessage-deflate",
-                "permessage-deflate");
+    EXPECT_RESP(NULL, "permessage-deflate; server_max_window_bits=7, permessage-deflate", "permessage-deflate");
 
     /* server configuration */
-    nf_ws_pmd_config_t c = {.server_no_context_takeover = 1, .client_no_context_takeover = 1,
-                            .server_max_window_bits = 12, .client_max_window_bits = 10};
+    nf_ws_pmd_config_t c = {.server_no_context_takeover = 1,
+                            .client_no_context_takeover = 1,
+                            .server_max_window_bits = 12,
+                            .client_max_window_bits = 10};
     EXPECT_RESP(&c, "permessage-deflate",
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
                 "server_max_window_bits=12");
@@ -151,8 +147,10 @@ static void test_client_negotiation(void **state)
     int n = nf_ws_pmd_offer(NULL, out, sizeof out);
     assert_int_equal(n, (int)strlen("permessage-deflate; client_max_window_bits"));
     assert_memory_equal(out, "permessage-deflate; client_max_window_bits", (size_t)n);
-    nf_ws_pmd_config_t c = {.server_no_context_takeover = 1, .client_no_context_takeover = 1,
-                            .server_max_window_bits = 8, .client_max_window_bits = 11};
+    nf_ws_pmd_config_t c = {.server_no_context_takeover = 1,
+                            .client_no_context_takeover = 1,
+                            .server_max_window_bits = 8,
+                            .client_max_window_bits = 11};
     n = nf_ws_pmd_offer(&c, out, sizeof out);
     out[n] = 0;
     assert_string_equal(out, "permessage-deflate; server_no_context_takeover; "
@@ -191,11 +189,16 @@ static void test_client_negotiation(void **state)
     nf_ws_pmd_free(p);
     /* invalid responses fail the connection */
     static const char *bad[] = {
-        "x-foo", "permessage-deflate, permessage-deflate", "permessage-deflate, x-foo",
-        "permessage-deflate; foo", "permessage-deflate; client_max_window_bits",
-        "permessage-deflate; server_max_window_bits", "permessage-deflate; server_max_window_bits=16",
+        "x-foo",
+        "permessage-deflate, permessage-deflate",
+        "permessage-deflate, x-foo",
+        "permessage-deflate; foo",
+        "permessage-deflate; client_max_window_bits",
+        "permessage-deflate; server_max_window_bits",
+        "permessage-deflate; server_max_window_bits=16",
         "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
-        "permessage-deflate; client_no_context_takeover=x", "permessage-deflate;",
+        "permessage-deflate; client_no_context_takeover=x",
+        "permessage-deflate;",
         "permessage-deflate; client_max_window_bits=7",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -207,14 +210,12 @@ static void test_client_negotiation(void **state)
     assert_int_equal(accept_resp(&want, "permessage-deflate; server_no_context_takeover", &a), 1);
     nf_ws_pmd_config_t sw = {.server_max_window_bits = 10};
     assert_int_equal(accept_resp(&sw, "permessage-deflate", &a), NF_EWS_EXTENSION);
-    assert_int_equal(accept_resp(&sw, "permessage-deflate; server_max_window_bits=11", &a),
-                     NF_EWS_EXTENSION);
+    assert_int_equal(accept_resp(&sw, "permessage-deflate; server_max_window_bits=11", &a), NF_EWS_EXTENSION);
     assert_int_equal(accept_resp(&sw, "permessage-deflate; server_max_window_bits=10", &a), 1);
     assert_int_equal(accept_resp(&sw, "permessage-deflate; server_max_window_bits=9", &a), 1);
     assert_int_equal(a.server_max_window_bits, 9);
     nf_ws_pmd_config_t cw = {.client_max_window_bits = 10};
-    assert_int_equal(accept_resp(&cw, "permessage-deflate; client_max_window_bits=11", &a),
-                     NF_EWS_EXTENSION);
+    assert_int_equal(accept_resp(&cw, "permessage-deflate; client_max_window_bits=11", &a), NF_EWS_EXTENSION);
     assert_int_equal(accept_resp(&cw, "permessage-deflate", &a), 1);
     assert_int_equal(a.client_max_window_bits, 10);
 }
@@ -271,15 +272,19 @@ static int on_end(nf_ws_decoder_t *d)
 }
 
 static const nf_ws_decoder_cbs_t whole_cbs = {.on_message = on_msg};
-static const nf_ws_decoder_cbs_t stream_cbs = {.on_message_begin = on_begin,
-                                               .on_data = on_data,
-                                               .on_message_end = on_end};
+static const nf_ws_decoder_cbs_t stream_cbs = {
+    .on_message_begin = on_begin, .on_data = on_data, .on_message_end = on_end};
 
 static void fill(uint8_t *p, size_t n, uint32_t seed)
 {
     /* compressible but not trivial: words from a small vocabulary */
-    static const char *words[] = {"alpha ", "beta ", "gamma ", "delta ", "netframe ",
-                                  "websocket ", "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 "};
+    static const char *words[] = {"alpha ",
+                                  "beta ",
+                                  "gamma ",
+                                  "delta ",
+                                  "netframe ",
+                                  "websocket ",
+                                  "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 "};
     size_t i = 0;
     while (i < n) {
         seed = seed * 1103515245u + 12345u;
@@ -295,16 +300,16 @@ static void fill(uint8_t *p, size_t n, uint32_t seed)
 }
 
 /* Sends `count` messages from one side to the other and checks them. */
-static void transfer(nf_ws_pmd_t *tx, int tx_role, nf_ws_pmd_t *rx, size_t frag,
-                     const size_t *lens, size_t count, int whole, size_t step)
+static void transfer(nf_ws_pmd_t *tx, int tx_role, nf_ws_pmd_t *rx, size_t frag, const size_t *lens, size_t count,
+                     int whole, size_t step)
 {
     nf_ws_encoder_t e;
     nf_ws_encoder_config_t ec = {.role = tx_role, .fragment_size = frag, .pmd = tx};
     assert_int_equal(nf_ws_encoder_init(&e, &ec), 0);
     nf_ws_decoder_t d;
     sink_t s = {0};
-    nf_ws_decoder_config_t dc = {.role = tx_role == NF_WS_CLIENT ? NF_WS_SERVER : NF_WS_CLIENT,
-                                 .pmd = rx, .reject_nonminimal = 1};
+    nf_ws_decoder_config_t dc = {
+        .role = tx_role == NF_WS_CLIENT ? NF_WS_SERVER : NF_WS_CLIENT, .pmd = rx, .reject_nonminimal = 1};
     d.data = &s;
     assert_int_equal(nf_ws_decoder_init(&d, &dc, whole ? &whole_cbs : &stream_cbs), 0);
     for (size_t m = 0; m < count; m++) {
@@ -476,8 +481,7 @@ static void test_bomb(void **state)
         nf_ws_decoder_config_t dc = {.role = NF_WS_CLIENT, .pmd = p, .max_message = 1u << 20};
         nf_ws_decoder_init(&d, &dc, whole ? &whole_cbs : &stream_cbs);
         uint8_t *fr = malloc(clen + 14);
-        int n = nf_ws_write_frame(fr, clen + 14, NF_WS_FIN | NF_WS_RSV1, NF_WS_OP_BINARY, bomb,
-                                  clen, NULL);
+        int n = nf_ws_write_frame(fr, clen + 14, NF_WS_FIN | NF_WS_RSV1, NF_WS_OP_BINARY, bomb, clen, NULL);
         assert_int_equal(nf_ws_decoder_feed(&d, fr, (size_t)n), NF_EWS_TOOBIG);
         assert_int_equal(nf_ws_decoder_close_code(&d), 1009);
         assert_true(s.len <= (1u << 20));
@@ -494,8 +498,7 @@ static void test_bomb(void **state)
         uint8_t *cm = peer_deflate(m, 4096 + (size_t)over, 15, 0, &clen);
         p = nf_ws_pmd_new(NF_WS_SERVER, &a, NULL);
         c = (count_t){0};
-        assert_int_equal(nf_ws_pmd_inflate(p, cm, clen, 1, 4096, count_sink, &c),
-                         over ? NF_EWS_TOOBIG : 0);
+        assert_int_equal(nf_ws_pmd_inflate(p, cm, clen, 1, 4096, count_sink, &c), over ? NF_EWS_TOOBIG : 0);
         nf_ws_pmd_free(p);
         free(cm);
     }
@@ -524,8 +527,8 @@ static void test_peer_streams(void **state)
             /* fragmented: RSV1 on the first frame only */
             size_t half = clen / 2;
             int n1 = nf_ws_write_frame(fr, sizeof fr, NF_WS_RSV1, NF_WS_OP_TEXT, cm, half, key);
-            int n2 = nf_ws_write_frame(fr + n1, sizeof fr - (size_t)n1, NF_WS_FIN, NF_WS_OP_CONT,
-                                       cm + half, clen - half, key);
+            int n2 = nf_ws_write_frame(fr + n1, sizeof fr - (size_t)n1, NF_WS_FIN, NF_WS_OP_CONT, cm + half,
+                                       clen - half, key);
             assert_int_equal(nf_ws_decoder_feed(&d, fr, (size_t)(n1 + n2)), 0);
             assert_int_equal(s.msgs, 1);
             assert_int_equal(s.len, tl);
@@ -550,11 +553,11 @@ static void test_rsv1_errors(void **state)
         size_t n;
         int want;
     } cases[] = {
-        {"\x41\x01\xf2\xc0\x01\x48", 6, NF_EWS_PROTOCOL},  /* RSV1 on continuation */
-        {"\xc9\x00", 2, NF_EWS_PROTOCOL},                  /* RSV1 on ping */
-        {"\xc8\x00", 2, NF_EWS_PROTOCOL},                  /* RSV1 on close */
-        {"\xa2\x00", 2, NF_EWS_PROTOCOL},                  /* RSV2 */
-        {"\xc2\x03\xff\xff\xff", 5, NF_EWS_INFLATE},       /* corrupt deflate data */
+        {"\x41\x01\xf2\xc0\x01\x48", 6, NF_EWS_PROTOCOL}, /* RSV1 on continuation */
+        {"\xc9\x00", 2, NF_EWS_PROTOCOL},                 /* RSV1 on ping */
+        {"\xc8\x00", 2, NF_EWS_PROTOCOL},                 /* RSV1 on close */
+        {"\xa2\x00", 2, NF_EWS_PROTOCOL},                 /* RSV2 */
+        {"\xc2\x03\xff\xff\xff", 5, NF_EWS_INFLATE},      /* corrupt deflate data */
         {"\xc1\x02\xc0\xaf", 4, NF_EWS_INFLATE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -612,13 +615,13 @@ static void test_empty_compressed(void **state)
     for (int i = 0; i < 3; i++) {
         /* "Hello", then an empty payload, then compress("") = 00 */
         assert_int_equal(nf_ws_pmd_compress(tx, "Hello", 5, &c, &cl), 0);
-        pos += (size_t)nf_ws_write_frame(buf + pos, sizeof buf - pos, NF_WS_FIN | NF_WS_RSV1,
-                                         NF_WS_OP_TEXT, c, cl, key);
-        pos += (size_t)nf_ws_write_frame(buf + pos, sizeof buf - pos, NF_WS_FIN | NF_WS_RSV1,
-                                         NF_WS_OP_TEXT, "", 0, key);
+        pos +=
+            (size_t)nf_ws_write_frame(buf + pos, sizeof buf - pos, NF_WS_FIN | NF_WS_RSV1, NF_WS_OP_TEXT, c, cl, key);
+        pos +=
+            (size_t)nf_ws_write_frame(buf + pos, sizeof buf - pos, NF_WS_FIN | NF_WS_RSV1, NF_WS_OP_TEXT, "", 0, key);
         assert_int_equal(nf_ws_pmd_compress(tx, "", 0, &c, &cl), 0);
-        pos += (size_t)nf_ws_write_frame(buf + pos, sizeof buf - pos, NF_WS_FIN | NF_WS_RSV1,
-                                         NF_WS_OP_BINARY, c, cl, key);
+        pos +=
+            (size_t)nf_ws_write_frame(buf + pos, sizeof buf - pos, NF_WS_FIN | NF_WS_RSV1, NF_WS_OP_BINARY, c, cl, key);
     }
     for (int whole = 0; whole < 2; whole++) {
         nf_ws_decoder_t d;

@@ -139,7 +139,8 @@ static void test_invalid(void **state)
     assert_false(V("\xff"));
     assert_false(V("\xfe\xfe\xff\xff"));
     /* a valid sequence followed by garbage */
-    assert_false(V("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80" "edited"));
+    assert_false(V("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"
+                   "edited"));
 }
 
 /* The failure is reported at the first byte that cannot be valid. */
@@ -150,10 +151,8 @@ static void test_fail_fast(void **state)
         const char *s;
         size_t bad_at;
     } cases[] = {
-        {"ab\x80", 2},       {"\xc2\x41", 1},         {"\xe0\x80", 1},
-        {"\xed\xa0", 1},     {"\xf4\x90", 1},         {"\xf5", 0},
-        {"\xc0", 0},         {"\xce\xba\xff", 2},     {"\xf0\x90\x80\x41", 3},
-        {"\xf0\x8f", 1},
+        {"ab\x80", 2}, {"\xc2\x41", 1}, {"\xe0\x80", 1},     {"\xed\xa0", 1},         {"\xf4\x90", 1},
+        {"\xf5", 0},   {"\xc0", 0},     {"\xce\xba\xff", 2}, {"\xf0\x90\x80\x41", 3}, {"\xf0\x8f", 1},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const uint8_t *p = (const uint8_t *)cases[c].s;
@@ -266,11 +265,8 @@ static void test_ascii_fast_path(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid),
-        cmocka_unit_test(test_invalid),
-        cmocka_unit_test(test_fail_fast),
-        cmocka_unit_test(test_exhaustive),
-        cmocka_unit_test(test_ascii_fast_path),
+        cmocka_unit_test(test_valid),      cmocka_unit_test(test_invalid),         cmocka_unit_test(test_fail_fast),
+        cmocka_unit_test(test_exhaustive), cmocka_unit_test(test_ascii_fast_path),
     };
     return cmocka_run_group_tests_name("ws_utf8", tests, NULL, NULL);
 }
