@@ -582,3 +582,18 @@ uint16_t h_closed_port(void)
     close(fd);
     return ntohs(a.sin_port);
 }
+
+void h_fixture_open(h_fixture_t *f, nf_listen_config_t *cfg)
+{
+    f->loop = h_loop_new();
+    f->port = h_listen_cfg(f->loop, cfg, &f->l);
+    f->fd = h_tcp_connect("127.0.0.1", f->port);
+    if (f->fd < 0)
+        fail_msg("peer connect to port %u: %s", f->port, strerror(-f->fd));
+}
+
+void h_fixture_end(h_fixture_t *f)
+{
+    nf_listener_close(f->l, NULL);
+    h_loop_finish(f->loop, 3000);
+}

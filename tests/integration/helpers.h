@@ -117,6 +117,23 @@ uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h,
 /* nf_connect to host:port with handler h and data; asserts nf_connect == 0. */
 nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h, void *data);
 
+/* ---- a server and one plain peer ---------------------------------------- */
+
+/* A new loop (h_loop_new), nf_listen with *cfg on 127.0.0.1 and port 0, and
+ * a blocking plain peer connected to it. The loop has not run yet: the
+ * connection is accepted by the caller's next run. */
+typedef struct h_fixture {
+    nf_loop_t *loop;
+    nf_listener_t *l;
+    uint16_t port;
+    int fd;
+} h_fixture_t;
+
+void h_fixture_open(h_fixture_t *f, nf_listen_config_t *cfg);
+/* Closes the listener and runs the loop out (h_loop_finish). The peer's fd
+ * is the caller's to close. */
+void h_fixture_end(h_fixture_t *f);
+
 /* ---- a ready-made echo server (one per process, reset by h_echo_reset) -- */
 
 typedef struct h_echo_state {

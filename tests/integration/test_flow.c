@@ -456,6 +456,54 @@ static void finish_with_reader(setup_t *su, sconn_t *sc, reader_t *r, pthread_t 
     check_arrivals(r);
 }
 
+/* setup_begin, one peer, fill_kernel: how most tests start. Returns the
+ * peer's fd and sets *sc. */
+static int setup_filled(setup_t *su, const nf_flow_config_t *fc, sconn_t **sc)
+{
+    setup_begin(su, fc);
+    int fd = add_peer(su, sc);
+    fill_kernel(su, *sc);
+    return fd;
+}
+
+/* n writes of len bytes, each of which must be passed down or held.
+ * Returns how many were held. */
+static int write_burst(sconn_t *sc, int n, size_t len)
+{
+    int nheld = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t seq = g.next_seq++;
+        int rc = write_msg(sc->c, seq, len);
+        record(seq, rc);
+        nheld += rc == NF_WRITE_HELD;
+        if (rc != NF_WRITE_OK && rc != NF_WRITE_HELD)
+            fail_msg("write %u = %d (%s)", seq, rc, nf_err_name(rc));
+    }
+    return nheld;
+}
+
+/* Writes that were held but never reached the reader. */
+static size_t count_held_lost(const reader_t *r)
+{
+    size_t lost = 0;
+    for (uint32_t s = 0; s < g.next_seq; s++)
+        if (g.result[s] == NF_WRITE_HELD && !r->seen[s])
+            lost++;
+    return lost;
+}
+
+/* The peer reads everything; the connection ends once nothing is held or
+ * queued; every message that should arrive did. Closes fd. */
+static void read_out(setup_t *su, sconn_t *sc, int fd)
+{
+    reader_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    pthread_t th = reader_start(r, fd, 64 * 1024, 0);
+    finish_with_reader(su, sc, r, th);
+    free(r);
+    close(fd);
+}
+
 static const size_t k_sizes[] = {700, 1300, 2500, 400, 3100, 1000, 64, 2048};
 #define N_SIZES (sizeof k_sizes / sizeof k_sizes[0])
 
@@ -531,15 +579,10 @@ static void test_drop_newest(void **state)
     print_message("[ info     ] %zu passed, %zu held (%zu bytes), %zu dropped\n", nok, nheld, held, ndropped);
 
     /* The peer reads: the held writes go out, the dropped never do. */
-    reader_t *r = calloc(1, sizeof *r);
-    assert_non_null(r);
-    pthread_t th = reader_start(r, fd, 64 * 1024, 0);
-    finish_with_reader(&su, sc, r, th);
+    read_out(&su, sc, fd);
     ls = h_stats(su.loop);
     assert_int_equal(ls.flow_bytes_held, 0);
     assert_int_equal(ls.flow_writes_dropped, ndropped);
-    free(r);
-    close(fd);
     setup_end(&su);
 }
 
@@ -553,10 +596,8 @@ static void test_drop_newest_count(void **state)
         .policy = NF_FLOW_DROP_NEWEST,
     };
     setup_t su;
-    setup_begin(&su, &fc);
     sconn_t *sc;
-    int fd = add_peer(&su, &sc);
-    fill_kernel(&su, sc);
+    int fd = setup_filled(&su, &fc, &sc);
     int held = 0, dropped = 0, holding = 0;
     for (int i = 0; i < 100; i++) {
         uint32_t seq = g.next_seq++;
@@ -577,12 +618,7 @@ static void test_drop_newest_count(void **state)
     assert_int_equal(fs.held_writes, 3);
     assert_int_equal(fs.held_bytes, 1500);
     assert_int_equal(fs.writes_dropped, (uint64_t)dropped);
-    reader_t *r = calloc(1, sizeof *r);
-    assert_non_null(r);
-    pthread_t th = reader_start(r, fd, 64 * 1024, 0);
-    finish_with_reader(&su, sc, r, th);
-    free(r);
-    close(fd);
+    read_out(&su, sc, fd);
     setup_end(&su);
 }
 
@@ -597,10 +633,8 @@ static void test_drop_oldest(void **state)
         .policy = NF_FLOW_DROP_OLDEST,
     };
     setup_t su;
-    setup_begin(&su, &fc);
     sconn_t *sc;
-    int fd = add_peer(&su, &sc);
-    fill_kernel(&su, sc);
+    int fd = setup_filled(&su, &fc, &sc);
 
     /* Model: a FIFO of held messages; the new one is always held, the oldest
      * are dropped (whole) until it fits. */
@@ -788,10 +822,8 @@ static void test_close_policy(void **state)
         .policy = NF_FLOW_CLOSE,
     };
     setup_t su;
-    setup_begin(&su, &fc);
     sconn_t *sc;
-    int fd = add_peer(&su, &sc);
-    fill_kernel(&su, sc);
+    int fd = setup_filled(&su, &fc, &sc);
     int nheld = 0, failed_rc = 0;
     for (int i = 0; i < 500 && sc->c; i++) {
         uint32_t seq = g.next_seq++;
@@ -842,23 +874,15 @@ static void test_drain_hysteresis(void **state)
         .policy = NF_FLOW_DROP_NEWEST,
     };
     setup_t su;
-    setup_begin(&su, &fc);
     sconn_t *sc;
-    int fd = add_peer(&su, &sc);
-    fill_kernel(&su, sc);
+    int fd = setup_filled(&su, &fc, &sc);
     /* the fill stays under high_water (queued < 32 KiB before each 64 KiB
      * write), but count from here anyway */
     const int d0 = sc->drains;
     assert_int_equal(fstats(sc->c).drains, (uint64_t)d0);
 
     /* 400 KB, far above high_water */
-    for (int i = 0; i < 100; i++) {
-        uint32_t seq = g.next_seq++;
-        int rc = write_msg(sc->c, seq, 4000);
-        record(seq, rc);
-        if (rc != NF_WRITE_OK && rc != NF_WRITE_HELD)
-            fail_msg("write %u = %d (%s)", seq, rc, nf_err_name(rc));
-    }
+    write_burst(sc, 100, 4000);
     assert_true(fstats(sc->c).held_bytes > fc.high_water);
     uint64_t writes0 = h_stats(su.loop).writes;
 
@@ -920,17 +944,9 @@ static void test_reset_while_held(void **state)
         .policy = NF_FLOW_DROP_NEWEST,
     };
     setup_t su;
-    setup_begin(&su, &fc);
     sconn_t *sc;
-    int fd = add_peer(&su, &sc);
-    fill_kernel(&su, sc);
-    for (int i = 0; i < 60; i++) {
-        uint32_t seq = g.next_seq++;
-        int rc = write_msg(sc->c, seq, 4000);
-        record(seq, rc);
-        if (rc != NF_WRITE_OK && rc != NF_WRITE_HELD)
-            fail_msg("write %u = %d (%s)", seq, rc, nf_err_name(rc));
-    }
+    int fd = setup_filled(&su, &fc, &sc);
+    write_burst(sc, 60, 4000);
     assert_true(fstats(sc->c).held_writes > 10);
     assert_true(h_stats(su.loop).flow_bytes_held > 0);
 
@@ -959,19 +975,9 @@ static void test_end_flushes_held(void **state)
         .policy = NF_FLOW_DROP_NEWEST,
     };
     setup_t su;
-    setup_begin(&su, &fc);
     sconn_t *sc;
-    int fd = add_peer(&su, &sc);
-    fill_kernel(&su, sc);
-    int nheld = 0;
-    for (int i = 0; i < 40; i++) {
-        uint32_t seq = g.next_seq++;
-        int rc = write_msg(sc->c, seq, 3000);
-        record(seq, rc);
-        nheld += rc == NF_WRITE_HELD;
-        if (rc != NF_WRITE_OK && rc != NF_WRITE_HELD)
-            fail_msg("write %u = %d (%s)", seq, rc, nf_err_name(rc));
-    }
+    int fd = setup_filled(&su, &fc, &sc);
+    int nheld = write_burst(sc, 40, 3000);
     assert_true(nheld > 0);
     /* End now, while writes are held; then the peer reads everything. */
     nf_conn_end(sc->c);
@@ -981,10 +987,7 @@ static void test_end_flushes_held(void **state)
     H_RUN_UNTIL(su.loop, sc->closed == 1 && atomic_load(&r->res.done), 8000);
     h_thread_join(th, 3000);
     H_ASSERT_ERR(sc->reason, NF_CLOSE_LOCAL);
-    size_t held_lost = 0;
-    for (uint32_t s = 0; s < g.next_seq; s++)
-        if (g.result[s] == NF_WRITE_HELD && !r->seen[s])
-            held_lost++;
+    size_t held_lost = count_held_lost(r);
     /* clean up before judging, so that ASan reports only the library's leaks */
     H_ASSERT_PEER_OK(&r->res);
     uint64_t still_held = h_stats(su.loop).flow_bytes_held;
@@ -1009,19 +1012,9 @@ static void test_shutdown_flushes_held(void **state)
         .policy = NF_FLOW_DROP_NEWEST,
     };
     setup_t su;
-    setup_begin(&su, &fc);
     sconn_t *sc;
-    int fd = add_peer(&su, &sc);
-    fill_kernel(&su, sc);
-    int nheld = 0;
-    for (int i = 0; i < 40; i++) {
-        uint32_t seq = g.next_seq++;
-        int rc = write_msg(sc->c, seq, 3000);
-        record(seq, rc);
-        nheld += rc == NF_WRITE_HELD;
-        if (rc != NF_WRITE_OK && rc != NF_WRITE_HELD)
-            fail_msg("write %u = %d (%s)", seq, rc, nf_err_name(rc));
-    }
+    int fd = setup_filled(&su, &fc, &sc);
+    int nheld = write_burst(sc, 40, 3000);
     assert_true(nheld > 0);
     H_ASSERT_ERR(nf_conn_shutdown(sc->c), 0);
     reader_t *r = calloc(1, sizeof *r);
@@ -1029,10 +1022,7 @@ static void test_shutdown_flushes_held(void **state)
     pthread_t th = reader_start(r, fd, 64 * 1024, 0);
     H_RUN_UNTIL(su.loop, atomic_load(&r->res.done), 8000);
     h_thread_join(th, 3000);
-    size_t held_lost = 0;
-    for (uint32_t s = 0; s < g.next_seq; s++)
-        if (g.result[s] == NF_WRITE_HELD && !r->seen[s])
-            held_lost++;
+    size_t held_lost = count_held_lost(r);
     H_ASSERT_PEER_OK(&r->res);
     close(fd); /* the server then sees EOF and closes */
     H_RUN_UNTIL(su.loop, sc->closed == 1, 3000);

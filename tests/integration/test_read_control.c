@@ -151,12 +151,35 @@ static size_t send_some(int fd, uint64_t *sent, uint64_t limit)
     return total;
 }
 
-static nf_loop_t *start_server(const nf_conn_handler_t *h, nf_listener_t **l, uint16_t *port)
+/* A server with handler h (g's flags set beforehand) and one accepted plain
+ * peer, non-blocking if asked. */
+static h_fixture_t fx_open(const nf_conn_handler_t *h, int nonblock)
 {
-    nf_loop_t *loop = h_loop_new();
-    *port = h_listen(loop, NULL, h, NULL, l);
-    nf_timer_init(loop, &g.timer);
-    return loop;
+    nf_listen_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.handler = h;
+    h_fixture_t f;
+    h_fixture_open(&f, &cfg);
+    nf_timer_init(f.loop, &g.timer);
+    if (nonblock)
+        assert_int_equal(h_set_nonblock(f.fd, 1), 0);
+    H_RUN_UNTIL(f.loop, g.opened == 1, 3000);
+    return f;
+}
+
+/* The bytes delivered so far were the pattern, in order. */
+static void check_order(void)
+{
+    if (g.bad)
+        fail_msg("byte %llu out of order or corrupt", (unsigned long long)g.bad_at);
+}
+
+/* The peer closes; the server's connection closes with NF_EOF. */
+static void peer_close_expect_eof(h_fixture_t *f)
+{
+    close(f->fd);
+    H_RUN_UNTIL(f->loop, g.closed == 1, 3000);
+    H_ASSERT_ERR(g.reason, NF_EOF);
 }
 
 /* ---- read_stop in on_read; the peer's window closes; restart from a timer --- */
@@ -166,13 +189,9 @@ static void test_stop_in_read_window_closes(void **state)
     (void)state;
     reset_g();
     g.stop_in_read = 1;
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start_server(&handler, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    assert_int_equal(h_set_nonblock(fd, 1), 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = fx_open(&handler, 1);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
 
     /* Send until the peer's send would block, and stays blocked while the
      * loop runs: the server's receive window is closed. */
@@ -217,19 +236,15 @@ static void test_stop_in_read_window_closes(void **state)
     H_ASSERT_ERR(g.start_rc, 0);
     assert_int_equal(g.reads_inside_start, 0);
     assert_int_equal(g.reads_while_paused, 0);
-    if (g.bad)
-        fail_msg("byte %llu out of order or corrupt", (unsigned long long)g.bad_at);
+    check_order();
     assert_int_equal(g.got, limit);
 
-    close(fd);
-    H_RUN_UNTIL(loop, g.closed == 1, 3000);
-    H_ASSERT_ERR(g.reason, NF_EOF);
+    peer_close_expect_eof(&f);
     assert_int_equal(g.got_at_close, limit);
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.bytes_in, limit);
     assert_int_equal(s.bufs_kept, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* ---- read_stop from on_open ------------------------------------------------------ */
@@ -239,12 +254,9 @@ static void test_stop_in_open(void **state)
     (void)state;
     reset_g();
     g.stop_in_open = 1;
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start_server(&handler, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = fx_open(&handler, 0);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_ASSERT_ERR(g.stop_rc, 0);
     enum { N = 60000 };
     char *buf = malloc(N);
@@ -263,16 +275,12 @@ static void test_stop_in_open(void **state)
     H_RUN_UNTIL(loop, g.got >= N, 3000);
     assert_int_equal(g.reads_inside_start, 0);
     assert_int_equal(g.got, N);
-    if (g.bad)
-        fail_msg("byte %llu out of order or corrupt", (unsigned long long)g.bad_at);
+    check_order();
     /* a second read_start is harmless */
     H_ASSERT_ERR(nf_conn_read_start(g.c), 0);
-    close(fd);
-    H_RUN_UNTIL(loop, g.closed == 1, 3000);
-    H_ASSERT_ERR(g.reason, NF_EOF);
+    peer_close_expect_eof(&f);
     free(buf);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* ---- read_once ------------------------------------------------------------------- */
@@ -282,13 +290,9 @@ static void test_read_once(void **state)
     (void)state;
     reset_g();
     g.stop_in_open = 1;
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start_server(&handler, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    assert_int_equal(h_set_nonblock(fd, 1), 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = fx_open(&handler, 1);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     g.paused = 0; /* reads are expected from here on, one per read_once */
 
     const uint64_t total = 512u * 1024;
@@ -323,8 +327,7 @@ static void test_read_once(void **state)
     assert_int_equal(g.reads, calls);
     assert_int_equal(g.reads_inside_start, 0);
     assert_int_equal(g.got, total);
-    if (g.bad)
-        fail_msg("byte %llu out of order or corrupt", (unsigned long long)g.bad_at);
+    check_order();
     assert_true(max_backlog_reads > 0);
     print_message("[ info     ] %d read_once calls for %llu bytes\n", calls, (unsigned long long)total);
     close(fd);
@@ -333,8 +336,7 @@ static void test_read_once(void **state)
     H_ASSERT_ERR(nf_conn_read_start(g.c), 0);
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     H_ASSERT_ERR(g.reason, NF_EOF);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* ---- EOF while paused ------------------------------------------------------------- */
@@ -347,12 +349,9 @@ static void test_eof_while_paused(void **state)
     reset_g();
     g.stop_in_open = 1;
     g.end_on_eof = 1;
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start_server(&eof_handler, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = fx_open(&eof_handler, 0);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     enum { N = 50000 };
     char *buf = malloc(N);
     assert_non_null(buf);
@@ -372,13 +371,11 @@ static void test_eof_while_paused(void **state)
     assert_int_equal(g.reads_after_eof, 0);
     assert_int_equal(g.got, N);
     H_ASSERT_ERR(g.reason, NF_CLOSE_LOCAL);
-    if (g.bad)
-        fail_msg("byte %llu out of order or corrupt", (unsigned long long)g.bad_at);
+    check_order();
     assert_int_equal(h_recv_eof(fd, 3000), 0);
     close(fd);
     free(buf);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* Without on_eof: stopped in the first on_read, the peer sends more and
@@ -388,12 +385,9 @@ static void test_eof_while_paused_no_handler(void **state)
     (void)state;
     reset_g();
     g.stop_in_read = 1;
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start_server(&handler, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = fx_open(&handler, 0);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     enum { N = 50000 };
     char *buf = malloc(N);
     assert_non_null(buf);
@@ -413,11 +407,9 @@ static void test_eof_while_paused_no_handler(void **state)
     H_ASSERT_ERR(g.reason, NF_EOF);
     assert_int_equal(g.got_at_close, N);
     assert_int_equal(g.reads_while_paused, 0);
-    if (g.bad)
-        fail_msg("byte %llu out of order or corrupt", (unsigned long long)g.bad_at);
+    check_order();
     free(buf);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* Read on demand: each on_read asks for the next one with read_once. */
@@ -426,13 +418,9 @@ static void test_read_once_chained(void **state)
     (void)state;
     reset_g();
     g.stop_in_open = 1;
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start_server(&handler, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    assert_int_equal(h_set_nonblock(fd, 1), 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = fx_open(&handler, 1);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     g.paused = 0;
     g.once_in_read = 1;
     H_ASSERT_ERR(nf_conn_read_once(g.c), 0);
@@ -448,13 +436,9 @@ static void test_read_once_chained(void **state)
     }
     H_ASSERT_ERR(g.once_rc, 0);
     assert_int_equal(g.got, total);
-    if (g.bad)
-        fail_msg("byte %llu out of order or corrupt", (unsigned long long)g.bad_at);
-    close(fd);
-    H_RUN_UNTIL(loop, g.closed == 1, 3000);
-    H_ASSERT_ERR(g.reason, NF_EOF);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    check_order();
+    peer_close_expect_eof(&f);
+    h_fixture_end(&f);
 }
 
 /* Closing while stopped, with bytes stashed (or waiting in the kernel):
@@ -464,13 +448,9 @@ static void test_close_while_paused(void **state)
     (void)state;
     reset_g();
     g.stop_in_read = 1;
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start_server(&handler, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    assert_int_equal(h_set_nonblock(fd, 1), 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = fx_open(&handler, 1);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     uint64_t sent = 0;
     for (int i = 0; i < 40; i++) {
         send_some(fd, &sent, 8u << 20);
@@ -492,8 +472,7 @@ static void test_close_while_paused(void **state)
     assert_int_equal(s.bufs_kept, 0);
     assert_int_equal(s.conns_open, 0);
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000); /* nf_loop_free refuses while buffers are kept */
+    h_fixture_end(&f); /* nf_loop_free refuses while buffers are kept */
 }
 
 int main(void)

@@ -87,17 +87,17 @@ static void write_tick(nf_timer_t *t)
         nf_timer_stop(t);
 }
 
-static nf_loop_t *start(const nf_filter_spec_t *stack, nf_listener_t **l, uint16_t *port)
+static h_fixture_t start(const nf_filter_spec_t *stack)
 {
-    nf_loop_t *loop = h_loop_new();
     nf_listen_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.handler = &handler;
     cfg.filters = stack;
     cfg.nfilters = 1;
-    *port = h_listen_cfg(loop, &cfg, l);
-    nf_timer_init(loop, &g.wtimer);
-    return loop;
+    h_fixture_t f;
+    h_fixture_open(&f, &cfg);
+    nf_timer_init(f.loop, &g.wtimer);
+    return f;
 }
 
 static double ms_between(uint64_t from_ns, uint64_t to_ns) { return ((double)to_ns - (double)from_ns) / 1e6; }
@@ -119,11 +119,9 @@ static void test_read_timeout_silent_peer(void **state)
 {
     (void)state;
     reset_g();
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(k_read_stack, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f = start(k_read_stack);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     assert_int_equal(g.opened, 1);
     assert_timed_out_after(g.t_open, "on_open");
@@ -134,19 +132,16 @@ static void test_read_timeout_silent_peer(void **state)
     close(fd);
     h_run_for(loop, 20);
     assert_int_equal(g.closed, 1);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000); /* the filter's timer is gone */
+    h_fixture_end(&f); /* the filter's timer is gone */
 }
 
 static void test_read_timeout_active_peer(void **state)
 {
     (void)state;
     reset_g();
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(k_read_stack, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f = start(k_read_stack);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     /* one byte every 50 ms for 600 ms */
     uint64_t t0 = h_now_ms();
@@ -165,8 +160,7 @@ static void test_read_timeout_active_peer(void **state)
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     assert_timed_out_after(g.t_last_read, "the last read");
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* The server's own writes do not reset a read timeout. */
@@ -175,11 +169,9 @@ static void test_read_timeout_ignores_writes(void **state)
     (void)state;
     reset_g();
     g.max_writes = 1000;
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(k_read_stack, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f = start(k_read_stack);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     assert_int_equal(nf_timer_start(&g.wtimer, write_tick, 50, 50), 0);
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
@@ -187,8 +179,7 @@ static void test_read_timeout_ignores_writes(void **state)
     assert_int_equal(g.write_errors, 0);
     assert_timed_out_after(g.t_open, "on_open");
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* ---- idle timeout -------------------------------------------------------------- */
@@ -198,11 +189,9 @@ static void test_idle_timeout_writes_keep_alive(void **state)
     (void)state;
     reset_g();
     g.max_writes = 12; /* 12 x 50 ms = 600 ms */
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(k_idle_stack, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f = start(k_idle_stack);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     assert_int_equal(nf_timer_start(&g.wtimer, write_tick, 50, 50), 0);
     H_RUN_UNTIL(loop, g.writes == g.max_writes || g.closed, 3000);
@@ -220,19 +209,16 @@ static void test_idle_timeout_writes_keep_alive(void **state)
     if (r != 0 && r != -ECONNRESET)
         fail_msg("peer: h_recv_eof = %d", r);
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 static void test_idle_timeout_reads_keep_alive(void **state)
 {
     (void)state;
     reset_g();
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(k_idle_stack, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f = start(k_idle_stack);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     uint64_t t0 = h_now_ms();
     while (h_now_ms() - t0 < 400) {
@@ -244,8 +230,7 @@ static void test_idle_timeout_reads_keep_alive(void **state)
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     assert_timed_out_after(g.t_last_read, "the last read");
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* Silent on both sides from the start. */
@@ -253,16 +238,13 @@ static void test_idle_timeout_silent(void **state)
 {
     (void)state;
     reset_g();
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(k_idle_stack, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f = start(k_idle_stack);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     assert_timed_out_after(g.t_open, "on_open");
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 int main(void)

@@ -94,15 +94,17 @@ static const nf_conn_handler_t srv_handler = {
     .on_urgent = srv_urgent,
 };
 
-static nf_loop_t *start(int oob_inline, nf_listener_t **l, uint16_t *port)
+/* The server (oob_inline as given) and one plain peer, accepted. */
+static h_fixture_t start(int oob_inline)
 {
-    nf_loop_t *loop = h_loop_new();
     nf_listen_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.handler = &srv_handler;
     cfg.oob_inline = oob_inline;
-    *port = h_listen_cfg(loop, &cfg, l);
-    return loop;
+    h_fixture_t f;
+    h_fixture_open(&f, &cfg);
+    H_RUN_UNTIL(f.loop, g.opened == 1, 3000);
+    return f;
 }
 
 static void send_oob(int fd, char byte)
@@ -118,12 +120,9 @@ static void test_peer_urgent(void **state)
 {
     (void)state;
     reset_g();
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(0, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = start(0);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
 
     static const char marks[] = {'!', '?', '*'};
     char want[64];
@@ -152,8 +151,7 @@ static void test_peer_urgent(void **state)
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     H_ASSERT_ERR(g.reason, NF_EOF);
     assert_int_equal(g.nurgent, 3);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* An urgent byte alone (no normal data around it). */
@@ -161,12 +159,9 @@ static void test_peer_urgent_alone(void **state)
 {
     (void)state;
     reset_g();
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(0, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = start(0);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     send_oob(fd, 'U');
     int ok;
     H_RUN_WAIT(ok, loop, g.nurgent == 1, 2000);
@@ -184,8 +179,7 @@ static void test_peer_urgent_alone(void **state)
     close(fd);
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     H_ASSERT_ERR(g.reason, NF_EOF);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* ---- peer -> server, inline ---------------------------------------------------- */
@@ -194,12 +188,9 @@ static void test_peer_urgent_inline(void **state)
 {
     (void)state;
     reset_g();
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(1, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = start(1);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     assert_int_equal(h_send_all(fd, "abc", 3, 1000), 0);
     send_oob(fd, '!');
     assert_int_equal(h_send_all(fd, "def", 3, 1000), 0);
@@ -216,8 +207,7 @@ static void test_peer_urgent_inline(void **state)
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     H_ASSERT_ERR(g.reason, NF_EOF);
     assert_int_equal(g.nurgent, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* ---- server -> peer ------------------------------------------------------------ */
@@ -227,12 +217,9 @@ static void test_server_sends_urgent(void **state)
     (void)state;
     reset_g();
     g.send_on_read = 1;
-    nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(0, &l, &port);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
-    H_RUN_UNTIL(loop, g.opened == 1, 3000);
+    h_fixture_t f = start(0);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     assert_int_equal(h_send_all(fd, "go", 2, 1000), 0);
     H_RUN_UNTIL(loop, g.send_on_read == 2 && g.c && nf_conn_queued(g.c) == 0, 3000);
     H_ASSERT_ERR(g.send_rc, 0);
@@ -259,8 +246,7 @@ static void test_server_sends_urgent(void **state)
     assert_int_equal(recv(fd, buf, sizeof buf, MSG_DONTWAIT), -1);
     close(fd);
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_end(&f);
 }
 
 /* nf_conn_send_urgent on a closing connection: NF_ECLOSED. */
@@ -337,9 +323,9 @@ static void test_nf_to_nf(void **state)
     (void)state;
     reset_g();
     g.send_in_open = 1;
+    nf_loop_t *loop = h_loop_new();
     nf_listener_t *l;
-    uint16_t port;
-    nf_loop_t *loop = start(0, &l, &port);
+    uint16_t port = h_listen(loop, NULL, &srv_handler, NULL, &l);
     nf_connect_config_t cc;
     memset(&cc, 0, sizeof cc);
     cc.host = "127.0.0.1";
