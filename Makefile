@@ -1,11 +1,14 @@
 # netframe — the daily commands. `make help` lists them.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CI_SECONDS ?= 10
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
-DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets
+DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev
 
-.PHONY: all deps build build-asan test test-plain test-asan demo bench install clean help format
+.PHONY: all deps build build-asan build-fuzz fuzz test-fuzz test test-plain test-asan demo bench install clean help format
 
 all: build
 
@@ -14,6 +17,7 @@ help:
 	@echo "make         build library, examples, tests and bench programs into $(BUILD)/"
 	@echo "make test    deps + both backends, then again under ASan+UBSan"
 	@echo "make demo    deps + start echo_server and drive it with echo_client"
+	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each, clang build in $(BUILD_FUZZ)/"
 	@echo "make bench   netframe vs libuv vs plain epoll, one table"
 	@echo "make install cmake --install $(BUILD) (PREFIX=/usr/local)"
 
@@ -39,11 +43,25 @@ $(BUILD_ASAN)/Makefile:
 build-asan: $(BUILD_ASAN)/Makefile
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 
+$(BUILD_FUZZ)/Makefile:
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DNF_WERROR=ON $(CMAKE_FLAGS)
+
+build-fuzz: $(BUILD_FUZZ)/Makefile
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_all
+
 # Both backends (each test is registered once per backend), then the same
-# suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
+# suite built with AddressSanitizer + UndefinedBehaviorSanitizer, then every
+# fuzz target briefly (FUZZ_CI_SECONDS each) so a parser regression is caught.
 test: deps
 	$(MAKE) --no-print-directory test-plain
 	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory test-fuzz
+
+test-fuzz: build-fuzz
+	./scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_CI_SECONDS)
+
+fuzz: deps build-fuzz
+	./scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
 test-plain: build
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
@@ -67,4 +85,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -75,10 +75,11 @@ typedef struct nf_http_response {
  * `headers` is an array of `max_headers` entries the parser fills; more fields
  * than that is NF_EHTTP_TOOLARGE. `limits` may be NULL (defaults).
  * `last_len` is the length of the buffer at the previous call that returned
- * NF_EHTTP_INCOMPLETE (0 on the first call): when non-zero the parser first
- * looks for the end of the head only in the new bytes, so feeding a head byte
- * by byte costs O(n) and not O(n^2); malformed bytes are then reported when
- * the head completes or a limit is reached.
+ * NF_EHTTP_INCOMPLETE (0 on the first call): when non-zero and the new bytes
+ * end no line (no CR or LF) and stay within the limits, the parser answers
+ * NF_EHTTP_INCOMPLETE without parsing again, so feeding a head byte by byte
+ * costs O(n) per line and not O(n^2). The answer never depends on how the
+ * bytes were cut.
  * Empty lines (CRLF) before the request line are skipped (RFC 9112 2.2).
  * Returns the number of bytes of the head (the body, if any, starts there),
  * NF_EHTTP_INCOMPLETE, or NF_EHTTP_BAD / TOOLARGE / VERSION / URITOOLONG.

@@ -105,20 +105,33 @@ static int parse_version(const char *s, size_t n)
     return s[7] == '0' ? 0 : 1;
 }
 
-/* Looks for CR LF CR LF in buf[from..len). */
-static int has_head_end(const char *buf, size_t len, size_t from)
+/* The fast path for a head fed in pieces (last_len: the length at the call
+ * that returned NF_EHTTP_INCOMPLETE). True when the bytes added since cannot
+ * change that answer: they hold no CR or LF (no line ended, no bare CR), the
+ * line in progress is still under every line limit and the head under its
+ * limit. Otherwise the caller parses from the start, so the answer never
+ * depends on how the bytes were cut; lines end at most max_headers + 2
+ * times, so feeding a head byte by byte stays O(n * lines), not O(n^2). */
+static int still_incomplete(const char *buf, size_t len, size_t last_len, const lim_t *l)
 {
+    if (last_len == 0 || last_len > len || len > l->max_head)
+        return 0;
+    size_t from = last_len - 1; /* a CR that ended the previous piece */
     const char *p = buf + from;
-    const char *end = buf + len;
-    while (end - p >= 4) {
-        const char *cr = memchr(p, '\r', (size_t)(end - p) - 3);
-        if (!cr)
+    for (size_t i = from; i < len; i++, p++)
+        if (*p == '\r' || *p == '\n')
             return 0;
-        if (cr[1] == '\n' && cr[2] == '\r' && cr[3] == '\n')
-            return 1;
-        p = cr + 1;
-    }
-    return 0;
+    size_t limit = l->max_line < l->max_field ? l->max_line : l->max_field;
+    size_t back = len < limit ? len : limit;
+    const char *nl = NULL;
+    for (const char *q = buf + len; q > buf + len - back; q--)
+        if (q[-1] == '\n') {
+            nl = q - 1;
+            break;
+        }
+    size_t line = nl ? (size_t)(buf + len - (nl + 1)) : len;
+    /* room for the CRLF still to come; a longer line is judged in full */
+    return nl || len < limit ? line + 2 <= limit : 0;
 }
 
 /* Parses header lines from `p` to the empty line. Returns the head length or
@@ -181,11 +194,8 @@ int nf_http_parse_request(const char *buf, size_t len, size_t last_len, nf_http_
 {
     lim_t l;
     get_limits(&l, limits);
-    if (last_len && last_len <= len) {
-        size_t from = last_len >= 3 ? last_len - 3 : 0;
-        if (!has_head_end(buf, len, from))
-            return len > l.max_head ? NF_EHTTP_TOOLARGE : NF_EHTTP_INCOMPLETE;
-    }
+    if (still_incomplete(buf, len, last_len, &l))
+        return NF_EHTTP_INCOMPLETE;
     size_t p = 0;
     /* RFC 9112 2.2: ignore empty lines received before the request line. */
     while (p < len && buf[p] == '\r') {
@@ -240,11 +250,8 @@ int nf_http_parse_response(const char *buf, size_t len, size_t last_len, nf_http
 {
     lim_t l;
     get_limits(&l, limits);
-    if (last_len && last_len <= len) {
-        size_t from = last_len >= 3 ? last_len - 3 : 0;
-        if (!has_head_end(buf, len, from))
-            return len > l.max_head ? NF_EHTTP_TOOLARGE : NF_EHTTP_INCOMPLETE;
-    }
+    if (still_incomplete(buf, len, last_len, &l))
+        return NF_EHTTP_INCOMPLETE;
     size_t cr;
     int rc = find_line(buf, len, 0, l.max_line, NF_EHTTP_TOOLARGE, &cr);
     if (rc)

@@ -1,25 +1,42 @@
-# libFuzzer targets for the sans-I/O parsers. Built only with clang. The
-# sources under test are compiled into each target so libFuzzer sees their
-# coverage. Each target also gets a short deterministic smoke run in ctest;
-# run them for real with e.g. ./fuzz_ws -max_total_time=60.
+# libFuzzer targets, one per parser. Built only with clang (make fuzz builds
+# them in build-fuzz/ with CC=clang). The sources under test are compiled
+# into each target so libFuzzer sees their coverage. Each target gets a short
+# deterministic smoke run in ctest over its seed corpus; `make fuzz` runs each
+# for FUZZ_SECONDS (scripts/fuzz.sh), `make test` for a few seconds each.
+#
+# nf_add_fuzz(NAME SOURCES...): tests/fuzz/NAME.c plus the library sources it
+# exercises; the seed corpus is tests/fuzz/corpus/NAME/.
 if(CMAKE_C_COMPILER_ID MATCHES Clang)
   find_package(ZLIB REQUIRED)
   set(NF_FUZZ_FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
       -fno-omit-frame-pointer -g)
-  set(NF_FUZZ_SRC_http ${PROJECT_SOURCE_DIR}/src/http/http.c
-      ${PROJECT_SOURCE_DIR}/src/ws/pmd.c ${PROJECT_SOURCE_DIR}/src/ws/utf8.c
-      ${PROJECT_SOURCE_DIR}/src/ws/frame.c)
-  set(NF_FUZZ_SRC_ws ${PROJECT_SOURCE_DIR}/src/ws/frame.c
-      ${PROJECT_SOURCE_DIR}/src/ws/utf8.c ${PROJECT_SOURCE_DIR}/src/ws/decoder.c
-      ${PROJECT_SOURCE_DIR}/src/ws/encoder.c ${PROJECT_SOURCE_DIR}/src/ws/pmd.c)
-  foreach(t http ws)
-    add_executable(fuzz_${t} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_${t}.c ${NF_FUZZ_SRC_${t}})
-    target_include_directories(fuzz_${t} PRIVATE ${PROJECT_SOURCE_DIR}/include)
-    target_compile_definitions(fuzz_${t} PRIVATE _GNU_SOURCE)
-    target_compile_options(fuzz_${t} PRIVATE ${NF_FUZZ_FLAGS})
-    target_link_options(fuzz_${t} PRIVATE ${NF_FUZZ_FLAGS})
-    target_link_libraries(fuzz_${t} PRIVATE ZLIB::ZLIB)
-    add_test(NAME fuzz_${t}.smoke COMMAND fuzz_${t} -runs=20000 -seed=1 -max_len=4096)
-    set_tests_properties(fuzz_${t}.smoke PROPERTIES TIMEOUT 120)
-  endforeach()
+  set(NF_FUZZ_WS_SRC ${PROJECT_SOURCE_DIR}/src/ws/frame.c ${PROJECT_SOURCE_DIR}/src/ws/utf8.c
+      ${PROJECT_SOURCE_DIR}/src/ws/decoder.c ${PROJECT_SOURCE_DIR}/src/ws/encoder.c
+      ${PROJECT_SOURCE_DIR}/src/ws/pmd.c)
+
+  function(nf_add_fuzz name)
+    add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${name}.c ${ARGN})
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+    target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
+    target_compile_options(${name} PRIVATE ${NF_FUZZ_FLAGS})
+    target_link_options(${name} PRIVATE ${NF_FUZZ_FLAGS})
+    target_link_libraries(${name} PRIVATE ZLIB::ZLIB)
+    # new inputs go to a scratch folder, never into the checked-in seeds
+    set(corpus ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${name})
+    set(scratch ${CMAKE_CURRENT_BINARY_DIR}/fuzz-smoke/${name})
+    file(MAKE_DIRECTORY ${scratch})
+    add_test(NAME ${name}.smoke COMMAND ${name} -runs=20000 -seed=1 -max_len=4096 ${scratch} ${corpus})
+    set_tests_properties(${name}.smoke PROPERTIES TIMEOUT 120)
+    set_property(GLOBAL APPEND PROPERTY NF_FUZZ_TARGETS ${name})
+  endfunction()
+
+  nf_add_fuzz(fuzz_http_request ${PROJECT_SOURCE_DIR}/src/http/http.c)
+  nf_add_fuzz(fuzz_http_response ${PROJECT_SOURCE_DIR}/src/http/http.c)
+  nf_add_fuzz(fuzz_ws_ext ${NF_FUZZ_WS_SRC})
+  nf_add_fuzz(fuzz_ws ${NF_FUZZ_WS_SRC})
+
+  get_property(nf_fuzz_all GLOBAL PROPERTY NF_FUZZ_TARGETS)
+  add_custom_target(fuzz_all DEPENDS ${nf_fuzz_all})
+  # the list scripts/fuzz.sh runs
+  file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/fuzz_targets.txt CONTENT "$<JOIN:${nf_fuzz_all},\n>\n")
 endif()

@@ -114,6 +114,58 @@ static void test_incremental(void **state)
     assert_int_equal(nf_http_parse_response(t, strlen(t), last, &rs, h, MAXH, NULL), (int)strlen(t));
 }
 
+/* Feeds s byte by byte with last_len; returns the first answer that is not
+ * NF_EHTTP_INCOMPLETE (or INCOMPLETE at the end). */
+static int feed_bytewise(const char *s, size_t len, const nf_http_limits_t *lim)
+{
+    nf_http_request_t r;
+    nf_http_header_t h[MAXH];
+    size_t last = 0;
+    for (size_t i = 1; i <= len; i++) {
+        int rc = nf_http_parse_request(s, i, last, &r, h, MAXH, lim);
+        if (rc != NF_EHTTP_INCOMPLETE)
+            return rc;
+        last = i;
+    }
+    return NF_EHTTP_INCOMPLETE;
+}
+
+/* The answer does not depend on how the bytes were cut: errors inside lines
+ * that end before the head does are found as soon as the line ends, not
+ * deferred to a head that never completes (found by fuzz_http_request). */
+static void test_incremental_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t len;
+        int want;
+    } cases[] = {
+        {"GET / HTTP/1.1\nHost: a\n\n", 24, NF_EHTTP_BAD},              /* bare LF */
+        {"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", 29, NF_EHTTP_BAD},     /* bare CR */
+        {"GET / HTTP/1.1\r\nX: a\0b\r\nHost: a\r\n", 33, NF_EHTTP_BAD}, /* NUL, head not complete */
+        {"GET / HTTP/2.0\r\nHost: a\r\n", 25, NF_EHTTP_VERSION},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nf_http_request_t r;
+        nf_http_header_t h[MAXH];
+        int whole = nf_http_parse_request(cases[i].s, cases[i].len, 0, &r, h, MAXH, NULL);
+        int pieces = feed_bytewise(cases[i].s, cases[i].len, NULL);
+        if (whole != cases[i].want || pieces != cases[i].want)
+            fail_msg("case %zu: whole %d, byte by byte %d, want %d", i, whole, pieces, cases[i].want);
+    }
+    /* a request line past max_line: 414 at the same byte either way */
+    char line[200];
+    memset(line, 'a', sizeof line);
+    memcpy(line, "GET /", 5);
+    nf_http_limits_t lim = {64, 0, 0};
+    assert_int_equal(feed_bytewise(line, sizeof line, &lim), NF_EHTTP_URITOOLONG);
+    nf_http_request_t r;
+    nf_http_header_t h[MAXH];
+    assert_int_equal(nf_http_parse_request(line, 64, 0, &r, h, MAXH, &lim), NF_EHTTP_URITOOLONG);
+    assert_int_equal(nf_http_parse_request(line, 63, 0, &r, h, MAXH, &lim), NF_EHTTP_INCOMPLETE);
+}
+
 static void test_request_errors(void **state)
 {
     (void)state;
@@ -309,9 +361,11 @@ static void test_error_status(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_upgrade_request), cmocka_unit_test(test_list_tokens),  cmocka_unit_test(test_incremental),
-        cmocka_unit_test(test_request_errors),  cmocka_unit_test(test_limits),       cmocka_unit_test(test_response),
-        cmocka_unit_test(test_writer),          cmocka_unit_test(test_error_status),
+        cmocka_unit_test(test_upgrade_request), cmocka_unit_test(test_list_tokens),
+        cmocka_unit_test(test_incremental),     cmocka_unit_test(test_incremental_errors),
+        cmocka_unit_test(test_request_errors),  cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_response),        cmocka_unit_test(test_writer),
+        cmocka_unit_test(test_error_status),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
 }

@@ -1,0 +1,89 @@
+/* Shared body of the two HTTP head fuzz targets (request and response): the
+ * parse must stay inside the input, and the answer must not depend on how
+ * the bytes were cut (fed in two parts with last_len: at every cut for short
+ * inputs, at three for longer ones). */
+#ifndef NF_FUZZ_HTTP_HEAD_H
+#define NF_FUZZ_HTTP_HEAD_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "netframe/http.h"
+
+#define MAXH 16
+
+typedef struct {
+    nf_http_request_t rq;
+    nf_http_response_t rs;
+    nf_http_header_t h[MAXH];
+} head_t;
+
+/* PARSE(buf, len, last, head, limits): one of the two parsers. */
+typedef int (*parse_fn)(const char *buf, size_t len, size_t last, head_t *hd, const nf_http_limits_t *lim);
+
+static void check_views(const char *buf, int a, const head_t *hd, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const nf_http_header_t *x = &hd->h[i];
+        if (x->name < buf || x->name + x->name_len > buf + a || x->value < buf || x->value + x->value_len > buf + a)
+            abort();
+        if (x->name_len == 0)
+            abort();
+    }
+}
+
+/* Feeds buf[0..cut) then buf[0..size) with last_len = cut: the final answer
+ * must equal the one-shot answer `whole`; the prefix must be INCOMPLETE
+ * when the head ends past the cut. */
+static void check_cut(parse_fn parse, const char *buf, size_t size, size_t cut, int whole, const nf_http_limits_t *lim)
+{
+    head_t hd;
+    int p = parse(buf, cut, 0, &hd, lim);
+    if (whole > 0 && (size_t)whole > cut && p != NF_EHTTP_INCOMPLETE)
+        abort();
+    if (whole > 0 && (size_t)whole <= cut && p != whole)
+        abort();
+    if (p == NF_EHTTP_INCOMPLETE) {
+        int q = parse(buf, size, cut, &hd, lim);
+        if (q != whole)
+            abort();
+    }
+}
+
+static int fuzz_head(parse_fn parse, size_t (*nheaders)(const head_t *), const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    unsigned sel = data[0];
+    data++;
+    size--;
+    /* an exact-size heap copy so ASan sees any read past the end */
+    char *buf = malloc(size ? size : 1);
+    memcpy(buf, data, size);
+    nf_http_limits_t lim = {(sel & 1) ? 64 : 0, (sel & 2) ? 32 : 0, (sel & 4) ? 256 : 0};
+    head_t hd;
+    int whole = parse(buf, size, 0, &hd, &lim);
+    if (whole > 0) {
+        if ((size_t)whole > size)
+            abort();
+        check_views(buf, whole, &hd, nheaders(&hd));
+    } else if (whole != NF_EHTTP_INCOMPLETE && nf_http_error_status(whole) < 400) {
+        abort(); /* every error maps to a 4xx/5xx answer */
+    }
+    if (size <= 64) {
+        for (size_t cut = 0; cut <= size; cut++)
+            check_cut(parse, buf, size, cut, whole, &lim);
+    } else {
+        /* three cuts: one chosen by the input, around the end of the head */
+        check_cut(parse, buf, size, (size_t)sel * size / 255, whole, &lim);
+        if (whole > 0) {
+            check_cut(parse, buf, size, (size_t)whole - 1, whole, &lim);
+            check_cut(parse, buf, size, (size_t)whole / 2, whole, &lim);
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+#endif
