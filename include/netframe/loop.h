@@ -172,6 +172,9 @@ typedef struct nf_loop_stats {
     uint64_t bufs_starved;    /* times the read buffer ring ran dry */
     uint64_t timers_active;   /* timers armed now */
     uint64_t iterations;      /* loop iterations */
+    uint64_t accept_errors;   /* accepts that failed for lack of file
+                                 descriptors or memory (EMFILE, ENFILE,
+                                 ENOBUFS, ENOMEM): the listener paused 100 ms */
     /* flow control (flow.h), over this loop's connections */
     uint64_t flow_bytes_held;     /* held in flow-control queues now */
     uint64_t flow_held_hwm;       /* the most one connection ever held */

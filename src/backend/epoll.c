@@ -120,12 +120,14 @@ static void e_stop_listener(nf_listener_t *l)
 
 static void on_listener(nf_listener_t *l)
 {
-    for (int i = 0; i < 64 && !l->paused && !l->closing; i++) {
+    for (int i = 0; i < 64 && !l->paused && !l->backoff && !l->closing; i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            break; /* EAGAIN; EMFILE/ENFILE: retried on the next wake-up */
+            if (errno != EAGAIN)
+                nf__listener_accepted(l, -errno); /* EMFILE...: the listener backs off */
+            break;
         }
         nf__listener_accepted(l, fd);
     }

@@ -504,7 +504,7 @@ static void on_accept(nf_listener_t *l, struct io_uring_cqe *cqe)
         return;
     }
     nf__listener_accepted(l, cqe->res);
-    if (!(l->be_flags & B_ACCEPT) && !l->paused && !l->closing)
+    if (!(l->be_flags & B_ACCEPT) && !l->paused && !l->backoff && !l->closing)
         arm_accept(l);
 }
 

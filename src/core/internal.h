@@ -220,7 +220,9 @@ struct nf_listener {
     uint16_t be_flags;
     uint16_t be_inflight;
     bool closing;
-    bool paused;
+    bool paused;  /* by the connection limit */
+    bool backoff; /* accept failed for lack of fds or memory: paused for a while */
+    nf_timer_t backoff_timer;
     unsigned conns;
     unsigned max_conns;
     nf_limit_policy_t on_limit;

@@ -351,7 +351,8 @@ static void finish_close(nf_conn_t *c)
         l->conns--;
         if (l->paused && !l->closing && l->conns < l->max_conns) {
             l->paused = false;
-            loop->ops->pause_listener(l, false);
+            if (!l->backoff)
+                loop->ops->pause_listener(l, false);
         }
     }
     nf__list_remove(&c->node); /* off loop->conns */
@@ -669,11 +670,35 @@ static void conn_opened(nf_conn_t *c)
         do_shutdown(c);
 }
 
+/* Out of file descriptors or memory: accepting again at once would fail
+ * again at once (a level-triggered listener or a re-armed accept spins the
+ * loop), and the connection waits in the backlog anyway. Pause accepting for
+ * a while; connections closing meanwhile free what the next accept needs. */
+#define NF__ACCEPT_BACKOFF_MS 100
+
+static void backoff_end(nf_timer_t *t)
+{
+    nf_listener_t *l = t->data;
+    l->backoff = false;
+    if (!l->paused && !l->closing)
+        l->loop->ops->pause_listener(l, false);
+}
+
 void nf__listener_accepted(nf_listener_t *l, int fd)
 {
     nf_loop_t *loop = l->loop;
-    if (fd < 0)
-        return; /* transient accept errors (ECONNABORTED, EMFILE): keep accepting */
+    if (fd < 0) {
+        if ((fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) && !l->closing) {
+            loop->stats.accept_errors++;
+            if (!l->backoff) {
+                l->backoff = true;
+                if (!l->paused)
+                    loop->ops->pause_listener(l, true);
+                nf_timer_start(&l->backoff_timer, backoff_end, NF__ACCEPT_BACKOFF_MS, 0);
+            }
+        }
+        return; /* other accept errors (ECONNABORTED...) are transient: keep accepting */
+    }
     if (l->closing) {
         close(fd);
         return;
@@ -702,7 +727,8 @@ void nf__listener_accepted(nf_listener_t *l, int fd)
     apply_opts(fd, l->nodelay, l->keepalive_s);
     if (l->max_conns && l->conns >= l->max_conns && l->on_limit == NF_LIMIT_PAUSE && !l->paused) {
         l->paused = true;
-        loop->ops->pause_listener(l, true);
+        if (!l->backoff)
+            loop->ops->pause_listener(l, true);
     }
     conn_opened(c);
 }
@@ -769,6 +795,8 @@ NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_list
     l->filters = cfg->filters;
     l->nfilters = cfg->filters ? cfg->nfilters : 0;
     l->oob_inline = cfg->oob_inline != 0;
+    nf_timer_init(loop, &l->backoff_timer);
+    l->backoff_timer.data = l;
     err = loop->ops->start_listener(l);
     if (err) {
         close(fd);
@@ -800,6 +828,7 @@ NF__EXPORT void nf_listener_close(nf_listener_t *l, void (*cb)(nf_listener_t *l)
         return;
     l->closing = true;
     l->close_cb = cb;
+    nf_timer_stop(&l->backoff_timer);
     nf_loop_t *loop = l->loop;
     nf__list_remove(&l->lnode);
     /* Connections outlive their listener: forget it in each of them. */
