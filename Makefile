@@ -4,11 +4,12 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_CI_SECONDS ?= 10
+SOAK_SECONDS ?= 120
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
-DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev
+DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind
 
-.PHONY: all deps build build-asan build-fuzz fuzz test-fuzz test test-plain test-asan demo bench install clean help format
+.PHONY: all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench install clean help format
 
 all: build
 
@@ -18,6 +19,7 @@ help:
 	@echo "make test    deps + both backends, then again under ASan+UBSan"
 	@echo "make demo    deps + start echo_server and drive it with echo_client"
 	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each, clang build in $(BUILD_FUZZ)/"
+	@echo "make soak    the long soak: SOAK_SECONDS (120) of storm per backend, then valgrind"
 	@echo "make bench   netframe vs libuv vs plain epoll, one table"
 	@echo "make install cmake --install $(BUILD) (PREFIX=/usr/local)"
 
@@ -62,6 +64,9 @@ test-fuzz: build-fuzz
 
 fuzz: deps build-fuzz
 	./scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+soak: deps build
+	./scripts/soak.sh $(BUILD) $(SOAK_SECONDS)
 
 test-plain: build
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure

@@ -1,0 +1,19 @@
+# The soak test (tests/soak/README.md): soak_server under soak_driver. A short
+# run per backend is part of ctest (and so of the ASan build); `make soak`
+# runs the long one.
+add_executable(soak_server ${CMAKE_CURRENT_SOURCE_DIR}/soak/soak_server.c)
+target_link_libraries(soak_server PRIVATE netframe)
+add_executable(soak_driver ${CMAKE_CURRENT_SOURCE_DIR}/soak/soak_driver.c)
+find_package(Threads REQUIRED)
+target_link_libraries(soak_driver PRIVATE Threads::Threads)
+# ASan keeps freed memory in quarantine: RSS says nothing there (LeakSanitizer
+# checks the server at exit instead).
+set(nf_soak_flags)
+if(NF_SANITIZE)
+  set(nf_soak_flags --no-rss-check)
+endif()
+foreach(b uring epoll)
+  add_test(NAME soak_short.${b} COMMAND soak_driver --server $<TARGET_FILE:soak_server> --quiet 2 --storm 6
+           ${nf_soak_flags})
+  set_tests_properties(soak_short.${b} PROPERTIES TIMEOUT 120 ENVIRONMENT "NF_BACKEND=${b}" RUN_SERIAL TRUE)
+endforeach()
