@@ -15,5 +15,6 @@
 #include "filter.h"
 #include "flow.h"
 #include "server.h"
+#include "proxy.h"
 
 #endif
