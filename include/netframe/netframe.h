@@ -16,5 +16,6 @@
 #include "flow.h"
 #include "server.h"
 #include "proxy.h"
+#include "reconnect.h"
 
 #endif

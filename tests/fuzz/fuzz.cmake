@@ -12,7 +12,8 @@ if(CMAKE_C_COMPILER_ID MATCHES Clang)
   set(NF_FUZZ_SRC_ws ${PROJECT_SOURCE_DIR}/src/ws/frame.c
       ${PROJECT_SOURCE_DIR}/src/ws/utf8.c ${PROJECT_SOURCE_DIR}/src/ws/decoder.c
       ${PROJECT_SOURCE_DIR}/src/ws/encoder.c ${PROJECT_SOURCE_DIR}/src/ws/pmd.c)
-  foreach(t http ws)
+  set(NF_FUZZ_SRC_proxy ${PROJECT_SOURCE_DIR}/src/filter/proxy_parse.c)
+  foreach(t http ws proxy)
     add_executable(fuzz_${t} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_${t}.c ${NF_FUZZ_SRC_${t}})
     target_include_directories(fuzz_${t} PRIVATE ${PROJECT_SOURCE_DIR}/include)
     target_compile_definitions(fuzz_${t} PRIVATE _GNU_SOURCE)
