@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""Interop: Debian's HAProxy in front of netframe's echo_server --proxy.
+
+Starts echo_server --proxy on an ephemeral loopback port, then HAProxy (a
+child, foreground, generated config) with two TCP frontends: one whose
+backend server line has `send-proxy` (v1), one with `send-proxy-v2`. A
+client connects to each frontend from a distinct loopback source address
+(127.0.0.2 / 127.0.0.3), sends data and checks the echo; echo_server's
+per-connection line must name that client address and port as the peer,
+the HAProxy side as the transport, and the PROXY version used.
+
+Usage: haproxy_interop.py ECHO_SERVER. Exit 0 ok, 1 failure, 77 skipped
+(haproxy not installed). NF_BACKEND picks the echo_server backend."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def main():
+    echo_server = sys.argv[1]
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.path.exists(haproxy):
+        print("SKIP: haproxy is not installed (apt-get install haproxy)")
+        return 77
+    version = subprocess.run([haproxy, "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+    print(version)
+
+    es = subprocess.Popen([echo_server, "--port", "0", "--proxy"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    lines = []
+    first = es.stdout.readline()
+    if not first.startswith("listening on"):
+        print("echo_server did not start:", first, es.stderr.read())
+        return 1
+    port = int(first.split()[2].rsplit(":", 1)[1])
+
+    def reader():
+        for ln in es.stdout:
+            lines.append(ln.strip())
+
+    threading.Thread(target=reader, daemon=True).start()
+
+    p1, p2 = free_port(), free_port()
+    cfg = f"""global
+    maxconn 64
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+frontend fe_v1
+    bind 127.0.0.1:{p1}
+    default_backend be_v1
+frontend fe_v2
+    bind 127.0.0.1:{p2}
+    default_backend be_v2
+backend be_v1
+    server echo 127.0.0.1:{port} send-proxy
+backend be_v2
+    server echo 127.0.0.1:{port} send-proxy-v2
+"""
+    tmp = tempfile.mkdtemp(prefix="nf_haproxy_")
+    cfgfile = os.path.join(tmp, "haproxy.cfg")
+    with open(cfgfile, "w") as f:
+        f.write(cfg)
+    hp = subprocess.Popen([haproxy, "-db", "-f", cfgfile], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    failed = []
+    try:
+        # wait for both frontends
+        deadline = time.time() + 10
+        for p in (p1, p2):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", p), timeout=1).close()
+                    break
+                except OSError:
+                    if time.time() > deadline or hp.poll() is not None:
+                        print("haproxy did not start:", hp.stdout.read() if hp.poll() is not None else "")
+                        return 1
+                    time.sleep(0.05)
+
+        for fport, ver, src in ((p1, 1, "127.0.0.2"), (p2, 2, "127.0.0.3")):
+            c = socket.socket()
+            c.settimeout(10)
+            c.bind((src, 0))
+            c.connect(("127.0.0.1", fport))
+            cport = c.getsockname()[1]
+            msg = (f"hello through haproxy v{ver} ".encode()) * 200
+            c.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            c.close()
+            if got != msg:
+                failed.append(f"v{ver}: echo mismatch ({len(got)} of {len(msg)} bytes)")
+            want = f"proxy: peer={src}:{cport} transport=127.0.0.1:"
+            deadline = time.time() + 5
+            line = None
+            while time.time() < deadline and line is None:
+                line = next((ln for ln in list(lines) if ln.startswith(want)), None)
+                time.sleep(0.02)
+            if line is None:
+                failed.append(f"v{ver}: no line starting with {want!r}; saw {lines}")
+            elif f"version={ver} command=proxy" not in line:
+                failed.append(f"v{ver}: wrong version/command in {line!r}")
+            else:
+                print(f"ok v{ver}: client {src}:{cport} -> haproxy :{fport} -> echo_server: {line}")
+    finally:
+        hp.terminate()
+        es.terminate()
+        try:
+            hp.wait(5)
+            es.wait(5)
+        except subprocess.TimeoutExpired:
+            hp.kill()
+            es.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if es.returncode not in (0, -15):
+        failed.append(f"echo_server exit {es.returncode}")
+    for f in failed:
+        print("FAIL:", f)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
