@@ -54,12 +54,12 @@ static void timed_out(nf_timer_t *t) { fail(t->data, NF_EPROXY_TIMEOUT); }
 static int p_init(nf_filter_t *f)
 {
     pstate_t *st = f->state;
-    if (f->down) /* the header is the first thing on the wire */
-        return -EINVAL;
-    nf_timer_init(f->conn->loop, &st->timer);
+    nf_timer_init(f->conn->loop, &st->timer); /* on_close runs even when init fails */
     st->timer.data = f;
     st->acc = st->inl;
     st->acc_cap = sizeof(st->inl);
+    if (f->down) /* the header is the first thing on the wire */
+        return -EINVAL;
     return 0;
 }
 

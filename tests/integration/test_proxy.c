@@ -538,6 +538,31 @@ static void test_pause_in_open(void **state)
     finish(loop, l);
 }
 
+/* The filter insists on being filters[0]: elsewhere each connection fails
+ * its init with -EINVAL and the program never sees it. */
+static void test_not_bottom(void **state)
+{
+    (void)state;
+    memset(&g, 0, sizeof g);
+    static const nf_timeout_config_t tcfg = {.timeout_ms = 5000};
+    static const nf_filter_spec_t stack[] = {{.ops = &nf_read_timeout_filter, .config = &tcfg},
+                                             {.ops = &nf_proxy_filter, .config = NULL}};
+    nf_loop_t *loop = h_loop_new();
+    nf_listen_config_t lc;
+    memset(&lc, 0, sizeof lc);
+    lc.handler = &handler;
+    lc.filters = stack;
+    lc.nfilters = 2;
+    nf_listener_t *l;
+    uint16_t port = h_listen_cfg(loop, &lc, &l);
+    int fd = client(port);
+    H_RUN_UNTIL(loop, g.n == 1 && g.cs[0].closed == 1, 5000);
+    H_ASSERT_ERR(g.cs[0].reason, -EINVAL);
+    assert_int_equal(g.cs[0].opened, 0);
+    close(fd);
+    finish(loop, l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_optional),
         cmocka_unit_test(test_pause_in_open),
+        cmocka_unit_test(test_not_bottom),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,9 @@ backend server line has `send-proxy` (v1), one with `send-proxy-v2`. A
 client connects to each frontend from a distinct loopback source address
 (127.0.0.2 / 127.0.0.3), sends data and checks the echo; echo_server's
 per-connection line must name that client address and port as the peer,
-the HAProxy side as the transport, and the PROXY version used.
+the HAProxy side as the transport, and the PROXY version used. The v2 backend also runs HAProxy's health checks
+with `check-send-proxy`, which arrive as v2 LOCAL connections: one must be
+logged as such.
 
 Usage: haproxy_interop.py ECHO_SERVER. Exit 0 ok, 1 failure, 77 skipped
 (haproxy not installed). NF_BACKEND picks the echo_server backend."""
@@ -70,7 +72,7 @@ frontend fe_v2
 backend be_v1
     server echo 127.0.0.1:{port} send-proxy
 backend be_v2
-    server echo 127.0.0.1:{port} send-proxy-v2
+    server echo 127.0.0.1:{port} send-proxy-v2 check inter 200 check-send-proxy
 """
     tmp = tempfile.mkdtemp(prefix="nf_haproxy_")
     cfgfile = os.path.join(tmp, "haproxy.cfg")
@@ -122,6 +124,17 @@ backend be_v2
                 failed.append(f"v{ver}: wrong version/command in {line!r}")
             else:
                 print(f"ok v{ver}: client {src}:{cport} -> haproxy :{fport} -> echo_server: {line}")
+        # HAProxy's health checks (check-send-proxy on the v2 backend) open
+        # connections of their own with the v2 LOCAL command
+        deadline = time.time() + 5
+        local = None
+        while time.time() < deadline and local is None:
+            local = next((ln for ln in list(lines) if ln.endswith("version=2 command=local")), None)
+            time.sleep(0.05)
+        if local is None:
+            failed.append(f"no v2 LOCAL connection from haproxy's health checks; saw {lines}")
+        else:
+            print(f"ok v2 LOCAL (health check): {local}")
     finally:
         hp.terminate()
         es.terminate()
