@@ -545,14 +545,17 @@ static void test_not_bottom(void **state)
     (void)state;
     memset(&g, 0, sizeof g);
     static const nf_timeout_config_t tcfg = {.timeout_ms = 5000};
+    /* a timeout filter above the failing one: its init never runs, so its
+     * on_close must not either (it would stop a timer never initialized) */
     static const nf_filter_spec_t stack[] = {{.ops = &nf_read_timeout_filter, .config = &tcfg},
-                                             {.ops = &nf_proxy_filter, .config = NULL}};
+                                             {.ops = &nf_proxy_filter, .config = NULL},
+                                             {.ops = &nf_idle_timeout_filter, .config = &tcfg}};
     nf_loop_t *loop = h_loop_new();
     nf_listen_config_t lc;
     memset(&lc, 0, sizeof lc);
     lc.handler = &handler;
     lc.filters = stack;
-    lc.nfilters = 2;
+    lc.nfilters = 3;
     nf_listener_t *l;
     uint16_t port = h_listen_cfg(loop, &lc, &l);
     int fd = client(port);
