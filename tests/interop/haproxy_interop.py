@@ -23,40 +23,20 @@ import threading
 import time
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def free_ports(n):
+    """n distinct loopback ports free a moment ago (held together while chosen)."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
-def main():
-    echo_server = sys.argv[1]
-    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not os.path.exists(haproxy):
-        print("SKIP: haproxy is not installed (apt-get install haproxy)")
-        return 77
-    version = subprocess.run([haproxy, "-v"], capture_output=True, text=True).stdout.splitlines()[0]
-    print(version)
-
-    es = subprocess.Popen([echo_server, "--port", "0", "--proxy"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-    lines = []
-    first = es.stdout.readline()
-    if not first.startswith("listening on"):
-        print("echo_server did not start:", first, es.stderr.read())
-        return 1
-    port = int(first.split()[2].rsplit(":", 1)[1])
-
-    def reader():
-        for ln in es.stdout:
-            lines.append(ln.strip())
-
-    threading.Thread(target=reader, daemon=True).start()
-
-    p1, p2 = free_port(), free_port()
-    cfg = f"""global
+CONFIG = """global
     maxconn 64
 defaults
     mode tcp
@@ -74,26 +54,76 @@ backend be_v1
 backend be_v2
     server echo 127.0.0.1:{port} send-proxy-v2 check inter 200 check-send-proxy
 """
+
+
+def wait_ready(hp, ports):
+    """True once every frontend accepts; False if haproxy exits or 10 s pass."""
+    deadline = time.time() + 10
+    for p in ports:
+        while True:
+            if hp.poll() is not None:
+                return False
+            try:
+                socket.create_connection(("127.0.0.1", p), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    return False
+                time.sleep(0.05)
+    return True
+
+
+def main():
+    echo_server = sys.argv[1]
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.path.exists(haproxy):
+        print("SKIP: haproxy is not installed (apt-get install haproxy)")
+        return 77
+    version = subprocess.run([haproxy, "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+    print(version)
+
+    for attempt in range(5):  # port 0 can fail while the machine's ephemeral ports run out
+        es = subprocess.Popen([echo_server, "--port", "0", "--proxy"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        first = es.stdout.readline()
+        if first.startswith("listening on"):
+            break
+        print("echo_server did not start:", first, es.stderr.read())
+        es.wait()
+        time.sleep(0.5)
+    else:
+        return 1
+    lines = []
+    port = int(first.split()[2].rsplit(":", 1)[1])
+
+    def reader():
+        for ln in es.stdout:
+            lines.append(ln.strip())
+
+    threading.Thread(target=reader, daemon=True).start()
+
     tmp = tempfile.mkdtemp(prefix="nf_haproxy_")
     cfgfile = os.path.join(tmp, "haproxy.cfg")
-    with open(cfgfile, "w") as f:
-        f.write(cfg)
-    hp = subprocess.Popen([haproxy, "-db", "-f", cfgfile], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
     failed = []
+    hp = None
     try:
-        # wait for both frontends
-        deadline = time.time() + 10
-        for p in (p1, p2):
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", p), timeout=1).close()
-                    break
-                except OSError:
-                    if time.time() > deadline or hp.poll() is not None:
-                        print("haproxy did not start:", hp.stdout.read() if hp.poll() is not None else "")
-                        return 1
-                    time.sleep(0.05)
+        # Ports picked here may be taken by someone else before HAProxy binds
+        # them (a busy shared machine): retry with new ones.
+        for attempt in range(5):
+            p1, p2 = free_ports(2)
+            with open(cfgfile, "w") as f:
+                f.write(CONFIG.format(p1=p1, p2=p2, port=port))
+            hp = subprocess.Popen([haproxy, "-db", "-f", cfgfile], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+            if wait_ready(hp, (p1, p2)):
+                break
+            out = hp.stdout.read() if hp.poll() is not None else ""
+            hp.kill()
+            hp.wait()
+            hp = None
+            print(f"haproxy did not start (attempt {attempt + 1}): {out}")
+        if hp is None:
+            return 1
 
         for fport, ver, src in ((p1, 1, "127.0.0.2"), (p2, 2, "127.0.0.3")):
             c = socket.socket()
@@ -136,14 +166,15 @@ backend be_v2
         else:
             print(f"ok v2 LOCAL (health check): {local}")
     finally:
-        hp.terminate()
-        es.terminate()
-        try:
-            hp.wait(5)
-            es.wait(5)
-        except subprocess.TimeoutExpired:
-            hp.kill()
-            es.kill()
+        for p in (hp, es):
+            if p is None:
+                continue
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     if es.returncode not in (0, -15):
         failed.append(f"echo_server exit {es.returncode}")
