@@ -117,6 +117,47 @@ static nf_listener_t *listen_on(nf_loop_t *loop, uint16_t port)
     return l;
 }
 
+/* Binds 127.0.0.1:port (0: any) without listening: connects there are
+ * refused, and the kernel never picks a bound port as a connect's source
+ * port, so no attempt can connect to itself (which a merely unused port
+ * allows after enough attempts). SO_REUSEADDR: TIME_WAIT leftovers of a
+ * server that was on the port do not stand in the way. */
+static int block_port(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(*port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        fail_msg("bind 127.0.0.1:%u: %s", *port, strerror(errno));
+    socklen_t len = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static int g_blocker = -1;
+
+/* A refusing port for the whole test (closed by unblock()). */
+static uint16_t refusing_port(void)
+{
+    uint16_t port = 0;
+    g_blocker = block_port(&port);
+    return port;
+}
+
+static void unblock(void)
+{
+    if (g_blocker >= 0)
+        close(g_blocker);
+    g_blocker = -1;
+}
+
+static int listener_gone;
+static void on_listener_closed(nf_listener_t *l) { (void)l, listener_gone = 1; }
+
 static void close_accepted(nf_conn_t *c, void *arg)
 {
     if (nf_conn_listener(c) == arg)
@@ -127,7 +168,8 @@ static void close_accepted(nf_conn_t *c, void *arg)
 static void server_down(nf_loop_t *loop, nf_listener_t *l)
 {
     nf_conn_walk(loop, close_accepted, l);
-    nf_listener_close(l, NULL);
+    listener_gone = 0;
+    nf_listener_close(l, on_listener_closed);
 }
 
 static void stop_and_finish(nf_loop_t *loop, nf_reconnect_t *rc)
@@ -153,6 +195,8 @@ static void test_server_comes_back(void **state)
     H_RUN_UNTIL(loop, g.got_len == 3, 5000);
 
     server_down(loop, l);
+    H_RUN_UNTIL(loop, listener_gone, 5000);
+    g_blocker = block_port(&port);               /* the port refuses, and cannot be a source port */
     H_RUN_UNTIL(loop, g.downs >= 3, 5000);       /* the close, then refused attempts */
     assert_int_equal(g.ev[2].state, NF_RC_DOWN); /* CONNECTING, UP, DOWN */
     H_ASSERT_ERR(g.ev[2].reason, NF_EOF);
@@ -163,6 +207,7 @@ static void test_server_comes_back(void **state)
     assert_true(refused >= 2);
     assert_null(nf_reconnect_conn(rc));
 
+    unblock();
     l = listen_on(loop, port); /* back on the same port */
     H_RUN_UNTIL(loop, g.ups == 2, 5000);
     H_ASSERT_ERR(nf_reconnect_write(rc, "two", 3), NF_WRITE_OK);
@@ -210,7 +255,7 @@ static int run_backoffs(nf_reconnect_config_t *cfg, int n, uint64_t *out)
 static void test_backoff_grows_and_caps(void **state)
 {
     (void)state;
-    uint16_t port = h_closed_port();
+    uint16_t port = refusing_port();
     nf_reconnect_config_t cfg = base_cfg(port);
     cfg.initial_ms = 5;
     cfg.multiplier = 2.0;
@@ -234,7 +279,7 @@ static void test_backoff_grows_and_caps(void **state)
 static void test_backoff_jitter(void **state)
 {
     (void)state;
-    uint16_t port = h_closed_port();
+    uint16_t port = refusing_port();
     nf_reconnect_config_t cfg = base_cfg(port);
     cfg.initial_ms = 4;
     cfg.multiplier = 2.0;
@@ -274,7 +319,7 @@ static void test_held_writes_in_order(void **state)
     (void)state;
     reset();
     nf_loop_t *loop = h_loop_new();
-    uint16_t port = h_closed_port();
+    uint16_t port = refusing_port();
     nf_reconnect_config_t cfg = base_cfg(port);
     nf_reconnect_t *rc;
     H_ASSERT_ERR(nf_reconnect_start(loop, &cfg, &rc), 0);
@@ -287,6 +332,7 @@ static void test_held_writes_in_order(void **state)
     assert_int_equal(st.held_writes, 3);
     assert_int_equal(st.held_bytes, 19);
     g.write_on_up = "after-up";
+    unblock();
     nf_listener_t *l = listen_on(loop, port);
     H_RUN_UNTIL(loop, g.got_len == 27, 5000);
     assert_memory_equal(g.got, "first,second,third,after-up", 27);
@@ -304,7 +350,7 @@ static void test_refuse_mode(void **state)
     (void)state;
     reset();
     nf_loop_t *loop = h_loop_new();
-    uint16_t port = h_closed_port();
+    uint16_t port = refusing_port();
     nf_reconnect_config_t cfg = base_cfg(port);
     cfg.down_policy = NF_RC_REFUSE;
     nf_reconnect_t *rc;
@@ -316,6 +362,7 @@ static void test_refuse_mode(void **state)
     nf_reconnect_stats(rc, &st);
     assert_int_equal(st.writes_refused, 2);
     assert_int_equal(st.held_writes, 0);
+    unblock();
     nf_listener_t *l = listen_on(loop, port);
     H_RUN_UNTIL(loop, g.ups == 1, 5000);
     H_ASSERT_ERR(nf_reconnect_write(rc, "z", 1), NF_WRITE_OK);
@@ -330,7 +377,7 @@ static void test_hold_limits(void **state)
     (void)state;
     reset();
     nf_loop_t *loop = h_loop_new();
-    nf_reconnect_config_t cfg = base_cfg(h_closed_port());
+    nf_reconnect_config_t cfg = base_cfg(refusing_port());
     cfg.max_held_bytes = 10;
     nf_reconnect_t *rc;
     H_ASSERT_ERR(nf_reconnect_start(loop, &cfg, &rc), 0);
@@ -375,7 +422,7 @@ static void test_stop_during_backoff(void **state)
     (void)state;
     reset();
     nf_loop_t *loop = h_loop_new();
-    nf_reconnect_config_t cfg = base_cfg(h_closed_port());
+    nf_reconnect_config_t cfg = base_cfg(refusing_port());
     cfg.initial_ms = 60000; /* a backoff far longer than the test */
     cfg.max_ms = 60000;
     nf_reconnect_t *rc;
@@ -499,18 +546,25 @@ static void test_filters_each_connection(void **state)
     h_loop_finish(loop, 5000);
 }
 
+static int teardown(void **state)
+{
+    (void)state;
+    unblock();
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_server_comes_back),
-        cmocka_unit_test(test_backoff_grows_and_caps),
-        cmocka_unit_test(test_backoff_jitter),
-        cmocka_unit_test(test_held_writes_in_order),
-        cmocka_unit_test(test_refuse_mode),
-        cmocka_unit_test(test_hold_limits),
-        cmocka_unit_test(test_stop_during_backoff),
-        cmocka_unit_test(test_stop_while_connecting_and_up),
-        cmocka_unit_test(test_filters_each_connection),
+        cmocka_unit_test_teardown(test_server_comes_back, teardown),
+        cmocka_unit_test_teardown(test_backoff_grows_and_caps, teardown),
+        cmocka_unit_test_teardown(test_backoff_jitter, teardown),
+        cmocka_unit_test_teardown(test_held_writes_in_order, teardown),
+        cmocka_unit_test_teardown(test_refuse_mode, teardown),
+        cmocka_unit_test_teardown(test_hold_limits, teardown),
+        cmocka_unit_test_teardown(test_stop_during_backoff, teardown),
+        cmocka_unit_test_teardown(test_stop_while_connecting_and_up, teardown),
+        cmocka_unit_test_teardown(test_filters_each_connection, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
