@@ -2,7 +2,7 @@
  *
  *   echo_server [--host 127.0.0.1] [--port 7000] [--backend uring|epoll]
  *               [--threads N] [--mode block|poll|event] [--sqpoll]
- *               [--spread reuseport|acceptor]
+ *               [--spread reuseport|acceptor] [--proxy[=v1|v2]]
  *
  * Runs N loops on N threads (nf_server; default 1). --mode picks how each
  * loop collects completions: block (sleep in the kernel), poll (spin, never
@@ -11,7 +11,14 @@
  * embedding netframe would). Prints the loop's features on stderr, then
  * "listening on HOST:PORT backend=NAME" once it accepts connections. On
  * SIGINT or SIGTERM it stops accepting, closes every connection, frees
- * everything and exits 0. */
+ * everything and exits 0.
+ *
+ * --proxy: the listener expects a PROXY protocol header (v1 or v2; `=v1`,
+ * `=v2` accept only that one) from a load balancer in front of it, and
+ * prints one line per connection on stdout:
+ *   "proxy: peer=CLIENT transport=BALANCER version=N command=proxy|local"
+ * A connection without a valid header is closed (reason on stderr). Not with
+ * --spread acceptor (sockets handed over by the acceptor get no filters). */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
@@ -31,9 +38,38 @@ static void on_read(nf_conn_t *c, const char *data, size_t len)
         nf_conn_write(c, data, len);
 }
 
-static void on_close(nf_conn_t *c, int reason) { (void)c, (void)reason; }
+static int proxy_mode; /* --proxy: log each connection's real peer */
 
-static const nf_conn_handler_t echo = {.on_read = on_read, .on_close = on_close};
+static void on_open(nf_conn_t *c)
+{
+    if (!proxy_mode)
+        return;
+    nf_addr_t peer, tr;
+    char p[80] = "?", t[80] = "?";
+    if (nf_conn_peer_addr(c, &peer) == 0)
+        nf_addr_format(&peer, p, sizeof(p));
+    if (nf_conn_transport_peer_addr(c, &tr) == 0)
+        nf_addr_format(&tr, t, sizeof(t));
+    const nf_proxy_header_t *h;
+    int version = 0, local = 0;
+    if (nf_proxy_get(c, &h) == 0) {
+        version = h->version;
+        local = h->command == NF_PROXY_CMD_LOCAL;
+    }
+    printf("proxy: peer=%s transport=%s version=%d command=%s\n", p, t, version, local ? "local" : "proxy");
+    fflush(stdout);
+}
+
+static void on_close(nf_conn_t *c, int reason)
+{
+    (void)c;
+    if (proxy_mode && reason <= -5400 && reason > -5500)
+        fprintf(stderr, "echo_server: closed: %s\n", nf_strerror(reason));
+}
+
+static const nf_conn_handler_t echo = {.on_open = on_open, .on_read = on_read, .on_close = on_close};
+static nf_proxy_config_t proxy_cfg;
+static const nf_filter_spec_t proxy_stack[] = {{.ops = &nf_proxy_filter, .config = &proxy_cfg}};
 
 static nf_server_t *server;
 
@@ -48,7 +84,8 @@ static void handle_signal(int sig)
 static void usage(void)
 {
     fprintf(stderr, "usage: echo_server [--host ADDR] [--port N] [--backend uring|epoll] [--threads N]\n"
-                    "                   [--mode block|poll|event] [--sqpoll] [--spread reuseport|acceptor]\n");
+                    "                   [--mode block|poll|event] [--sqpoll] [--spread reuseport|acceptor]\n"
+                    "                   [--proxy[=v1|v2]]\n");
     exit(2);
 }
 
@@ -59,6 +96,17 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--sqpoll") == 0) {
             sqpoll = 1;
+            continue;
+        }
+        if (strncmp(argv[i], "--proxy", 7) == 0) {
+            const char *v = argv[i] + 7;
+            proxy_mode = 1;
+            if (strcmp(v, "=v1") == 0)
+                proxy_cfg.versions = NF_PROXY_V1;
+            else if (strcmp(v, "=v2") == 0)
+                proxy_cfg.versions = NF_PROXY_V2;
+            else if (*v)
+                usage();
             continue;
         }
         if (i + 1 >= argc)
@@ -102,11 +150,17 @@ int main(int argc, char **argv)
         usage();
     if (threads < 1 || threads > 1024 || port < 0 || port > 65535)
         usage();
+    if (proxy_mode && cfg.spread == NF_SERVER_ACCEPTOR)
+        usage();
     cfg.loop.sqpoll = sqpoll;
     cfg.threads = (unsigned)threads;
     cfg.listen.host = host;
     cfg.listen.port = (uint16_t)port;
     cfg.listen.handler = &echo;
+    if (proxy_mode) {
+        cfg.listen.filters = proxy_stack;
+        cfg.listen.nfilters = 1;
+    }
 
     /* Signals first: the server threads inherit the mask, the handler only
      * stores atomics and writes eventfds. */

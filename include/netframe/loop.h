@@ -180,6 +180,7 @@ typedef struct nf_loop_stats {
     uint64_t flow_held_hwm;       /* the most one connection ever held */
     uint64_t flow_writes_dropped; /* writes discarded by policy */
     uint64_t conns_closed_slow;   /* closed as slow consumers (NF_ESLOW) */
+    uint64_t conns_closed_proxy;  /* closed by the PROXY filter: bad, missing, late header */
 } nf_loop_stats_t;
 
 /* Copies the loop's counters into *out. Loop thread (or a stopped loop). */

@@ -15,5 +15,7 @@
 #include "filter.h"
 #include "flow.h"
 #include "server.h"
+#include "proxy.h"
+#include "reconnect.h"
 
 #endif

@@ -215,7 +215,11 @@ void nf_conn_abort(nf_conn_t *c);
 int nf_conn_is_closing(const nf_conn_t *c);
 
 int nf_conn_local_addr(const nf_conn_t *c, nf_addr_t *out);
+/* The peer: the client named by a PROXY protocol header when the connection
+ * has the PROXY filter (proxy.h), else the socket's peer. 0 or -errno. */
 int nf_conn_peer_addr(const nf_conn_t *c, nf_addr_t *out);
+/* The socket's peer (getpeername), whatever a PROXY header said. */
+int nf_conn_transport_peer_addr(const nf_conn_t *c, nf_addr_t *out);
 int nf_conn_set_nodelay(nf_conn_t *c, int on);
 int nf_conn_set_keepalive(nf_conn_t *c, int on, int idle_s);
 

@@ -6,6 +6,7 @@
 #include "netframe/ws_codec.h"
 #include "netframe/ws.h"
 #include "netframe/flow.h"
+#include "netframe/proxy.h"
 
 #define CODES(X)                                                                                                       \
     X(NF_EOF, "connection closed by peer")                                                                             \
@@ -14,6 +15,12 @@
     X(NF_EBACKEND, "backend not available")                                                                            \
     X(NF_EADDR, "bad or unresolvable address")                                                                         \
     X(NF_ESLOW, "closed as a slow consumer")                                                                           \
+    X(NF_EPROXY_INCOMPLETE, "PROXY protocol header incomplete")                                                        \
+    X(NF_EPROXY, "malformed PROXY protocol header")                                                                    \
+    X(NF_EPROXY_TOOLARGE, "PROXY protocol header too large")                                                           \
+    X(NF_EPROXY_VERSION, "PROXY protocol version not accepted")                                                        \
+    X(NF_EPROXY_TIMEOUT, "no complete PROXY protocol header in time")                                                  \
+    X(NF_EPROXY_NOHEADER, "connection does not begin with a PROXY protocol header")                                    \
     X(NF_EWS_HANDSHAKE, "WebSocket handshake failed")                                                                  \
     X(NF_EHTTP_INCOMPLETE, "HTTP head incomplete")                                                                     \
     X(NF_EHTTP_BAD, "malformed HTTP head (400)")                                                                       \

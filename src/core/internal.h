@@ -208,8 +208,9 @@ struct nf_conn {
     uint32_t wq_count; /* buffers in the write queue ("writes in flight") */
     void *send_state;  /* backend: storage for an in-flight send */
     struct nf__connect_state *cs;
-    nf_filter_t *fbottom, *ftop; /* filter stack, NULL without filters */
-    nf__wseg_t *stash;           /* reads that arrived while paused, in order */
+    nf_filter_t *fbottom, *ftop;    /* filter stack, NULL without filters */
+    nf__wseg_t *stash;              /* reads that arrived while paused, in order */
+    const nf_addr_t *peer_override; /* nf_conn_peer_addr's answer (PROXY filter), or NULL */
 };
 
 struct nf_listener {
@@ -264,6 +265,10 @@ void nf__transport_close(nf_conn_t *c, nf_close_how_t how);
 void nf__shutdown_check(nf_loop_t *loop);
 /* Closes c now with `reason` (filters: timeouts, slow consumers). */
 void nf__conn_fail(nf_conn_t *c, int reason);
+/* Puts bytes a bottom filter consumed from a read back in front of the
+ * reads kept while paused (takes a reference to b): delivered first when
+ * reading resumes (the PROXY filter, when on_open paused reading). */
+void nf__conn_unread(nf_conn_t *c, nf_buf_t *b);
 
 /* The filter stack (src/filter/filter.c). */
 int nf__filters_new(nf_conn_t *c, const nf_filter_spec_t *specs, unsigned n);

@@ -35,13 +35,20 @@ int nf__filters_new(nf_conn_t *c, const nf_filter_spec_t *specs, unsigned n)
     return 0;
 }
 
+/* Stands in for filters whose init never ran (one below failed): their
+ * on_close must not run on state they never set up. */
+static const nf_filter_ops_t k_not_initialized = {.size = sizeof(nf_filter_ops_t), .name = "not-initialized"};
+
 int nf__filters_init(nf_conn_t *c)
 {
     for (nf_filter_t *f = c->fbottom; f; f = f->up) {
         if (f->ops->init) {
             int err = f->ops->init(f);
-            if (err)
+            if (err) {
+                for (nf_filter_t *g = f->up; g; g = g->up)
+                    g->ops = &k_not_initialized;
                 return err;
+            }
         }
     }
     return 0;

@@ -39,6 +39,10 @@ static int t_init(nf_filter_t *f)
 static void t_open(nf_filter_t *f)
 {
     tstate_t *st = f->state;
+    /* One fresh clock read per connection: the loop's cached time can be
+     * many ms old on a loaded machine (preempted since the iteration began),
+     * which would fire the first timeout early by that much. */
+    nf_loop_update_time(f->conn->loop);
     st->last = nf_loop_now(f->conn->loop);
     nf_timer_start(&st->timer, fire, timeout_of(f), 0);
     nf_filter_open_up(f);

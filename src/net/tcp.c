@@ -468,6 +468,19 @@ static void stash_push(nf_conn_t *c, nf_buf_t *b, size_t len)
     *pp = s;
 }
 
+void nf__conn_unread(nf_conn_t *c, nf_buf_t *b)
+{
+    nf__wseg_t *s = seg_get(c->loop);
+    if (!s) {
+        close_start(c, -ENOMEM);
+        return;
+    }
+    s->buf = nf_buf_ref(b);
+    s->off = 0;
+    s->next = c->stash;
+    c->stash = s;
+}
+
 static void deliver(nf_conn_t *c, nf_buf_t *b, size_t len)
 {
     nf_loop_t *loop = c->loop;
@@ -1007,6 +1020,15 @@ NF__EXPORT int nf_conn_local_addr(const nf_conn_t *c, nf_addr_t *out)
 }
 
 NF__EXPORT int nf_conn_peer_addr(const nf_conn_t *c, nf_addr_t *out)
+{
+    if (c->peer_override) {
+        *out = *c->peer_override;
+        return 0;
+    }
+    return nf_conn_transport_peer_addr(c, out);
+}
+
+NF__EXPORT int nf_conn_transport_peer_addr(const nf_conn_t *c, nf_addr_t *out)
 {
     socklen_t len = sizeof(out->u);
     if (getpeername(c->fd, &out->u.sa, &len) < 0)

@@ -34,6 +34,7 @@ if(CMAKE_C_COMPILER_ID MATCHES Clang)
   nf_add_fuzz(fuzz_http_response ${PROJECT_SOURCE_DIR}/src/http/http.c)
   nf_add_fuzz(fuzz_ws_ext ${NF_FUZZ_WS_SRC})
   nf_add_fuzz(fuzz_ws ${NF_FUZZ_WS_SRC})
+  nf_add_fuzz(fuzz_proxy ${PROJECT_SOURCE_DIR}/src/filter/proxy_parse.c)
 
   get_property(nf_fuzz_all GLOBAL PROPERTY NF_FUZZ_TARGETS)
   add_custom_target(fuzz_all DEPENDS ${nf_fuzz_all})
