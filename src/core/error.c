@@ -6,6 +6,7 @@
 #include "netframe/ws_codec.h"
 #include "netframe/ws.h"
 #include "netframe/flow.h"
+#include "netframe/tls.h"
 
 #define CODES(X)                                                                                                       \
     X(NF_EOF, "connection closed by peer")                                                                             \
@@ -14,6 +15,7 @@
     X(NF_EBACKEND, "backend not available")                                                                            \
     X(NF_EADDR, "bad or unresolvable address")                                                                         \
     X(NF_ESLOW, "closed as a slow consumer")                                                                           \
+    X(NF_ETLS, "TLS failure (see nf_tls_conn_error)")                                                                  \
     X(NF_EWS_HANDSHAKE, "WebSocket handshake failed")                                                                  \
     X(NF_EHTTP_INCOMPLETE, "HTTP head incomplete")                                                                     \
     X(NF_EHTTP_BAD, "malformed HTTP head (400)")                                                                       \
