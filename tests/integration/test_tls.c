@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <netframe/tls.h>
 
@@ -82,10 +83,11 @@ static void side_open(side_t *s, nf_conn_t *c)
     snprintf(s->alpn, sizeof s->alpn, "%.*s", (int)n, a ? a : "");
     const char *sn = nf_tls_conn_server_name(c);
     snprintf(s->sni, sizeof s->sni, "%s", sn ? sn : "");
-    snprintf(s->version, sizeof s->version, "%s", nf_tls_conn_version(c));
+    const char *v = nf_tls_conn_version(c);
+    snprintf(s->version, sizeof s->version, "%s", v ? v : "plain");
     s->resumed = nf_tls_conn_resumed(c);
     s->has_cert = nf_tls_conn_peer_subject(c, s->subject, sizeof s->subject);
-    assert_true(nf_tls_conn_established(c));
+    assert_true(nf_tls_conn_established(c) || !v);
 }
 
 static void side_close(side_t *s, nf_conn_t *c, int reason)
@@ -196,8 +198,8 @@ static void client_start(nf_loop_t *loop, client_t *cl, nf_tls_ctx_t *ctx, uint1
     cc.port = port;
     cc.handler = &cli_handler;
     cc.data = cl;
-    cc.filters = cl->spec;
-    cc.nfilters = 1;
+    cc.filters = ctx ? cl->spec : NULL;
+    cc.nfilters = ctx ? 1 : 0;
     assert_int_equal(nf_connect(loop, &cc, &cl->c), 0);
     if (name)
         assert_int_equal(nf_tls_set_server_name(cl->c, name), 0);
@@ -614,6 +616,169 @@ static void test_reset_mid_write(void **state)
     nf_tls_ctx_free(cctx);
 }
 
+/* ---- flow control below TLS: a slow reader stays bounded ------------------------- */
+
+#define SLOW_TOTAL    (4u << 20)
+#define SLOW_WRITE    65536u
+#define SLOW_INFLIGHT (64u * 1024)
+#define SLOW_HELD     (256u * 1024)
+
+typedef struct pusher {
+    size_t sent;
+    size_t max_queued; /* nf_conn_queued after a write: ciphertext below the flow filter */
+    int bad_result;
+    nf_flow_stats_t st;
+    int closed, reason;
+} pusher_t;
+static pusher_t push_state;
+
+static void push(nf_conn_t *c)
+{
+    static char buf[SLOW_WRITE];
+    while (push_state.sent < SLOW_TOTAL) {
+        h_pattern_fill(buf, SLOW_WRITE, push_state.sent, 7);
+        int r = nf_conn_write(c, buf, SLOW_WRITE);
+        if (r < 0 || r == NF_WRITE_DROPPED) {
+            push_state.bad_result = r ? r : -1;
+            return;
+        }
+        push_state.sent += SLOW_WRITE;
+        if (nf_conn_queued(c) > push_state.max_queued)
+            push_state.max_queued = nf_conn_queued(c);
+        if (r == NF_WRITE_HELD)
+            return; /* back-pressure: wait for on_drain */
+    }
+}
+static void push_open(nf_conn_t *c)
+{
+    int small = 16384;
+    setsockopt(nf_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    push(c);
+}
+static void push_read(nf_conn_t *c, const char *d, size_t n)
+{
+    (void)c;
+    (void)d;
+    (void)n;
+}
+static void push_close(nf_conn_t *c, int reason)
+{
+    nf_flow_stats(c, &push_state.st);
+    push_state.closed++;
+    push_state.reason = reason;
+}
+static const nf_conn_handler_t push_handler = {push_open, push_read, NULL, push, push_close, NULL};
+
+typedef struct slow {
+    nf_timer_t t;
+    nf_conn_t *c;
+    size_t got;
+    int bad, closed, reason, open;
+} slow_t;
+static slow_t slow_state;
+
+static void slow_tick(nf_timer_t *t)
+{
+    (void)t;
+    if (slow_state.open && !slow_state.closed)
+        nf_conn_read_once(slow_state.c);
+}
+static void slow_open(nf_conn_t *c)
+{
+    int small = 16384;
+    setsockopt(nf_conn_fd(c), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    slow_state.open = 1;
+    nf_conn_read_stop(c);
+    nf_timer_start(&slow_state.t, slow_tick, 1, 1);
+}
+static void slow_read(nf_conn_t *c, const char *d, size_t n)
+{
+    if (h_pattern_check(d, n, slow_state.got, 7) != SIZE_MAX)
+        slow_state.bad++;
+    slow_state.got += n;
+    if (slow_state.got >= SLOW_TOTAL)
+        nf_conn_end(c);
+}
+static void slow_close(nf_conn_t *c, int reason)
+{
+    (void)c;
+    slow_state.closed++;
+    slow_state.reason = reason;
+    nf_timer_stop(&slow_state.t);
+}
+static const nf_conn_handler_t slow_handler = {.on_open = slow_open, .on_read = slow_read, .on_close = slow_close};
+
+static void test_flow_slow_reader(void **state)
+{
+    (void)state;
+    nf_loop_t *loop = h_loop_new();
+    nf_tls_ctx_t *sctx = server_ctx("server");
+    nf_tls_ctx_t *cctx = client_ctx();
+    memset(&push_state, 0, sizeof push_state);
+    memset(&slow_state, 0, sizeof slow_state);
+    nf_flow_config_t fc = {.max_inflight_bytes = SLOW_INFLIGHT, .max_held_bytes = SLOW_HELD, .policy = NF_FLOW_CLOSE};
+    /* flow next to the transport: it counts TLS records, the bytes on the wire */
+    nf_filter_spec_t spec[2] = {{&nf_flow_filter, &fc}, {&nf_tls_filter, sctx}};
+    nf_listen_config_t lc = {.handler = &push_handler, .filters = spec, .nfilters = 2};
+    nf_listener_t *l;
+    uint16_t port = h_listen_cfg(loop, &lc, &l);
+    nf_timer_init(loop, &slow_state.t);
+    nf_filter_spec_t cspec[1] = {{&nf_tls_filter, cctx}};
+    nf_connect_config_t cc = {
+        .host = "127.0.0.1", .port = port, .handler = &slow_handler, .filters = cspec, .nfilters = 1};
+    assert_int_equal(nf_connect(loop, &cc, &slow_state.c), 0);
+    H_RUN_UNTIL(loop, slow_state.closed && push_state.closed, 15000);
+    if (push_state.bad_result)
+        fail_msg("a write returned %s", nf_err_name(push_state.bad_result));
+    assert_int_equal(slow_state.got, SLOW_TOTAL);
+    assert_int_equal(slow_state.bad, 0);
+    assert_int_equal(slow_state.reason, NF_CLOSE_LOCAL);
+    /* back-pressure happened, nothing was dropped, and memory stayed bounded:
+     * held (ciphertext) under its limit, queued below at most one write past
+     * the in-flight limit */
+    assert_true(push_state.st.writes_held > 0);
+    assert_int_equal(push_state.st.writes_dropped, 0);
+    assert_true(push_state.st.held_bytes_hwm <= SLOW_HELD);
+    assert_true(push_state.st.held_bytes_hwm > 0);
+    assert_true(push_state.max_queued <= SLOW_INFLIGHT + SLOW_WRITE + 1024);
+    print_message("slow reader over TLS: held hwm %zu B, max queued %zu B, writes held %llu, drains %llu\n",
+                  push_state.st.held_bytes_hwm, push_state.max_queued, (unsigned long long)push_state.st.writes_held,
+                  (unsigned long long)push_state.st.drains);
+    nf_listener_close(l, NULL);
+    h_loop_finish(loop, 5000);
+    nf_tls_ctx_free(sctx);
+    nf_tls_ctx_free(cctx);
+}
+
+/* ---- one server, a plain and a TLS listener, the same handler ---------------------- */
+
+static void test_plain_and_tls(void **state)
+{
+    (void)state;
+    nf_loop_t *loop = h_loop_new();
+    nf_tls_ctx_t *sctx = server_ctx("server");
+    nf_tls_ctx_t *cctx = client_ctx();
+    server_t tls_srv;
+    server_start(loop, &tls_srv, sctx);
+    nf_listen_config_t lc = {.handler = &srv_handler};
+    nf_listener_t *plain;
+    uint16_t pport = h_listen_cfg(loop, &lc, &plain);
+    client_t a, b;
+    client_start(loop, &a, cctx, tls_srv.port, 300000, NULL);
+    client_start(loop, &b, NULL, pport, 300000, NULL);
+    H_RUN_UNTIL(loop, a.s.closed && b.s.closed && srv.closed == 2, 10000);
+    expect_ok(&a);
+    expect_ok(&b);
+    assert_string_equal(a.s.version, "TLSv1.3");
+    assert_string_equal(b.s.version, "plain");
+    assert_int_equal(srv.bytes, 600000);
+    nf_listener_close(tls_srv.l, NULL);
+    nf_listener_close(plain, NULL);
+    h_loop_finish(loop, 5000);
+    nf_tls_ctx_free(sctx);
+    nf_tls_ctx_free(cctx);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_echo_tls13),
     cmocka_unit_test(test_echo_tls12),
@@ -628,6 +793,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_garbage),
     cmocka_unit_test(test_handshake_timeout),
     cmocka_unit_test(test_reset_mid_write),
+    cmocka_unit_test(test_flow_slow_reader),
+    cmocka_unit_test(test_plain_and_tls),
 };
 
 int main(void) { return cmocka_run_group_tests(tests, setup, teardown); }

@@ -2,6 +2,7 @@
  * takes milliseconds): a CA, leaf certificates it signs, an expired one and
  * a self-signed one, written as PEM files into a fresh temporary directory.
  * Nothing is checked in and nothing touches the network. */
+#define _GNU_SOURCE
 #include "tls_certs.h"
 
 #include <stdio.h>
