@@ -2,7 +2,9 @@
  * takes milliseconds): a CA, leaf certificates it signs, an expired one and
  * a self-signed one, written as PEM files into a fresh temporary directory.
  * Nothing is checked in and nothing touches the network. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "tls_certs.h"
 
 #include <stdio.h>
