@@ -17,7 +17,8 @@
  * --tls runs every connection over TLS (tls.h): verified against --tls-ca
  * (or the system store) with the name --tls-name (default localhost), or not
  * at all with --tls-insecure. --reconnect makes each connection do one
- * round trip, end (close_notify) and connect again: with --tls it measures
+ * round trip, reset (so no TIME_WAIT is left on the client's ports) and
+ * connect again: with --tls it measures
  * handshakes per second (resumed ones unless --tls-no-resume). The line
  * then also says handshakes=N hs_rate=R/s.
  *
@@ -169,7 +170,7 @@ static void on_read(nf_conn_t *c, const char *data, size_t len)
     app->messages++;
     cl->seq++;
     if (app->reconnect)
-        nf_conn_end(c); /* on_close connects again */
+        nf_conn_abort(c); /* on_close connects again; a reset leaves no TIME_WAIT behind */
     else if (!app->stopping)
         send_next(cl);
 }

@@ -823,13 +823,17 @@ static void f_close_req(nf_filter_t *f, nf_close_how_t how)
 
 static void f_close(nf_filter_t *f, int reason)
 {
-    (void)reason;
     tls_t *st = f->state;
     nf_timer_stop(&st->timer);
     held_free(st);
     nf_buf_unref(st->out);
     st->out = NULL;
     if (st->ssl) {
+        /* OpenSSL marks the session of a connection freed without close_notify
+         * not resumable (RFC 5246 7.2.1). A close the program asked for
+         * (nf_conn_close / _abort) is no TLS failure: keep it resumable. */
+        if (st->established && !st->failed && (reason == NF_CLOSE_LOCAL || reason == NF_EOF))
+            SSL_set_shutdown(st->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
         SSL_set_ex_data(st->ssl, ex_index, NULL);
         SSL_free(st->ssl);
         st->ssl = NULL;
