@@ -405,7 +405,7 @@ static void test_client_cert(void **state)
     memset(&srv, 0, sizeof srv);
     client_start(loop, &b, anon, s.port, 3000, NULL);
     H_RUN_UNTIL(loop, b.s.closed && srv.closed, 10000);
-    expect_fail(&srv, NF_ETLS, "certificate");
+    expect_fail(&srv, NF_ETLS, "peer did not return a certificate");
     assert_int_equal(b.s.reason, NF_ETLS);
     assert_non_null(strstr(b.s.err, "certificate required"));
     nf_listener_close(s.l, NULL);
