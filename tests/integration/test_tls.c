@@ -779,6 +779,77 @@ static void test_plain_and_tls(void **state)
     nf_tls_ctx_free(cctx);
 }
 
+/* ---- half-close: close_notify + FIN one way, the other way still writes ------------ */
+
+static char hc_got[64];
+static size_t hc_len;
+static int hc_client_eof, hc_client_closed, hc_client_reason;
+
+static void hcs_eof(nf_conn_t *c)
+{
+    srv.eofs++;
+    assert_int_equal(nf_conn_write(c, "bye", 3), NF_WRITE_OK); /* our side is still open */
+    nf_conn_end(c);
+}
+static const nf_conn_handler_t hc_srv_handler = {srv_open, srv_read, hcs_eof, NULL, srv_close, NULL};
+
+static void hcc_open(nf_conn_t *c)
+{
+    nf_conn_write(c, "hello", 5);
+    assert_int_equal(nf_conn_shutdown(c), 0); /* close_notify, then FIN; reading goes on */
+    assert_true(nf_conn_write(c, "late", 4) < 0);
+}
+static void hcc_read(nf_conn_t *c, const char *d, size_t n)
+{
+    (void)c;
+    if (hc_len + n <= sizeof hc_got) {
+        memcpy(hc_got + hc_len, d, n);
+        hc_len += n;
+    }
+}
+static void hcc_eof(nf_conn_t *c)
+{
+    hc_client_eof++;
+    nf_conn_end(c);
+}
+static void hcc_close(nf_conn_t *c, int reason)
+{
+    hc_client_closed++;
+    hc_client_reason = reason;
+    assert_null(nf_tls_conn_error(c)); /* the server's close_notify came: no truncation */
+}
+static const nf_conn_handler_t hc_cli_handler = {hcc_open, hcc_read, hcc_eof, NULL, hcc_close, NULL};
+
+static void test_half_close(void **state)
+{
+    (void)state;
+    nf_loop_t *loop = h_loop_new();
+    nf_tls_ctx_t *sctx = server_ctx("server");
+    nf_tls_ctx_t *cctx = client_ctx();
+    memset(&srv, 0, sizeof srv);
+    nf_filter_spec_t spec[1] = {{&nf_tls_filter, sctx}};
+    nf_listen_config_t lc = {.handler = &hc_srv_handler, .filters = spec, .nfilters = 1};
+    nf_listener_t *l;
+    uint16_t port = h_listen_cfg(loop, &lc, &l);
+    nf_filter_spec_t cspec[1] = {{&nf_tls_filter, cctx}};
+    nf_connect_config_t cc = {
+        .host = "127.0.0.1", .port = port, .handler = &hc_cli_handler, .filters = cspec, .nfilters = 1};
+    nf_conn_t *c;
+    assert_int_equal(nf_connect(loop, &cc, &c), 0);
+    H_RUN_UNTIL(loop, hc_client_closed && srv.closed, 10000);
+    assert_int_equal(hc_len, 8);
+    assert_memory_equal(hc_got, "hellobye", 8);
+    assert_int_equal(srv.eofs, 1);
+    assert_int_equal(hc_client_eof, 1);
+    assert_int_equal(hc_client_reason, NF_CLOSE_LOCAL);
+    assert_int_equal(srv.reason, NF_CLOSE_LOCAL);
+    assert_string_equal(srv.err, "");
+    nf_listener_close(l, NULL);
+    h_loop_finish(loop, 5000);
+    nf_tls_ctx_free(sctx);
+    nf_tls_ctx_free(cctx);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_echo_tls13),
     cmocka_unit_test(test_echo_tls12),
@@ -795,6 +866,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_reset_mid_write),
     cmocka_unit_test(test_flow_slow_reader),
     cmocka_unit_test(test_plain_and_tls),
+    cmocka_unit_test(test_half_close),
 };
 
 int main(void) { return cmocka_run_group_tests(tests, setup, teardown); }
