@@ -202,15 +202,16 @@ typedef struct nf_ws_client_config {
 } nf_ws_client_config_t;
 
 /* Connects to url ("ws://host[:port][/path[?query]]", IPv6 as [::1]; port
- * 80 by default; "wss://..." over TLS with cfg->tls, port 443 by default) and runs the opening handshake: Sec-WebSocket-Key from
+ * 80 by default) and runs the opening handshake: Sec-WebSocket-Key from
  * getrandom(2), the answer's Accept, subprotocol and extensions checked.
  * Everything cfg points to must stay valid until on_close. Returns 0 and sets
  * *out (may be NULL): on_open follows on success, on_close(ws, 1006, ...) on
  * failure (nf_ws_conn_error: -ECONNREFUSED, -ETIMEDOUT, NF_EWS_HANDSHAKE...),
  * never from inside this call. Returns -EINVAL (bad URL or config, or
- * wss:// without cfg->tls) or -ENOMEM: no callback then. A TLS failure
- * closes with 1006 and nf_ws_conn_error NF_ETLS (nf_tls_conn_error on
- * nf_ws_conn_tcp says why). */
+ * wss:// without cfg->tls) or -ENOMEM: no callback then. "wss://..." runs
+ * over TLS with cfg->tls (port 443 by default); a TLS failure closes with
+ * 1006, nf_ws_conn_error NF_ETLS (nf_tls_conn_error on nf_ws_conn_tcp says
+ * why). */
 int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_client_config_t *cfg, nf_ws_conn_t **out);
 
 /* ---- connections ------------------------------------------------------ */
