@@ -146,9 +146,9 @@ const char *nf_tls_conn_alpn(const nf_conn_t *c, size_t *len);
 const char *nf_tls_conn_server_name(const nf_conn_t *c);
 /* Non-zero if the session was resumed (abbreviated handshake). */
 int nf_tls_conn_resumed(const nf_conn_t *c);
-/* The peer certificate's subject (one line, "CN=client,O=..."), written to
- * buf; returns 1 if the peer presented a verified certificate, 0 if none,
- * -ENOENT without a TLS filter. */
+/* The peer certificate's subject in OpenSSL's one-line form ("O = Org, CN =
+ * name"), written to buf; returns 1 if the peer presented a verified
+ * certificate, 0 if none, -ENOENT without a TLS filter. */
 int nf_tls_conn_peer_subject(const nf_conn_t *c, char *buf, size_t size);
 
 #ifdef __cplusplus
