@@ -7,7 +7,7 @@ FUZZ_CI_SECONDS ?= 10
 SOAK_SECONDS ?= 120
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
-DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy
+DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy openssl
 
 .PHONY: all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench install clean help format
 
@@ -20,7 +20,7 @@ help:
 	@echo "make demo    deps + start echo_server and drive it with echo_client"
 	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each, clang build in $(BUILD_FUZZ)/"
 	@echo "make soak    the long soak: SOAK_SECONDS (120) of storm per backend, then valgrind"
-	@echo "make bench   netframe vs libuv vs plain epoll, one table"
+	@echo "make bench   netframe vs libuv vs plain epoll, one table; TLS vs cleartext (bench/tls.sh)"
 	@echo "make install cmake --install $(BUILD) (PREFIX=/usr/local)"
 
 deps:
@@ -82,6 +82,8 @@ bench: deps build
 	@./bench/run.sh $(BUILD)
 	@echo
 	@$(BUILD)/bench/nf_slow_reader --seconds 5
+	@echo
+	@./bench/tls.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))

@@ -11,6 +11,16 @@
  *
  *   echo_client [--host 127.0.0.1] [--port 7000] [--connections 10]
  *               [--size 64] [--seconds 5] [--backend uring|epoll|auto]
+ *               [--tls] [--tls-ca FILE] [--tls-insecure] [--tls-name NAME]
+ *               [--reconnect] [--tls-no-resume]
+ *
+ * --tls runs every connection over TLS (tls.h): verified against --tls-ca
+ * (or the system store) with the name --tls-name (default localhost), or not
+ * at all with --tls-insecure. --reconnect makes each connection do one
+ * round trip, reset (so no TIME_WAIT is left on the client's ports) and
+ * connect again: with --tls it measures
+ * handshakes per second (resumed ones unless --tls-no-resume). The line
+ * then also says handshakes=N hs_rate=R/s.
  *
  * Uses the public API only. */
 #define _POSIX_C_SOURCE 200809L
@@ -39,7 +49,12 @@ typedef struct app {
     uint64_t errors;
     uint64_t *lat_ns; /* one round-trip time per message */
     size_t lat_len, lat_cap;
-    int verbose_errors; /* how many errors are still worth a line on stderr */
+    int verbose_errors;      /* how many errors are still worth a line on stderr */
+    nf_connect_config_t cc;  /* how to connect (reconnects reuse it) */
+    nf_filter_spec_t tls[1]; /* the TLS filter, when --tls */
+    const char *tls_name;
+    int reconnect;
+    uint64_t handshakes, resumed;
 } app_t;
 
 struct client {
@@ -116,6 +131,9 @@ static void send_next(client_t *cl)
 static void on_open(nf_conn_t *c)
 {
     client_t *cl = nf_conn_get_data(c);
+    cl->app->handshakes++;
+    if (nf_tls_conn_resumed(c))
+        cl->app->resumed++;
     if (cl->app->stopping) {
         nf_conn_close(c);
         return;
@@ -151,7 +169,9 @@ static void on_read(nf_conn_t *c, const char *data, size_t len)
     }
     app->messages++;
     cl->seq++;
-    if (!app->stopping)
+    if (app->reconnect)
+        nf_conn_abort(c); /* on_close connects again; a reset leaves no TIME_WAIT behind */
+    else if (!app->stopping)
         send_next(cl);
 }
 
@@ -164,8 +184,20 @@ static void on_close(nf_conn_t *c, int reason)
     /* We close connections only at the end of the run or after an error we
      * already counted; any other reason (refused, reset, the server's EOF,
      * a connect timeout) is an error. */
-    if (reason != NF_CLOSE_LOCAL)
-        report_error(app, cl, "connection closed", reason);
+    if (reason != NF_CLOSE_LOCAL) {
+        const char *tls = nf_tls_conn_error(c);
+        report_error(app, cl, tls ? tls : "connection closed", tls ? 0 : reason);
+    } else if (app->reconnect && !app->stopping) {
+        app->cc.data = cl;
+        if (nf_connect(app->loop, &app->cc, &cl->conn) == 0) {
+            cl->closed = 0;
+            if (app->tls_name)
+                nf_tls_set_server_name(cl->conn, app->tls_name);
+            return;
+        }
+        cl->conn = NULL;
+        report_error(app, cl, "nf_connect", -ENOMEM);
+    }
     app->open--;
     if (app->open == 0 && !app->stopping) {
         /* Nothing left to measure: end the run now. */
@@ -214,7 +246,8 @@ static void usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s [--host 127.0.0.1] [--port 7000] [--connections 10] [--size 64]\n"
-            "          [--seconds 5] [--backend uring|epoll|auto]\n",
+            "          [--seconds 5] [--backend uring|epoll|auto]\n"
+            "          [--tls] [--tls-ca FILE] [--tls-insecure] [--tls-name NAME] [--reconnect] [--tls-no-resume]\n",
             prog);
 }
 
@@ -234,6 +267,8 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1";
     uint64_t port = 7000, nconns = 10, size = 64, seconds = 5;
     nf_backend_kind_t backend = NF_BACKEND_AUTO;
+    int use_tls = 0, insecure = 0, reconnect = 0, no_resume = 0;
+    const char *tls_ca = NULL, *tls_name = "localhost";
 
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
@@ -243,6 +278,15 @@ int main(int argc, char **argv)
         if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
             usage(argv[0]);
             return 0;
+        }
+        int *flag = strcmp(opt, "--tls") == 0             ? &use_tls
+                    : strcmp(opt, "--tls-insecure") == 0  ? &insecure
+                    : strcmp(opt, "--reconnect") == 0     ? &reconnect
+                    : strcmp(opt, "--tls-no-resume") == 0 ? &no_resume
+                                                          : NULL;
+        if (flag) {
+            *flag = 1;
+            continue;
         }
         if (eq)
             val = eq + 1;
@@ -263,6 +307,10 @@ int main(int argc, char **argv)
             bad = parse_u64(val, 1, 1000000, &nconns);
         else if (IS("--size"))
             bad = parse_u64(val, 1, (uint64_t)1 << 30, &size);
+        else if (IS("--tls-ca"))
+            tls_ca = val;
+        else if (IS("--tls-name"))
+            tls_name = val;
         else if (IS("--seconds"))
             bad = parse_u64(val, 1, 86400, &seconds);
         else if (IS("--backend")) {
@@ -286,16 +334,31 @@ int main(int argc, char **argv)
         }
     }
 
+    int rc;
     app_t app;
     memset(&app, 0, sizeof app);
     app.size = (size_t)size;
     app.nconns = (unsigned)nconns;
     app.verbose_errors = 10;
+    app.reconnect = reconnect;
+    nf_tls_ctx_t *tls = NULL;
+    if (use_tls) {
+        char why[256];
+        nf_tls_config_t tc = {.ca_file = tls_ca, .insecure = insecure, .session_cache = no_resume ? -1 : 0};
+        rc = nf_tls_ctx_new(&tls, &tc, why, sizeof why);
+        if (rc != 0) {
+            fprintf(stderr, "echo_client: TLS: %s\n", why);
+            return 1;
+        }
+        app.tls[0].ops = &nf_tls_filter;
+        app.tls[0].config = tls;
+        app.tls_name = tls_name;
+    }
 
     nf_loop_config_t cfg;
     nf_loop_config_init(&cfg);
     cfg.backend = backend;
-    int rc = nf_loop_new(&app.loop, &cfg);
+    rc = nf_loop_new(&app.loop, &cfg);
     if (rc != 0) {
         fprintf(stderr, "echo_client: nf_loop_new: %s\n", nf_strerror(rc));
         return 1;
@@ -317,19 +380,25 @@ int main(int argc, char **argv)
             report_error(&app, cl, "allocating the message", -ENOMEM);
             continue;
         }
-        nf_connect_config_t cc;
-        memset(&cc, 0, sizeof cc);
-        cc.host = host;
-        cc.port = (uint16_t)port;
-        cc.timeout_ms = 5000;
-        cc.handler = &handler;
-        cc.data = cl;
-        rc = nf_connect(app.loop, &cc, &cl->conn);
+        nf_connect_config_t *cc = &app.cc;
+        memset(cc, 0, sizeof *cc);
+        cc->host = host;
+        cc->port = (uint16_t)port;
+        cc->timeout_ms = 5000;
+        cc->handler = &handler;
+        cc->data = cl;
+        if (tls) {
+            cc->filters = app.tls;
+            cc->nfilters = 1;
+        }
+        rc = nf_connect(app.loop, cc, &cl->conn);
         if (rc != 0) {
             cl->conn = NULL;
             report_error(&app, cl, "nf_connect", rc);
             continue;
         }
+        if (tls)
+            nf_tls_set_server_name(cl->conn, tls_name);
         app.open++;
     }
 
@@ -374,6 +443,10 @@ int main(int argc, char **argv)
            app.nconns, app.size, seconds, app.messages, (double)app.messages / elapsed,
            percentile_us(app.lat_ns, app.lat_len, 0.50), percentile_us(app.lat_ns, app.lat_len, 0.99),
            percentile_us(app.lat_ns, app.lat_len, 0.999), app.errors);
+    if (tls || reconnect)
+        printf("handshakes=%" PRIu64 " resumed=%" PRIu64 " hs_rate=%.0f/s\n", app.handshakes, app.resumed,
+               (double)app.handshakes / elapsed);
+    nf_tls_ctx_free(tls);
 
     for (unsigned i = 0; i < app.nconns; i++)
         free(app.clients[i].msg);

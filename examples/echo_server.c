@@ -3,6 +3,7 @@
  *   echo_server [--host 127.0.0.1] [--port 7000] [--backend uring|epoll]
  *               [--threads N] [--mode block|poll|event] [--sqpoll]
  *               [--spread reuseport|acceptor] [--proxy[=v1|v2]]
+ *               [--tls-cert FILE --tls-key FILE [--tls-alpn NAME]]
  *
  * Runs N loops on N threads (nf_server; default 1). --mode picks how each
  * loop collects completions: block (sleep in the kernel), poll (spin, never
@@ -19,6 +20,11 @@
  *   "proxy: peer=CLIENT transport=BALANCER version=N command=proxy|local"
  * A connection without a valid header is closed (reason on stderr). Not with
  * --spread acceptor (sockets handed over by the acceptor get no filters). */
+ *
+ * With --tls-cert/--tls-key every connection runs TLS 1.2/1.3 (the TLS
+ * filter, tls.h) under the same echo handler; the TLS features are printed
+ * with the loop's. TLS needs --spread reuseport (the acceptor hand-over
+ * carries no filters). */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
@@ -85,13 +91,14 @@ static void usage(void)
 {
     fprintf(stderr, "usage: echo_server [--host ADDR] [--port N] [--backend uring|epoll] [--threads N]\n"
                     "                   [--mode block|poll|event] [--sqpoll] [--spread reuseport|acceptor]\n"
-                    "                   [--proxy[=v1|v2]]\n");
+                    "                   [--proxy[=v1|v2]] [--tls-cert FILE --tls-key FILE [--tls-alpn NAME]]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *backend = NULL, *mode = "block", *spread = "reuseport";
+    const char *tls_cert = NULL, *tls_key = NULL, *tls_alpn = NULL;
     int port = 7000, threads = 1, sqpoll = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--sqpoll") == 0) {
@@ -123,9 +130,17 @@ int main(int argc, char **argv)
             mode = argv[++i];
         else if (strcmp(argv[i], "--spread") == 0)
             spread = argv[++i];
+        else if (strcmp(argv[i], "--tls-cert") == 0)
+            tls_cert = argv[++i];
+        else if (strcmp(argv[i], "--tls-key") == 0)
+            tls_key = argv[++i];
+        else if (strcmp(argv[i], "--tls-alpn") == 0)
+            tls_alpn = argv[++i];
         else
             usage();
     }
+    if (!tls_cert != !tls_key)
+        usage();
     nf_server_config_t cfg;
     nf_server_config_init(&cfg);
     if (backend && strcmp(backend, "uring") == 0)
@@ -157,9 +172,31 @@ int main(int argc, char **argv)
     cfg.listen.host = host;
     cfg.listen.port = (uint16_t)port;
     cfg.listen.handler = &echo;
-    if (proxy_mode) {
-        cfg.listen.filters = proxy_stack;
-        cfg.listen.nfilters = 1;
+    /* The stack from the wire up: PROXY header (in the clear), then TLS. */
+    nf_filter_spec_t stack[2];
+    unsigned nstack = 0;
+    if (proxy_mode)
+        stack[nstack++] = proxy_stack[0];
+
+    nf_tls_ctx_t *tls = NULL;
+    const char *alpn[2] = {tls_alpn, NULL};
+    if (tls_cert) {
+        char why[256];
+        nf_tls_config_t tc = {.server = 1, .cert_file = tls_cert, .key_file = tls_key, .alpn = tls_alpn ? alpn : NULL};
+        int terr = nf_tls_ctx_new(&tls, &tc, why, sizeof why);
+        if (terr) {
+            fprintf(stderr, "echo_server: TLS: %s\n", why);
+            return 1;
+        }
+        if (cfg.spread != NF_SERVER_REUSEPORT) {
+            fprintf(stderr, "echo_server: TLS needs --spread reuseport\n");
+            return 2;
+        }
+        stack[nstack++] = (nf_filter_spec_t){.ops = &nf_tls_filter, .config = tls};
+    }
+    if (nstack) {
+        cfg.listen.filters = stack;
+        cfg.listen.nfilters = nstack;
     }
 
     /* Signals first: the server threads inherit the mask, the handler only
@@ -185,6 +222,9 @@ int main(int argc, char **argv)
     nf_server_addr(server, &a);
     nf_loop_t *loop0 = nf_server_loop(server, 0);
     fprintf(stderr, "%s threads=%d spread=%s\n", nf_loop_features(loop0), threads, spread);
+    if (tls)
+        fprintf(stderr, "tls: TLSv1.2-TLSv1.3 cert=%s alpn=%s tickets=on handshake_timeout=10s\n", tls_cert,
+                tls_alpn ? tls_alpn : "-");
     printf("listening on %s backend=%s\n", nf_addr_format(&a, name, sizeof(name)), nf_loop_backend_name(loop0));
     fflush(stdout);
 
@@ -197,5 +237,6 @@ int main(int argc, char **argv)
             (unsigned long long)st.conns_accepted, (unsigned long long)st.conns_closed, (unsigned long long)st.bytes_in,
             (unsigned long long)st.bytes_out);
     nf_server_free(server);
+    nf_tls_ctx_free(tls);
     return err >= 0 ? 0 : 1;
 }

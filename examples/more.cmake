@@ -1,5 +1,5 @@
 # WebSocket examples (issue 6). Included from examples/CMakeLists.txt.
-foreach(ex ws_echo_server ws_client)
+foreach(ex ws_echo_server ws_client tls_client)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${ex}.c)
     add_executable(${ex} ${ex}.c)
     target_link_libraries(${ex} PRIVATE netframe)

@@ -1,21 +1,28 @@
 /* ws_client — a WebSocket client on netframe.
  *
  *   ws_client [--deflate] [--binary] [--wait MS] [--protocol NAME]
- *             [--origin URL] [--backend uring|epoll] ws://HOST:PORT/PATH [MESSAGE...]
+ *             [--origin URL] [--backend uring|epoll] [--ca FILE] [--insecure]
+ *             ws[s]://HOST:PORT/PATH [MESSAGE...]
  *
  * Connects, sends each MESSAGE (or, with none, each line of standard input,
  * read to its end first) as a text message (binary with --binary), prints
  * every message that comes back (text as is, binary as "[binary N bytes]"),
  * and once as many replies as messages arrived (or after --wait ms, default
  * 5000) closes with 1000. Exit status 0 when the close handshake completed
- * normally and every message got a reply, else 1. */
+ * normally and every message got a reply, else 1.
+ *
+ * wss:// runs over TLS (tls.h): the server is verified against the system
+ * CA store, or --ca FILE, with the URL's host as the name; --insecure skips
+ * verification (self-signed test servers only). */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <netframe/ws.h>
+#include <netframe/tls.h>
 
 static char **msgs;
 static size_t nmsgs, received;
@@ -69,6 +76,9 @@ static void on_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t
     fprintf(stderr, "closed %u%s%.*s", code, reason_len ? " " : "", (int)reason_len, reason);
     if (nf_ws_conn_error(ws))
         fprintf(stderr, " (%s)", nf_strerror(nf_ws_conn_error(ws)));
+    const char *tls_err = nf_tls_conn_error(nf_ws_conn_tcp(ws));
+    if (tls_err)
+        fprintf(stderr, " (TLS: %s)", tls_err);
     if (nf_ws_conn_http_status(ws) && nf_ws_conn_http_status(ws) != 101)
         fprintf(stderr, " (HTTP %d)", nf_ws_conn_http_status(ws));
     fprintf(stderr, "\n");
@@ -76,8 +86,9 @@ static void on_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: ws_client [--deflate] [--binary] [--wait MS] [--protocol NAME] [--origin URL]\n"
-                    "                 [--backend uring|epoll] ws://HOST:PORT/PATH [MESSAGE...]\n");
+    fprintf(stderr,
+            "usage: ws_client [--deflate] [--binary] [--wait MS] [--protocol NAME] [--origin URL]\n"
+            "                 [--backend uring|epoll] [--ca FILE] [--insecure] ws[s]://HOST:PORT/PATH [MESSAGE...]\n");
     exit(2);
 }
 
@@ -105,7 +116,8 @@ int main(int argc, char **argv)
 {
     const char *url = NULL, *backend = NULL, *origin = NULL;
     const char *protos[2] = {NULL, NULL};
-    int deflate = 0, i = 1, from_stdin = 0;
+    const char *ca = NULL;
+    int deflate = 0, i = 1, from_stdin = 0, insecure = 0;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--deflate") == 0)
             deflate = 1;
@@ -119,6 +131,10 @@ int main(int argc, char **argv)
             origin = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--backend") == 0)
             backend = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--ca") == 0)
+            ca = argv[++i];
+        else if (strcmp(argv[i], "--insecure") == 0)
+            insecure = 1;
         else
             usage();
     }
@@ -155,14 +171,27 @@ int main(int argc, char **argv)
         .origin = origin,
         .opts = {.deflate = deflate, .max_message = 64u << 20, .max_frame = 64u << 20},
     };
+    nf_tls_ctx_t *tls = NULL;
+    if (strncasecmp(url, "wss://", 6) == 0) {
+        char why[256];
+        nf_tls_config_t tc = {.ca_file = ca, .insecure = insecure};
+        if (nf_tls_ctx_new(&tls, &tc, why, sizeof why) != 0) {
+            fprintf(stderr, "ws_client: TLS: %s\n", why);
+            nf_loop_free(loop);
+            return 1;
+        }
+        cfg.tls = tls;
+    }
     err = nf_ws_connect(loop, url, &cfg, NULL);
     if (err) {
         fprintf(stderr, "ws_client: %s: %s\n", url, nf_strerror(err));
         nf_loop_free(loop);
+        nf_tls_ctx_free(tls);
         return 1;
     }
     err = nf_loop_run(loop, NF_RUN_DEFAULT);
     nf_loop_free(loop);
+    nf_tls_ctx_free(tls);
     if (from_stdin) {
         for (size_t k = 0; k < nmsgs; k++)
             free(msgs[k]);

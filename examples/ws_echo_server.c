@@ -1,14 +1,15 @@
 /* ws_echo_server — a WebSocket echo server on netframe.
  *
  *   ws_echo_server [--host 127.0.0.1] [--port 9001] [--deflate]
- *                  [--backend uring|epoll]
+ *                  [--backend uring|epoll] [--tls-cert FILE --tls-key FILE]
  *
  * Echoes every message back with its opcode (text stays text, binary stays
  * binary), on any path. A plain HTTP request gets a one-line page. Prints
  * "listening on HOST:PORT backend=NAME" once it accepts connections (port 0
  * picks a free one). On SIGINT or SIGTERM it stops accepting, closes every
  * connection with 1001 (going away), waits for the close handshakes (at most
- * the close timeout), frees everything and exits 0. */
+ * the close timeout), frees everything and exits 0. With --tls-cert and
+ * --tls-key it serves wss:// (the TLS filter under the WebSocket filter). */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include <netframe/ws.h>
+#include <netframe/tls.h>
 
 static void on_message(nf_ws_conn_t *ws, unsigned opcode, const char *data, size_t len)
 {
@@ -54,13 +56,14 @@ static void handle_signal(int sig) { (void)sig, stopping = 1; }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: ws_echo_server [--host ADDR] [--port N] [--deflate] [--backend uring|epoll]\n");
+    fprintf(stderr, "usage: ws_echo_server [--host ADDR] [--port N] [--deflate] [--backend uring|epoll]\n"
+                    "                      [--tls-cert FILE --tls-key FILE]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *backend = NULL;
+    const char *host = "127.0.0.1", *backend = NULL, *tls_cert = NULL, *tls_key = NULL;
     int port = 9001, deflate = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0) {
@@ -75,9 +78,15 @@ int main(int argc, char **argv)
             port = atoi(argv[++i]);
         else if (strcmp(argv[i], "--backend") == 0)
             backend = argv[++i];
+        else if (strcmp(argv[i], "--tls-cert") == 0)
+            tls_cert = argv[++i];
+        else if (strcmp(argv[i], "--tls-key") == 0)
+            tls_key = argv[++i];
         else
             usage();
     }
+    if (!tls_cert != !tls_key)
+        usage();
     nf_loop_config_t lcfg;
     nf_loop_config_init(&lcfg);
     if (backend && strcmp(backend, "uring") == 0)
@@ -100,10 +109,26 @@ int main(int argc, char **argv)
         .on_http = on_http,
         .opts = {.deflate = deflate, .max_message = 64u << 20, .max_frame = 64u << 20},
     };
+    nf_tls_ctx_t *tls = NULL;
+    nf_filter_spec_t tls_spec[1];
+    if (tls_cert) {
+        char why[256];
+        nf_tls_config_t tc = {.server = 1, .cert_file = tls_cert, .key_file = tls_key};
+        if (nf_tls_ctx_new(&tls, &tc, why, sizeof why) != 0) {
+            fprintf(stderr, "ws_echo_server: TLS: %s\n", why);
+            nf_loop_free(loop);
+            return 1;
+        }
+        tls_spec[0] = (nf_filter_spec_t){&nf_tls_filter, tls};
+        cfg.listen.filters = tls_spec;
+        cfg.listen.nfilters = 1;
+        fprintf(stderr, "ws_echo_server: wss:// (TLS 1.2-1.3, cert %s)\n", tls_cert);
+    }
     err = nf_ws_listen(loop, &cfg, &server);
     if (err) {
         fprintf(stderr, "ws_echo_server: listen on %s:%d: %s\n", host, port, nf_strerror(err));
         nf_loop_free(loop);
+        nf_tls_ctx_free(tls);
         return 1;
     }
     struct sigaction sa = {.sa_handler = handle_signal};
@@ -124,5 +149,7 @@ int main(int argc, char **argv)
     err = nf_loop_run(loop, NF_RUN_DEFAULT);
     if (err < 0)
         fprintf(stderr, "ws_echo_server: loop: %s\n", nf_strerror(err));
-    return nf_loop_free(loop) == 0 && err >= 0 ? 0 : 1;
+    int freed = nf_loop_free(loop);
+    nf_tls_ctx_free(tls);
+    return freed == 0 && err >= 0 ? 0 : 1;
 }

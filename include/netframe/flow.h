@@ -17,8 +17,9 @@
  *     (hysteresis: not on every byte).
  *
  * Writes are never split: a held or dropped write is one nf_conn_write call.
- * Bytes held count what the program wrote (before any filter below, such as
- * TLS, changes them). */
+ * Bytes held count what the filter above handed down: what the program wrote,
+ * or TLS records when the flow filter sits below TLS ({flow, tls}: counted as
+ * they go on the wire; see docs/tls.md). */
 #ifndef NETFRAME_FLOW_H
 #define NETFRAME_FLOW_H
 

@@ -14,6 +14,7 @@
 #include "tcp.h"
 #include "filter.h"
 #include "flow.h"
+#include "tls.h"
 #include "server.h"
 #include "proxy.h"
 #include "reconnect.h"

@@ -195,6 +195,10 @@ typedef struct nf_ws_client_config {
     size_t nheaders;
     int version; /* 13 (0 means 13), 8 or 7 */
     nf_ws_options_t opts;
+    /* wss:// URLs: the TLS client context (tls.h; required for wss://). Its
+     * filter goes right under the WebSocket filter, above `filters`; the
+     * URL's host is the server name sent and verified. */
+    struct nf_tls_ctx *tls;
 } nf_ws_client_config_t;
 
 /* Connects to url ("ws://host[:port][/path[?query]]", IPv6 as [::1]; port
@@ -203,9 +207,11 @@ typedef struct nf_ws_client_config {
  * Everything cfg points to must stay valid until on_close. Returns 0 and sets
  * *out (may be NULL): on_open follows on success, on_close(ws, 1006, ...) on
  * failure (nf_ws_conn_error: -ECONNREFUSED, -ETIMEDOUT, NF_EWS_HANDSHAKE...),
- * never from inside this call. Returns -EINVAL (bad URL or config),
- * -EPROTONOSUPPORT (wss://: TLS is not there yet) or -ENOMEM: no callback
- * then. */
+ * never from inside this call. Returns -EINVAL (bad URL or config, or
+ * wss:// without cfg->tls) or -ENOMEM: no callback then. "wss://..." runs
+ * over TLS with cfg->tls (port 443 by default); a TLS failure closes with
+ * 1006, nf_ws_conn_error NF_ETLS (nf_tls_conn_error on nf_ws_conn_tcp says
+ * why). */
 int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_client_config_t *cfg, nf_ws_conn_t **out);
 
 /* ---- connections ------------------------------------------------------ */

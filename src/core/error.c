@@ -7,6 +7,7 @@
 #include "netframe/ws.h"
 #include "netframe/flow.h"
 #include "netframe/proxy.h"
+#include "netframe/tls.h"
 
 #define CODES(X)                                                                                                       \
     X(NF_EOF, "connection closed by peer")                                                                             \
@@ -21,6 +22,7 @@
     X(NF_EPROXY_VERSION, "PROXY protocol version not accepted")                                                        \
     X(NF_EPROXY_TIMEOUT, "no complete PROXY protocol header in time")                                                  \
     X(NF_EPROXY_NOHEADER, "connection does not begin with a PROXY protocol header")                                    \
+    X(NF_ETLS, "TLS failure (see nf_tls_conn_error)")                                                                  \
     X(NF_EWS_HANDSHAKE, "WebSocket handshake failed")                                                                  \
     X(NF_EHTTP_INCOMPLETE, "HTTP head incomplete")                                                                     \
     X(NF_EHTTP_BAD, "malformed HTTP head (400)")                                                                       \

@@ -388,8 +388,9 @@ void nf__transport_close(nf_conn_t *c, nf_close_how_t how)
 {
     if (c->flags & NF__C_CLOSING)
         return;
-    /* NF_EOF when the close follows the peer's FIN with no on_eof handler */
-    int reason = (c->flags & NF__C_PEER_END) ? NF_EOF : NF_CLOSE_LOCAL;
+    /* NF_EOF when the close follows the peer's FIN with no on_eof handler;
+     * a reason a filter set before asking to end (TLS: NF_ETLS) is kept */
+    int reason = (c->flags & NF__C_PEER_END) ? NF_EOF : (c->flags & NF__C_END) ? NF_CLOSE_LOCAL : c->reason;
     switch (how) {
     case NF_HOW_END: end_start(c, reason); break;
     case NF_HOW_ABORT: c->flags |= NF__C_ABORT; /* fall through */

@@ -1,6 +1,7 @@
 /* netframe — WebSocket client: URL, opening handshake (RFC 6455 4.1), checks
  * of the server's answer. */
 #include "ws/conn.h"
+#include "netframe/tls.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@ typedef struct url {
     char *hosthdr; /* authority as given: the Host header */
     char *target;  /* path?query, at least "/" */
     uint16_t port;
+    bool tls; /* wss:// */
 } url_t;
 
 static void url_free(url_t *u)
@@ -28,9 +30,10 @@ static void url_free(url_t *u)
 static int parse_url(const char *s, url_t *u)
 {
     memset(u, 0, sizeof *u);
-    if (strncasecmp(s, "wss://", 6) == 0)
-        return -EPROTONOSUPPORT;
-    if (strncasecmp(s, "ws://", 5) != 0)
+    if (strncasecmp(s, "wss://", 6) == 0) {
+        u->tls = true;
+        s++; /* same shape as ws:// from here */
+    } else if (strncasecmp(s, "ws://", 5) != 0)
         return -EINVAL;
     const char *a = s + 5, *e = a + strcspn(a, "/?#");
     if (e == a || memchr(a, '@', (size_t)(e - a)))
@@ -55,7 +58,7 @@ static int parse_url(const char *s, url_t *u)
     }
     if (he == h)
         return -EINVAL;
-    unsigned long port = 80;
+    unsigned long port = u->tls ? 443 : 80;
     if (pp) {
         if (pp == e || e - pp > 5)
             return -EINVAL;
@@ -173,9 +176,14 @@ NF__EXPORT int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_clien
     int err = parse_url(url, &u);
     if (err)
         return err;
+    if (u.tls && !cfg->tls) { /* wss:// needs a TLS client context */
+        url_free(&u);
+        return -EINVAL;
+    }
     nf__ws_client_t *c = calloc(1, sizeof *c);
     unsigned nf = cfg->connect.filters ? cfg->connect.nfilters : 0;
-    nf_filter_spec_t *specs = calloc(nf + 1, sizeof *specs);
+    /* wss://: the TLS filter goes right under the WebSocket filter */
+    nf_filter_spec_t *specs = calloc(nf + 2, sizeof *specs);
     if (!c || !specs) {
         err = -ENOMEM;
         goto fail;
@@ -189,6 +197,10 @@ NF__EXPORT int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_clien
     c->ctx.free_fn = client_free;
     for (unsigned i = 0; i < nf; i++)
         specs[i] = cfg->connect.filters[i];
+    if (u.tls) {
+        specs[nf].ops = &nf_tls_filter;
+        specs[nf++].config = cfg->tls;
+    }
     specs[nf].ops = &nf_ws_filter;
     specs[nf].config = &c->ctx;
     c->ctx.specs = specs;
@@ -216,6 +228,9 @@ NF__EXPORT int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_clien
     err = nf_connect(loop, &cc, &tcp);
     if (err)
         goto fail;
+    /* (only -ENOMEM can fail it: the handshake then fails, through on_close) */
+    if (u.tls)
+        (void)nf_tls_set_server_name(tcp, u.host);
     url_free(&u);
     nf_filter_t *f = nf_conn_filter(tcp, &nf_ws_filter);
     nf__ws_client_setup(f, cfg->handler, cfg->data); /* takes the context's reference */
