@@ -19,12 +19,12 @@
  * prints one line per connection on stdout:
  *   "proxy: peer=CLIENT transport=BALANCER version=N command=proxy|local"
  * A connection without a valid header is closed (reason on stderr). Not with
- * --spread acceptor (sockets handed over by the acceptor get no filters). */
+ * --spread acceptor (sockets handed over by the acceptor get no filters).
  *
  * With --tls-cert/--tls-key every connection runs TLS 1.2/1.3 (the TLS
  * filter, tls.h) under the same echo handler; the TLS features are printed
  * with the loop's. TLS needs --spread reuseport (the acceptor hand-over
- * carries no filters). */
+ * carries no filters). With both, PROXY sits below TLS. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
