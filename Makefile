@@ -3,9 +3,9 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
-DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets
+DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets valgrind
 
-.PHONY: all deps build build-asan test test-plain test-asan demo bench install clean help format
+.PHONY: all deps build build-asan test test-plain test-asan demo bench bench-callgrind install clean help format
 
 all: build
 
@@ -14,7 +14,8 @@ help:
 	@echo "make         build library, examples, tests and bench programs into $(BUILD)/"
 	@echo "make test    deps + both backends, then again under ASan+UBSan"
 	@echo "make demo    deps + start echo_server and drive it with echo_client"
-	@echo "make bench   netframe vs libuv vs plain epoll, one table"
+	@echo "make bench   netframe (every mode) vs libuv vs plain epoll, one table"
+	@echo "make bench-callgrind  instructions per echoed message (valgrind)"
 	@echo "make install cmake --install $(BUILD) (PREFIX=/usr/local)"
 
 deps:
@@ -59,6 +60,11 @@ bench: deps build
 	@./bench/run.sh $(BUILD)
 	@echo
 	@$(BUILD)/bench/nf_slow_reader --seconds 5
+
+# Instructions per echoed message under valgrind --tool=callgrind: repeatable
+# where wall-clock figures are not (about 5 minutes).
+bench-callgrind: deps build
+	@./bench/callgrind.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))

@@ -36,7 +36,7 @@ command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
 # name | env | binary | arguments
 SERVERS=(
     "netframe-uring||$B/examples/echo_server|--backend uring"
-    "netframe-uring no fixed files|NF_URING_DISABLE=16|$B/examples/echo_server|--backend uring"
+    "netframe-uring fixed files|NF_FIXED_FILES=4096|$B/examples/echo_server|--backend uring"
     "netframe-epoll||$B/examples/echo_server|--backend epoll"
     "libuv||$B/bench/nf_uv_echo|"
     "epoll-plain||$B/bench/nf_epoll_echo|"

@@ -25,7 +25,7 @@
  * notification (IORING_CQE_F_NOTIF); the request holds a reference on the
  * buffer until that notification, so the write's memory outlives the send.
  *
- * Registered files: a sparse fixed-file table of fixed_files slots. Each
+ * Registered files (when fixed_files > 0): a sparse table of that many slots. Each
  * connection's socket is installed in a free slot at its first request
  * (io_uring_register_files_update), its receives and sends then name the slot
  * (IOSQE_FIXED_FILE: no fget/fput per request), and the slot is emptied when
@@ -492,7 +492,7 @@ static int u_init(nf_loop_t *loop)
     u->ms_accept = u->bufring;
     /* A refused table (an old kernel, RLIMIT_NOFILE below fixed_files) means
      * plain fds for every connection. */
-    if (!(loop->cfg.uring_disable & NF_URING_NO_FIXED_FILES))
+    if (loop->cfg.fixed_files > 0)
         files_setup(loop, u);
     u->zc = g_probe.send_zc && loop->cfg.zc_send_min > 0;
     if (loop->cfg.mode == NF_MODE_EVENT) {

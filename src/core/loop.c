@@ -85,8 +85,8 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
         c->uring_disable = (unsigned)strtoul(getenv("NF_URING_DISABLE"), NULL, 0);
     if (!c->zc_send_min && getenv("NF_ZC_SEND_MIN"))
         c->zc_send_min = (unsigned)strtoul(getenv("NF_ZC_SEND_MIN"), NULL, 0);
-    if (!c->fixed_files)
-        c->fixed_files = 4096;
+    if (!c->fixed_files && getenv("NF_FIXED_FILES"))
+        c->fixed_files = (unsigned)strtoul(getenv("NF_FIXED_FILES"), NULL, 0);
     loop->timer_fd = -1;
     loop->kick_fd = -1;
 

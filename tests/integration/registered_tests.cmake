@@ -16,3 +16,13 @@ foreach(t test_echo test_many_conns test_cycles test_peer_close test_registered)
     endforeach()
   endforeach()
 endforeach()
+
+# The fixed file table is off by default: run echo, churn and many
+# connections (more than the 64 slots: some fixed, the rest on plain fds)
+# with one, and the echo with zero-copy sends from 4 KiB on.
+foreach(t test_echo test_many_conns test_cycles)
+  add_test(NAME ${t}.uring.fixed COMMAND ${t})
+  set_tests_properties(${t}.uring.fixed PROPERTIES TIMEOUT 60 ENVIRONMENT "NF_BACKEND=uring;NF_FIXED_FILES=64")
+endforeach()
+add_test(NAME test_echo.uring.zc COMMAND test_echo)
+set_tests_properties(test_echo.uring.zc PROPERTIES TIMEOUT 60 ENVIRONMENT "NF_BACKEND=uring;NF_ZC_SEND_MIN=4096")

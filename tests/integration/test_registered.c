@@ -139,7 +139,10 @@ static const nf_conn_handler_t urg_handler = {
 static void test_fixed_file_plain_fd_uses(void **state)
 {
     (void)state;
-    nf_loop_t *loop = h_loop_new();
+    nf_loop_config_t cfg;
+    nf_loop_config_init(&cfg);
+    cfg.fixed_files = 16;
+    nf_loop_t *loop = h_loop_new_cfg(&cfg);
     nf_listener_t *l;
     uint16_t port = h_listen(loop, "127.0.0.1", &urg_handler, NULL, &l);
     int fd = h_tcp_connect("127.0.0.1", port);
