@@ -11,7 +11,9 @@
  * embedding netframe would). Prints the loop's features on stderr, then
  * "listening on HOST:PORT backend=NAME" once it accepts connections. On
  * SIGINT or SIGTERM it stops accepting, closes every connection, frees
- * everything and exits 0. */
+ * everything and exits 0. io_uring's registered I/O is off by default:
+ * NF_FIXED_FILES=<slots> and NF_ZC_SEND_MIN=<bytes> in the environment turn
+ * on the fixed file table and zero-copy sends (docs/modes.md). */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>

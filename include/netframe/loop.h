@@ -40,7 +40,9 @@ typedef struct nf_loop_config {
      *                 with timeout 0), for the lowest latency at the price of
      *                 a busy core;
      *  NF_MODE_EVENT  expose one fd (nf_loop_fd) that is readable whenever a
-     *                 step is due, to embed the loop in another event loop. */
+     *                 step is due, to embed the loop in another event loop.
+     * Left at NF_MODE_BLOCK, NF_MODE=block|poll|event in the environment
+     * chooses (the test suite runs that way in every mode). */
     int mode;
     /* NF_MODE_POLL on io_uring: let a kernel thread submit (IORING_SETUP_SQPOLL),
      * so a loop that is busy never enters the kernel at all. It idles after
