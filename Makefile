@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy openssl
 
-.PHONY: all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench install clean help format
+.PHONY: all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench bench-callgrind install clean help format
 
 all: build
 
@@ -20,7 +20,8 @@ help:
 	@echo "make demo    deps + start echo_server and drive it with echo_client"
 	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each, clang build in $(BUILD_FUZZ)/"
 	@echo "make soak    the long soak: SOAK_SECONDS (120) of storm per backend, then valgrind"
-	@echo "make bench   netframe vs libuv vs plain epoll, one table; TLS vs cleartext (bench/tls.sh)"
+	@echo "make bench   netframe (every mode) vs libuv vs plain epoll, one table; TLS vs cleartext (bench/tls.sh)"
+	@echo "make bench-callgrind  instructions per echoed message (valgrind)"
 	@echo "make install cmake --install $(BUILD) (PREFIX=/usr/local)"
 
 deps:
@@ -84,6 +85,11 @@ bench: deps build
 	@$(BUILD)/bench/nf_slow_reader --seconds 5
 	@echo
 	@./bench/tls.sh $(BUILD)
+
+# Instructions per echoed message under valgrind --tool=callgrind: repeatable
+# where wall-clock figures are not (about 5 minutes).
+bench-callgrind: deps build
+	@./bench/callgrind.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))

@@ -11,7 +11,10 @@
  * the generator's CPU on regenerating 16 KiB per message.
  *
  * Output (stdout, exactly one line):
- *   msgs=<n> secs=<f> rate=<f> p50_us=<f> p99_us=<f> errors=<n>
+ *   msgs=<n> secs=<f> rate=<f> p50_us=<f> p99_us=<f> p999_us=<f> errors=<n>
+ *
+ * With --messages N the run ends once N messages were echoed in the
+ * measuring window (for instruction counts per message under callgrind).
  *
  * Exit status: 0 = no errors, 1 = errors (or nothing measured),
  *              2 = usage error or could not connect.
@@ -62,6 +65,7 @@ struct opts {
     size_t size;
     double seconds;
     double warmup;
+    long messages; /* stop after this many measured messages (0: no limit) */
 };
 
 static uint64_t g_errors;
@@ -123,13 +127,14 @@ static void usage(FILE *f, const char *argv0)
 {
     fprintf(f,
             "usage: %s --port P [--host H] [--connections N] [--size BYTES]\n"
-            "          [--seconds S] [--warmup W]\n"
+            "          [--seconds S] [--warmup W] [--messages N]\n"
             "  --host H         server address (default 127.0.0.1)\n"
             "  --port P         server port (required)\n"
             "  --connections N  concurrent connections (default 1)\n"
             "  --size BYTES     message size (default 64)\n"
             "  --seconds S      measuring window in seconds (default 5)\n"
-            "  --warmup W       warmup seconds before measuring (default 1)\n",
+            "  --warmup W       warmup seconds before measuring (default 1)\n"
+            "  --messages N     end the run after N measured messages (within --seconds)\n",
             argv0);
 }
 
@@ -164,6 +169,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"size", required_argument, NULL, 's'},
         {"seconds", required_argument, NULL, 't'},
         {"warmup", required_argument, NULL, 'w'},
+        {"messages", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
@@ -176,6 +182,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     o->size = 64;
     o->seconds = 5.0;
     o->warmup = 1.0;
+    o->messages = 0;
 
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -212,6 +219,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 fprintf(stderr, "loadgen: invalid --warmup '%s'\n", optarg);
                 return -1;
             }
+            break;
+        case 'm':
+            if (parse_long(optarg, 1, 1000000000L, &v) != 0) {
+                fprintf(stderr, "loadgen: invalid --messages '%s'\n", optarg);
+                return -1;
+            }
+            o->messages = v;
             break;
         case 'H': usage(stdout, argv[0]); exit(0);
         default: return -1;
@@ -359,12 +373,12 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Nearest-rank percentile of a sorted array, pct in 1..100. */
-static uint64_t percentile(const uint64_t *v, size_t n, unsigned pct)
+/* Nearest-rank percentile of a sorted array, permille in 1..1000. */
+static uint64_t percentile(const uint64_t *v, size_t n, unsigned permille)
 {
     if (n == 0)
         return 0;
-    size_t rank = (n * pct + 99) / 100; /* ceil(n * pct / 100) */
+    size_t rank = (n * permille + 999) / 1000; /* ceil(n * permille / 1000) */
     if (rank == 0)
         rank = 1;
     return v[rank - 1];
@@ -437,7 +451,7 @@ int main(int argc, char **argv)
 
     while (alive > 0) {
         now = now_ns();
-        if (now >= t_end)
+        if (now >= t_end || (o.messages && msgs >= (uint64_t)o.messages))
             break;
         uint64_t left_ms = (t_end - now + 999999u) / 1000000u;
         int timeout = left_ms > 100 ? 100 : (int)left_ms;
@@ -524,7 +538,7 @@ int main(int argc, char **argv)
                     }
                 }
                 c->active = 0;
-                if (done >= t_end)
+                if (done >= t_end || (o.messages && msgs >= (uint64_t)o.messages))
                     break;
                 (void)start_message(ep, c, o.size, done, &alive);
                 break; /* the echo cannot be there yet; epoll will tell */
@@ -554,12 +568,13 @@ int main(int argc, char **argv)
 
     if (lat.n > 1)
         qsort(lat.v, lat.n, sizeof *lat.v, cmp_u64);
-    double p50 = (double)percentile(lat.v, lat.n, 50) / 1000.0;
-    double p99 = (double)percentile(lat.v, lat.n, 99) / 1000.0;
+    double p50 = (double)percentile(lat.v, lat.n, 500) / 1000.0;
+    double p99 = (double)percentile(lat.v, lat.n, 990) / 1000.0;
+    double p999 = (double)percentile(lat.v, lat.n, 999) / 1000.0;
     double rate = secs > 0.0 ? (double)msgs / secs : 0.0;
 
-    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f errors=%llu\n", (unsigned long long)msgs, secs, rate,
-           p50, p99, (unsigned long long)g_errors);
+    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f p999_us=%.2f errors=%llu\n",
+           (unsigned long long)msgs, secs, rate, p50, p99, p999, (unsigned long long)g_errors);
     fflush(stdout);
 
     if (msgs == 0 && g_errors == 0)

@@ -6,7 +6,8 @@
 #
 # usage: bench/modes.sh BUILD_DIR [SECONDS (default 3)] [WARMUP (default 1)]
 # Environment: NF_MODES_ONLY="regex" keeps only the server rows whose name
-# matches; NF_BENCH_BASE_PORT (default 18001).
+# matches; NF_MODES_SCEN="name|size|conns;..." replaces the scenarios;
+# NF_BENCH_BASE_PORT (default 18001).
 #
 # Note: a poll-mode server spins, so its CPU per message is its whole core
 # divided by the messages: it measures the price of the mode, not its work.
@@ -26,6 +27,8 @@ SERVERS=(
   "uring block t1 coop (no defer_taskrun)|NF_URING_DISABLE=2|--backend uring --mode block --threads 1"
   "uring block t1 no single_issuer|NF_URING_DISABLE=1|--backend uring --mode block --threads 1"
   "uring block t1 ring fd not registered|NF_URING_DISABLE=8|--backend uring --mode block --threads 1"
+  "uring block t1 fixed files|NF_FIXED_FILES=4096|--backend uring --mode block --threads 1"
+  "uring block t1 zc>=4096|NF_ZC_SEND_MIN=4096|--backend uring --mode block --threads 1"
   "uring poll t1||--backend uring --mode poll --threads 1"
   "uring poll t1 sqpoll||--backend uring --mode poll --threads 1 --sqpoll"
   "uring event t1||--backend uring --mode event --threads 1"
@@ -37,12 +40,13 @@ SERVERS=(
   "epoll block t2||--backend epoll --mode block --threads 2"
 )
 SCEN=("64B x 50|64|50" "16KiB x 10|16384|10" "64B x 1 ping-pong|64|1")
+[ -n "${NF_MODES_SCEN:-}" ] && IFS=';' read -r -a SCEN <<<"$NF_MODES_SCEN"
 
 cpu() { local s; s=$(cat /proc/$1/stat 2>/dev/null) || return 1; s=${s##*) }; read -r -a f <<<"$s"; echo $((f[11] + f[12])); }
 SRV=""
 trap '[ -n "$SRV" ] && kill -TERM $SRV 2>/dev/null; wait 2>/dev/null' EXIT
 OUT=$(mktemp)
-printf '| scenario | server | msgs/s | p50 us | p99 us | server CPU us/msg |\n|---|---|---:|---:|---:|---:|\n' >"$OUT"
+printf '| scenario | server | msgs/s | p50 us | p99 us | p99.9 us | server CPU us/msg |\n|---|---|---:|---:|---:|---:|---:|\n' >"$OUT"
 echo "# netframe modes bench: $(date -u +%FT%TZ) kernel=$(uname -r) nproc=$(nproc) seconds=$SECS warmup=$WARM" >&2
 for sc in "${SCEN[@]}"; do
   IFS='|' read -r sname size conns <<<"$sc"
@@ -59,13 +63,13 @@ for sc in "${SCEN[@]}"; do
     sleep "$WARM"; c0=$(cpu $SRV); wait $L; c1=$(cpu $SRV)
     kill -TERM $SRV; wait $SRV 2>/dev/null; SRV=""
     line=$(grep '^msgs=' "$OUT.lg" | tail -1)
-    eval "$(echo "$line" | tr ' ' '\n' | grep -E '^(msgs|rate|p50_us|p99_us|errors)=' | sed 's/^/local_/')"
+    eval "$(echo "$line" | tr ' ' '\n' | grep -E '^(msgs|rate|p50_us|p99_us|p999_us|errors)=' | sed 's/^/local_/')"
     if [ -z "$line" ] || [ "${local_errors:-1}" != 0 ]; then
       echo "modes.sh: $sname / $name: load generator failed: ${line:-$(head -2 "$OUT.lg")}" >&2; continue
     fi
     cpu_us=$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v m="$local_msgs" 'BEGIN { printf "%.2f", d * 1e6 / hz / m }')
-    echo "modes.sh: $sname | $name: rate=$local_rate p50=$local_p50_us p99=$local_p99_us cpu/msg=$cpu_us" >&2
-    printf '| %s | %s | %.0f | %.1f | %.1f | %s |\n' "$sname" "$name" "$local_rate" "$local_p50_us" "$local_p99_us" "$cpu_us" >>"$OUT"
+    echo "modes.sh: $sname | $name: rate=$local_rate p50=$local_p50_us p99=$local_p99_us p99.9=$local_p999_us cpu/msg=$cpu_us" >&2
+    printf '| %s | %s | %.0f | %.1f | %.1f | %.1f | %s |\n' "$sname" "$name" "$local_rate" "$local_p50_us" "$local_p99_us" "$local_p999_us" "$cpu_us" >>"$OUT"
   done
 done
 echo

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# netframe echo benchmark: compares netframe (io_uring and epoll backends)
-# against a libuv echo server and a hand-written epoll echo server.
+# netframe echo benchmark: compares netframe (io_uring and epoll backends,
+# each in the block, poll and event completion modes) against a libuv echo
+# server and a hand-written epoll echo server.
 #
-# usage: bench/run.sh BUILD_DIR [SECONDS_PER_RUN (default 5)] [REPEATS (default 3)]
+# usage: bench/run.sh BUILD_DIR [SECONDS_PER_RUN (default 2)] [REPEATS (default 3)]
 #
 # Environment (optional):
 #   NF_BENCH_WARMUP     warmup seconds per run (default 1)
 #   NF_BENCH_BASE_PORT  first port to try (default 17001)
+#   NF_BENCH_ONLY       regex: only the servers whose name matches
+#   NF_BENCH_SQPOLL=1   add netframe-uring-sqpoll (poll mode + SQPOLL; needs a
+#                       core of its own for the kernel thread)
 #
 # Loopback only.  Every step is bounded; all servers are stopped on exit.
 # Exit status: 0 ok, 1 a load generator run reported errors (or a server that
@@ -21,7 +25,7 @@ usage() {
 
 if [ $# -lt 1 ] || [ $# -gt 3 ]; then usage; fi
 BUILD_DIR=${1%/}
-SECS=${2:-5}
+SECS=${2:-2}
 REPEATS=${3:-3}
 WARMUP=${NF_BENCH_WARMUP:-1}
 PORT=${NF_BENCH_BASE_PORT:-17001}
@@ -133,17 +137,30 @@ median() {
 }
 
 # --- what to compare ---------------------------------------------------------
-SRV_NAMES=(netframe-uring netframe-epoll libuv epoll-plain)
-SRV_BINS=("$BUILD_DIR/examples/echo_server" "$BUILD_DIR/examples/echo_server"
-          "$BUILD_DIR/bench/nf_uv_echo" "$BUILD_DIR/bench/nf_epoll_echo")
-SRV_ARGS=("--backend uring" "--backend epoll" "" "")
+ES=$BUILD_DIR/examples/echo_server
+SRV_NAMES=(netframe-uring netframe-uring-poll netframe-uring-event netframe-epoll netframe-epoll-poll
+           netframe-epoll-event libuv epoll-plain)
+SRV_BINS=("$ES" "$ES" "$ES" "$ES" "$ES" "$ES" "$BUILD_DIR/bench/nf_uv_echo" "$BUILD_DIR/bench/nf_epoll_echo")
+SRV_ARGS=("--backend uring --mode block" "--backend uring --mode poll" "--backend uring --mode event"
+          "--backend epoll --mode block" "--backend epoll --mode poll" "--backend epoll --mode event" "" "")
+if [ "${NF_BENCH_SQPOLL:-0}" = 1 ]; then
+    SRV_NAMES+=(netframe-uring-sqpoll)
+    SRV_BINS+=("$ES")
+    SRV_ARGS+=("--backend uring --mode poll --sqpoll")
+fi
 
-SC_NAMES=("64B x 50 conns" "16KiB x 10 conns")
-SC_SIZE=(64 16384)
-SC_CONNS=(50 10)
+# The ping-pong (one connection, one message at a time) compares latency:
+# poll mode against block mode, with libuv for reference.
+SC_NAMES=("64B x 50 conns" "16KiB x 10 conns" "64B x 1 ping-pong")
+SC_SIZE=(64 16384 64)
+SC_CONNS=(50 10 1)
+SC_ONLY=("" "" '^(netframe-(uring|epoll)(-poll)?|libuv)$')
 
 SRV_OK=()
 for s in "${!SRV_NAMES[@]}"; do
+    if [ -n "${NF_BENCH_ONLY:-}" ] && ! [[ ${SRV_NAMES[$s]} =~ $NF_BENCH_ONLY ]]; then
+        continue
+    fi
     if [ -x "${SRV_BINS[$s]}" ]; then
         SRV_OK+=("$s")
     else
@@ -156,7 +173,7 @@ if [ ${#SRV_OK[@]} -eq 0 ]; then
     exit 2
 fi
 
-declare -A R_RATE R_P50 R_P99 R_CPU R_RUNS
+declare -A R_RATE R_P50 R_P99 R_P999 R_CPU R_RUNS
 FAILED=0
 # Hard bound on one load generator run (it stops by itself after warmup+secs).
 LG_WRAP=()
@@ -225,7 +242,7 @@ run_one() {
         NOTES+=("$name exit status $STOP_RC on SIGTERM (scenario '${SC_NAMES[$sc]}' rep $rep)")
     fi
 
-    local line msgs="" secs="" rate="" p50="" p99="" errors="" kv
+    local line msgs="" secs="" rate="" p50="" p99="" p999="" errors="" kv
     line=$(grep '^msgs=' "$TMP/lg.out" | tail -n 1)
     for kv in $line; do
         case $kv in
@@ -234,6 +251,7 @@ run_one() {
         rate=*) rate=${kv#*=} ;;
         p50_us=*) p50=${kv#*=} ;;
         p99_us=*) p99=${kv#*=} ;;
+        p999_us=*) p999=${kv#*=} ;;
         errors=*) errors=${kv#*=} ;;
         esac
     done
@@ -254,9 +272,10 @@ run_one() {
     R_RATE[$key]="${R_RATE[$key]:-} $rate"
     R_P50[$key]="${R_P50[$key]:-} $p50"
     R_P99[$key]="${R_P99[$key]:-} $p99"
+    R_P999[$key]="${R_P999[$key]:-} $p999"
     R_CPU[$key]="${R_CPU[$key]:-} $cpu"
     R_RUNS[$key]=$(( ${R_RUNS[$key]:-0} + 1 ))
-    echo "run.sh: $tag: rate=$rate p50=${p50}us p99=${p99}us cpu/msg=${cpu}us (ticks $((c1 - c0)), secs $secs)" >&2
+    echo "run.sh: $tag: rate=$rate p50=${p50}us p99=${p99}us p99.9=${p999}us cpu/msg=${cpu}us (ticks $((c1 - c0)), secs $secs)" >&2
 }
 
 LOADAVG=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
@@ -266,15 +285,16 @@ echo "$HEADER" >&2
 for sc in "${!SC_NAMES[@]}"; do
     for ((rep = 1; rep <= REPEATS; rep++)); do
         for s in "${SRV_OK[@]}"; do
+            [ -n "${SC_ONLY[$sc]}" ] && ! [[ ${SRV_NAMES[$s]} =~ ${SC_ONLY[$sc]} ]] && continue
             run_one "$sc" "$s" "$rep"
         done
     done
 done
 
 # --- report -------------------------------------------------------------------
-LIBUV=2 # index of libuv in SRV_NAMES
+LIBUV=6 # index of libuv in SRV_NAMES
 ROWS="$TMP/rows.tsv"
-printf 'scenario\tserver\tmsgs/s\tp50 us\tp99 us\tserver CPU us/msg\tCPU/msg vs libuv\tmsgs/s vs libuv\n' >"$ROWS"
+printf 'scenario\tserver\tmsgs/s\tp50 us\tp99 us\tp99.9 us\tserver CPU us/msg\tCPU/msg vs libuv\tmsgs/s vs libuv\n' >"$ROWS"
 for sc in "${!SC_NAMES[@]}"; do
     base_cpu=""
     base_rate=""
@@ -292,27 +312,29 @@ for sc in "${!SC_NAMES[@]}"; do
             rate=$(median ${R_RATE[$key]})
             p50=$(median ${R_P50[$key]})
             p99=$(median ${R_P99[$key]})
+            p999=$(median ${R_P999[$key]})
             cpu=$(median ${R_CPU[$key]})
         }
         awk -v OFS='\t' -v sc="${SC_NAMES[$sc]}" -v name="${SRV_NAMES[$s]}" \
-            -v rate="$rate" -v p50="$p50" -v p99="$p99" -v cpu="$cpu" \
+            -v rate="$rate" -v p50="$p50" -v p99="$p99" -v p999="$p999" -v cpu="$cpu" \
             -v bcpu="$base_cpu" -v brate="$base_rate" -v runs="${R_RUNS[$key]}" -v reps="$REPEATS" '
             BEGIN {
                 cr = (bcpu != "" && bcpu + 0 > 0) ? sprintf("%.2fx", cpu / bcpu) : "n/a"
                 rr = (brate != "" && brate + 0 > 0) ? sprintf("%.2fx", rate / brate) : "n/a"
                 if (runs + 0 < reps + 0) name = name " (" runs "/" reps " runs)"
-                printf "%s\t%s\t%.0f\t%.1f\t%.1f\t%.2f\t%s\t%s\t%.6f\n", sc, name, rate, p50, p99, cpu, cr, rr, cpu
+                printf "%s\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.2f\t%s\t%s\t%.6f\n", sc, name, rate, p50, p99, p999, cpu, cr, rr, cpu
             }' >>"$TMP/sc$sc.tsv"
     done
     # rank by server CPU per message (last, hidden column), lowest first
     if [ -s "$TMP/sc$sc.tsv" ]; then
-        sort -t "$(printf '\t')" -k9,9g "$TMP/sc$sc.tsv" | cut -f1-8 >>"$ROWS"
+        sort -t "$(printf '\t')" -k10,10g "$TMP/sc$sc.tsv" | cut -f1-9 >>"$ROWS"
     fi
 done
 
 echo
 echo "$HEADER"
 echo "ranked by server CPU per message; $PIN_TEXT"
+echo "(a poll-mode server spins: its CPU per message is its whole core divided by the messages, the price of the mode)"
 echo "(medians over $REPEATS repeats of ${SECS}s after ${WARMUP}s warmup; CPU = server utime+stime from /proc, ${CLK_TCK} ticks/s)"
 echo
 awk -F'\t' '

@@ -24,7 +24,11 @@
  * With --tls-cert/--tls-key every connection runs TLS 1.2/1.3 (the TLS
  * filter, tls.h) under the same echo handler; the TLS features are printed
  * with the loop's. TLS needs --spread reuseport (the acceptor hand-over
- * carries no filters). With both, PROXY sits below TLS. */
+ * carries no filters). With both, PROXY sits below TLS.
+ *
+ * io_uring's registered I/O is off by default: NF_FIXED_FILES=<slots> and
+ * NF_ZC_SEND_MIN=<bytes> in the environment turn on the fixed file table and
+ * zero-copy sends (docs/modes.md). */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>

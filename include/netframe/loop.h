@@ -40,7 +40,9 @@ typedef struct nf_loop_config {
      *                 with timeout 0), for the lowest latency at the price of
      *                 a busy core;
      *  NF_MODE_EVENT  expose one fd (nf_loop_fd) that is readable whenever a
-     *                 step is due, to embed the loop in another event loop. */
+     *                 step is due, to embed the loop in another event loop.
+     * Left at NF_MODE_BLOCK, NF_MODE=block|poll|event in the environment
+     * chooses (the test suite runs that way in every mode). */
     int mode;
     /* NF_MODE_POLL on io_uring: let a kernel thread submit (IORING_SETUP_SQPOLL),
      * so a loop that is busy never enters the kernel at all. It idles after
@@ -48,15 +50,31 @@ typedef struct nf_loop_config {
      * polled ring when the kernel refuses it (reported by nf_loop_features). */
     int sqpoll;
     unsigned sqpoll_idle_ms;
-    /* Reserved for io_uring zero-copy sends (IORING_OP_SEND_ZC) of at least
-     * this many bytes. Not used yet: the kernel's support is probed and
-     * reported by nf_loop_features (send_zc=), no send uses it (docs/modes.md). */
+    /* io_uring zero-copy sends (IORING_OP_SEND_ZC): a queued buffer of at
+     * least this many bytes is sent without a copy into the kernel; its
+     * memory is released only after the kernel's notification that it is no
+     * longer used. 0 (default): never. Probed; without kernel support (or if
+     * the kernel refuses it for a socket) plain sends are used. On loopback
+     * the kernel copies such sends anyway and they cost more than a plain
+     * send (measured in docs/modes.md): worth it only towards a real NIC,
+     * from about 16 KiB. NF_ZC_SEND_MIN=<bytes> in the environment sets it
+     * when this is 0. */
     unsigned zc_send_min;
     /* io_uring setup flags to leave out: NF_URING_NO_SINGLE_ISSUER (neither
      * SINGLE_ISSUER nor DEFER_TASKRUN), NF_URING_NO_DEFER_TASKRUN,
      * NF_URING_NO_COOP_TASKRUN, NF_URING_NO_REG_RING_FD. For measurements and
      * tests; the defaults are what docs/modes.md found to pay. */
     unsigned uring_disable;
+    /* io_uring: slots in the ring's registered (fixed) file table; 0 (the
+     * default): no table. Each connection's socket is installed in a slot
+     * and its receives and sends name the slot (IOSQE_FIXED_FILE), which
+     * saves the kernel a file reference per send (measured: 1-3 % of a
+     * send's cost), at two io_uring_register calls per connection (~2.6 us):
+     * worth it for long-lived connections only, hence off by default
+     * (docs/modes.md). The plain fd stays open for socket options and the
+     * like; when the table is full a connection uses its plain fd.
+     * NF_FIXED_FILES=<slots> in the environment sets it when this is 0. */
+    unsigned fixed_files;
 } nf_loop_config_t;
 
 enum {
@@ -181,6 +199,10 @@ typedef struct nf_loop_stats {
     uint64_t flow_writes_dropped; /* writes discarded by policy */
     uint64_t conns_closed_slow;   /* closed as slow consumers (NF_ESLOW) */
     uint64_t conns_closed_proxy;  /* closed by the PROXY filter: bad, missing, late header */
+    /* io_uring registered I/O (docs/modes.md) */
+    uint64_t conns_fixed_file; /* connections whose socket is in the fixed file table now */
+    uint64_t zc_sends;         /* zero-copy sends completed (notification received) */
+    uint64_t zc_copied;        /* ... of which the kernel reported it copied the bytes */
 } nf_loop_stats_t;
 
 /* Copies the loop's counters into *out. Loop thread (or a stopped loop). */

@@ -19,7 +19,19 @@
  *
  * Sends: one send (or sendmsg for several queued buffers) in flight per
  * connection; prepared when the loop flushes, submitted with the wait in one
- * io_uring_enter per iteration.
+ * io_uring_enter per iteration. A queued buffer of at least zc_send_min bytes
+ * goes out as a zero-copy send (SEND_ZC): the kernel then posts two
+ * completions, the result and, once it no longer reads the memory, a
+ * notification (IORING_CQE_F_NOTIF); the request holds a reference on the
+ * buffer until that notification, so the write's memory outlives the send.
+ *
+ * Registered files (when fixed_files > 0): a sparse table of that many slots. Each
+ * connection's socket is installed in a free slot at its first request
+ * (io_uring_register_files_update), its receives and sends then name the slot
+ * (IOSQE_FIXED_FILE: no fget/fput per request), and the slot is emptied when
+ * the connection is released, before the net layer close()s the fd. The plain
+ * fd stays open: socket options, getpeername, urgent data and shutdown use it.
+ * A full table (or a refused update) leaves that connection on its plain fd.
  *
  * user_data: pointer to the connection or listener | an op tag in the low
  * 3 bits (both are malloc'd, so 16-byte aligned). Every operation in flight
@@ -49,6 +61,7 @@ enum op {
     OP_CANCEL = 6,  /* counted on the object it cancels */
     OP_LCANCEL = 7, /* same, on a listener */
     OP_TIMERFD = 8, /* NF_MODE_EVENT: the loop's timerfd expired */
+    OP_SENDZC = 9,  /* a zero-copy send; the pointer is its struct zc_req */
 };
 #define OP_MASK 15u /* malloc'd objects are 16-byte aligned */
 
@@ -60,7 +73,16 @@ enum {
     B_POLL = 1u << 3,
     B_ACCEPT = 1u << 4,
     B_STARVED = 1u << 5,
+    B_NOFIX = 1u << 6, /* no fixed file slot for this connection: plain fd */
 };
+
+/* Defined by kernels since 6.2; liburing 2.3's header predates them. */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 
 #define BGID 0
 
@@ -87,11 +109,23 @@ typedef struct uring {
     nf_buf_t *scratch; /* fallback reads */
     nf_conn_t **starved;
     unsigned nstarved, starved_cap;
+    /* registered (fixed) file table */
+    bool files;      /* a sparse table of nfiles slots is registered */
+    unsigned *ffree; /* free slots, a stack */
+    unsigned nffree, nfiles;
+    bool zc; /* zero-copy sends of zc_send_min bytes and more */
 } uring_t;
+
+/* A zero-copy send in flight: lives until its notification. */
+struct zc_req {
+    nf_conn_t *c;
+    nf_buf_t *b; /* a reference, dropped at the notification */
+};
 
 struct send_state {
     struct msghdr mh;
     struct iovec iov[16];
+    struct zc_req *zc; /* the zero-copy send in flight (to cancel it) */
 };
 
 static inline uring_t *U(nf_loop_t *loop) { return loop->be; }
@@ -124,6 +158,69 @@ static struct io_uring_sqe *sqe_get(uring_t *u)
         sqe = io_uring_get_sqe(&u->ring);
     }
     return sqe;
+}
+
+/* ---- registered files ----------------------------------------------------------- */
+
+/* Installs c's socket in a free slot of the fixed file table; with none free
+ * (or the kernel refusing), c keeps its plain fd for life. */
+static void file_install(uring_t *u, nf_conn_t *c)
+{
+    if (u->nffree == 0 || c->fd < 0) {
+        c->be_flags |= B_NOFIX;
+        return;
+    }
+    unsigned slot = u->ffree[--u->nffree];
+    if (io_uring_register_files_update(&u->ring, slot, &c->fd, 1) != 1) {
+        u->ffree[u->nffree++] = slot;
+        c->be_flags |= B_NOFIX;
+        return;
+    }
+    c->be_slot = slot + 1;
+    u->loop->stats.conns_fixed_file++;
+}
+
+/* Empties c's slot (nothing is in flight on it any more); the net layer then
+ * close()s the plain fd, and the socket goes with its last reference. */
+static void file_release(uring_t *u, nf_conn_t *c)
+{
+    int none = -1;
+    unsigned slot = c->be_slot - 1;
+    io_uring_register_files_update(&u->ring, slot, &none, 1);
+    u->ffree[u->nffree++] = slot;
+    c->be_slot = 0;
+    u->loop->stats.conns_fixed_file--;
+}
+
+/* Points a prepared request at c's socket: its fixed slot if it has one
+ * (installed at the first request), else the plain fd the prep put there. */
+static inline void sqe_file(uring_t *u, nf_conn_t *c, struct io_uring_sqe *sqe)
+{
+    if (NF__UNLIKELY(!c->be_slot) && u->files && !(c->be_flags & B_NOFIX))
+        file_install(u, c);
+    if (c->be_slot) {
+        sqe->fd = (int)(c->be_slot - 1);
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
+}
+
+static int files_setup(nf_loop_t *loop, uring_t *u)
+{
+    unsigned n = loop->cfg.fixed_files;
+    u->ffree = malloc(n * sizeof(*u->ffree));
+    if (!u->ffree)
+        return -ENOMEM;
+    int r = io_uring_register_files_sparse(&u->ring, n);
+    if (r < 0) {
+        free(u->ffree);
+        u->ffree = NULL;
+        return r;
+    }
+    for (unsigned i = 0; i < n; i++)
+        u->ffree[i] = n - 1 - i; /* slot 0 first */
+    u->nffree = u->nfiles = n;
+    u->files = true;
+    return 0;
 }
 
 /* ---- buffer ring ------------------------------------------------------------ */
@@ -393,6 +490,11 @@ static int u_init(nf_loop_t *loop)
     }
     /* Multishot accept came with 5.19, as did the buffer ring. */
     u->ms_accept = u->bufring;
+    /* A refused table (an old kernel, RLIMIT_NOFILE below fixed_files) means
+     * plain fds for every connection. */
+    if (loop->cfg.fixed_files > 0)
+        files_setup(loop, u);
+    u->zc = g_probe.send_zc && loop->cfg.zc_send_min > 0;
     if (loop->cfg.mode == NF_MODE_EVENT) {
         /* The kernel signals this eventfd whenever it posts a completion (and,
          * with DEFER_TASKRUN, when completions wait to be posted). */
@@ -405,6 +507,7 @@ static int u_init(nf_loop_t *loop)
             if (u->scratch)
                 nf_buf_unref(u->scratch);
             io_uring_queue_exit(&u->ring);
+            free(u->ffree);
             free(u);
             loop->be = NULL;
             return r;
@@ -423,14 +526,16 @@ static int u_init(nf_loop_t *loop)
     bool sqpoll_refused = loop->cfg.mode == NF_MODE_POLL && loop->cfg.sqpoll && !u->sqpoll;
     snprintf(loop->features, sizeof(loop->features),
              "io_uring: mode=%s%s sq=%u cq=%u setup=%s%s recv=%s bufring=%ux%u accept=%s wait=%s ring_fd=%s "
-             "send_zc=%s",
+             "files=%s%.0u send_zc=%s%.0u",
              modes[loop->cfg.mode], sqpoll_refused ? "(sqpoll refused)" : "", p.sq_entries, p.cq_entries, setup,
              u->taskrun_flag ? ",taskrun_flag" : "", u->bufring ? "multishot" : "poll+read", u->bufring ? u->nslots : 0,
              u->bufring ? loop->cfg.buf_size : 0, u->ms_accept ? "multishot" : "oneshot",
              u->ext_arg ? "ext_arg" : "timeout_sqe", u->want_reg_fd ? "registered" : "plain",
-             !g_probe.send_zc        ? "no"
-             : loop->cfg.zc_send_min ? "on"
-                                     : "off");
+             u->files ? "fixed:" : "plain", u->files ? u->nfiles : 0,
+             !g_probe.send_zc ? "no"
+             : u->zc          ? "on>="
+                              : "off",
+             u->zc ? loop->cfg.zc_send_min : 0);
     return 0;
 }
 
@@ -444,6 +549,7 @@ static void u_destroy(nf_loop_t *loop)
     if (u->event_fd >= 0)
         close(u->event_fd);
     free(u->starved);
+    free(u->ffree);
     free(u);
 }
 
@@ -529,6 +635,7 @@ static void arm_recv(nf_conn_t *c)
         io_uring_sqe_set_data64(sqe, tag(c, OP_POLL));
         c->be_flags |= B_POLL;
     }
+    sqe_file(u, c, sqe);
     c->be_inflight++;
 }
 
@@ -555,18 +662,41 @@ static int u_connect(nf_conn_t *c)
     return NF__PENDING;
 }
 
+/* A zero-copy send of the head buffer; 0, or -ENOMEM (send it plainly). */
+static int send_zc(uring_t *u, nf_conn_t *c, struct io_uring_sqe *sqe, const struct iovec *one)
+{
+    struct send_state *st = c->send_state;
+    if (!st && !(st = c->send_state = calloc(1, sizeof(*st))))
+        return -ENOMEM;
+    struct zc_req *z = malloc(sizeof(*z));
+    if (!z)
+        return -ENOMEM;
+    z->c = c;
+    z->b = nf_buf_ref(c->wq_head->buf); /* until the notification */
+    st->zc = z;
+    io_uring_prep_send_zc(sqe, c->fd, one->iov_base, one->iov_len, MSG_NOSIGNAL, IORING_SEND_ZC_REPORT_USAGE);
+    io_uring_sqe_set_data64(sqe, tag(z, OP_SENDZC));
+    return 0;
+}
+
 static int u_send(nf_conn_t *c)
 {
     uring_t *u = U(c->loop);
     struct io_uring_sqe *sqe = sqe_get(u);
     struct iovec one;
     nf__conn_iov(c, &one, 1);
+    if (u->zc && one.iov_len >= c->loop->cfg.zc_send_min && send_zc(u, c, sqe, &one) == 0) {
+        sqe_file(u, c, sqe);
+        c->be_flags |= B_SEND;
+        c->be_inflight++; /* until the notification (or a result without one) */
+        return NF__PENDING;
+    }
     if (!c->wq_head->next) {
         io_uring_prep_send(sqe, c->fd, one.iov_base, one.iov_len, MSG_NOSIGNAL);
     } else {
         struct send_state *st = c->send_state;
         if (!st) {
-            st = malloc(sizeof(*st));
+            st = calloc(1, sizeof(*st));
             if (!st) { /* send one buffer instead */
                 io_uring_prep_send(sqe, c->fd, one.iov_base, one.iov_len, MSG_NOSIGNAL);
                 goto out;
@@ -579,6 +709,7 @@ static int u_send(nf_conn_t *c)
         io_uring_prep_sendmsg(sqe, c->fd, &st->mh, MSG_NOSIGNAL);
     }
 out:
+    sqe_file(u, c, sqe);
     io_uring_sqe_set_data64(sqe, tag(c, OP_SEND));
     c->be_flags |= B_SEND;
     c->be_inflight++;
@@ -590,6 +721,8 @@ static void release_if_done(nf_conn_t *c)
     if ((c->flags & NF__C_CLOSING) && c->be_inflight == 0) {
         free(c->send_state);
         c->send_state = NULL;
+        if (c->be_slot) /* nothing in flight names the slot any more */
+            file_release(U(c->loop), c);
         nf__conn_released(c);
     }
 }
@@ -609,8 +742,17 @@ static void u_stop_conn(nf_conn_t *c)
         cancel_op(u, c, OP_RECV);
     if (c->be_flags & B_POLL)
         cancel_op(u, c, OP_POLL);
-    if (c->be_flags & B_SEND)
-        cancel_op(u, c, OP_SEND);
+    if (c->be_flags & B_SEND) {
+        struct send_state *st = c->send_state;
+        if (st && st->zc) { /* a zero-copy send is known by its request */
+            struct io_uring_sqe *sqe = sqe_get(u);
+            io_uring_prep_cancel64(sqe, tag(st->zc, OP_SENDZC), 0);
+            io_uring_sqe_set_data64(sqe, tag(c, OP_CANCEL));
+            c->be_inflight++;
+        } else {
+            cancel_op(u, c, OP_SEND);
+        }
+    }
     if (c->be_flags & B_CONNECT)
         cancel_op(u, c, OP_CONNECT);
     release_if_done(c);
@@ -757,6 +899,40 @@ static void on_send(nf_conn_t *c, struct io_uring_cqe *cqe)
     release_if_done(c);
 }
 
+/* Both completions of a zero-copy send: the result (with IORING_CQE_F_MORE
+ * when a notification follows), then the notification, after which the
+ * kernel no longer reads the buffer and its reference is dropped. */
+static void on_sendzc(nf_loop_t *loop, struct zc_req *z, struct io_uring_cqe *cqe)
+{
+    nf_conn_t *c = z->c;
+    bool done = true;
+    if (cqe->flags & IORING_CQE_F_NOTIF) {
+        loop->stats.zc_sends++;
+        if ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED)
+            loop->stats.zc_copied++;
+    } else {
+        int res = cqe->res;
+        done = !(cqe->flags & IORING_CQE_F_MORE);
+        struct send_state *st = c->send_state;
+        if (st && st->zc == z)
+            st->zc = NULL;
+        c->be_flags &= ~B_SEND;
+        if (res == -EINVAL || res == -EOPNOTSUPP) {
+            /* The kernel or this socket refuses zero-copy (or the usage
+             * report): nothing was sent; plain sends from now on. */
+            U(loop)->zc = false;
+            res = 0;
+        }
+        nf__conn_sent(c, res == -ECANCELED ? 0 : res);
+    }
+    if (done) {
+        nf_buf_unref(z->b);
+        free(z);
+        c->be_inflight--;
+    }
+    release_if_done(c);
+}
+
 static void on_connect(nf_conn_t *c, struct io_uring_cqe *cqe)
 {
     c->be_flags &= ~B_CONNECT;
@@ -791,6 +967,7 @@ static void dispatch(nf_loop_t *loop, struct io_uring_cqe *cqe)
     case OP_RECV: on_recv(loop, p, cqe); break;
     case OP_POLL: on_poll(loop, p, cqe); break;
     case OP_SEND: on_send(p, cqe); break;
+    case OP_SENDZC: on_sendzc(loop, p, cqe); break;
     case OP_CONNECT: on_connect(p, cqe); break;
     case OP_CANCEL: on_cancel(p, cqe); break;
     case OP_TIMERFD:

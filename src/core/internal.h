@@ -120,7 +120,7 @@ struct nf_loop {
     unsigned seg_pool_len;
 
     nf_loop_stats_t stats;
-    char features[256];
+    char features[320];
 
     /* completion modes (issue 4) */
     atomic_int stop_async; /* nf_loop_stop_async: any thread, signal-safe */
@@ -206,6 +206,7 @@ struct nf_conn {
     nf__wseg_t *wq_head, *wq_tail;
     size_t queued;
     uint32_t wq_count; /* buffers in the write queue ("writes in flight") */
+    uint32_t be_slot;  /* backend: registered file slot + 1 (0: none) */
     void *send_state;  /* backend: storage for an in-flight send */
     struct nf__connect_state *cs;
     nf_filter_t *fbottom, *ftop;    /* filter stack, NULL without filters */

@@ -39,6 +39,18 @@ static nf_backend_kind_t backend_from_env(nf_backend_kind_t asked)
     return NF_BACKEND_AUTO;
 }
 
+/* NF_MODE=block|poll|event: the mode of loops whose config leaves it at the
+ * default (NF_MODE_BLOCK), as NF_BACKEND does for the backend. */
+static int mode_from_env(void)
+{
+    const char *e = getenv("NF_MODE");
+    if (e && strcmp(e, "poll") == 0)
+        return NF_MODE_POLL;
+    if (e && strcmp(e, "event") == 0)
+        return NF_MODE_EVENT;
+    return NF_MODE_BLOCK;
+}
+
 NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
 {
     nf_loop_t *loop = calloc(1, sizeof(*loop));
@@ -63,12 +75,18 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
         c->buf_size = 16384;
     if (!c->max_events)
         c->max_events = 256;
+    if (c->mode == NF_MODE_BLOCK) /* the default: NF_MODE may choose (tests run every mode) */
+        c->mode = mode_from_env();
     if (c->mode != NF_MODE_POLL && c->mode != NF_MODE_EVENT)
         c->mode = NF_MODE_BLOCK;
     if (!c->sqpoll_idle_ms)
         c->sqpoll_idle_ms = 1000;
     if (!c->uring_disable && getenv("NF_URING_DISABLE")) /* measurements: bench/modes.sh */
         c->uring_disable = (unsigned)strtoul(getenv("NF_URING_DISABLE"), NULL, 0);
+    if (!c->zc_send_min && getenv("NF_ZC_SEND_MIN"))
+        c->zc_send_min = (unsigned)strtoul(getenv("NF_ZC_SEND_MIN"), NULL, 0);
+    if (!c->fixed_files && getenv("NF_FIXED_FILES"))
+        c->fixed_files = (unsigned)strtoul(getenv("NF_FIXED_FILES"), NULL, 0);
     loop->timer_fd = -1;
     loop->kick_fd = -1;
 

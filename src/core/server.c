@@ -168,7 +168,7 @@ static int worker_setup(worker_t *w, nf_loop_t **out)
 static int worker_run(worker_t *w, nf_loop_t *loop)
 {
     nf_server_t *s = w->s;
-    if (s->cfg.loop.mode == NF_MODE_EVENT) {
+    if (nf_loop_mode(loop) == NF_MODE_EVENT) { /* config, or NF_MODE */
         /* as a program embedding the loop would: poll its fd, step */
         struct pollfd p = {.fd = nf_loop_fd(loop), .events = POLLIN};
         int r = nf_loop_run(loop, NF_RUN_NOWAIT); /* submit what setup prepared */

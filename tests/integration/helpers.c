@@ -127,6 +127,14 @@ nf_loop_t *h_loop_new_cfg(const nf_loop_config_t *cfg)
         fail_msg("NF_BACKEND=uring but the loop runs %s", name);
     if (want && strcmp(want, "epoll") == 0 && strcmp(name, "epoll") != 0)
         fail_msg("NF_BACKEND=epoll but the loop runs %s", name);
+    /* NF_MODE=poll|event (ctest's NAME.BACKEND.MODE variants) must reach
+     * every loop left at the default mode. */
+    const char *mode = getenv("NF_MODE");
+    if (mode && (!cfg || cfg->mode == NF_MODE_BLOCK)) {
+        int m = strcmp(mode, "poll") == 0 ? NF_MODE_POLL : strcmp(mode, "event") == 0 ? NF_MODE_EVENT : NF_MODE_BLOCK;
+        if (nf_loop_mode(loop) != m)
+            fail_msg("NF_MODE=%s but the loop runs mode %d", mode, nf_loop_mode(loop));
+    }
     h_print_backend(loop);
     return loop;
 }

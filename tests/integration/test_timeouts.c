@@ -222,10 +222,22 @@ static void test_idle_timeout_reads_keep_alive(void **state)
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     uint64_t t0 = h_now_ms();
     while (h_now_ms() - t0 < 400) {
+        uint64_t sent_at = h_now_ms();
         assert_int_equal(h_send_all(fd, "x", 1, 1000), 0);
         h_run_for(loop, 50);
-        if (g.closed)
+        /* A close is wrong unless this thread (the loop's) stalled past the
+         * timeout since the byte was sent: then the timer and the read were
+         * due together (a loaded machine), and that is not what is tested. */
+        if (g.closed && h_now_ms() - sent_at < 150)
             fail_msg("idle timeout closed an active connection (%s)", nf_err_name(g.reason));
+        if (g.closed) {
+            print_message("[ info     ] the test thread stalled %llu ms: skipped\n",
+                          (unsigned long long)(h_now_ms() - sent_at));
+            close(fd);
+            nf_listener_close(l, NULL);
+            h_loop_finish(loop, 3000);
+            skip();
+        }
     }
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     assert_timed_out_after(g.t_last_read, "the last read");
