@@ -234,8 +234,7 @@ static void test_idle_timeout_reads_keep_alive(void **state)
             print_message("[ info     ] the test thread stalled %llu ms: skipped\n",
                           (unsigned long long)(h_now_ms() - sent_at));
             close(fd);
-            nf_listener_close(l, NULL);
-            h_loop_finish(loop, 3000);
+            h_fixture_end(&f);
             skip();
         }
     }
