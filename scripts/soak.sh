@@ -20,7 +20,7 @@ if command -v valgrind >/dev/null; then
     cat >"$wrap" <<EOW
 #!/bin/sh
 exec valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-  --log-file=$BUILD/soak-valgrind.log "$S"
+  --log-file=$BUILD/soak-valgrind.log "$S" "\$@"
 EOW
     chmod +x "$wrap"
     echo "== soak: epoll under valgrind memcheck, quiet 5 s, storm 30 s (log: $BUILD/soak-valgrind.log)"

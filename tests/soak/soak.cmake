@@ -3,9 +3,11 @@
 # runs the long one.
 add_executable(soak_server ${CMAKE_CURRENT_SOURCE_DIR}/soak/soak_server.c)
 target_link_libraries(soak_server PRIVATE netframe)
-add_executable(soak_driver ${CMAKE_CURRENT_SOURCE_DIR}/soak/soak_driver.c)
+add_executable(soak_driver ${CMAKE_CURRENT_SOURCE_DIR}/soak/soak_driver.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/integration/tls_certs.c)
 find_package(Threads REQUIRED)
-target_link_libraries(soak_driver PRIVATE Threads::Threads)
+target_include_directories(soak_driver PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+target_link_libraries(soak_driver PRIVATE Threads::Threads OpenSSL::SSL)
 # ASan keeps freed memory in quarantine: RSS says nothing there (LeakSanitizer
 # checks the server at exit instead).
 set(nf_soak_flags)

@@ -46,9 +46,15 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "tls_certs.h"
+
 /* ---- common ------------------------------------------------------------------ */
 
-static uint16_t echo_port, ws_port;
+static uint16_t echo_port, ws_port, tls_port;
+static SSL_CTX *client_ctx; /* verifies the server against the test CA */
 static pid_t server_pid;
 static atomic_int phase; /* 0 quiet, 1 storm, 2 stop */
 static atomic_int failures;
@@ -400,6 +406,72 @@ static void *good_ws(void *arg)
     return NULL;
 }
 
+/* TLS echo through OpenSSL on a blocking socket, verifying the server's
+ * certificate (the test CA, host name 127.0.0.1); close_notify at the end. */
+static void *good_tls(void *arg)
+{
+    good_t *g = arg;
+    uint64_t seed = 0x2545f4914f6cdd1dull ^ (uint64_t)g->id;
+    unsigned char *out = malloc(65536), *in = malloc(65536);
+    uint64_t off = 0;
+    while (atomic_load(&phase) < 2) {
+        int fd = tcp_connect(tls_port);
+        SSL *ssl = fd >= 0 ? SSL_new(client_ctx) : NULL;
+        if (!ssl) {
+            fail("good tls %d: connect: %s", g->id, fd < 0 ? strerror(-fd) : "SSL_new");
+            if (fd >= 0)
+                close(fd);
+            sleep_ms(50);
+            continue;
+        }
+        SSL_set_fd(ssl, fd);
+        SSL_set1_host(ssl, "127.0.0.1");
+        if (SSL_connect(ssl) != 1) {
+            char e[256];
+            ERR_error_string_n(ERR_get_error(), e, sizeof e);
+            fail("good tls %d: handshake: %s", g->id, e);
+            SSL_free(ssl);
+            close(fd);
+            sleep_ms(50);
+            continue;
+        }
+        g->conns++;
+        int ok = 1;
+        for (int k = 0; k < 300 && atomic_load(&phase) < 2; k++) {
+            size_t n = 1 + rnd(&seed) % 32768;
+            for (size_t i = 0; i < n; i++)
+                out[i] = pat(off + i, (uint32_t)g->id + 200);
+            uint64_t t0 = now_us();
+            size_t got = 0;
+            int rc = SSL_write(ssl, out, (int)n) == (int)n;
+            while (rc && got < n) {
+                int r = SSL_read(ssl, in + got, (int)(n - got));
+                if (r <= 0)
+                    rc = 0;
+                else
+                    got += (size_t)r;
+            }
+            if (!rc || memcmp(in, out, n) != 0) {
+                fail("good tls %d: message %llu (%zu bytes): %s", g->id, (unsigned long long)g->msgs, n,
+                     rc ? "bytes differ" : "read/write failed");
+                ok = 0;
+                break;
+            }
+            lat_add(&g->lat, now_us() - t0);
+            off += n;
+            g->msgs++;
+            g->bytes += n;
+        }
+        if (ok && SSL_shutdown(ssl) >= 0)
+            g->clean_closes++;
+        SSL_free(ssl);
+        close(fd);
+    }
+    free(out);
+    free(in);
+    return NULL;
+}
+
 /* ---- bad peers ------------------------------------------------------------------- */
 
 enum { CH_ECHO_DROP, CH_WS_DROP, CH_WS_PARTIAL, CH_WS_NOREAD, CH_WS_RESET_OPEN, CH_ECHO_RESET, CH_KINDS };
@@ -413,6 +485,7 @@ typedef struct {
     uint64_t slow_readers;
     uint64_t ws_code[3];     /* expected closes seen: 1002, 1007, 1009 */
     uint64_t http_status[3]; /* 400, 426, 431 */
+    uint64_t tls_garbage, tls_stall, tls_stall_ok, tls_reset_hs;
 } bad_t;
 
 static bad_t bad;
@@ -685,6 +758,83 @@ static void *bad_ws_thread(void *arg)
     return NULL;
 }
 
+/* A ClientHello as the client would send it (made through memory BIOs). */
+static size_t client_hello(unsigned char *out, size_t cap)
+{
+    SSL *ssl = SSL_new(client_ctx);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl, rb, wb);
+    SSL_set_connect_state(ssl);
+    (void)SSL_do_handshake(ssl);
+    int n = BIO_read(wb, out, (int)cap);
+    SSL_free(ssl);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Waits for the server to close fd; returns the ms it took, or -1. */
+static long await_server_close(int fd, unsigned timeout_ms)
+{
+    uint64_t t0 = now_us();
+    char b[512];
+    while (now_us() - t0 < timeout_ms * 1000ull) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0) {
+            ssize_t r = recv(fd, b, sizeof b, MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+                return (long)((now_us() - t0) / 1000);
+        }
+    }
+    return -1;
+}
+
+/* TLS peers that misbehave: garbage instead of a ClientHello (the server
+ * must fail the handshake: NF_ETLS), half a ClientHello then silence (its 1 s
+ * handshake timeout), a whole ClientHello then a reset. */
+static void *bad_tls_thread(void *arg)
+{
+    (void)arg;
+    unsigned char hello[4096];
+    size_t hl = client_hello(hello, sizeof hello);
+    if (hl < 50) {
+        fail("bad tls: no ClientHello made");
+        return NULL;
+    }
+    int round = 0;
+    while (atomic_load(&phase) == 1) {
+        int k = round++ % 3;
+        int fd = tcp_connect(tls_port);
+        if (fd < 0) {
+            fail("bad tls: connect: %s", strerror(-fd));
+            sleep_ms(20);
+            continue;
+        }
+        if (k == 0) {
+            static const char junk[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+            send_all(fd, junk, sizeof junk - 1);
+            long ms = await_server_close(fd, 3000 * slack);
+            if (ms < 0)
+                fail("bad tls: garbage instead of a ClientHello, still open after 3 s");
+            bad.tls_garbage++;
+            close(fd);
+        } else if (k == 1) {
+            send_all(fd, hello, hl / 2);
+            long ms = await_server_close(fd, 3500 * slack);
+            if (ms < 0 || ms < 900)
+                fail("bad tls: half a ClientHello, closed after %ld ms (handshake timeout 1000 ms)", ms);
+            else
+                bad.tls_stall_ok++;
+            bad.tls_stall++;
+            close(fd);
+        } else {
+            send_all(fd, hello, hl);
+            sleep_ms(1);
+            close_reset(fd);
+            bad.tls_reset_hs++;
+        }
+    }
+    return NULL;
+}
+
 /* ---- the server ------------------------------------------------------------------- */
 
 typedef struct {
@@ -745,7 +895,7 @@ static int count_fds(pid_t pid)
     return n;
 }
 
-static pid_t start_server(const char *path)
+static pid_t start_server(const char *path, const char *cert, const char *key)
 {
     int p[2];
     if (pipe(p) != 0)
@@ -755,7 +905,7 @@ static pid_t start_server(const char *path)
         dup2(p[1], 1);
         close(p[0]);
         close(p[1]);
-        execl(path, path, (char *)NULL);
+        execl(path, path, "--tls-cert", cert, "--tls-key", key, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -769,14 +919,15 @@ static pid_t start_server(const char *path)
     }
     line[n] = 0;
     close(p[0]);
-    unsigned e, w;
-    if (sscanf(line, "ports echo=%u ws=%u", &e, &w) != 2) {
+    unsigned e, w, t;
+    if (sscanf(line, "ports echo=%u ws=%u tls=%u", &e, &w, &t) != 3 || !t) {
         fprintf(stderr, "soak: server said \"%s\"\n", line);
         kill(pid, SIGKILL);
         return -1;
     }
     echo_port = (uint16_t)e;
     ws_port = (uint16_t)w;
+    tls_port = (uint16_t)t;
     return pid;
 }
 
@@ -824,12 +975,23 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    server_pid = start_server(server);
+    tc_certs_t certs;
+    if (tc_make(&certs) != 0) {
+        fprintf(stderr, "soak: could not make test certificates\n");
+        return 1;
+    }
+    client_ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(client_ctx, SSL_VERIFY_PEER, NULL);
+    if (!client_ctx || SSL_CTX_load_verify_locations(client_ctx, tc_path(&certs, "ca.pem"), NULL) != 1) {
+        fprintf(stderr, "soak: client TLS context\n");
+        return 1;
+    }
+    server_pid = start_server(server, tc_path(&certs, "server.pem"), tc_path(&certs, "server.key"));
     if (server_pid < 0)
         return 1;
     const char *be = getenv("NF_BACKEND");
-    printf("soak: server pid %d backend=%s echo=%u ws=%u quiet %us storm %us\n", (int)server_pid, be ? be : "auto",
-           echo_port, ws_port, quiet_s, storm_s);
+    printf("soak: server pid %d backend=%s echo=%u ws=%u tls=%u quiet %us storm %us\n", (int)server_pid,
+           be ? be : "auto", echo_port, ws_port, tls_port, quiet_s, storm_s);
 
     stats_t s0, s1;
     if (wait_idle(&s0, 3000 * slack) != 0) {
@@ -840,16 +1002,20 @@ int main(int argc, char **argv)
     sleep_ms(100);
     int fds0 = count_fds(server_pid);
 
-    enum { NGOOD_ECHO = 3, NGOOD_WS = 2 };
-    good_t good[NGOOD_ECHO + NGOOD_WS];
-    pthread_t gt[NGOOD_ECHO + NGOOD_WS];
+    enum { NGOOD_ECHO = 3, NGOOD_WS = 2, NGOOD_TLS = 1 };
+    good_t good[NGOOD_ECHO + NGOOD_WS + NGOOD_TLS];
+    pthread_t gt[NGOOD_ECHO + NGOOD_WS + NGOOD_TLS];
     memset(good, 0, sizeof good);
-    for (int i = 0; i < NGOOD_ECHO + NGOOD_WS; i++) {
+    for (int i = 0; i < NGOOD_ECHO + NGOOD_WS + NGOOD_TLS; i++) {
         good[i].id = i;
-        good[i].ws = i >= NGOOD_ECHO;
+        good[i].ws = i >= NGOOD_ECHO && i < NGOOD_ECHO + NGOOD_WS;
         for (int p = 0; p < 2; p++)
             good[i].lat.v[p] = malloc(MAX_LAT * sizeof(uint32_t));
-        pthread_create(&gt[i], NULL, good[i].ws ? good_ws : good_echo, &good[i]);
+        pthread_create(&gt[i], NULL,
+                       i >= NGOOD_ECHO + NGOOD_WS ? good_tls
+                       : good[i].ws               ? good_ws
+                                                  : good_echo,
+                       &good[i]);
     }
     sleep_ms(quiet_s * 1000);
     /* RSS baseline: after the quiet run, when the read buffers (the io_uring
@@ -858,15 +1024,17 @@ int main(int argc, char **argv)
     long rss0 = get_stats(&sq) == 0 ? stat_get(&sq, "rss_kib") : -1;
 
     atomic_store(&phase, 1);
-    pthread_t bt[5];
-    void *(*bad_fns[5])(void *) = {churn_thread, reset_thread, slowloris_thread, slow_reader_thread, bad_ws_thread};
-    for (int i = 0; i < 5; i++)
+    enum { NBAD = 6 };
+    pthread_t bt[NBAD];
+    void *(*bad_fns[NBAD])(void *) = {churn_thread,       reset_thread,  slowloris_thread,
+                                      slow_reader_thread, bad_ws_thread, bad_tls_thread};
+    for (int i = 0; i < NBAD; i++)
         pthread_create(&bt[i], NULL, bad_fns[i], NULL);
     sleep_ms(storm_s * 1000);
     atomic_store(&phase, 2);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < NBAD; i++)
         pthread_join(bt[i], NULL);
-    for (int i = 0; i < NGOOD_ECHO + NGOOD_WS; i++)
+    for (int i = 0; i < NGOOD_ECHO + NGOOD_WS + NGOOD_TLS; i++)
         pthread_join(gt[i], NULL);
 
     /* ---- judge ---- */
@@ -874,18 +1042,19 @@ int main(int argc, char **argv)
     size_t nl[2] = {0, 0};
     uint32_t *all[2];
     for (int p = 0; p < 2; p++) {
-        all[p] = malloc((NGOOD_ECHO + NGOOD_WS) * MAX_LAT * sizeof(uint32_t));
-        for (int i = 0; i < NGOOD_ECHO + NGOOD_WS; i++) {
+        all[p] = malloc((NGOOD_ECHO + NGOOD_WS + NGOOD_TLS) * MAX_LAT * sizeof(uint32_t));
+        for (int i = 0; i < NGOOD_ECHO + NGOOD_WS + NGOOD_TLS; i++) {
             memcpy(all[p] + nl[p], good[i].lat.v[p], good[i].lat.n[p] * sizeof(uint32_t));
             nl[p] += good[i].lat.n[p];
         }
         qsort(all[p], nl[p], sizeof(uint32_t), cmp_u32);
     }
-    for (int i = 0; i < NGOOD_ECHO + NGOOD_WS; i++) {
+    for (int i = 0; i < NGOOD_ECHO + NGOOD_WS + NGOOD_TLS; i++) {
         gmsgs += good[i].msgs;
         gbytes += good[i].bytes;
         gconns += good[i].conns;
-        wsclean += good[i].clean_closes;
+        if (good[i].ws)
+            wsclean += good[i].clean_closes;
     }
     double p50q = nl[0] ? all[0][nl[0] / 2] / 1000.0 : 0, p99q = nl[0] ? all[0][nl[0] * 99 / 100] / 1000.0 : 0;
     double p50s = nl[1] ? all[1][nl[1] / 2] / 1000.0 : 0, p99s = nl[1] ? all[1][nl[1] * 99 / 100] / 1000.0 : 0;
@@ -913,7 +1082,7 @@ int main(int argc, char **argv)
            (unsigned long long)bad.http_status[0], (unsigned long long)bad.http_status[1],
            (unsigned long long)bad.http_status[2]);
     if (!churn_total || !bad.reset_mid_write || !bad.slowloris_ok || !bad.slow_readers || !bad.ws_code[0] ||
-        !bad.ws_code[1] || !bad.ws_code[2])
+        !bad.ws_code[1] || !bad.ws_code[2] || !bad.tls_garbage || !bad.tls_stall_ok || !bad.tls_reset_hs)
         fail("a kind of bad peer never ran to completion");
 
     if (wait_idle(&s1, 8000 * slack) != 0)
@@ -949,6 +1118,25 @@ int main(int argc, char **argv)
         c1006 > (long)(bad.churn[CH_WS_RESET_OPEN] + bad.churn[CH_WS_NOREAD]))
         fail("server: %ld closes 1006, expected %llu..%llu", c1006, (unsigned long long)bad.churn[CH_WS_RESET_OPEN],
              (unsigned long long)(bad.churn[CH_WS_RESET_OPEN] + bad.churn[CH_WS_NOREAD]));
+    /* TLS: failed handshakes, timeouts and resets as made */
+    uint64_t tlsclean = good[NGOOD_ECHO + NGOOD_WS].clean_closes;
+    long tfail = stat_get(&s1, "tls_failed"), tto = stat_get(&s1, "tls_timeout");
+    printf("soak: tls: garbage %llu, stalled handshakes %llu (closed on time %llu), resets after the ClientHello "
+           "%llu; server: failed %ld, timed out %ld, reset %ld, clean %ld\n",
+           (unsigned long long)bad.tls_garbage, (unsigned long long)bad.tls_stall, (unsigned long long)bad.tls_stall_ok,
+           (unsigned long long)bad.tls_reset_hs, tfail, tto, stat_get(&s1, "tls_reset"), stat_get(&s1, "tls_clean"));
+    if (tto != (long)bad.tls_stall)
+        fail("server: %ld TLS handshake timeouts, %llu stalled handshakes were made", tto,
+             (unsigned long long)bad.tls_stall);
+    if (tfail < (long)bad.tls_garbage || tfail > (long)(bad.tls_garbage + bad.tls_reset_hs))
+        fail("server: %ld failed TLS handshakes, expected %llu..%llu", tfail, (unsigned long long)bad.tls_garbage,
+             (unsigned long long)(bad.tls_garbage + bad.tls_reset_hs));
+    if (stat_get(&s1, "tls_clean") < (long)tlsclean)
+        fail("server: %ld clean TLS closes, the good client closed %llu", stat_get(&s1, "tls_clean"),
+             (unsigned long long)tlsclean);
+    if (stat_get(&s1, "tls_other") != 0 || stat_get(&s1, "tls_slow") != 0)
+        fail("server: TLS closes with unexpected reasons: other %ld, slow %ld", stat_get(&s1, "tls_other"),
+             stat_get(&s1, "tls_slow"));
     long other_ws = stat_get(&s1, "ws_close_0") + stat_get(&s1, "ws_close_1001");
     if (other_ws != 0)
         fail("server: %ld ws closes with other codes", other_ws);
@@ -976,11 +1164,13 @@ int main(int argc, char **argv)
         fail("server exit status %d (signal %d): see its stderr (ASan?)", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     }
+    SSL_CTX_free(client_ctx);
+    tc_cleanup(&certs);
     int nf = atomic_load(&failures);
     printf("soak: %s (%d failure%s)\n", nf ? "FAILED" : "passed", nf, nf == 1 ? "" : "s");
     for (int p = 0; p < 2; p++)
         free(all[p]);
-    for (int i = 0; i < NGOOD_ECHO + NGOOD_WS; i++)
+    for (int i = 0; i < NGOOD_ECHO + NGOOD_WS + NGOOD_TLS; i++)
         for (int p = 0; p < 2; p++)
             free(good[i].lat.v[p]);
     return nf ? 1 : 0;
