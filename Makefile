@@ -13,8 +13,8 @@ help:
 	@echo "make deps    install missing Debian packages (apt-get)"
 	@echo "make         build library, examples, tests and bench programs into $(BUILD)/"
 	@echo "make test    deps + both backends, then again under ASan+UBSan"
-	@echo "make demo    deps + start echo_server and drive it with echo_client"
-	@echo "make bench   netframe vs libuv vs plain epoll, one table"
+	@echo "make demo    deps + start chat_server (WebSocket room + its page), self-check, print the URL"
+	@echo "make bench   netframe vs libuv vs plain epoll; WebSocket: vs libwebsockets and Node ws"
 	@echo "make install cmake --install $(BUILD) (PREFIX=/usr/local)"
 
 deps:
@@ -59,6 +59,8 @@ bench: deps build
 	@./bench/run.sh $(BUILD)
 	@echo
 	@$(BUILD)/bench/nf_slow_reader --seconds 5
+	@echo
+	@./bench/ws.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))

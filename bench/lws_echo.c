@@ -4,12 +4,15 @@
  *   nf_lws_echo [--host 127.0.0.1] --port P [--deflate]
  *
  * Written the way libwebsockets asks: received fragments are joined into a
- * per-connection buffer (with LWS_PRE bytes of headroom), reception is
- * paused while a reply waits, and the reply is written from the WRITEABLE
- * callback with one lws_write. Text stays text, binary stays binary. UTF-8 of
- * text messages is validated (LWS_SERVER_OPTION_VALIDATE_UTF8), as RFC 6455
- * requires and the other servers do. --deflate enables libwebsockets'
- * permessage-deflate extension with its defaults.
+ * per-connection buffer (with LWS_PRE bytes of headroom) and the reply is
+ * written from the WRITEABLE callback with one lws_write. Made for a
+ * closed-loop client (one message in flight per connection, like
+ * nf_ws_loadgen): reception is not paused while a reply waits (pausing it
+ * with lws_rx_flow_control stalled permessage-deflate messages for seconds). Text stays text, binary stays binary.
+ * UTF-8 of text messages is validated (LWS_SERVER_OPTION_VALIDATE_UTF8), as RFC 6455 requires and the other servers do.
+ * --deflate enables libwebsockets' permessage-deflate extension, with its defaults except: the zlib level is 6 like
+ * netframe's and ws' (bench/ws.sh compares equal work), and its inflate / deflate buffers are 64 KiB (rx_buf_size /
+ * tx_buf_size 2^16) instead of 1 KiB, without which a 16 KiB message took ~8x longer.
  *
  * Prints "listening on HOST:PORT backend=libwebsockets-VERSION"; SIGINT or
  * SIGTERM ends it (exit 0). */
@@ -47,7 +50,14 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 {
     struct pss *p = user;
     switch (reason) {
-    case LWS_CALLBACK_ESTABLISHED: memset(p, 0, sizeof *p); break;
+    case LWS_CALLBACK_ESTABLISHED:
+        memset(p, 0, sizeof *p);
+        /* zlib level 6 as netframe's and ws' defaults, 64 KiB buffers (see
+         * the top); no-ops when permessage-deflate was not agreed */
+        lws_set_extension_option(wsi, "permessage-deflate", "compression_level", "6");
+        lws_set_extension_option(wsi, "permessage-deflate", "rx_buf_size", "16");
+        lws_set_extension_option(wsi, "permessage-deflate", "tx_buf_size", "16");
+        break;
     case LWS_CALLBACK_RECEIVE:
         if (lws_is_first_fragment(wsi)) {
             p->len = 0;
@@ -59,7 +69,6 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
         p->len += len;
         if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
             p->ready = 1;
-            lws_rx_flow_control(wsi, 0);
             lws_callback_on_writable(wsi);
         }
         break;
@@ -72,7 +81,6 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
             return -1;
         p->ready = 0;
         p->len = 0;
-        lws_rx_flow_control(wsi, 1);
         break;
     case LWS_CALLBACK_CLOSED:
         free(p->buf);

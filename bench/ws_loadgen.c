@@ -24,7 +24,12 @@
  * the connections open for --seconds, exit (for memory per connection).
  *
  * Output (stdout, one line):
- *   msgs=N secs=F rate=F p50_us=F p99_us=F errors=N compressed=N
+ * --messages N: exactly N messages over all connections, no warmup, then exit
+ * (the instruction-count runs of bench/ws.sh use it).
+ *
+ *   msgs=N secs=F rate=F p50_us=F p99_us=F errors=N compressed=N zbytes=N
+ * (compressed: replies that came compressed; zbytes: their compressed
+ * payload bytes, both counted in the measuring window)
  * Exit status: 0 no errors, 1 errors (or nothing measured), 2 usage or
  * could not connect / handshake.
  */
@@ -71,10 +76,12 @@ static struct {
     size_t size;
     double seconds, warmup;
     int deflate, idle;
-} o = {"127.0.0.1", NULL, 1, 64, 5.0, 1.0, 0, 0};
+    long messages; /* --messages: stop after this many replies (all connections), no warmup */
+} o = {"127.0.0.1", NULL, 1, 64, 5.0, 1.0, 0, 0, 0};
 
-static uint8_t *plain; /* the payload (unmasked), size bytes */
-static uint64_t errors, compressed;
+static uint8_t *plain;                      /* the payload (unmasked), size bytes */
+static uint64_t errors, compressed, zbytes; /* in the measuring window */
+static uint64_t measure_from;
 static unsigned logs;
 
 static uint64_t now_ns(void)
@@ -289,7 +296,10 @@ static int check_reply(struct conn *c)
     if (c->mcompressed) {
         if (!o.deflate)
             return -1;
-        compressed++;
+        if (c->t_start >= measure_from) {
+            compressed++;
+            zbytes += c->mlen;
+        }
         if (need(&c->msg, &c->mcap, c->mlen + 4))
             return -1;
         memcpy(c->msg + c->mlen, "\x00\x00\xff\xff", 4);
@@ -412,16 +422,16 @@ static uint64_t pct(const uint64_t *v, size_t n, unsigned p)
 static void usage(void)
 {
     fprintf(stderr, "usage: nf_ws_loadgen --port P [--host H] [--connections N] [--size BYTES]\n"
-                    "                     [--seconds S] [--warmup W] [--deflate] [--idle]\n");
+                    "                     [--seconds S] [--warmup W] [--deflate] [--idle] [--messages N]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"host", 1, NULL, 'h'},    {"port", 1, NULL, 'p'},    {"connections", 1, NULL, 'c'},
-        {"size", 1, NULL, 's'},    {"seconds", 1, NULL, 't'}, {"warmup", 1, NULL, 'w'},
-        {"deflate", 0, NULL, 'd'}, {"idle", 0, NULL, 'i'},    {NULL, 0, NULL, 0},
+        {"host", 1, NULL, 'h'},     {"port", 1, NULL, 'p'},   {"connections", 1, NULL, 'c'}, {"size", 1, NULL, 's'},
+        {"seconds", 1, NULL, 't'},  {"warmup", 1, NULL, 'w'}, {"deflate", 0, NULL, 'd'},     {"idle", 0, NULL, 'i'},
+        {"messages", 1, NULL, 'm'}, {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -434,6 +444,7 @@ int main(int argc, char **argv)
         case 'w': o.warmup = atof(optarg); break;
         case 'd': o.deflate = 1; break;
         case 'i': o.idle = 1; break;
+        case 'm': o.messages = atol(optarg); break;
         default: usage();
         }
     }
@@ -472,14 +483,20 @@ int main(int argc, char **argv)
         return 0;
     }
     long alive = o.conns;
+    if (o.messages) { /* a fixed count: for instruction counts (callgrind), not timing */
+        o.warmup = 0;
+        o.seconds = 3600;
+    }
+    long started = 0;
     uint64_t t0 = now_ns(), tw = t0 + (uint64_t)(o.warmup * 1e9), te = tw + (uint64_t)(o.seconds * 1e9);
+    measure_from = tw;
     uint64_t *lat = NULL, nlat = 0, clat = 0, msgs = 0;
-    for (long i = 0; i < o.conns; i++)
+    for (long i = 0; i < o.conns && (!o.messages || started < o.messages); i++, started++)
         start(ep, &cs[i], t0, &alive);
     struct epoll_event evs[256];
     for (;;) {
         uint64_t now = now_ns();
-        if (now >= te || alive == 0)
+        if (now >= te || alive == 0 || (o.messages && (long)msgs >= o.messages))
             break;
         int timeout = (int)((te - now) / 1000000) + 1;
         int n = epoll_wait(ep, evs, 256, timeout);
@@ -534,6 +551,9 @@ int main(int argc, char **argv)
                     lat[nlat++] = now - c->t_start;
                 }
                 c->active = 0;
+                if (o.messages && started >= o.messages)
+                    break;
+                started++;
                 if (start(ep, c, now, &alive))
                     break;
             }
@@ -544,9 +564,10 @@ int main(int argc, char **argv)
         if (cs[i].fd >= 0 && cs[i].active && end - cs[i].t_start > STALL_NS)
             err(&cs[i], "an echo is more than 2 s late");
     qsort(lat, nlat, sizeof *lat, cmp_u64);
-    double secs = o.seconds;
-    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f errors=%llu compressed=%llu\n",
+    double secs = o.messages ? (double)(end - t0) / 1e9 : o.seconds;
+    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f errors=%llu compressed=%llu zbytes=%llu\n",
            (unsigned long long)msgs, secs, (double)msgs / secs, (double)pct(lat, nlat, 50) / 1e3,
-           (double)pct(lat, nlat, 99) / 1e3, (unsigned long long)errors, (unsigned long long)compressed);
+           (double)pct(lat, nlat, 99) / 1e3, (unsigned long long)errors, (unsigned long long)compressed,
+           (unsigned long long)zbytes);
     return errors || msgs == 0 ? 1 : 0;
 }
