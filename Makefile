@@ -3,7 +3,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
-DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets chromium libwebsockets-dev
+DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets chromium libwebsockets-dev valgrind
 
 .PHONY: all deps build build-asan test test-plain test-asan demo bench install clean help format
 

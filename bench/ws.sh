@@ -320,7 +320,7 @@ fi
 
 # --- idle memory per connection -------------------------------------------------
 declare -A R_IDLE
-IDLE_N=2000
+IDLE_N=1000
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 if [ "${NF_WS_IDLE:-1}" != 0 ]; then
     DEFL=""
