@@ -7,7 +7,7 @@ FUZZ_CI_SECONDS ?= 10
 SOAK_SECONDS ?= 120
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
-DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy openssl
+DEBS := cmake pkg-config gcc make liburing-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy openssl chromium libwebsockets-dev
 
 .PHONY: all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench bench-callgrind install clean help format
 
@@ -17,10 +17,10 @@ help:
 	@echo "make deps    install missing Debian packages (apt-get)"
 	@echo "make         build library, examples, tests and bench programs into $(BUILD)/"
 	@echo "make test    deps + both backends, then again under ASan+UBSan"
-	@echo "make demo    deps + start echo_server and drive it with echo_client"
+	@echo "make demo    deps + start chat_server (WebSocket room + its page), self-check, print the URL"
 	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each, clang build in $(BUILD_FUZZ)/"
 	@echo "make soak    the long soak: SOAK_SECONDS (120) of storm per backend, then valgrind"
-	@echo "make bench   netframe (every mode) vs libuv vs plain epoll, one table; TLS vs cleartext (bench/tls.sh)"
+	@echo "make bench   netframe (every mode) vs libuv vs plain epoll; TLS vs cleartext; WebSocket vs libwebsockets and Node ws"
 	@echo "make bench-callgrind  instructions per echoed message (valgrind)"
 	@echo "make install cmake --install $(BUILD) (PREFIX=/usr/local)"
 
@@ -85,6 +85,7 @@ bench: deps build
 	@$(BUILD)/bench/nf_slow_reader --seconds 5
 	@echo
 	@./bench/tls.sh $(BUILD)
+	@./bench/ws.sh $(BUILD)
 
 # Instructions per echoed message under valgrind --tool=callgrind: repeatable
 # where wall-clock figures are not (about 5 minutes).

@@ -2,6 +2,7 @@
  *
  *   ws_echo_server [--host 127.0.0.1] [--port 9001] [--deflate]
  *                  [--backend uring|epoll] [--tls-cert FILE --tls-key FILE]
+ *                  [--read-buffer BYTES]
  *
  * Echoes every message back with its opcode (text stays text, binary stays
  * binary), on any path. A plain HTTP request gets a one-line page. Prints
@@ -9,7 +10,10 @@
  * picks a free one). On SIGINT or SIGTERM it stops accepting, closes every
  * connection with 1001 (going away), waits for the close handshakes (at most
  * the close timeout), frees everything and exits 0. With --tls-cert and
- * --tls-key it serves wss:// (the TLS filter under the WebSocket filter). */
+ * --tls-key it serves wss:// (the TLS filter under the WebSocket filter).
+ * --read-buffer sets the size of the loop's read buffers (default 16 KiB): a
+ * frame that fits in one is echoed without being copied together first
+ * (bench/ws.sh uses 64 KiB). */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
@@ -57,7 +61,7 @@ static void handle_signal(int sig) { (void)sig, stopping = 1; }
 static void usage(void)
 {
     fprintf(stderr, "usage: ws_echo_server [--host ADDR] [--port N] [--deflate] [--backend uring|epoll]\n"
-                    "                      [--tls-cert FILE --tls-key FILE]\n");
+                    "                      [--tls-cert FILE --tls-key FILE] [--read-buffer BYTES]\n");
     exit(2);
 }
 
@@ -65,6 +69,7 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *backend = NULL, *tls_cert = NULL, *tls_key = NULL;
     int port = 9001, deflate = 0;
+    unsigned read_buffer = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0) {
             deflate = 1;
@@ -82,6 +87,8 @@ int main(int argc, char **argv)
             tls_cert = argv[++i];
         else if (strcmp(argv[i], "--tls-key") == 0)
             tls_key = argv[++i];
+        else if (strcmp(argv[i], "--read-buffer") == 0)
+            read_buffer = (unsigned)strtoul(argv[++i], NULL, 10);
         else
             usage();
     }
@@ -89,6 +96,7 @@ int main(int argc, char **argv)
         usage();
     nf_loop_config_t lcfg;
     nf_loop_config_init(&lcfg);
+    lcfg.buf_size = read_buffer;
     if (backend && strcmp(backend, "uring") == 0)
         lcfg.backend = NF_BACKEND_URING;
     else if (backend && strcmp(backend, "epoll") == 0)

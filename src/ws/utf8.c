@@ -2,10 +2,13 @@
  *
  * A deterministic automaton over byte classes. States are stored multiplied
  * by the number of classes so a transition is one table load. An ASCII fast
- * path skips 16 bytes at a time while no sequence is open. */
+ * path skips 64 (SSE2) or 16 bytes at a time while no sequence is open. */
 #include "netframe/ws_codec.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 enum { NCLASS = 12 };
 
@@ -63,7 +66,20 @@ int nf_ws_utf8_feed(nf_ws_utf8_t *u, const uint8_t *p, size_t n)
         return NF_EWS_UTF8;
     while (i < n) {
         if (s == A) {
-            /* ASCII fast path: 16, then 8 bytes at a time. */
+            /* ASCII fast path: 64 bytes at a time with SSE2 (one movemask
+             * of the OR of four vectors: a high bit anywhere), then 16,
+             * then 8 bytes at a time. */
+#if defined(__SSE2__)
+            while (n - i >= 64) {
+                __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+                __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 16));
+                __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 32));
+                __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 48));
+                if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d))))
+                    break;
+                i += 64;
+            }
+#endif
             while (n - i >= 16) {
                 uint64_t a, b;
                 memcpy(&a, p + i, 8);
