@@ -15,5 +15,6 @@
 #include "filter.h"
 #include "flow.h"
 #include "server.h"
+#include "udp.h"
 
 #endif
