@@ -59,6 +59,8 @@ bench: deps build
 	@./bench/run.sh $(BUILD)
 	@echo
 	@$(BUILD)/bench/nf_slow_reader --seconds 5
+	@echo
+	@./bench/udp.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
