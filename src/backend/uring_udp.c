@@ -48,6 +48,7 @@ static inline uint64_t tag(void *p, unsigned op) { return (uint64_t)(uintptr_t)p
 /* ---- probe: multishot recvmsg with a buffer ring, once per process ------------- */
 
 static bool g_ms_recvmsg;
+static bool g_send_addr; /* IORING_OP_SEND takes a destination address */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void probe(void)
@@ -98,6 +99,19 @@ static void probe(void)
             }
         }
         io_uring_unregister_buf_ring(&ring, 1);
+        /* IORING_OP_SEND with a destination address (sqe->addr2, 6.0+): one
+         * datagram without a msghdr for the kernel to copy in */
+        struct io_uring_sqe *s2 = io_uring_get_sqe(&ring);
+        io_uring_prep_send(s2, b, "y", 1, 0);
+        io_uring_prep_send_set_addr(s2, (struct sockaddr *)&sa, sizeof(sa));
+        io_uring_sqe_set_data64(s2, 3);
+        io_uring_submit(&ring);
+        if (io_uring_wait_cqe_timeout(&ring, &cqe, &ts) == 0) {
+            char c = 0;
+            g_send_addr = cqe->res == 1 && recv(a, &c, 1, MSG_DONTWAIT) == 1 && c == 'y' &&
+                          !getenv("NF_URING_UDP_SENDMSG"); /* measurements: docs/udp.md */
+            io_uring_cqe_seen(&ring, cqe);
+        }
     }
     if (a >= 0)
         close(a);
@@ -205,10 +219,11 @@ int nf__uring_udp_start(nf_udp_t *u)
     /* io_uring waits for readiness itself; the fallback reads with MSG_DONTWAIT */
     nf__set_nonblock(u->fd, false);
     if (s->multishot)
-        snprintf(u->features, sizeof(u->features), "io_uring recvmsg=multishot bufring=%ux%u send=sendmsg", s->nbufs,
-                 s->bsize);
+        snprintf(u->features, sizeof(u->features), "io_uring recvmsg=multishot bufring=%ux%u send=%s", s->nbufs,
+                 s->bsize, g_send_addr ? "send+addr" : "sendmsg");
     else
-        snprintf(u->features, sizeof(u->features), "io_uring recv=poll+recvmmsg send=sendmsg");
+        snprintf(u->features, sizeof(u->features), "io_uring recv=poll+recvmmsg send=%s",
+                 g_send_addr ? "send+addr" : "sendmsg");
     arm_recv(u);
     return 0;
 }
@@ -231,6 +246,14 @@ void nf__uring_udp_flush(nf_udp_t *u)
     nf__udp_tx_t *tx;
     while ((tx = nf__udp_tx_pop(u)) != NULL) {
         struct io_uring_sqe *sqe = nf__uring_sqe(u->loop);
+        if (g_send_addr) {
+            io_uring_prep_send(sqe, u->fd, tx->data, tx->len, MSG_NOSIGNAL);
+            if (tx->has_to)
+                io_uring_prep_send_set_addr(sqe, &tx->to.u.sa, (uint16_t)tx->to.len);
+            io_uring_sqe_set_data64(sqe, tag(tx, NF__UOP_UDP_SEND));
+            u->be_inflight++;
+            continue;
+        }
         tx->iov.iov_base = tx->data;
         tx->iov.iov_len = tx->len;
         memset(&tx->mh, 0, sizeof(tx->mh));
