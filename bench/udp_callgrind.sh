@@ -3,7 +3,7 @@
 # with valgrind --tool=callgrind: counts that repeat run to run on a shared,
 # noisy machine. Each server is run twice under callgrind, echoing N1 and N2
 # datagrams (udp_load open loop at RATE/s); (Ir2 - Ir1) / (echoed2 - echoed1)
-# cancels start-up and shutdown. Only user space is counted: work io_uring or
+# cancels start-up and shutdown. Servers on io_uring are left out (valgrind). Only user space is counted: work io_uring or
 # the socket layer does in the kernel is not (see the CPU column of udp.sh).
 #
 # usage: bench/udp_callgrind.sh BUILD_DIR
@@ -17,7 +17,8 @@ trap 'rm -rf "$TMP"' EXIT
 declare -a NAMES CMDS
 [ -x "$BUILD/bench/nf_udp_uv_echo" ] && NAMES+=(libuv) && CMDS+=("$BUILD/bench/nf_udp_uv_echo --port 0")
 NAMES+=(epoll-plain) && CMDS+=("$BUILD/bench/nf_udp_epoll_echo --port 0")
-NAMES+=(nf-uring-block) && CMDS+=("$BUILD/examples/udp_echo_server --port 0 --backend uring --rcvbuf 4194304")
+# Not the io_uring server: under valgrind 3.19 (Debian 12) it never gets to serve
+# (the io_uring set-up it uses is not emulated): see docs/udp.md.
 NAMES+=(nf-epoll-block) && CMDS+=("$BUILD/examples/udp_echo_server --port 0 --backend epoll --rcvbuf 4194304")
 
 run() { # cmd seconds -> "Ir echoed"
@@ -39,6 +40,7 @@ run() { # cmd seconds -> "Ir echoed"
 }
 printf "%-16s %14s %12s\n" server "instr/dgram" "datagrams"
 for i in "${!NAMES[@]}"; do
+    [[ ${NAMES[$i]} =~ ${NF_UDP_CG_ONLY:-.} ]] || continue
     read -r ir1 n1 < <(run "${CMDS[$i]}" 1)
     read -r ir2 n2 < <(run "${CMDS[$i]}" 3)
     awk -v a="$ir1" -v b="$ir2" -v n="$n1" -v m="$n2" -v name="${NAMES[$i]}" \
