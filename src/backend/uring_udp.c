@@ -298,6 +298,7 @@ static void on_recv(nf_loop_t *loop, nf_udp_t *u, struct io_uring_cqe *cqe)
         u->be_flags &= ~B_RECV;
         u->be_inflight--;
     }
+    u->be_inflight++; /* a close from on_recv must not free the ring under us */
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         char *buf = s->mem + (size_t)bid * s->bsize;
@@ -313,19 +314,18 @@ static void on_recv(nf_loop_t *loop, nf_udp_t *u, struct io_uring_cqe *cqe)
         }
         buf_return(s, bid);
     }
-    if (nf__udp_closing(u)) {
-        release_if_done(u);
-        return;
-    }
-    if (res == -ENOBUFS) {
-        loop->stats.bufs_starved++; /* every buffer is back: carry on */
-    } else if (res < 0 && res != -ECANCELED) {
-        nf__udp_recv_error(u, res); /* e.g. ICMP port unreachable on a connected socket */
-        if (++s->errors > 64 && !more && !nf__udp_closing(u)) {
-            s->multishot = false; /* something is wrong with multishot here: read by poll */
-            nf__set_nonblock(u->fd, true);
+    if (!nf__udp_closing(u)) {
+        if (res == -ENOBUFS) {
+            loop->stats.bufs_starved++; /* every buffer is back: carry on */
+        } else if (res < 0 && res != -ECANCELED) {
+            nf__udp_recv_error(u, res); /* e.g. ICMP port unreachable on a connected socket */
+            if (++s->errors > 64 && !more && !nf__udp_closing(u)) {
+                s->multishot = false; /* something is wrong with multishot here: read by poll */
+                nf__set_nonblock(u->fd, true);
+            }
         }
     }
+    u->be_inflight--;
     if (!more && !(u->be_flags & (B_RECV | B_POLL)) && !nf__udp_closing(u))
         arm_recv(u);
     release_if_done(u);
@@ -334,9 +334,9 @@ static void on_recv(nf_loop_t *loop, nf_udp_t *u, struct io_uring_cqe *cqe)
 static void on_poll(nf_udp_t *u, struct io_uring_cqe *cqe)
 {
     u->be_flags &= ~B_POLL;
-    u->be_inflight--;
     if (!nf__udp_closing(u) && cqe->res != -ECANCELED)
-        nf__udp_recv_batches(u, 4);
+        nf__udp_recv_batches(u, 4); /* the poll still counts: a close here cannot release u */
+    u->be_inflight--;
     if (!nf__udp_closing(u) && !(u->be_flags & (B_RECV | B_POLL)))
         arm_recv(u);
     release_if_done(u);

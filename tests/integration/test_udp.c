@@ -813,6 +813,38 @@ static void test_close_in_callback(void **state)
     finish(loop);
 }
 
+/* Closing from inside on_error (an ICMP error ending io_uring's multishot). */
+static void close_error(nf_udp_t *u, int err)
+{
+    srv_t *s = nf_udp_get_data(u);
+    s->errors++;
+    s->last_err = err;
+    nf_udp_close(u);
+}
+
+static void test_close_in_error(void **state)
+{
+    (void)state;
+    nf_loop_t *loop = mk_loop();
+    srv_t s = {0};
+    static const nf_udp_handler_t h = {.on_recv = s_recv, .on_error = close_error, .on_close = s_close};
+    nf_addr_t dead;
+    H_ASSERT_ERR(nf_addr_parse(&dead, "127.0.0.1", h_closed_port()), 0);
+    nf_udp_config_t cfg;
+    nf_udp_config_init(&cfg);
+    cfg.handler = &h;
+    cfg.data = &s;
+    cfg.connect_to = &dead;
+    nf_udp_t *u;
+    H_ASSERT_ERR(nf_udp_open(loop, &cfg, &u), 0);
+    for (int i = 0; i < 5; i++)
+        H_ASSERT_ERR(nf_udp_send(u, "x", 1, NULL), 0);
+    RUN_UNTIL(loop, s.closed == 1, 5000);
+    assert_int_equal(s.errors, 1); /* no callback after the close */
+    H_ASSERT_ERR(s.last_err, -ECONNREFUSED);
+    finish(loop);
+}
+
 int main(void)
 {
     const char *m = getenv("NF_TEST_MODE");
@@ -834,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_send_buf),
         cmocka_unit_test(test_close_in_callback),
+        cmocka_unit_test(test_close_in_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
