@@ -568,13 +568,15 @@ static nf_udp_peer_t *peer_for(nf_udp_t *u, const struct sockaddr *sa, bool *dro
         u->st.peers_opened++;
         if (u->st.peers > 2u * (u->pmask + 1))
             peer_grow(u);
-        if (u->h->on_peer_open)
+        if (u->h->on_peer_open) {
             u->h->on_peer_open(u, p);
-        sweep_arm(u);
-        if (nf__udp_closing(u)) {
-            *drop = true;
-            return NULL;
+            /* the program may have closed the peer (or the socket) */
+            if (nf__udp_closing(u) || !(p = peer_lookup(u, sa, h))) {
+                *drop = true;
+                return NULL;
+            }
         }
+        sweep_arm(u);
     } else {
         p->last_seen = now;
         nf__list_remove(&p->lru);
