@@ -59,35 +59,38 @@ field() { grep -o "$1=[0-9.]*" | head -1 | cut -d= -f2; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'; }
 
 declare -A TPUT CPU P50 P99 LOSS
-for i in "${!NAMES[@]}"; do
-    name=${NAMES[$i]}
-    : >"$TMP/t" ; : >"$TMP/c" ; : >"$TMP/l50" ; : >"$TMP/l99"; : >"$TMP/loss"
-    for r in $(seq "$REPS"); do
+# Repeats are interleaved (round r runs every server once), so a change in the
+# machine's load during the benchmark hits every server alike.
+for r in $(seq "$REPS"); do
+    for i in "${!NAMES[@]}"; do
         start_server "${CMDS[$i]}"
         c0=$(cpu_ticks "$SRV_PID")
         out=$("${PIN_LOAD[@]}" "$LOAD" --port "$PORT" --seconds "$SECS" --flows 4 --window 64 --batch 32 | grep RESULT)
         c1=$(cpu_ticks "$SRV_PID")
         echoed=$(echo "$out" | field echoed)
         eps=$(echo "$out" | field echoed_per_s)
-        echo "$eps" >>"$TMP/t"
-        awk -v c=$((c1 - c0)) -v k="$CLK" -v n="$echoed" 'BEGIN { printf "%.3f\n", n ? c / k * 1e6 / n : 0 }' >>"$TMP/c"
+        echo "$eps" >>"$TMP/t.$i"
+        awk -v c=$((c1 - c0)) -v k="$CLK" -v n="$echoed" 'BEGIN { printf "%.3f\n", n ? c / k * 1e6 / n : 0 }' >>"$TMP/c.$i"
         out=$("${PIN_LOAD[@]}" "$LOAD" --port "$PORT" --seconds 2 --rate "$RATE" --flows 4 --batch 8 | grep RESULT)
-        echo "$out" | field p50_us >>"$TMP/l50"
-        echo "$out" | field p99_us >>"$TMP/l99"
+        echo "$out" | field p50_us >>"$TMP/l50.$i"
+        echo "$out" | field p99_us >>"$TMP/l99.$i"
         awk -v s="$(echo "$out" | field sent)" -v l="$(echo "$out" | field lost)" \
-            'BEGIN { printf "%.2f\n", s ? 100 * l / s : 0 }' >>"$TMP/loss"
+            'BEGIN { printf "%.2f\n", s ? 100 * l / s : 0 }' >>"$TMP/loss.$i"
         stop_server
     done
-    TPUT[$name]=$(median <"$TMP/t")
-    CPU[$name]=$(median <"$TMP/c")
-    P50[$name]=$(median <"$TMP/l50")
-    P99[$name]=$(median <"$TMP/l99")
-    LOSS[$name]=$(median <"$TMP/loss")
+done
+for i in "${!NAMES[@]}"; do
+    name=${NAMES[$i]}
+    TPUT[$name]=$(median <"$TMP/t.$i")
+    CPU[$name]=$(median <"$TMP/c.$i")
+    P50[$name]=$(median <"$TMP/l50.$i")
+    P99[$name]=$(median <"$TMP/l99.$i")
+    LOSS[$name]=$(median <"$TMP/loss.$i")
 done
 
 base=${TPUT[libuv]:-0}
 echo
-echo "UDP echo, 64-byte datagrams, loopback; medians of $REPS runs; throughput: closed loop ${SECS}s,"
+echo "UDP echo, 64-byte datagrams, loopback; $(date -u +%F\ %H:%M) UTC, load average $(cut -d' ' -f1 /proc/loadavg); medians of $REPS runs; throughput: closed loop ${SECS}s,"
 echo "4 flows x 64 in flight; latency: open loop at ${RATE}/s; load on cpu0, server on cpu1 (${PIN_SRV[*]:-not pinned})"
 printf "%-16s %12s %9s %14s %10s %10s %8s\n" server "dgrams/s" "vs libuv" "cpu us/dgram" "p50 us" "p99 us" "lost %"
 for name in "${NAMES[@]}"; do
