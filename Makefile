@@ -86,6 +86,7 @@ bench: deps build
 	@echo
 	@./bench/tls.sh $(BUILD)
 	@./bench/ws.sh $(BUILD)
+	@./bench/udp.sh $(BUILD)
 
 # Instructions per echoed message under valgrind --tool=callgrind: repeatable
 # where wall-clock figures are not (about 5 minutes).

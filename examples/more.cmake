@@ -25,3 +25,11 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/chat_server.c)
   target_include_directories(chat_server PRIVATE ${CMAKE_CURRENT_BINARY_DIR})
   target_link_libraries(chat_server PRIVATE netframe)
 endif()
+
+# UDP examples (issue 8).
+foreach(ex udp_echo_server udp_load)
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${ex}.c)
+    add_executable(${ex} ${ex}.c)
+    target_link_libraries(${ex} PRIVATE netframe)
+  endif()
+endforeach()

@@ -18,5 +18,6 @@
 #include "server.h"
 #include "proxy.h"
 #include "reconnect.h"
+#include "udp.h"
 
 #endif

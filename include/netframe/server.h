@@ -44,7 +44,12 @@ typedef struct nf_server_config {
      * shared by all loops: see nf_server_addr), backlog, nodelay, keepalive,
      * handler, data (the listener's pointer; for NF_SERVER_ACCEPTOR it is
      * each connection's data). reuseport is set as the spread needs.
-     * NF_SERVER_ACCEPTOR ignores filters, max_conns and oob_inline. */
+     * NF_SERVER_ACCEPTOR ignores filters, max_conns and oob_inline.
+     * listen.handler NULL (NF_SERVER_REUSEPORT with on_loop_start only): no
+     * TCP listener; the loops run what on_loop_start creates on each, e.g.
+     * one SO_REUSEPORT UDP socket per loop (nf_udp_open, udp.h), closed in
+     * on_loop_stop. Loop 0's on_loop_start returns before the others start,
+     * so a port the kernel gave loop 0 can be shared through data. */
     nf_listen_config_t listen;
     /* Optional: called on each loop's thread once its loop exists, before it
      * runs (index 0 .. threads-1), e.g. to set nf_loop_set_data or start

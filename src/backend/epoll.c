@@ -20,9 +20,10 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "backend/epoll_udp.h"
 
-enum { T_CONN = 0, T_LISTENER = 1, T_WAKE = 2, T_TIMER = 3 };
-#define T_MASK 3u
+enum { T_CONN = 0, T_LISTENER = 1, T_WAKE = 2, T_TIMER = 3, T_UDP = NF__EP_T_UDP };
+#define T_MASK 7u /* malloc'd objects are 16-byte aligned */
 
 enum {
     B_REG = 1u << 0,   /* registered with epoll */
@@ -39,6 +40,8 @@ typedef struct ep {
 } ep_t;
 
 static inline ep_t *E(nf_loop_t *loop) { return loop->be; }
+
+int nf__epoll_fd(nf_loop_t *loop) { return E(loop)->epfd; }
 
 static int e_init(nf_loop_t *loop)
 {
@@ -326,6 +329,7 @@ static int e_wait(nf_loop_t *loop, int timeout_ms)
         case T_LISTENER: on_listener(p); break;
         case T_WAKE: nf__wake_drain(loop); break;
         case T_TIMER: nf__timer_fd_drain(loop); break;
+        case T_UDP: nf__epoll_udp_event(p, e->events[i].events); break;
         }
     }
     if (e->nagain)
@@ -365,4 +369,7 @@ const nf__backend_ops_t nf__epoll_ops = {
     .submit = NULL, /* sends are made inline */
     .pending = e_pending,
     .event_fd = e_event_fd,
+    .udp_start = nf__epoll_udp_start,
+    .udp_flush = nf__epoll_udp_flush,
+    .udp_stop = nf__epoll_udp_stop,
 };

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "backend/uring_udp.h"
 
 enum op {
     OP_WAKE = 0,
@@ -62,6 +63,11 @@ enum op {
     OP_LCANCEL = 7, /* same, on a listener */
     OP_TIMERFD = 8, /* NF_MODE_EVENT: the loop's timerfd expired */
     OP_SENDZC = 9,  /* a zero-copy send; the pointer is its struct zc_req */
+    /* UDP (uring_udp.c): 12..15 */
+    OP_UDP_RECV = NF__UOP_UDP_RECV,
+    OP_UDP_SEND = NF__UOP_UDP_SEND,
+    OP_UDP_POLL = NF__UOP_UDP_POLL,
+    OP_UDP_CANCEL = NF__UOP_UDP_CANCEL,
 };
 #define OP_MASK 15u /* malloc'd objects are 16-byte aligned */
 
@@ -222,6 +228,9 @@ static int files_setup(nf_loop_t *loop, uring_t *u)
     u->files = true;
     return 0;
 }
+/* For uring_udp.c */
+struct io_uring *nf__uring_ring(nf_loop_t *loop) { return &U(loop)->ring; }
+struct io_uring_sqe *nf__uring_sqe(nf_loop_t *loop) { return sqe_get(U(loop)); }
 
 /* ---- buffer ring ------------------------------------------------------------ */
 
@@ -970,6 +979,10 @@ static void dispatch(nf_loop_t *loop, struct io_uring_cqe *cqe)
     case OP_SENDZC: on_sendzc(loop, p, cqe); break;
     case OP_CONNECT: on_connect(p, cqe); break;
     case OP_CANCEL: on_cancel(p, cqe); break;
+    case OP_UDP_RECV:
+    case OP_UDP_SEND:
+    case OP_UDP_POLL:
+    case OP_UDP_CANCEL: nf__uring_udp_cqe(loop, p, (unsigned)(ud & OP_MASK), cqe); break;
     case OP_TIMERFD:
         nf__timer_fd_drain(loop);
         arm_timerfd(loop);
@@ -1100,4 +1113,7 @@ const nf__backend_ops_t nf__uring_ops = {
     .submit = u_submit,
     .pending = u_pending,
     .event_fd = u_event_fd,
+    .udp_start = nf__uring_udp_start,
+    .udp_flush = nf__uring_udp_flush,
+    .udp_stop = nf__uring_udp_stop,
 };

@@ -65,6 +65,15 @@ typedef struct nf__backend_ops {
     void (*submit)(nf_loop_t *loop);
     bool (*pending)(nf_loop_t *loop);
     int (*event_fd)(const nf_loop_t *loop);
+    /* UDP (issue 8, src/net/udp.c); backends in src/backend/{uring,epoll}_udp.c:
+     *   udp_start   arm receiving on u->fd; datagrams go to nf__udp_recv
+     *   udp_flush   hand u's waiting datagrams to the kernel
+     *               (nf__udp_tx_pop / nf__udp_tx_done)
+     *   udp_stop    cancel everything in flight; when nothing is left call
+     *               nf__udp_released (possibly from inside this call) */
+    int (*udp_start)(struct nf_udp *u);
+    void (*udp_flush)(struct nf_udp *u);
+    void (*udp_stop)(struct nf_udp *u);
 } nf__backend_ops_t;
 
 extern const nf__backend_ops_t nf__uring_ops;
@@ -128,7 +137,15 @@ struct nf_loop {
     uint64_t timer_fd_due; /* what timer_fd is armed for (0: disarmed) */
     bool kicked;           /* NF_MODE_EVENT: the wake fd was written by nf__kick */
     int kick_fd;           /* NF_MODE_EVENT: eventfd that makes nf_loop_fd readable */
+
+    /* UDP sockets (src/net/udp.c) */
+    nf__list_t udp_flush;   /* sockets with datagrams to hand to the kernel */
+    nf__list_t udp_closing; /* sockets released by the backend, to finish */
 };
+
+/* UDP (src/net/udp.c), called by the loop. */
+void nf__udp_flush_run(nf_loop_t *loop);
+void nf__udp_closing_run(nf_loop_t *loop);
 
 /* NF_MODE_EVENT: a call made outside nf_loop_run left work for the next step
  * (a timer armed, a request prepared, a close to finish): make the loop's fd

@@ -95,6 +95,8 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
     nf__list_init(&loop->closing);
     nf__list_init(&loop->lclosing);
     nf__list_init(&loop->listeners);
+    nf__list_init(&loop->udp_flush);
+    nf__list_init(&loop->udp_closing);
     pthread_mutex_init(&loop->post_mu, NULL);
     atomic_init(&loop->posts_pending, 0);
     loop->now = clock_ms();
@@ -291,12 +293,15 @@ static int iterate(nf_loop_t *loop, nf_run_mode_t mode)
     int next = nf__timers_run(loop);
     nf__posts_run(loop);
     nf__flush_run(loop);
+    nf__udp_flush_run(loop);
     nf__closing_run(loop);
+    nf__udp_closing_run(loop);
 
     int timeout;
     if (mode == NF_RUN_NOWAIT || loop->cfg.mode == NF_MODE_POLL || loop->stop ||
         atomic_load_explicit(&loop->stop_async, memory_order_relaxed) || !nf__list_empty(&loop->closing) ||
-        !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->lclosing))
+        !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->lclosing) || !nf__list_empty(&loop->udp_flush) ||
+        !nf__list_empty(&loop->udp_closing))
         timeout = 0;
     else if (nf_loop_alive(loop) == 0)
         timeout = 0;
@@ -312,6 +317,7 @@ static int iterate(nf_loop_t *loop, nf_run_mode_t mode)
     nf__timers_run(loop);
     nf__posts_run(loop);
     nf__closing_run(loop);
+    nf__udp_closing_run(loop);
     return 0;
 }
 
@@ -332,6 +338,7 @@ NF__EXPORT int nf_loop_run(nf_loop_t *loop, nf_run_mode_t mode)
 static void event_rearm(nf_loop_t *loop)
 {
     bool again = !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->closing) || !nf__list_empty(&loop->lclosing) ||
+                 !nf__list_empty(&loop->udp_flush) || !nf__list_empty(&loop->udp_closing) ||
                  atomic_load_explicit(&loop->posts_pending, memory_order_acquire) > 0 ||
                  (loop->ops->pending && loop->ops->pending(loop));
     if (again) {
@@ -372,6 +379,7 @@ void nf__timer_fd_drain(nf_loop_t *loop)
 static void step_end(nf_loop_t *loop)
 {
     nf__flush_run(loop); /* hand writes made by the callbacks to the kernel */
+    nf__udp_flush_run(loop);
     if (loop->ops->submit)
         loop->ops->submit(loop);
     if (loop->cfg.mode == NF_MODE_EVENT)

@@ -143,7 +143,7 @@ static int worker_setup(worker_t *w, nf_loop_t **out)
     if (err)
         return err;
     *out = loop;
-    if (s->cfg.spread == NF_SERVER_REUSEPORT) {
+    if (s->cfg.spread == NF_SERVER_REUSEPORT && s->cfg.listen.handler) {
         nf_listen_config_t lc = s->cfg.listen;
         lc.reuseport = 1;
         if (w->index > 0)
@@ -304,9 +304,14 @@ static int start_workers(nf_server_t *s, unsigned from, unsigned to)
 
 NF__EXPORT int nf_server_start(nf_server_t **out, const nf_server_config_t *cfg)
 {
-    if (!cfg || !cfg->listen.handler || !cfg->listen.handler->on_read || !cfg->listen.handler->on_close ||
-        (cfg->spread != NF_SERVER_REUSEPORT && cfg->spread != NF_SERVER_ACCEPTOR))
+    if (!cfg || (cfg->spread != NF_SERVER_REUSEPORT && cfg->spread != NF_SERVER_ACCEPTOR))
         return -EINVAL;
+    if (!cfg->listen.handler) { /* loops only: sockets made by on_loop_start (UDP) */
+        if (!cfg->on_loop_start || cfg->spread != NF_SERVER_REUSEPORT)
+            return -EINVAL;
+    } else if (!cfg->listen.handler->on_read || !cfg->listen.handler->on_close) {
+        return -EINVAL;
+    }
     nf_server_t *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;

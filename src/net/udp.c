@@ -1,0 +1,809 @@
+/* netframe — UDP sockets (see include/netframe/udp.h and docs/udp.md).
+ *
+ * The net layer owns the socket, the send queue with its bounds and drop
+ * policy, the peer table and the counters; the backends (uring_udp.c,
+ * epoll_udp.c) move datagrams between the kernel and nf__udp_recv /
+ * nf__udp_tx_pop / nf__udp_tx_done. Sends are queued by nf_udp_send and
+ * handed to the kernel by nf__udp_flush_run at the end of the loop step, so
+ * the datagrams a batch of receive callbacks answers leave in one batch. */
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/udp_internal.h"
+
+#define DEF_RECV_SIZE    2048u
+#define DEF_MAX_DGRAMS   1024u
+#define DEF_MAX_BYTES    (4u << 20)
+#define DEF_MAX_PEERS    65536u
+#define TX_POOL_MAX      256u
+#define RX_BATCH_MAX     64u
+#define RX_BATCH_DEFAULT 32u
+
+NF__EXPORT void nf_udp_config_init(nf_udp_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->host = "127.0.0.1";
+}
+
+static void sweep_cb(nf_timer_t *t);
+
+/* ---- socket ------------------------------------------------------------------ */
+
+static int set_int(int fd, int level, int opt, int v)
+{
+    return setsockopt(fd, level, opt, &v, sizeof(v)) < 0 ? -errno : 0;
+}
+
+static int set_buffers(int fd, int rcvbuf, int sndbuf)
+{
+    /* As root the FORCE variants pass net.core.{r,w}mem_max. */
+    if (rcvbuf > 0 && set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf) != 0 &&
+        set_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf) != 0)
+        return -errno;
+    if (sndbuf > 0 && set_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, sndbuf) != 0 &&
+        set_int(fd, SOL_SOCKET, SO_SNDBUF, sndbuf) != 0)
+        return -errno;
+    return 0;
+}
+
+NF__EXPORT int nf_udp_open(nf_loop_t *loop, const nf_udp_config_t *cfg, nf_udp_t **out)
+{
+    if (!cfg || !cfg->handler || !cfg->handler->on_recv || !loop->ops->udp_start)
+        return -EINVAL;
+    nf_addr_t local;
+    int err = nf_addr_parse(&local, cfg->host, cfg->port);
+    if (err)
+        return err;
+    if (cfg->connect_to && cfg->connect_to->u.sa.sa_family != local.u.sa.sa_family)
+        return -EAFNOSUPPORT;
+    nf_udp_t *u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    u->loop = loop;
+    u->h = cfg->handler;
+    u->data = cfg->data;
+    u->family = local.u.sa.sa_family;
+    u->recv_size = cfg->recv_size ? cfg->recv_size : DEF_RECV_SIZE;
+    if (u->recv_size > 65536u + 64u)
+        u->recv_size = 65536u + 64u;
+    u->recv_count = cfg->recv_count;
+    u->max_dgrams = cfg->max_queued_dgrams ? cfg->max_queued_dgrams : DEF_MAX_DGRAMS;
+    u->max_bytes = cfg->max_queued_bytes ? cfg->max_queued_bytes : DEF_MAX_BYTES;
+    u->drop = cfg->drop;
+    nf__list_init(&u->peer_lru);
+    nf_timer_init(loop, &u->sweep);
+    u->sweep.data = u;
+    if (cfg->peer_idle_ms) {
+        u->peer_idle_ms = cfg->peer_idle_ms;
+        u->max_peers = cfg->max_peers ? cfg->max_peers : DEF_MAX_PEERS;
+        u->peer_rate = cfg->peer_rate;
+        u->peer_burst = cfg->peer_burst ? cfg->peer_burst : cfg->peer_rate;
+        u->pmask = 63;
+        u->ptab = calloc(u->pmask + 1, sizeof(*u->ptab));
+        if (!u->ptab) {
+            free(u);
+            return -ENOMEM;
+        }
+    }
+
+    u->fd = socket(u->family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (u->fd < 0) {
+        err = -errno;
+        goto fail;
+    }
+    if (cfg->reuseport && (err = set_int(u->fd, SOL_SOCKET, SO_REUSEPORT, 1)) != 0)
+        goto fail;
+    if (cfg->reuseaddr && (err = set_int(u->fd, SOL_SOCKET, SO_REUSEADDR, 1)) != 0)
+        goto fail;
+    if (u->family == AF_INET6 && (err = set_int(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, cfg->ipv6_only ? 1 : 0)) != 0)
+        goto fail;
+    if ((err = set_buffers(u->fd, cfg->rcvbuf, cfg->sndbuf)) != 0)
+        goto fail;
+    if (bind(u->fd, &local.u.sa, local.len) < 0) {
+        err = -errno;
+        goto fail;
+    }
+    socklen_t len = sizeof(u->local.u);
+    getsockname(u->fd, &u->local.u.sa, &len);
+    u->local.len = len;
+    if (cfg->connect_to) {
+        if (connect(u->fd, &cfg->connect_to->u.sa, cfg->connect_to->len) < 0) {
+            err = -errno;
+            goto fail;
+        }
+        u->peer = *cfg->connect_to;
+        u->flags |= NF__U_CONNECTED;
+    }
+    err = loop->ops->udp_start(u);
+    if (err)
+        goto fail;
+    loop->handles++;
+    *out = u;
+    return 0;
+fail:
+    if (u->fd >= 0)
+        close(u->fd);
+    free(u->ptab);
+    free(u);
+    return err;
+}
+
+NF__EXPORT int nf_udp_local_addr(const nf_udp_t *u, nf_addr_t *out)
+{
+    *out = u->local;
+    return 0;
+}
+
+NF__EXPORT const char *nf_udp_features(const nf_udp_t *u) { return u->features; }
+NF__EXPORT nf_loop_t *nf_udp_loop(const nf_udp_t *u) { return u->loop; }
+NF__EXPORT int nf_udp_fd(const nf_udp_t *u) { return u->fd; }
+NF__EXPORT void *nf_udp_get_data(const nf_udp_t *u) { return u->data; }
+NF__EXPORT void nf_udp_set_data(nf_udp_t *u, void *data) { u->data = data; }
+
+NF__EXPORT void nf_udp_stats(const nf_udp_t *u, nf_udp_stats_t *out)
+{
+    *out = u->st;
+    out->queued_dgrams = u->nwait + u->ninflight;
+    out->queued_bytes = u->qbytes;
+}
+
+NF__EXPORT int nf_udp_set_buffers(nf_udp_t *u, int rcvbuf, int sndbuf) { return set_buffers(u->fd, rcvbuf, sndbuf); }
+
+/* ---- multicast ------------------------------------------------------------------ */
+
+/* iface: a name, or (IPv4) a local address. */
+static int iface_parse(const char *iface, unsigned *ifindex, struct in_addr *addr4)
+{
+    *ifindex = 0;
+    addr4->s_addr = htonl(INADDR_ANY);
+    if (!iface || !*iface)
+        return 0;
+    if (inet_pton(AF_INET, iface, addr4) == 1)
+        return 0;
+    *ifindex = if_nametoindex(iface);
+    return *ifindex ? 0 : NF_EADDR;
+}
+
+static int membership(nf_udp_t *u, const char *group, const char *iface, bool join)
+{
+    unsigned ifindex;
+    struct in_addr a4;
+    int err = iface_parse(iface, &ifindex, &a4);
+    if (err)
+        return err;
+    if (u->family == AF_INET) {
+        struct ip_mreqn m;
+        memset(&m, 0, sizeof(m));
+        if (!group || inet_pton(AF_INET, group, &m.imr_multiaddr) != 1)
+            return NF_EADDR;
+        m.imr_address = a4;
+        m.imr_ifindex = (int)ifindex;
+        if (setsockopt(u->fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &m, sizeof(m)) < 0)
+            return -errno;
+        return 0;
+    }
+    struct ipv6_mreq m;
+    memset(&m, 0, sizeof(m));
+    if (!group || inet_pton(AF_INET6, group, &m.ipv6mr_multiaddr) != 1)
+        return NF_EADDR;
+    if (iface && !ifindex) /* an IPv4 address names no IPv6 interface */
+        return NF_EADDR;
+    m.ipv6mr_interface = ifindex;
+    if (setsockopt(u->fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, &m, sizeof(m)) < 0)
+        return -errno;
+    return 0;
+}
+
+NF__EXPORT int nf_udp_join(nf_udp_t *u, const char *group, const char *iface)
+{
+    return membership(u, group, iface, true);
+}
+
+NF__EXPORT int nf_udp_leave(nf_udp_t *u, const char *group, const char *iface)
+{
+    return membership(u, group, iface, false);
+}
+
+NF__EXPORT int nf_udp_set_multicast_if(nf_udp_t *u, const char *iface)
+{
+    unsigned ifindex;
+    struct in_addr a4;
+    int err = iface_parse(iface, &ifindex, &a4);
+    if (err)
+        return err;
+    if (u->family == AF_INET) {
+        struct ip_mreqn m;
+        memset(&m, 0, sizeof(m));
+        m.imr_address = a4;
+        m.imr_ifindex = (int)ifindex;
+        return setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof(m)) < 0 ? -errno : 0;
+    }
+    if (iface && !ifindex)
+        return NF_EADDR;
+    return set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, (int)ifindex);
+}
+
+NF__EXPORT int nf_udp_set_multicast_ttl(nf_udp_t *u, int ttl)
+{
+    if (ttl < 0 || ttl > 255)
+        return -EINVAL;
+    if (u->family == AF_INET)
+        return set_int(u->fd, IPPROTO_IP, IP_MULTICAST_TTL, ttl);
+    return set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl);
+}
+
+NF__EXPORT int nf_udp_set_multicast_loop(nf_udp_t *u, int on)
+{
+    if (u->family == AF_INET)
+        return set_int(u->fd, IPPROTO_IP, IP_MULTICAST_LOOP, on ? 1 : 0);
+    return set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, on ? 1 : 0);
+}
+
+NF__EXPORT int nf_udp_set_ttl(nf_udp_t *u, int ttl)
+{
+    if (ttl < 1 || ttl > 255)
+        return -EINVAL;
+    if (u->family == AF_INET)
+        return set_int(u->fd, IPPROTO_IP, IP_TTL, ttl);
+    return set_int(u->fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
+}
+
+/* ---- sending ------------------------------------------------------------------- */
+
+static nf__udp_tx_t *tx_get(nf_udp_t *u, size_t inline_len)
+{
+    nf__udp_tx_t *tx;
+    if (inline_len <= NF__UDP_TX_INLINE && u->pool) {
+        tx = u->pool;
+        u->pool = tx->next;
+        u->npool--;
+    } else {
+        size_t cap = inline_len <= NF__UDP_TX_INLINE ? NF__UDP_TX_INLINE : inline_len;
+        tx = malloc(sizeof(*tx) + cap);
+        if (!tx)
+            return NULL;
+        tx->cap = cap;
+        tx->u = u;
+    }
+    tx->next = NULL;
+    tx->buf = NULL;
+    tx->data = (char *)(tx + 1);
+    tx->len = 0;
+    tx->has_to = false;
+    return tx;
+}
+
+static void tx_put(nf_udp_t *u, nf__udp_tx_t *tx)
+{
+    if (tx->buf) {
+        nf_buf_unref(tx->buf);
+        tx->buf = NULL;
+    }
+    if (tx->cap == NF__UDP_TX_INLINE && u->npool < TX_POOL_MAX) {
+        tx->next = u->pool;
+        u->pool = tx;
+        u->npool++;
+        return;
+    }
+    free(tx);
+}
+
+static void schedule_flush(nf_udp_t *u)
+{
+    if (u->flags & (NF__U_IN_FLUSH | NF__U_BLOCKED | NF__U_CLOSING))
+        return;
+    u->flags |= NF__U_IN_FLUSH;
+    nf__list_push_back(&u->loop->udp_flush, &u->fnode);
+    nf__kick(u->loop);
+}
+
+void nf__udp_schedule_flush(nf_udp_t *u)
+{
+    u->flags &= ~NF__U_BLOCKED;
+    if (u->wq_head)
+        schedule_flush(u);
+}
+
+/* Checks a send; returns 0 or the error. */
+static int send_check(nf_udp_t *u, size_t len, const nf_addr_t *to)
+{
+    if (nf__udp_closing(u))
+        return NF_ECLOSED;
+    if (len > (u->family == AF_INET ? NF_UDP_MAX_DGRAM4 : NF_UDP_MAX_DGRAM6))
+        return -EMSGSIZE;
+    if (!to && !(u->flags & NF__U_CONNECTED))
+        return -EDESTADDRREQ;
+    if (to && to->u.sa.sa_family != u->family)
+        return -EAFNOSUPPORT;
+    return 0;
+}
+
+/* Makes room for one datagram of len bytes under the bounds; returns false
+ * when the datagram must be dropped (counted by the caller). */
+static bool make_room(nf_udp_t *u, size_t len)
+{
+    while (u->nwait + u->ninflight + 1 > u->max_dgrams || u->qbytes + len > u->max_bytes) {
+        if (u->drop != NF_UDP_DROP_OLDEST || !u->wq_head)
+            return false; /* drop newest (or all queued are in the kernel already) */
+        nf__udp_tx_t *old = u->wq_head;
+        u->wq_head = old->next;
+        if (!u->wq_head)
+            u->wq_tail = NULL;
+        u->nwait--;
+        u->qbytes -= old->len;
+        u->st.dropped++;
+        tx_put(u, old);
+    }
+    return true;
+}
+
+static void enqueue(nf_udp_t *u, nf__udp_tx_t *tx, const nf_addr_t *to)
+{
+    if (to) {
+        tx->to = *to;
+        tx->has_to = true;
+    }
+    if (u->wq_tail)
+        u->wq_tail->next = tx;
+    else
+        u->wq_head = tx;
+    u->wq_tail = tx;
+    u->nwait++;
+    u->qbytes += tx->len;
+    schedule_flush(u);
+}
+
+NF__EXPORT int nf_udp_send(nf_udp_t *u, const void *data, size_t len, const nf_addr_t *to)
+{
+    int err = send_check(u, len, to);
+    if (err)
+        return err;
+    if (!make_room(u, len)) {
+        u->st.dropped++;
+        return NF_WRITE_DROPPED;
+    }
+    nf__udp_tx_t *tx = tx_get(u, len);
+    if (!tx)
+        return -ENOMEM;
+    if (len)
+        memcpy(tx->data, data, len);
+    tx->len = len;
+    enqueue(u, tx, to);
+    return 0;
+}
+
+NF__EXPORT int nf_udp_send_buf(nf_udp_t *u, nf_buf_t *b, const nf_addr_t *to)
+{
+    int err = send_check(u, b->len, to);
+    if (!err && !make_room(u, b->len)) {
+        u->st.dropped++;
+        err = NF_WRITE_DROPPED;
+    }
+    nf__udp_tx_t *tx = err ? NULL : tx_get(u, 0);
+    if (!tx) {
+        nf_buf_unref(b);
+        return err ? err : -ENOMEM;
+    }
+    tx->buf = b;
+    tx->data = b->base;
+    tx->len = b->len;
+    enqueue(u, tx, to);
+    return 0;
+}
+
+nf__udp_tx_t *nf__udp_tx_pop(nf_udp_t *u)
+{
+    nf__udp_tx_t *tx = u->wq_head;
+    if (!tx)
+        return NULL;
+    u->wq_head = tx->next;
+    if (!u->wq_head)
+        u->wq_tail = NULL;
+    tx->next = NULL;
+    u->nwait--;
+    u->ninflight++;
+    return tx;
+}
+
+void nf__udp_tx_done(nf_udp_t *u, nf__udp_tx_t *tx, int res)
+{
+    u->ninflight--;
+    u->qbytes -= tx->len;
+    if (res >= 0) {
+        u->st.dgrams_out++;
+        u->st.bytes_out += (uint64_t)res;
+    } else if (res == -ECANCELED) {
+        u->st.dropped++; /* closed before the kernel took it */
+    } else {
+        u->st.send_errors++;
+        if (u->h->on_error && !nf__udp_closing(u))
+            u->h->on_error(u, res);
+    }
+    tx_put(u, tx);
+}
+
+void nf__udp_flush_run(nf_loop_t *loop)
+{
+    nf__list_t *n;
+    while ((n = nf__list_pop_front(&loop->udp_flush)) != NULL) {
+        nf_udp_t *u = nf__container_of(n, nf_udp_t, fnode);
+        u->flags &= ~NF__U_IN_FLUSH;
+        if (!nf__udp_closing(u) && u->wq_head)
+            loop->ops->udp_flush(u);
+    }
+}
+
+/* ---- receiving -------------------------------------------------------------------- */
+
+static uint32_t addr_hash(const struct sockaddr *sa)
+{
+    uint32_t h = 2166136261u;
+    const unsigned char *p;
+    size_t n;
+    uint16_t port;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+        p = (const unsigned char *)&a->sin_addr;
+        n = 4;
+        port = a->sin_port;
+    } else {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+        p = (const unsigned char *)&a->sin6_addr;
+        n = 16;
+        port = a->sin6_port;
+    }
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    h = (h ^ (port & 0xff)) * 16777619u;
+    h = (h ^ (port >> 8)) * 16777619u;
+    return h;
+}
+
+static bool addr_eq(const nf_addr_t *a, const struct sockaddr *sa)
+{
+    if (a->u.sa.sa_family != sa->sa_family)
+        return false;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *b = (const struct sockaddr_in *)(const void *)sa;
+        return a->u.in4.sin_port == b->sin_port && a->u.in4.sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)(const void *)sa;
+    return a->u.in6.sin6_port == b->sin6_port && memcmp(&a->u.in6.sin6_addr, &b->sin6_addr, 16) == 0 &&
+           a->u.in6.sin6_scope_id == b->sin6_scope_id;
+}
+
+static nf_udp_peer_t *peer_lookup(nf_udp_t *u, const struct sockaddr *sa, uint32_t h)
+{
+    for (nf_udp_peer_t *p = u->ptab[h & u->pmask]; p; p = p->hnext)
+        if (p->hash == h && addr_eq(&p->addr, sa))
+            return p;
+    return NULL;
+}
+
+static void peer_grow(nf_udp_t *u)
+{
+    unsigned nb = (u->pmask + 1) * 2;
+    nf_udp_peer_t **t = calloc(nb, sizeof(*t));
+    if (!t)
+        return; /* longer chains, still correct */
+    for (unsigned i = 0; i <= u->pmask; i++) {
+        nf_udp_peer_t *p = u->ptab[i];
+        while (p) {
+            nf_udp_peer_t *next = p->hnext;
+            p->hnext = t[p->hash & (nb - 1)];
+            t[p->hash & (nb - 1)] = p;
+            p = next;
+        }
+    }
+    free(u->ptab);
+    u->ptab = t;
+    u->pmask = nb - 1;
+}
+
+static void sweep_arm(nf_udp_t *u)
+{
+    if (nf__list_empty(&u->peer_lru) || nf_timer_active(&u->sweep) || nf__udp_closing(u))
+        return;
+    nf_udp_peer_t *oldest = nf__container_of(u->peer_lru.next, nf_udp_peer_t, lru);
+    uint64_t due = oldest->last_seen + u->peer_idle_ms;
+    uint64_t now = nf_loop_now(u->loop);
+    nf_timer_start(&u->sweep, sweep_cb, due > now ? due - now : 0, 0);
+}
+
+static void peer_free(nf_udp_t *u, nf_udp_peer_t *p)
+{
+    nf_udp_peer_t **pp = &u->ptab[p->hash & u->pmask];
+    while (*pp != p)
+        pp = &(*pp)->hnext;
+    *pp = p->hnext;
+    nf__list_remove(&p->lru);
+    u->st.peers--;
+    if (u->h->on_peer_close)
+        u->h->on_peer_close(u, p);
+    free(p);
+}
+
+static void sweep_cb(nf_timer_t *t)
+{
+    nf_udp_t *u = t->data;
+    uint64_t now = nf_loop_now(u->loop);
+    while (!nf__list_empty(&u->peer_lru)) {
+        nf_udp_peer_t *p = nf__container_of(u->peer_lru.next, nf_udp_peer_t, lru);
+        if (p->last_seen + u->peer_idle_ms > now)
+            break;
+        u->st.peers_expired++;
+        peer_free(u, p);
+    }
+    sweep_arm(u);
+}
+
+/* The sender's peer (created on first sight), or NULL when the datagram is
+ * to be dropped (*drop set). */
+static nf_udp_peer_t *peer_for(nf_udp_t *u, const struct sockaddr *sa, bool *drop)
+{
+    uint32_t h = addr_hash(sa);
+    nf_udp_peer_t *p = peer_lookup(u, sa, h);
+    uint64_t now = nf_loop_now(u->loop);
+    if (!p) {
+        if (u->st.peers >= u->max_peers || !(p = calloc(1, sizeof(*p)))) {
+            u->st.peers_refused++;
+            *drop = true;
+            return NULL;
+        }
+        p->u = u;
+        p->hash = h;
+        memcpy(&p->addr.u, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+        p->addr.len = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        p->tokens = u->peer_burst;
+        p->tok_ts = now;
+        p->last_seen = now;
+        p->hnext = u->ptab[h & u->pmask];
+        u->ptab[h & u->pmask] = p;
+        nf__list_push_back(&u->peer_lru, &p->lru);
+        u->st.peers++;
+        u->st.peers_opened++;
+        if (u->st.peers > 2u * (u->pmask + 1))
+            peer_grow(u);
+        if (u->h->on_peer_open) {
+            u->h->on_peer_open(u, p);
+            /* the program may have closed the peer (or the socket) */
+            if (nf__udp_closing(u) || !(p = peer_lookup(u, sa, h))) {
+                *drop = true;
+                return NULL;
+            }
+        }
+        sweep_arm(u);
+    } else {
+        p->last_seen = now;
+        nf__list_remove(&p->lru);
+        nf__list_push_back(&u->peer_lru, &p->lru);
+    }
+    if (u->peer_rate > 0) {
+        p->tokens += (double)(now - p->tok_ts) * u->peer_rate / 1000.0;
+        if (p->tokens > u->peer_burst)
+            p->tokens = u->peer_burst;
+        p->tok_ts = now;
+        if (p->tokens < 1.0) {
+            u->st.rate_dropped++;
+            *drop = true;
+            return NULL;
+        }
+        p->tokens -= 1.0;
+    }
+    return p;
+}
+
+void nf__udp_recv(nf_udp_t *u, const char *data, size_t len, const struct sockaddr *from, socklen_t fromlen,
+                  unsigned flags)
+{
+    if (nf__udp_closing(u))
+        return;
+    nf_addr_t a;
+    if (from && fromlen > 0 && (from->sa_family == AF_INET || from->sa_family == AF_INET6)) {
+        size_t n = fromlen < sizeof(a.u) ? fromlen : sizeof(a.u);
+        memcpy(&a.u, from, n);
+        a.len = (socklen_t)n;
+    } else {
+        a = u->peer; /* connected: the kernel may leave the name out */
+    }
+    nf_udp_peer_t *p = NULL;
+    if (u->ptab) {
+        bool drop = false;
+        p = peer_for(u, &a.u.sa, &drop);
+        if (drop)
+            return;
+    }
+    u->st.dgrams_in++;
+    u->st.bytes_in += len;
+    if (flags & NF_UDP_TRUNC)
+        u->st.truncated++;
+    u->h->on_recv(u, data, len, &a, flags, p);
+}
+
+void nf__udp_recv_error(nf_udp_t *u, int err)
+{
+    u->st.recv_errors++;
+    if (u->h->on_error && !nf__udp_closing(u))
+        u->h->on_error(u, err);
+}
+
+static int rx_setup(nf_udp_t *u)
+{
+    nf__udp_rx_t *rx = &u->rx;
+    unsigned n = u->recv_count ? u->recv_count : RX_BATCH_DEFAULT;
+    if (n > RX_BATCH_MAX)
+        n = RX_BATCH_MAX;
+    rx->msgs = calloc(n, sizeof(*rx->msgs));
+    rx->iov = calloc(n, sizeof(*rx->iov));
+    rx->names = calloc(n, sizeof(*rx->names));
+    rx->mem = malloc((size_t)n * u->recv_size);
+    if (!rx->msgs || !rx->iov || !rx->names || !rx->mem) {
+        free(rx->msgs);
+        free(rx->iov);
+        free(rx->names);
+        free(rx->mem);
+        memset(rx, 0, sizeof(*rx));
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        rx->iov[i].iov_base = rx->mem + (size_t)i * u->recv_size;
+        rx->iov[i].iov_len = u->recv_size;
+    }
+    rx->n = n;
+    return 0;
+}
+
+int nf__udp_recv_batches(nf_udp_t *u, unsigned batches)
+{
+    nf__udp_rx_t *rx = &u->rx;
+    if (!rx->n && rx_setup(u) != 0)
+        return -ENOMEM;
+    for (unsigned b = 0; b < batches; b++) {
+        for (unsigned i = 0; i < rx->n; i++) {
+            struct msghdr *mh = &rx->msgs[i].msg_hdr;
+            memset(mh, 0, sizeof(*mh));
+            mh->msg_iov = &rx->iov[i];
+            mh->msg_iovlen = 1;
+            mh->msg_name = &rx->names[i];
+            mh->msg_namelen = sizeof(rx->names[i]);
+        }
+        int r = recvmmsg(u->fd, rx->msgs, rx->n, MSG_DONTWAIT, NULL);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return 0;
+            nf__udp_recv_error(u, -errno); /* ICMP error on a connected socket: go on */
+            if (nf__udp_closing(u))
+                return 0;
+            continue;
+        }
+        for (int i = 0; i < r && !nf__udp_closing(u); i++) {
+            struct msghdr *mh = &rx->msgs[i].msg_hdr;
+            nf__udp_recv(u, rx->iov[i].iov_base, rx->msgs[i].msg_len, mh->msg_name, mh->msg_namelen,
+                         (mh->msg_flags & MSG_TRUNC) ? NF_UDP_TRUNC : 0);
+        }
+        if (nf__udp_closing(u) || (unsigned)r < rx->n)
+            return 0;
+    }
+    return 1;
+}
+
+int nf__udp_send_batches(nf_udp_t *u)
+{
+    enum { N = 64 };
+    struct mmsghdr m[N];
+    struct iovec iov[N];
+    while (u->wq_head) {
+        unsigned n = 0;
+        for (nf__udp_tx_t *tx = u->wq_head; tx && n < N; tx = tx->next, n++) {
+            iov[n].iov_base = tx->data;
+            iov[n].iov_len = tx->len;
+            memset(&m[n].msg_hdr, 0, sizeof(m[n].msg_hdr));
+            m[n].msg_hdr.msg_iov = &iov[n];
+            m[n].msg_hdr.msg_iovlen = 1;
+            if (tx->has_to) {
+                m[n].msg_hdr.msg_name = &tx->to.u;
+                m[n].msg_hdr.msg_namelen = tx->to.len;
+            }
+        }
+        int r = sendmmsg(u->fd, m, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return 1;
+            /* the head datagram was refused: count it and go on */
+            int err = -errno;
+            nf__udp_tx_done(u, nf__udp_tx_pop(u), err);
+            if (nf__udp_closing(u))
+                return 0;
+            continue;
+        }
+        for (int i = 0; i < r; i++) {
+            nf__udp_tx_t *tx = nf__udp_tx_pop(u);
+            nf__udp_tx_done(u, tx, (int)m[i].msg_len);
+        }
+    }
+    return 0;
+}
+
+/* ---- closing ---------------------------------------------------------------------- */
+
+NF__EXPORT void nf_udp_close(nf_udp_t *u)
+{
+    if (nf__udp_closing(u))
+        return;
+    u->flags |= NF__U_CLOSING;
+    nf_timer_stop(&u->sweep);
+    if (u->flags & NF__U_IN_FLUSH) {
+        nf__list_remove(&u->fnode);
+        u->flags &= ~NF__U_IN_FLUSH;
+    }
+    while (u->wq_head) { /* never handed to the kernel */
+        nf__udp_tx_t *tx = nf__udp_tx_pop(u);
+        u->ninflight--;
+        u->qbytes -= tx->len;
+        u->st.dropped++;
+        tx_put(u, tx);
+    }
+    while (!nf__list_empty(&u->peer_lru))
+        peer_free(u, nf__container_of(u->peer_lru.next, nf_udp_peer_t, lru));
+    u->loop->ops->udp_stop(u);
+    nf__kick(u->loop);
+}
+
+void nf__udp_released(nf_udp_t *u)
+{
+    if (u->flags & NF__U_RELEASED)
+        return;
+    u->flags |= NF__U_RELEASED;
+    nf__list_push_back(&u->loop->udp_closing, &u->fnode);
+}
+
+void nf__udp_closing_run(nf_loop_t *loop)
+{
+    nf__list_t *n;
+    while ((n = nf__list_pop_front(&loop->udp_closing)) != NULL) {
+        nf_udp_t *u = nf__container_of(n, nf_udp_t, fnode);
+        if (u->fd >= 0)
+            close(u->fd);
+        loop->handles--;
+        while (u->pool) {
+            nf__udp_tx_t *tx = u->pool;
+            u->pool = tx->next;
+            free(tx);
+        }
+        free(u->rx.msgs);
+        free(u->rx.iov);
+        free(u->rx.names);
+        free(u->rx.mem);
+        free(u->ptab);
+        if (u->h->on_close)
+            u->h->on_close(u);
+        free(u);
+    }
+}
+
+/* ---- peers ------------------------------------------------------------------------ */
+
+NF__EXPORT const nf_addr_t *nf_udp_peer_addr(const nf_udp_peer_t *p) { return &p->addr; }
+NF__EXPORT void *nf_udp_peer_get_data(const nf_udp_peer_t *p) { return p->data; }
+NF__EXPORT void nf_udp_peer_set_data(nf_udp_peer_t *p, void *data) { p->data = data; }
+NF__EXPORT uint64_t nf_udp_peer_last_seen(const nf_udp_peer_t *p) { return p->last_seen; }
+
+NF__EXPORT int nf_udp_peer_send(nf_udp_peer_t *p, const void *data, size_t len)
+{
+    return nf_udp_send(p->u, data, len, &p->addr);
+}
+
+NF__EXPORT void nf_udp_peer_close(nf_udp_peer_t *p) { peer_free(p->u, p); }
+
+NF__EXPORT nf_udp_peer_t *nf_udp_peer_find(nf_udp_t *u, const nf_addr_t *a)
+{
+    if (!u->ptab)
+        return NULL;
+    return peer_lookup(u, &a->u.sa, addr_hash(&a->u.sa));
+}
