@@ -127,8 +127,39 @@ static int write_msg(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t
     return nf_filter_write_down(ws->f, b);
 }
 
+/* A pong or close frame: marked NF_BUF_PRIORITY so that a flow-control
+ * policy below holds it instead of dropping it. */
+static int write_ctl(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
+{
+    size_t need, done;
+    int rc = nf_ws_encode_prepare(&ws->enc, opcode, data, len, &need);
+    if (rc)
+        return rc;
+    nf_buf_t *b = nf_buf_new(need);
+    if (!b)
+        return -ENOMEM;
+    rc = nf_ws_encode_write(&ws->enc, (uint8_t *)b->base, need, &done);
+    if (rc) {
+        nf_buf_unref(b);
+        return rc;
+    }
+    b->len = done;
+    b->flags = NF_BUF_PRIORITY;
+    return nf_filter_write_down(ws->f, b);
+}
+
 static int send_close_frame(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
 {
+    if (ws->version == 76) { /* Hixie-76: the closing frame has no code */
+        nf_buf_t *b = nf_buf_new(2);
+        if (!b)
+            return -ENOMEM;
+        b->base[0] = (char)0xff;
+        b->base[1] = 0x00;
+        b->len = 2;
+        b->flags = NF_BUF_PRIORITY;
+        return nf_filter_write_down(ws->f, b);
+    }
     uint8_t p[125];
     size_t n = 0;
     if (code) {
@@ -140,9 +171,7 @@ static int send_close_frame(nf_ws_conn_t *ws, unsigned code, const char *reason,
             memcpy(p + 2, reason, rlen);
         n = 2 + rlen;
     }
-    int rc = write_msg(ws, NF_WS_OP_CLOSE, p, n);
-    ws->held_close = rc == NF_WRITE_HELD;
-    return rc;
+    return write_ctl(ws, NF_WS_OP_CLOSE, p, n);
 }
 
 static void set_reason(nf_ws_conn_t *ws, const char *reason, size_t len)
@@ -167,11 +196,10 @@ void nf__ws_linger(nf_ws_conn_t *ws)
         return;
     ws->state = NF__WS_LINGER;
     nf__ws_arm(ws, ws->ctx->opts.close_timeout_ms);
-    /* With the close frame held by flow control, a shutdown now would cut
-     * it off (the flow filter has no shutdown op yet): the peer's EOF or the
-     * timer ends the connection instead. */
-    if (!ws->held_close)
-        nf_filter_shutdown_down(ws->f);
+    /* A flow-control filter below defers the shutdown until what it holds
+     * (the close frame included: it is never dropped) went down; the timer
+     * is the fallback for a peer that never reads. */
+    nf_filter_shutdown_down(ws->f);
 }
 
 void nf__ws_opts_normalize(nf_ws_options_t *o)
@@ -255,7 +283,7 @@ static int d_ping(nf_ws_decoder_t *d, const uint8_t *p, size_t n)
     nf_ws_conn_t *ws = d->data;
     if (ws->state != NF__WS_OPEN)
         return gone(ws);
-    write_msg(ws, NF_WS_OP_PONG, p, n);
+    write_ctl(ws, NF_WS_OP_PONG, p, n);
     if (ws->h->on_ping && ws->state == NF__WS_OPEN)
         ws->h->on_ping(ws, (const char *)p, n);
     return gone(ws);
@@ -283,8 +311,51 @@ static int d_close(nf_ws_decoder_t *d, unsigned code, const char *reason, size_t
     return 0;
 }
 
+/* Hixie-76: text messages and the closing frame. */
+static int hx_text(nf_ws_hixie_decoder_t *d, const uint8_t *p, size_t n)
+{
+    nf_ws_conn_t *ws = d->data;
+    if (ws->state != NF__WS_OPEN)
+        return gone(ws);
+    if (ws->h->on_message) {
+        ws->h->on_message(ws, NF_WS_OP_TEXT, (const char *)p, n);
+    } else if (ws->h->on_fragment) {
+        if (n)
+            ws->h->on_fragment(ws, NF_WS_OP_TEXT, (const char *)p, n, 0);
+        if (ws->state == NF__WS_OPEN)
+            ws->h->on_fragment(ws, NF_WS_OP_TEXT, "", 0, 1);
+    }
+    return gone(ws);
+}
+
+static int hx_close(nf_ws_hixie_decoder_t *d)
+{
+    nf_ws_conn_t *ws = d->data;
+    ws->close_rcvd = 1;
+    if (!ws->failed)
+        ws->close_code = NF_WS_CLOSE_NO_STATUS;
+    if (ws->state == NF__WS_OPEN)
+        send_close_frame(ws, 0, NULL, 0);
+    nf__ws_linger(ws);
+    return 0;
+}
+
+static void feed_hixie(nf_ws_conn_t *ws, const uint8_t *p, size_t n)
+{
+    int rc = nf_ws_hixie_decoder_feed(ws->hx, p, n);
+    if (rc == 0 || ws->state >= NF__WS_LINGER || nf_conn_is_closing(ws->f->conn))
+        return;
+    static const char *const why[] = {"frame too big", "invalid UTF-8", "out of memory"};
+    const char *w = rc == NF_EWS_TOOBIG ? why[0] : rc == NF_EWS_UTF8 ? why[1] : why[2];
+    fail(ws, nf_ws_close_code_for(rc), w, rc);
+}
+
 static void feed(nf_ws_conn_t *ws, uint8_t *p, size_t n)
 {
+    if (ws->hx) {
+        feed_hixie(ws, p, n);
+        return;
+    }
     int rc = nf_ws_decoder_feed(&ws->dec, p, n);
     if (rc == 0 || ws->state >= NF__WS_LINGER || nf_conn_is_closing(ws->f->conn))
         return;
@@ -302,7 +373,7 @@ static void keepalive(nf_ws_conn_t *ws)
         fail(ws, NF_WS_CLOSE_GOING_AWAY, "idle timeout", -ETIMEDOUT);
         return;
     }
-    if (o->ping_interval_ms && quiet >= o->ping_interval_ms && now - ws->last_ping >= o->ping_interval_ms) {
+    if (o->ping_interval_ms && !ws->hx && quiet >= o->ping_interval_ms && now - ws->last_ping >= o->ping_interval_ms) {
         ws->last_ping = now;
         write_msg(ws, NF_WS_OP_PING, NULL, 0);
         if (ws->state != NF__WS_OPEN)
@@ -369,6 +440,19 @@ void nf__ws_opened(nf_ws_conn_t *ws, const nf_ws_pmd_params_t *agreed, uint8_t *
     ws->enc.data = ws;
     if (!err)
         err = nf_ws_encoder_init(&ws->enc, &ec);
+    if (!err && ws->version == 76) {
+        static const nf_ws_hixie_cbs_t hcbs = {.on_text = hx_text, .on_close = hx_close};
+        ws->hx = malloc(sizeof *ws->hx);
+        if (ws->hx) {
+            uint64_t max = o->max_frame ? o->max_frame : 16u << 20;
+            if (o->max_message && o->max_message < max)
+                max = o->max_message;
+            ws->hx->data = ws;
+            nf_ws_hixie_decoder_init(ws->hx, max, &hcbs);
+        } else {
+            err = -ENOMEM;
+        }
+    }
     ws->state = NF__WS_OPEN;
     ws->opened = 1;
     ws->http_status = 101;
@@ -483,6 +567,11 @@ static void w_close(nf_filter_t *f, int reason)
     }
     nf_ws_pmd_free(ws->pmd);
     ws->pmd = NULL;
+    if (ws->hx) {
+        nf_ws_hixie_decoder_free(ws->hx);
+        free(ws->hx);
+        ws->hx = NULL;
+    }
     nf__ws_hs_free(ws);
     free(ws->path);
     ws->path = NULL;
@@ -523,6 +612,18 @@ static int send_check(const nf_ws_conn_t *ws)
     return 0;
 }
 
+/* Hixie-76: 0x00 <text> 0xFF; there is no binary frame to send. */
+static int send_hixie(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
+{
+    if (opcode != NF_WS_OP_TEXT || (len && !data))
+        return -EINVAL;
+    nf_buf_t *b = nf_buf_new(nf_ws_hixie_frame_size(len));
+    if (!b)
+        return -ENOMEM;
+    b->len = nf_ws_hixie_write_text((uint8_t *)b->base, data, len);
+    return nf_filter_write_down(ws->f, b);
+}
+
 NF__EXPORT int nf_ws_send(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
 {
     int err = send_check(ws);
@@ -530,6 +631,8 @@ NF__EXPORT int nf_ws_send(nf_ws_conn_t *ws, unsigned opcode, const void *data, s
         return err;
     if ((opcode != NF_WS_OP_TEXT && opcode != NF_WS_OP_BINARY) || ws->frag_out)
         return -EINVAL;
+    if (ws->version == 76)
+        return send_hixie(ws, opcode, data, len);
     return write_msg(ws, opcode, data, len);
 }
 
@@ -539,6 +642,8 @@ NF__EXPORT int nf_ws_send_fragment(nf_ws_conn_t *ws, unsigned opcode, const void
     if (err)
         return err;
     if (ws->frag_out ? opcode != NF_WS_OP_CONT : (opcode != NF_WS_OP_TEXT && opcode != NF_WS_OP_BINARY))
+        return -EINVAL;
+    if (ws->version == 76) /* no fragments in Hixie-76 */
         return -EINVAL;
     if (len && !data)
         return -EINVAL;
@@ -567,7 +672,7 @@ NF__EXPORT int nf_ws_ping(nf_ws_conn_t *ws, const void *data, size_t len)
     int err = send_check(ws);
     if (err)
         return err;
-    if (len > 125)
+    if (len > 125 || ws->version == 76) /* no ping in Hixie-76 */
         return -EINVAL;
     return write_msg(ws, NF_WS_OP_PING, data, len);
 }

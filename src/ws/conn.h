@@ -43,7 +43,8 @@ typedef struct nf__ws_client {
     nf_ws_client_config_t cfg;
     char *request; /* the request head, written at open, then freed */
     size_t request_len;
-    char accept[32]; /* the Sec-WebSocket-Accept expected */
+    char accept[32]; /* the Sec-WebSocket-Accept expected (Hixie-76: the 16
+                        bytes expected after the answer's head) */
     char *path;
 } nf__ws_client_t;
 
@@ -55,7 +56,7 @@ struct nf_ws_conn {
     void *data;
     nf__list_t node;
     uint8_t role, state, version, opened;
-    uint8_t close_rcvd, failed, frag_out, held_close;
+    uint8_t close_rcvd, failed, frag_out;
     uint8_t frag_opcode;
     uint16_t close_code;
     int error;
@@ -63,6 +64,7 @@ struct nf_ws_conn {
     uint64_t last_rx, last_ping;
     nf_timer_t timer;
     nf_ws_pmd_t *pmd;
+    nf_ws_hixie_decoder_t *hx; /* Hixie-76 only (version 76) */
     char *hs; /* handshake bytes received so far */
     size_t hs_len, hs_cap, hs_last;
     char *path;
