@@ -18,9 +18,9 @@ typedef struct nf_buf nf_buf_t;
 typedef void (*nf_buf_free_cb)(void *base, void *arg);
 
 struct nf_buf {
-    char *base;    /* first byte */
-    size_t len;    /* bytes used */
-    size_t cap;    /* bytes available at base */
+    char *base;     /* first byte */
+    size_t len;     /* bytes used */
+    size_t cap;     /* bytes available at base */
     unsigned refs;  /* reference count; not atomic: one loop at a time */
     unsigned flags; /* NF_BUF_* hints to the filters below; 0 by default */
     nf_buf_free_cb free_cb;

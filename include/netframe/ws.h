@@ -146,14 +146,14 @@ typedef struct nf_ws_server_config {
      * nf_ws_http_respond from inside the call; without an answer: 404. */
     void (*on_http)(nf_ws_server_t *s, nf_ws_request_t *req);
     nf_ws_options_t opts;
-    int legacy_hybi; /* 1: also accept versions 8 and 7 (HyBi
-                        drafts: same framing) */
+    int legacy_hybi;    /* 1: also accept versions 8 and 7 (HyBi
+                           drafts: same framing) */
     int legacy_hixie76; /* 1: also accept Hixie-76 (draft-hixie-
                            thewebsocketprotocol-76): Key1/Key2 challenge,
                            0x00 text 0xFF frames; text only, no ping, no
                            close codes. Off by default: without it such a
                            request gets 426. */
-    void *data;      /* the server's pointer */
+    void *data;         /* the server's pointer */
 } nf_ws_server_config_t;
 
 /* Listens for WebSocket (and small HTTP) requests. Everything cfg points to

@@ -83,7 +83,6 @@ static size_t drop_oldest(nf_filter_t *f, flow_t *fl, size_t n)
     return done;
 }
 
-
 static void slow(nf_filter_t *f, nf_buf_t *b)
 {
     nf_buf_unref(b);

@@ -29,8 +29,8 @@ int nf_ws_hixie76_key_value(const char *key, size_t len, uint32_t *out)
     return 0;
 }
 
-int nf_ws_hixie76_answer(const char *key1, size_t len1, const char *key2, size_t len2,
-                                      const uint8_t key3[8], uint8_t out[16])
+int nf_ws_hixie76_answer(const char *key1, size_t len1, const char *key2, size_t len2, const uint8_t key3[8],
+                         uint8_t out[16])
 {
     uint32_t v1, v2;
     if (nf_ws_hixie76_key_value(key1, len1, &v1) || nf_ws_hixie76_key_value(key2, len2, &v2))

@@ -143,8 +143,8 @@ static const nf_ws_route_t *find_route(nf_ws_server_t *s, const nf_ws_request_t 
 /* The Hixie-76 handshake (draft 76, section 5.2): the answer is the MD5 of
  * the two key values and the 8 bytes that follow the head (there: buf[head
  * .. head + 8), waited for by nf__ws_server_read). */
-static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, char *buf,
-                            size_t blen, size_t head)
+static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, char *buf, size_t blen,
+                            size_t head)
 {
     nf_ws_server_t *s = (nf_ws_server_t *)(void *)ws->ctx;
     const nf_http_header_t *h = req->headers;
@@ -153,8 +153,8 @@ static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_
     const nf_http_header_t *host = only(h, n, "Host");
     uint8_t answer[16];
     if (!k1 || !k2 || !host || blen - head < 8 ||
-        nf_ws_hixie76_answer(k1->value, k1->value_len, k2->value, k2->value_len, (const uint8_t *)buf + head,
-                             answer) != 0) {
+        nf_ws_hixie76_answer(k1->value, k1->value_len, k2->value, k2->value_len, (const uint8_t *)buf + head, answer) !=
+            0) {
         http_error(ws, 400, NULL, 0);
         return;
     }

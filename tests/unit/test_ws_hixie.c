@@ -35,9 +35,9 @@ static void test_bad_keys(void **state)
 {
     (void)state;
     uint32_t v;
-    assert_int_equal(nf_ws_hixie76_key_value("12345", 5, &v), -EINVAL);     /* no space */
-    assert_int_equal(nf_ws_hixie76_key_value("1 2 3", 5, &v), -EINVAL);     /* 123 % 2 */
-    assert_int_equal(nf_ws_hixie76_key_value("   ", 3, &v), -EINVAL);       /* no digit */
+    assert_int_equal(nf_ws_hixie76_key_value("12345", 5, &v), -EINVAL);        /* no space */
+    assert_int_equal(nf_ws_hixie76_key_value("1 2 3", 5, &v), -EINVAL);        /* 123 % 2 */
+    assert_int_equal(nf_ws_hixie76_key_value("   ", 3, &v), -EINVAL);          /* no digit */
     assert_int_equal(nf_ws_hixie76_key_value("4294967296 ", 11, &v), -EINVAL); /* over 32 bits */
     assert_int_equal(nf_ws_hixie76_key_value("99999999999999999999 ", 21, &v), -EINVAL);
     assert_int_equal(nf_ws_hixie76_key_value("4294967295 ", 11, &v), 0);
@@ -136,14 +136,22 @@ static void test_limits_and_utf8(void **state)
     /* no 0xFF within the limit: fails at the limit, before buffering more */
     memset(&g, 0, sizeof g);
     nf_ws_hixie_decoder_init(&d, 10, &cbs);
-    assert_int_equal(nf_ws_hixie_decoder_feed(&d, (const uint8_t *)"\x00" "0123456789", 11), 0);
+    assert_int_equal(nf_ws_hixie_decoder_feed(&d,
+                                              (const uint8_t *)"\x00"
+                                                               "0123456789",
+                                              11),
+                     0);
     assert_int_equal(nf_ws_hixie_decoder_feed(&d, (const uint8_t *)"a", 1), NF_EWS_TOOBIG);
     assert_int_equal(nf_ws_hixie_decoder_feed(&d, (const uint8_t *)"\xff", 1), NF_EWS_CLOSED);
     assert_int_equal(g.n, 0);
     nf_ws_hixie_decoder_free(&d);
     /* exactly the limit is fine */
     nf_ws_hixie_decoder_init(&d, 10, &cbs);
-    assert_int_equal(nf_ws_hixie_decoder_feed(&d, (const uint8_t *)"\x00" "0123456789\xff", 12), 0);
+    assert_int_equal(nf_ws_hixie_decoder_feed(&d,
+                                              (const uint8_t *)"\x00"
+                                                               "0123456789\xff",
+                                              12),
+                     0);
     assert_int_equal(g.n, 1);
     nf_ws_hixie_decoder_free(&d);
     /* a length prefix over the limit, and one that would overflow 64 bits */
@@ -157,7 +165,11 @@ static void test_limits_and_utf8(void **state)
     /* invalid UTF-8, split and whole */
     memset(&g, 0, sizeof g);
     nf_ws_hixie_decoder_init(&d, 1000, &cbs);
-    assert_int_equal(nf_ws_hixie_decoder_feed(&d, (const uint8_t *)"\x00" "a\xc3", 3), 0);
+    assert_int_equal(nf_ws_hixie_decoder_feed(&d,
+                                              (const uint8_t *)"\x00"
+                                                               "a\xc3",
+                                              3),
+                     0);
     assert_int_equal(nf_ws_hixie_decoder_feed(&d, (const uint8_t *)"(\xff", 2), NF_EWS_UTF8);
     nf_ws_hixie_decoder_free(&d);
     nf_ws_hixie_decoder_init(&d, 1000, &cbs);
@@ -172,7 +184,10 @@ static void test_write_text(void **state)
     uint8_t out[16];
     assert_int_equal(nf_ws_hixie_frame_size(3), 5);
     assert_int_equal(nf_ws_hixie_write_text(out, "abc", 3), 5);
-    assert_memory_equal(out, "\x00" "abc\xff", 5);
+    assert_memory_equal(out,
+                        "\x00"
+                        "abc\xff",
+                        5);
     assert_int_equal(nf_ws_hixie_write_text(out, NULL, 0), 2);
     assert_memory_equal(out, "\x00\xff", 2);
 }
