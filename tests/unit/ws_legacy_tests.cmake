@@ -2,3 +2,4 @@
 # bad-input stress. Included from tests/CMakeLists.txt; paths relative to tests/.
 nf_add_test(test_ws_hixie unit/test_ws_hixie.c ONE_BACKEND TIMEOUT 60)
 nf_add_test(test_ws_hixie_it integration/test_ws_hixie.c integration/helpers.c TIMEOUT 60)
+nf_add_test(test_ws_priority integration/test_ws_priority.c integration/helpers.c TIMEOUT 60)
