@@ -350,6 +350,12 @@ const char *nf_ws_decoder_reason(const nf_ws_decoder_t *d);
 /* Returns 1 once a close frame has been received, else 0. */
 int nf_ws_decoder_closed(const nf_ws_decoder_t *d);
 
+/* Returns 1 when d is between frames and outside any message (no partial
+ * header, no fragmented message open): a fresh decoder with the same
+ * configuration would go on identically (a permessage-deflate context lives
+ * in the pmd, not here). Else 0. */
+int nf_ws_decoder_at_rest(const nf_ws_decoder_t *d);
+
 /* ------------------------------------------------------------------------ */
 /* Encoder                                                                   */
 

@@ -349,13 +349,14 @@ static void client_read_hixie76(nf_ws_conn_t *ws, nf__ws_client_t *c, const nf_h
         hs_fail(ws);
         return;
     }
-    if (ws->hs_len - head < 16) {
-        if (ws->hs_len > ws->ctx->opts.max_header)
+    if (ws->hs->len - head < 16) {
+        if (ws->hs->len > ws->ctx->opts.max_header)
             hs_fail(ws);
-        ws->hs_last = 0; /* the head is complete: parse it again, whole */
+        else
+            ws->hs->last = 0; /* the head is complete: parse it again, whole */
         return;
     }
-    if (memcmp(ws->hs + head, c->accept, 16) != 0) {
+    if (memcmp(ws->hs->buf + head, c->accept, 16) != 0) {
         hs_fail(ws);
         return;
     }
@@ -375,7 +376,7 @@ static void client_read_hixie76(nf_ws_conn_t *ws, nf__ws_client_t *c, const nf_h
     }
     if (!ws->path)
         ws->path = strdup(c->path);
-    nf__ws_opened(ws, NULL, (uint8_t *)ws->hs + head + 16, ws->hs_len - head - 16);
+    nf__ws_opened(ws, NULL, (uint8_t *)ws->hs->buf + head + 16, ws->hs->len - head - 16);
     nf__ws_hs_free(ws);
 }
 
@@ -391,11 +392,12 @@ void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
     nf_http_limits_t lim = {.max_line = field, .max_field = field, .max_head = o->max_header};
     nf_http_header_t h[MAX_HEADERS];
     nf_http_response_t res;
-    int rc = nf_http_parse_response(ws->hs, ws->hs_len, ws->hs_last, &res, h, MAX_HEADERS, &lim);
+    int rc = nf_http_parse_response(ws->hs->buf, ws->hs->len, ws->hs->last, &res, h, MAX_HEADERS, &lim);
     if (rc == NF_EHTTP_INCOMPLETE) {
-        if (ws->hs_len > o->max_header)
+        if (ws->hs->len > o->max_header)
             hs_fail(ws);
-        ws->hs_last = ws->hs_len;
+        else
+            ws->hs->last = ws->hs->len;
         return;
     }
     if (rc < 0) {
@@ -452,6 +454,6 @@ void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
     }
     if (!ws->path)
         ws->path = strdup(c->path);
-    nf__ws_opened(ws, pmd == 1 ? &agreed : NULL, (uint8_t *)ws->hs + rc, ws->hs_len - (size_t)rc);
+    nf__ws_opened(ws, pmd == 1 ? &agreed : NULL, (uint8_t *)ws->hs->buf + rc, ws->hs->len - (size_t)rc);
     nf__ws_hs_free(ws);
 }

@@ -132,6 +132,18 @@ static int is_hixie76(const nf_http_header_t *h, size_t n)
            nf_http_find_header(h, n, "Sec-WebSocket-Key2");
 }
 
+/* The connection's path: the route's own string when the target is exactly
+ * it (no query), else a copy. */
+static void set_path(nf_ws_conn_t *ws, const nf_ws_request_t *r, const nf_ws_route_t *route)
+{
+    if (route->path && !(route->path[0] == '*' && route->path[1] == 0) && r->target_len == r->path_len) {
+        ws->path = (char *)(uintptr_t)route->path;
+        ws->path_borrowed = 1;
+    } else {
+        ws->path = strndup(r->target, r->target_len);
+    }
+}
+
 static const nf_ws_route_t *find_route(nf_ws_server_t *s, const nf_ws_request_t *r)
 {
     for (unsigned i = 0; i < s->cfg.nroutes; i++)
@@ -235,7 +247,7 @@ static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_
     ws->data = r->conn_data;
     ws->version = 76;
     ws->subprotocol = r->subprotocol;
-    ws->path = strndup(r->target, r->target_len);
+    set_path(ws, r, route);
     nf_filter_write_down(ws->f, b);
     nf__ws_opened(ws, NULL, (uint8_t *)buf + head + 8, blen - head - 8);
 }
@@ -385,7 +397,7 @@ static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_
     ws->data = r->conn_data;
     ws->version = (uint8_t)v;
     ws->subprotocol = r->subprotocol;
-    ws->path = strndup(r->target, r->target_len);
+    set_path(ws, r, route);
     nf_filter_write_down(ws->f, b); /* a failure shows up as the connection closing */
     nf__ws_opened(ws, extlen > 0 ? &agreed : NULL, (uint8_t *)buf + head, blen - head);
 }
@@ -427,24 +439,25 @@ void nf__ws_server_read(nf_ws_conn_t *ws, char *data, size_t len)
     nf_http_request_t req;
     char *buf = data;
     size_t blen = len, last = 0;
-    if (ws->hs_len) {
+    if (nf__ws_hs_len(ws)) {
         if (nf__ws_hs_append(ws, data, len) != 0) {
             nf__ws_drop(ws, -ENOMEM);
             return;
         }
-        buf = ws->hs;
-        blen = ws->hs_len;
-        last = ws->hs_last;
+        buf = ws->hs->buf;
+        blen = ws->hs->len;
+        last = ws->hs->last;
     }
     int rc = nf_http_parse_request(buf, blen, last, &req, hdrs, MAX_HEADERS, &lim);
     if (rc == NF_EHTTP_INCOMPLETE) {
-        if (!ws->hs_len && nf__ws_hs_append(ws, data, len) != 0) {
+        if (!nf__ws_hs_len(ws) && nf__ws_hs_append(ws, data, len) != 0) {
             nf__ws_drop(ws, -ENOMEM);
             return;
         }
-        if (ws->hs_len > o->max_header)
+        if (ws->hs->len > o->max_header)
             http_error(ws, 431, NULL, 0);
-        ws->hs_last = ws->hs_len;
+        else
+            ws->hs->last = ws->hs->len;
         return;
     }
     if (rc >= 0 && blen - (size_t)rc < 8 && ((nf_ws_server_t *)(void *)ws->ctx)->cfg.legacy_hixie76 &&
@@ -452,11 +465,11 @@ void nf__ws_server_read(nf_ws_conn_t *ws, char *data, size_t len)
         nf_http_headers_have_token(req.headers, req.num_headers, "Upgrade", "websocket")) {
         /* Hixie-76: the 8 bytes of key3 follow the head; wait for them (the
          * handshake timeout bounds the wait) */
-        if (!ws->hs_len && nf__ws_hs_append(ws, data, len) != 0) {
+        if (!nf__ws_hs_len(ws) && nf__ws_hs_append(ws, data, len) != 0) {
             nf__ws_drop(ws, -ENOMEM);
             return;
         }
-        ws->hs_last = 0; /* the head is complete: parse it again, whole */
+        ws->hs->last = 0; /* the head is complete: parse it again, whole */
         return;
     }
     if (rc < 0)
