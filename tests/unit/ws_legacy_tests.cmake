@@ -5,3 +5,4 @@ nf_add_test(test_ws_hixie_it integration/test_ws_hixie.c integration/helpers.c T
 nf_add_test(test_ws_priority integration/test_ws_priority.c integration/helpers.c TIMEOUT 60)
 nf_add_test(test_ws_stress integration/test_ws_stress.c integration/helpers.c TIMEOUT 120)
 target_link_libraries(test_ws_stress PRIVATE OpenSSL::Crypto)
+nf_add_test(test_ws_rest integration/test_ws_rest.c integration/helpers.c TIMEOUT 60)
