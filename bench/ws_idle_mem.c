@@ -125,6 +125,13 @@ static int clients(uint16_t port, int n, int active, int ready_fd, int hold_fd)
         return 1;
     while (read(hold_fd, &c, 1) > 0) {
     }
+    /* go with a reset: no TIME_WAIT left on the machine's ephemeral ports */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    for (int i = 0; i < n; i++) {
+        setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(fds[i]);
+    }
+    free(fds);
     return 0;
 }
 
