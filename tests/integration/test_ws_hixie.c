@@ -6,13 +6,19 @@
  *  - bad input, each closing only its connection while a good Hixie-76
  *    connection goes on echoing: missing key3 body (handshake timeout),
  *    bad keys, truncated frame, oversized frame / no 0xFF within the limit,
- *    invalid UTF-8, length-prefixed frames skipped, Hixie-76 disabled (426). */
+ *    invalid UTF-8, length-prefixed frames skipped, Hixie-76 disabled (426);
+ *  - our client against a raw server that checks its keys: the right answer
+ *    opens (frames, a skipped length-prefixed frame, the closing handshake),
+ *    a wrong answer fails the handshake, a missing one times out. */
 #include "helpers.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <netframe/ws.h>
@@ -454,6 +460,117 @@ static void test_disabled(void **state)
     stop_server(loop, s);
 }
 
+/* ---- our client against a raw Hixie-76 server ------------------------------- */
+
+typedef struct rawsrv {
+    int lfd, mode; /* 0: right answer, frames, closing frame; 1: wrong answer;
+                      2: the answer's head only (no 16 bytes) */
+    char key1[80], key2[80];
+    int closing_seen;
+    h_result_t res;
+} rawsrv_t;
+
+static const char *header_value(const char *req, const char *name, char *out, size_t cap)
+{
+    const char *p = strstr(req, name);
+    if (!p)
+        return NULL;
+    p += strlen(name);
+    const char *e = strstr(p, "\r\n");
+    size_t n = (size_t)(e - p) < cap - 1 ? (size_t)(e - p) : cap - 1;
+    memcpy(out, p, n);
+    out[n] = 0;
+    return out;
+}
+
+static void *rawsrv_main(void *arg)
+{
+    rawsrv_t *r = arg;
+    int fd = accept(r->lfd, NULL, NULL);
+    char req[4096];
+    size_t n = 0;
+    while (fd >= 0 && (n < 4 || memcmp(req + n - 4, "\r\n\r\n", 4) != 0) && n + 1 < sizeof req &&
+           h_recv_full(fd, req + n, 1, 5000) == 1)
+        n++;
+    req[n] = 0;
+    uint8_t key3[8], ans[16];
+    if (fd < 0 || h_recv_full(fd, key3, 8, 5000) != 8 || !header_value(req, "Sec-WebSocket-Key1: ", r->key1, 80) ||
+        !header_value(req, "Sec-WebSocket-Key2: ", r->key2, 80) ||
+        nf_ws_hixie76_answer(r->key1, strlen(r->key1), r->key2, strlen(r->key2), key3, ans) != 0 ||
+        !strstr(req, "\r\nOrigin: http://127.0.0.1:") || !strstr(req, "\r\nUpgrade: WebSocket\r\n")) {
+        h_result_fail(&r->res, "request: %s", req);
+        goto out;
+    }
+    static const char head[] = "HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\n"
+                               "Connection: Upgrade\r\nSec-WebSocket-Location: ws://127.0.0.1/\r\n\r\n";
+    if (r->mode == 1)
+        ans[5] ^= 1;
+    /* the answer, a text frame, a length-prefixed frame to skip, the closing frame */
+    static const uint8_t frames[] = {0x00, 'h', 'i', 0xff, 0x80, 0x03, 'x', 'y', 'z', 0xff, 0x00};
+    h_send_all(fd, head, sizeof head - 1, 5000);
+    if (r->mode != 2)
+        h_send_all(fd, ans, 16, 5000);
+    if (r->mode == 0) {
+        h_send_all(fd, frames, sizeof frames, 5000);
+        uint8_t cf[2];
+        r->closing_seen = h_recv_full(fd, cf, 2, 5000) == 2 && cf[0] == 0xff && cf[1] == 0x00;
+    }
+    h_recv_eof(fd, 5000); /* the client ends the connection */
+out:
+    if (fd >= 0)
+        close(fd);
+    atomic_store(&r->res.done, 1);
+    return NULL;
+}
+
+static void client_vs_raw(int mode)
+{
+    nf_loop_t *loop = h_loop_new();
+    rawsrv_t r = {.mode = mode};
+    r.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(r.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(r.lfd, 4), 0);
+    getsockname(r.lfd, (struct sockaddr *)&sa, &sl);
+    pthread_t t = h_thread_start(rawsrv_main, &r);
+    static cli_t c;
+    memset(&c, 0, sizeof c);
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", ntohs(sa.sin_port));
+    nf_ws_client_config_t cfg = {
+        .handler = &c_handler, .data = &c, .version = 76, .opts = {.handshake_timeout_ms = 300}};
+    H_ASSERT_ERR(nf_ws_connect(loop, url, &cfg, NULL), 0);
+    H_RUN_UNTIL(loop, c.closed && atomic_load(&r.res.done), 10000);
+    h_thread_join(t, 5000);
+    H_ASSERT_PEER_OK(&r.res);
+    if (mode == 0) {
+        assert_int_equal(c.opened, 1);
+        assert_int_equal(c.got, 1);
+        assert_int_equal(c.last_len, 2);
+        assert_memory_equal(c.last, "hi", 2);
+        assert_int_equal(c.code, NF_WS_CLOSE_NO_STATUS);
+        assert_int_equal(c.error, 0);
+        assert_true(r.closing_seen);
+    } else {
+        assert_int_equal(c.opened, 0);
+        assert_int_equal(c.code, NF_WS_CLOSE_ABNORMAL);
+        H_ASSERT_ERR(c.error, mode == 1 ? NF_EWS_HANDSHAKE : -ETIMEDOUT);
+    }
+    close(r.lfd);
+    h_loop_finish(loop, 5000);
+}
+
+/* Our client's keys, checked by a raw server with the codec's answer
+ * function: the right answer opens; a wrong one, or none, fails. */
+static void test_client_vs_raw_server(void **state)
+{
+    (void)state;
+    client_vs_raw(0);
+    client_vs_raw(1);
+    client_vs_raw(2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_draft_handshake_raw),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_disabled),
+        cmocka_unit_test(test_client_vs_raw_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
