@@ -95,7 +95,7 @@ static void stop_server(nf_loop_t *loop, nf_ws_server_t *s)
 typedef struct cli {
     int opened, closed, got;
     unsigned code;
-    int error;
+    int error, http_status;
     char last[80000];
     size_t last_len;
 } cli_t;
@@ -119,6 +119,7 @@ static void c_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t 
     c->closed++;
     c->code = code;
     c->error = nf_ws_conn_error(ws);
+    c->http_status = nf_ws_conn_http_status(ws); /* ws is gone after this call */
 }
 
 static const nf_ws_handler_t c_handler = {.on_open = c_open, .on_message = c_message, .on_close = c_close};
@@ -196,7 +197,7 @@ static void test_client_server(void **state)
     assert_int_equal(c.opened, 0);
     assert_int_equal(c.code, NF_WS_CLOSE_ABNORMAL);
     H_ASSERT_ERR(c.error, NF_EWS_HANDSHAKE);
-    assert_int_equal(nf_ws_conn_http_status(ws), 426);
+    assert_int_equal(c.http_status, 426);
     stop_server(loop, s);
 }
 
