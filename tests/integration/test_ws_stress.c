@@ -268,6 +268,7 @@ static void *churn_main(void *arg)
 /* the good client: echoes patterned messages and checks every byte */
 typedef struct good {
     nf_ws_conn_t *ws;
+    nf_timer_t pace; /* one echo per millisecond: checks, without hogging a core */
     int opened, closed;
     unsigned code;
     uint64_t sent, got, bytes;
@@ -304,6 +305,13 @@ static void g_message(nf_ws_conn_t *ws, unsigned op, const char *d, size_t n)
     g->bytes += n;
     g->seq++;
     if (!g->fail[0])
+        nf_timer_start(&g->pace, g->pace.cb, 1, 0);
+}
+
+static void pace_fire(nf_timer_t *t)
+{
+    good_t *g = t->data;
+    if (g->ws && !g->closed)
         good_send(g);
 }
 
@@ -313,6 +321,7 @@ static void g_close(nf_ws_conn_t *ws, unsigned code, const char *r, size_t rl)
     good_t *g = nf_ws_conn_get_data(ws);
     g->closed = 1;
     g->code = code;
+    nf_timer_stop(&g->pace);
 }
 static const nf_ws_handler_t g_h = {.on_open = g_open, .on_message = g_message, .on_close = g_close};
 
@@ -336,6 +345,9 @@ static void test_churn_mid_handshake(void **state)
 
     static good_t g;
     memset(&g, 0, sizeof g);
+    nf_timer_init(loop, &g.pace);
+    g.pace.data = &g;
+    g.pace.cb = pace_fire;
     char url[64];
     snprintf(url, sizeof url, "ws://127.0.0.1:%u/echo", port);
     nf_ws_client_config_t ccfg = {.handler = &g_h, .data = &g};
