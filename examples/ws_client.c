@@ -87,7 +87,7 @@ static void on_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: ws_client [--deflate] [--binary] [--wait MS] [--protocol NAME] [--origin URL]\n"
+            "usage: ws_client [--deflate] [--binary] [--wait MS] [--protocol NAME] [--origin URL] [--version 13|8|7|76]\n"
             "                 [--backend uring|epoll] [--ca FILE] [--insecure] ws[s]://HOST:PORT/PATH [MESSAGE...]\n");
     exit(2);
 }
@@ -117,7 +117,7 @@ int main(int argc, char **argv)
     const char *url = NULL, *backend = NULL, *origin = NULL;
     const char *protos[2] = {NULL, NULL};
     const char *ca = NULL;
-    int deflate = 0, i = 1, from_stdin = 0, insecure = 0;
+    int deflate = 0, i = 1, from_stdin = 0, insecure = 0, version = 13;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--deflate") == 0)
             deflate = 1;
@@ -129,6 +129,8 @@ int main(int argc, char **argv)
             protos[0] = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--origin") == 0)
             origin = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--version") == 0) /* 13, 8, 7 or 76 (Hixie-76) */
+            version = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--backend") == 0)
             backend = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--ca") == 0)
@@ -169,6 +171,7 @@ int main(int argc, char **argv)
         .handler = &h,
         .subprotocols = protos[0] ? protos : NULL,
         .origin = origin,
+        .version = version,
         .opts = {.deflate = deflate, .max_message = 64u << 20, .max_frame = 64u << 20},
     };
     nf_tls_ctx_t *tls = NULL;

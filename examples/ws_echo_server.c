@@ -60,7 +60,7 @@ static void handle_signal(int sig) { (void)sig, stopping = 1; }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: ws_echo_server [--host ADDR] [--port N] [--deflate] [--backend uring|epoll]\n"
+    fprintf(stderr, "usage: ws_echo_server [--host ADDR] [--port N] [--deflate] [--legacy] [--backend uring|epoll]\n"
                     "                      [--tls-cert FILE --tls-key FILE] [--read-buffer BYTES]\n");
     exit(2);
 }
@@ -68,11 +68,15 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *backend = NULL, *tls_cert = NULL, *tls_key = NULL;
-    int port = 9001, deflate = 0;
+    int port = 9001, deflate = 0, legacy = 0;
     unsigned read_buffer = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0) {
             deflate = 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--legacy") == 0) { /* HyBi-07/08 and Hixie-76 too */
+            legacy = 1;
             continue;
         }
         if (i + 1 >= argc)
@@ -116,6 +120,8 @@ int main(int argc, char **argv)
         .nroutes = 1,
         .on_http = on_http,
         .opts = {.deflate = deflate, .max_message = 64u << 20, .max_frame = 64u << 20},
+        .legacy_hybi = legacy,
+        .legacy_hixie76 = legacy,
     };
     nf_tls_ctx_t *tls = NULL;
     nf_filter_spec_t tls_spec[1];

@@ -18,13 +18,19 @@ typedef struct nf_buf nf_buf_t;
 typedef void (*nf_buf_free_cb)(void *base, void *arg);
 
 struct nf_buf {
-    char *base;    /* first byte */
-    size_t len;    /* bytes used */
-    size_t cap;    /* bytes available at base */
-    unsigned refs; /* reference count; not atomic: one loop at a time */
+    char *base;     /* first byte */
+    size_t len;     /* bytes used */
+    size_t cap;     /* bytes available at base */
+    unsigned refs;  /* reference count; not atomic: one loop at a time */
+    unsigned flags; /* NF_BUF_* hints to the filters below; 0 by default */
     nf_buf_free_cb free_cb;
     void *free_arg;
 };
+
+/* Flags of a write buffer. NF_BUF_PRIORITY: a control message (a WebSocket
+ * pong or close frame) that a flow-control policy must not drop: the flow
+ * filter holds it (counted like any held write) even past its limits. */
+#define NF_BUF_PRIORITY 1u
 
 /* Allocates a buffer of `cap` bytes (len 0, one reference). Returns NULL when
  * memory is exhausted. */

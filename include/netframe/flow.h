@@ -16,6 +16,10 @@
  *     falls to `low_water` after having risen above `high_water`
  *     (hysteresis: not on every byte).
  *
+ * A write whose buffer carries NF_BUF_PRIORITY (buf.h; the WebSocket layer
+ * marks pongs and close frames so) is never dropped: past the limits it is
+ * held anyway, counted in held_bytes / held_writes, and drop-oldest skips it.
+ *
  * Writes are never split: a held or dropped write is one nf_conn_write call.
  * Bytes held count what the filter above handed down: what the program wrote,
  * or TLS records when the flow filter sits below TLS ({flow, tls}: counted as

@@ -146,9 +146,14 @@ typedef struct nf_ws_server_config {
      * nf_ws_http_respond from inside the call; without an answer: 404. */
     void (*on_http)(nf_ws_server_t *s, nf_ws_request_t *req);
     nf_ws_options_t opts;
-    int legacy_hybi; /* 1: also accept versions 8 and 7 (HyBi
-                        drafts: same framing) */
-    void *data;      /* the server's pointer */
+    int legacy_hybi;    /* 1: also accept versions 8 and 7 (HyBi
+                           drafts: same framing) */
+    int legacy_hixie76; /* 1: also accept Hixie-76 (draft-hixie-
+                           thewebsocketprotocol-76): Key1/Key2 challenge,
+                           0x00 text 0xFF frames; text only, no ping, no
+                           close codes. Off by default: without it such a
+                           request gets 426. */
+    void *data;         /* the server's pointer */
 } nf_ws_server_config_t;
 
 /* Listens for WebSocket (and small HTTP) requests. Everything cfg points to
@@ -193,7 +198,9 @@ typedef struct nf_ws_client_config {
     const char *origin;              /* Origin header, or NULL */
     const nf_http_header_t *headers; /* added to the request */
     size_t nheaders;
-    int version; /* 13 (0 means 13), 8 or 7 */
+    int version; /* 13 (0 means 13), 8 or 7 (HyBi drafts: Sec-WebSocket-
+                    Origin instead of Origin), or 76 (Hixie-76: Key1/Key2/
+                    key3 challenge, text frames only) */
     nf_ws_options_t opts;
     /* wss:// URLs: the TLS client context (tls.h; required for wss://). Its
      * filter goes right under the WebSocket filter, above `filters`; the
@@ -271,7 +278,7 @@ const char *nf_ws_conn_path(const nf_ws_conn_t *ws);
 const char *nf_ws_conn_subprotocol(const nf_ws_conn_t *ws);
 /* 1 when permessage-deflate was agreed. */
 int nf_ws_conn_deflate(const nf_ws_conn_t *ws);
-/* The protocol version spoken: 13, 8 or 7. */
+/* The protocol version spoken: 13, 8, 7 or 76 (Hixie-76). */
 int nf_ws_conn_version(const nf_ws_conn_t *ws);
 /* 1 while open (handshake done, no close frame sent or received). */
 int nf_ws_conn_is_open(const nf_ws_conn_t *ws);

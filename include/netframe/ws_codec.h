@@ -350,6 +350,12 @@ const char *nf_ws_decoder_reason(const nf_ws_decoder_t *d);
 /* Returns 1 once a close frame has been received, else 0. */
 int nf_ws_decoder_closed(const nf_ws_decoder_t *d);
 
+/* Returns 1 when d is between frames and outside any message (no partial
+ * header, no fragmented message open): a fresh decoder with the same
+ * configuration would go on identically (a permessage-deflate context lives
+ * in the pmd, not here). Else 0. */
+int nf_ws_decoder_at_rest(const nf_ws_decoder_t *d);
+
 /* ------------------------------------------------------------------------ */
 /* Encoder                                                                   */
 
@@ -403,6 +409,63 @@ int nf_ws_encode(nf_ws_encoder_t *e, unsigned opcode, const void *data, size_t l
 
 /* Nothing to free today; call it anyway. */
 void nf_ws_encoder_free(nf_ws_encoder_t *e);
+
+/* ------------------------------------------------------------------------ */
+/* Hixie-76 (draft-hixie-thewebsocketprotocol-76): the legacy handshake      */
+/* challenge and framing, for old clients. No masking, no binary, no ping.   */
+
+/* The value of a Sec-WebSocket-Key1/Key2: its digits as one number divided
+ * by its count of spaces. Returns 0 and sets *out, or -EINVAL: no digit, no
+ * space, a number over 4294967295 or not a multiple of the spaces. */
+int nf_ws_hixie76_key_value(const char *key, size_t len, uint32_t *out);
+
+/* The 16-byte answer: MD5 of value(key1) and value(key2) as big-endian
+ * 32-bit numbers followed by key3 (the 8 bytes after the request head).
+ * Returns 0, -EINVAL (a bad key) or -ENOMEM. */
+int nf_ws_hixie76_answer(const char *key1, size_t len1, const char *key2, size_t len2, const uint8_t key3[8],
+                         uint8_t out[16]);
+int nf_ws_hixie76_answer_values(uint32_t v1, uint32_t v2, const uint8_t key3[8], uint8_t out[16]);
+
+typedef struct nf_ws_hixie_decoder nf_ws_hixie_decoder_t;
+
+typedef struct nf_ws_hixie_cbs {
+    /* A 0x00 frame: its text, checked as UTF-8, valid during the call. */
+    int (*on_text)(nf_ws_hixie_decoder_t *d, const uint8_t *data, size_t len);
+    /* The closing frame 0xFF 0x00; every later byte is ignored. */
+    int (*on_close)(nf_ws_hixie_decoder_t *d);
+} nf_ws_hixie_cbs_t;
+
+/* Frames: a type byte; with its high bit clear, bytes up to a 0xFF
+ * sentinel (type 0x00 is text; other types are read and discarded); with
+ * its high bit set, a length in 7-bit groups (high bit: more follow) and
+ * that many bytes, discarded, except 0xFF 0x00 which closes. */
+struct nf_ws_hixie_decoder {
+    void *data;
+    /* private */
+    nf_ws_hixie_cbs_t cb;
+    uint64_t max;   /* largest frame */
+    uint64_t frame; /* sentinel frame: bytes so far; length-prefixed: its
+                       length, then the bytes left to skip */
+    uint8_t *buf;   /* a text frame split across reads */
+    size_t len, cap;
+    uint8_t state, type;
+    int error;
+};
+
+/* Initialises d (d->data is kept); max_frame 0: 16 MiB. Allocates nothing. */
+void nf_ws_hixie_decoder_init(nf_ws_hixie_decoder_t *d, uint64_t max_frame, const nf_ws_hixie_cbs_t *cbs);
+void nf_ws_hixie_decoder_free(nf_ws_hixie_decoder_t *d);
+
+/* Decodes p[0..n), which may end anywhere. Returns 0, or NF_EWS_TOOBIG (a
+ * frame over max_frame, before it is buffered: a missing 0xFF is caught at
+ * the limit), NF_EWS_UTF8 (a text frame that is not UTF-8), -ENOMEM, a
+ * callback's value; after an error, NF_EWS_CLOSED. */
+int nf_ws_hixie_decoder_feed(nf_ws_hixie_decoder_t *d, const uint8_t *p, size_t n);
+
+/* A text frame: nf_ws_hixie_frame_size(len) bytes (len + 2) written to out
+ * by nf_ws_hixie_write_text, which returns that count. */
+size_t nf_ws_hixie_frame_size(size_t len);
+size_t nf_ws_hixie_write_text(uint8_t *out, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@ NF__EXPORT nf_buf_t *nf_buf_new(size_t cap)
     b->len = 0;
     b->cap = cap;
     b->refs = 1;
+    b->flags = 0;
     b->free_cb = NULL;
     b->free_arg = NULL;
     return b;
@@ -25,6 +26,7 @@ NF__EXPORT nf_buf_t *nf_buf_wrap(void *base, size_t len, nf_buf_free_cb free_cb,
     b->base = base;
     b->len = b->cap = len;
     b->refs = 1;
+    b->flags = 0;
     b->free_cb = free_cb;
     b->free_arg = arg;
     return b;

@@ -58,14 +58,22 @@ static void dropped(nf_filter_t *f, flow_t *fl, nf_buf_t *b)
     nf_buf_unref(b);
 }
 
+/* Drops up to n of the oldest held writes, never a priority one (those
+ * stay, in order). */
 static size_t drop_oldest(nf_filter_t *f, flow_t *fl, size_t n)
 {
     size_t done = 0;
-    while (done < n && fl->head) {
-        held_t *h = fl->head;
-        fl->head = h->next;
-        if (!fl->head)
-            fl->tail = NULL;
+    held_t **pp = &fl->head, *prev = NULL;
+    while (done < n && *pp) {
+        held_t *h = *pp;
+        if (h->buf->flags & NF_BUF_PRIORITY) {
+            prev = h;
+            pp = &h->next;
+            continue;
+        }
+        *pp = h->next;
+        if (fl->tail == h)
+            fl->tail = prev;
         account(f, fl, -(long long)h->buf->len);
         fl->st.held_writes--;
         dropped(f, fl, h->buf);
@@ -114,7 +122,9 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
         return r;
     }
     size_t len = b->len;
-    if (!fits(&l, fl, len)) {
+    /* A priority write (pong, close frame) is held past every limit: it
+     * is small, and dropping it would break the protocol above. */
+    if (!fits(&l, fl, len) && !(b->flags & NF_BUF_PRIORITY)) {
         const nf_flow_config_t *cfg = f->config;
         switch (cfg ? cfg->policy : NF_FLOW_DROP_NEWEST) {
         case NF_FLOW_DROP_NEWEST: dropped(f, fl, b); return NF_WRITE_DROPPED;
@@ -123,8 +133,8 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
                 dropped(f, fl, b);
                 return NF_WRITE_DROPPED;
             }
-            while (fl->head && !fits(&l, fl, len))
-                drop_oldest(f, fl, 1);
+            while (!fits(&l, fl, len) && drop_oldest(f, fl, 1)) {
+            }
             if (!fits(&l, fl, len)) { /* larger than the whole allowance */
                 dropped(f, fl, b);
                 return NF_WRITE_DROPPED;

@@ -107,6 +107,91 @@ static void client_free(nf__ws_ctx_t *ctx)
     free(c);
 }
 
+/* A Hixie-76 key (draft 76, section 4.1, step 17-22): a random count of
+ * spaces n (1..12) and a random number v up to 4294967295 / n; the key is
+ * v * n in decimal with 1..12 random characters from 0x21-0x2F and 0x3A-0x7E
+ * inserted at random positions, then the n spaces inserted at random
+ * positions other than the first and last. Writes it NUL-terminated into
+ * out (at least 64 bytes), sets *value to v. */
+static int hixie76_key(char *out, uint32_t *value)
+{
+    uint8_t r[64];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        return -EIO;
+    size_t ri = 0;
+#define RND32() ((uint32_t)r[ri] << 24 | (uint32_t)r[ri + 1] << 16 | (uint32_t)r[ri + 2] << 8 | r[ri + 3])
+    unsigned spaces = 1 + r[ri++] % 12;
+    uint32_t max = 4294967295u / spaces;
+    uint32_t v = RND32() % (max + 1u == 0 ? max : max + 1u);
+    ri += 4;
+    char key[64];
+    int len = snprintf(key, sizeof key, "%llu", (unsigned long long)v * spaces);
+    unsigned extra = 1 + r[ri++] % 12;
+    for (unsigned k = 0; k < extra; k++) {
+        uint8_t x = r[ri++] % 84; /* 15 of 0x21-0x2F, 69 of 0x3A-0x7E */
+        char ch = (char)(x < 15 ? 0x21 + x : 0x3a + (x - 15));
+        size_t pos = r[ri++] % (size_t)(len + 1);
+        memmove(key + pos + 1, key + pos, (size_t)len - pos + 1);
+        key[pos] = ch;
+        len++;
+    }
+    for (unsigned k = 0; k < spaces; k++) {
+        size_t pos = 1 + r[ri++] % (size_t)(len - 1); /* never first nor last */
+        memmove(key + pos + 1, key + pos, (size_t)len - pos + 1);
+        key[pos] = ' ';
+        len++;
+    }
+#undef RND32
+    memcpy(out, key, (size_t)len + 1);
+    *value = v;
+    return 0;
+}
+
+/* Builds a Hixie-76 request: the head, then the 8 bytes of key3; the 16
+ * bytes expected back go to c->accept. */
+static int build_request_hixie76(nf__ws_client_t *c, const url_t *u)
+{
+    const nf_ws_client_config_t *cfg = &c->cfg;
+    char k1[64], k2[64], origin[300];
+    uint32_t v1, v2;
+    uint8_t key3[8];
+    int err;
+    if ((err = hixie76_key(k1, &v1)) || (err = hixie76_key(k2, &v2)))
+        return err;
+    if (getrandom(key3, sizeof key3, 0) != (ssize_t)sizeof key3)
+        return -EIO;
+    if ((err = nf_ws_hixie76_answer_values(v1, v2, key3, (uint8_t *)c->accept)) != 0)
+        return err;
+    if (!cfg->origin)
+        snprintf(origin, sizeof origin, "http://%s", u->hosthdr);
+    size_t nh = 7 + cfg->nheaders, i = 0;
+    nf_http_header_t *h = malloc(nh * sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    const char *o = cfg->origin ? cfg->origin : origin;
+    h[i++] = (nf_http_header_t){"Host", 4, u->hosthdr, strlen(u->hosthdr)};
+    h[i++] = (nf_http_header_t){"Connection", 10, "Upgrade", 7};
+    h[i++] = (nf_http_header_t){"Upgrade", 7, "WebSocket", 9};
+    h[i++] = (nf_http_header_t){"Origin", 6, o, strlen(o)};
+    h[i++] = (nf_http_header_t){"Sec-WebSocket-Key1", 18, k1, strlen(k1)};
+    h[i++] = (nf_http_header_t){"Sec-WebSocket-Key2", 18, k2, strlen(k2)};
+    if (cfg->subprotocols && cfg->subprotocols[0]) /* one value in draft 76 */
+        h[i++] = (nf_http_header_t){"Sec-WebSocket-Protocol", 22, cfg->subprotocols[0], strlen(cfg->subprotocols[0])};
+    for (size_t k = 0; k < cfg->nheaders; k++)
+        h[i++] = cfg->headers[k];
+    size_t cap = 64 + 8 + strlen(u->target);
+    for (size_t k = 0; k < i; k++)
+        cap += h[k].name_len + h[k].value_len + 4;
+    c->request = malloc(cap);
+    int rl = c->request ? nf_http_write_request(c->request, cap, "GET", u->target, h, i) : -ENOMEM;
+    free(h);
+    if (rl < 0)
+        return rl == -ENOMEM ? -ENOMEM : -EINVAL;
+    memcpy(c->request + rl, key3, 8);
+    c->request_len = (size_t)rl + 8;
+    return 0;
+}
+
 /* Builds the request head into c->request. */
 static int build_request(nf__ws_client_t *c, const url_t *u, const char *key)
 {
@@ -170,7 +255,9 @@ NF__EXPORT int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_clien
 {
     if (!url || !cfg || !cfg->handler || !cfg->handler->on_close)
         return -EINVAL;
-    if (cfg->version && cfg->version != 13 && cfg->version != 8 && cfg->version != 7)
+    if (cfg->version && cfg->version != 13 && cfg->version != 8 && cfg->version != 7 && cfg->version != 76)
+        return -EINVAL;
+    if (cfg->version == 76 && cfg->opts.deflate) /* no extensions in Hixie-76 */
         return -EINVAL;
     url_t u;
     int err = parse_url(url, &u);
@@ -213,7 +300,11 @@ NF__EXPORT int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_clien
         goto fail;
     }
     EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw);
-    if ((err = nf__ws_accept_key(key, 24, c->accept)) != 0 || (err = build_request(c, &u, key)) != 0)
+    if (cfg->version == 76)
+        err = build_request_hixie76(c, &u);
+    else if ((err = nf__ws_accept_key(key, 24, c->accept)) == 0)
+        err = build_request(c, &u, key);
+    if (err)
         goto fail;
     c->path = u.target;
     u.target = NULL;
@@ -262,6 +353,48 @@ void nf__ws_client_open(nf_ws_conn_t *ws)
 
 static void hs_fail(nf_ws_conn_t *ws) { nf__ws_drop(ws, NF_EWS_HANDSHAKE); }
 
+/* Hixie-76: 101, Upgrade: WebSocket, Connection: Upgrade, at most the one
+ * subprotocol offered, then the 16 challenge bytes after the head. */
+static void client_read_hixie76(nf_ws_conn_t *ws, nf__ws_client_t *c, const nf_http_response_t *res, size_t head)
+{
+    const nf_http_header_t *h = res->headers;
+    size_t n = res->num_headers;
+    if (res->status != 101 || !nf_http_headers_have_token(h, n, "Upgrade", "websocket") ||
+        !nf_http_headers_have_token(h, n, "Connection", "upgrade")) {
+        hs_fail(ws);
+        return;
+    }
+    if (ws->hs->len - head < 16) {
+        if (ws->hs->len > ws->ctx->opts.max_header)
+            hs_fail(ws);
+        else
+            ws->hs->last = 0; /* the head is complete: parse it again, whole */
+        return;
+    }
+    if (memcmp(ws->hs->buf + head, c->accept, 16) != 0) {
+        hs_fail(ws);
+        return;
+    }
+    size_t np = nf_http_count_headers(h, n, "Sec-WebSocket-Protocol");
+    ws->subprotocol = NULL;
+    if (np == 1) {
+        const nf_http_header_t *ph = nf_http_find_header(h, n, "Sec-WebSocket-Protocol");
+        const char *want = c->cfg.subprotocols ? c->cfg.subprotocols[0] : NULL;
+        if (!want || strlen(want) != ph->value_len || memcmp(want, ph->value, ph->value_len) != 0) {
+            hs_fail(ws);
+            return;
+        }
+        ws->subprotocol = want;
+    } else if (np > 1) {
+        hs_fail(ws);
+        return;
+    }
+    if (!ws->path)
+        ws->path = strdup(c->path);
+    nf__ws_opened(ws, NULL, (uint8_t *)ws->hs->buf + head + 16, ws->hs->len - head - 16);
+    nf__ws_hs_free(ws);
+}
+
 void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
 {
     nf__ws_client_t *c = (nf__ws_client_t *)(void *)ws->ctx;
@@ -274,11 +407,12 @@ void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
     nf_http_limits_t lim = {.max_line = field, .max_field = field, .max_head = o->max_header};
     nf_http_header_t h[MAX_HEADERS];
     nf_http_response_t res;
-    int rc = nf_http_parse_response(ws->hs, ws->hs_len, ws->hs_last, &res, h, MAX_HEADERS, &lim);
+    int rc = nf_http_parse_response(ws->hs->buf, ws->hs->len, ws->hs->last, &res, h, MAX_HEADERS, &lim);
     if (rc == NF_EHTTP_INCOMPLETE) {
-        if (ws->hs_len > o->max_header)
+        if (ws->hs->len > o->max_header)
             hs_fail(ws);
-        ws->hs_last = ws->hs_len;
+        else
+            ws->hs->last = ws->hs->len;
         return;
     }
     if (rc < 0) {
@@ -287,6 +421,10 @@ void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
     }
     size_t n = res.num_headers;
     ws->http_status = res.status;
+    if (ws->version == 76) {
+        client_read_hixie76(ws, c, &res, (size_t)rc);
+        return;
+    }
     const nf_http_header_t *ah = nf_http_count_headers(h, n, "Sec-WebSocket-Accept") == 1
                                      ? nf_http_find_header(h, n, "Sec-WebSocket-Accept")
                                      : NULL;
@@ -331,6 +469,6 @@ void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
     }
     if (!ws->path)
         ws->path = strdup(c->path);
-    nf__ws_opened(ws, pmd == 1 ? &agreed : NULL, (uint8_t *)ws->hs + rc, ws->hs_len - (size_t)rc);
+    nf__ws_opened(ws, pmd == 1 ? &agreed : NULL, (uint8_t *)ws->hs->buf + rc, ws->hs->len - (size_t)rc);
     nf__ws_hs_free(ws);
 }

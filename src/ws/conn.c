@@ -17,6 +17,11 @@
 #include <sys/random.h>
 #include <time.h>
 
+/* The per-connection state is part of the idle-memory budget (under 512
+ * bytes per idle connection with nf_conn_t and the filter instance; see
+ * docs/websocket.md): grow it only with a reason. */
+_Static_assert(sizeof(void *) != 8 || sizeof(nf_ws_conn_t) <= 192, "nf_ws_conn_t over its 192-byte budget");
+
 /* ---- helpers ------------------------------------------------------------ */
 
 void nf__ws_ctx_unref(nf__ws_ctx_t *ctx)
@@ -70,23 +75,25 @@ static void rand_key(void *arg, uint8_t key[4])
 
 int nf__ws_hs_append(nf_ws_conn_t *ws, const char *data, size_t len)
 {
-    size_t limit = ws->ctx->opts.max_header + 1;
-    if (ws->hs_len + len > limit)
-        len = limit - ws->hs_len; /* enough for the parser to say "too large" */
-    if (ws->hs_len + len > ws->hs_cap) {
-        size_t cap = ws->hs_cap ? ws->hs_cap : 1024;
-        while (cap < ws->hs_len + len)
+    size_t limit = ws->ctx->opts.max_header + 1, have = nf__ws_hs_len(ws);
+    if (have + len > limit)
+        len = limit - have; /* enough for the parser to say "too large" */
+    if (!ws->hs || have + len > ws->hs->cap) {
+        size_t cap = ws->hs ? ws->hs->cap : 1024;
+        while (cap < have + len)
             cap *= 2;
         if (cap > limit)
             cap = limit;
-        char *p = realloc(ws->hs, cap);
+        nf__ws_hs_t *p = realloc(ws->hs, sizeof *p + cap);
         if (!p)
             return -ENOMEM;
+        if (!ws->hs)
+            p->len = p->last = 0;
+        p->cap = cap;
         ws->hs = p;
-        ws->hs_cap = cap;
     }
-    memcpy(ws->hs + ws->hs_len, data, len);
-    ws->hs_len += len;
+    memcpy(ws->hs->buf + have, data, len);
+    ws->hs->len += len;
     return 0;
 }
 
@@ -94,7 +101,6 @@ void nf__ws_hs_free(nf_ws_conn_t *ws)
 {
     free(ws->hs);
     ws->hs = NULL;
-    ws->hs_len = ws->hs_cap = ws->hs_last = 0;
 }
 
 int nf__ws_write_raw(nf_ws_conn_t *ws, const void *data, size_t len)
@@ -107,18 +113,26 @@ int nf__ws_write_raw(nf_ws_conn_t *ws, const void *data, size_t len)
     return nf_filter_write_down(ws->f, b);
 }
 
+static nf__ws_codec_t *codec_new(nf_ws_conn_t *ws);
+
+/* The connection's codec, allocated on first use after the handshake. */
+static inline nf__ws_codec_t *codec(nf_ws_conn_t *ws) { return ws->cx ? ws->cx : codec_new(ws); }
+
 /* Encodes one message (or control frame) into a fresh buffer and writes it
  * down. */
 static int write_msg(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
 {
     size_t need, done;
-    int rc = nf_ws_encode_prepare(&ws->enc, opcode, data, len, &need);
+    nf__ws_codec_t *cx = codec(ws);
+    if (!cx)
+        return -ENOMEM;
+    int rc = nf_ws_encode_prepare(&cx->enc, opcode, data, len, &need);
     if (rc)
         return rc;
     nf_buf_t *b = nf_buf_new(need);
     if (!b)
         return -ENOMEM;
-    rc = nf_ws_encode_write(&ws->enc, (uint8_t *)b->base, need, &done);
+    rc = nf_ws_encode_write(&cx->enc, (uint8_t *)b->base, need, &done);
     if (rc) {
         nf_buf_unref(b);
         return rc;
@@ -127,8 +141,42 @@ static int write_msg(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t
     return nf_filter_write_down(ws->f, b);
 }
 
+/* A pong or close frame: marked NF_BUF_PRIORITY so that a flow-control
+ * policy below holds it instead of dropping it. */
+static int write_ctl(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
+{
+    size_t need, done;
+    nf__ws_codec_t *cx = codec(ws);
+    if (!cx)
+        return -ENOMEM;
+    int rc = nf_ws_encode_prepare(&cx->enc, opcode, data, len, &need);
+    if (rc)
+        return rc;
+    nf_buf_t *b = nf_buf_new(need);
+    if (!b)
+        return -ENOMEM;
+    rc = nf_ws_encode_write(&cx->enc, (uint8_t *)b->base, need, &done);
+    if (rc) {
+        nf_buf_unref(b);
+        return rc;
+    }
+    b->len = done;
+    b->flags = NF_BUF_PRIORITY;
+    return nf_filter_write_down(ws->f, b);
+}
+
 static int send_close_frame(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
 {
+    if (ws->version == 76) { /* Hixie-76: the closing frame has no code */
+        nf_buf_t *b = nf_buf_new(2);
+        if (!b)
+            return -ENOMEM;
+        b->base[0] = (char)0xff;
+        b->base[1] = 0x00;
+        b->len = 2;
+        b->flags = NF_BUF_PRIORITY;
+        return nf_filter_write_down(ws->f, b);
+    }
     uint8_t p[125];
     size_t n = 0;
     if (code) {
@@ -140,9 +188,7 @@ static int send_close_frame(nf_ws_conn_t *ws, unsigned code, const char *reason,
             memcpy(p + 2, reason, rlen);
         n = 2 + rlen;
     }
-    int rc = write_msg(ws, NF_WS_OP_CLOSE, p, n);
-    ws->held_close = rc == NF_WRITE_HELD;
-    return rc;
+    return write_ctl(ws, NF_WS_OP_CLOSE, p, n);
 }
 
 static void set_reason(nf_ws_conn_t *ws, const char *reason, size_t len)
@@ -152,10 +198,12 @@ static void set_reason(nf_ws_conn_t *ws, const char *reason, size_t len)
     ws->close_reason_len = 0;
     if (!len)
         return;
+    if (len > 123)
+        len = 123;
     ws->close_reason = malloc(len);
     if (ws->close_reason) {
         memcpy(ws->close_reason, reason, len);
-        ws->close_reason_len = len;
+        ws->close_reason_len = (uint8_t)len;
     }
 }
 
@@ -167,11 +215,10 @@ void nf__ws_linger(nf_ws_conn_t *ws)
         return;
     ws->state = NF__WS_LINGER;
     nf__ws_arm(ws, ws->ctx->opts.close_timeout_ms);
-    /* With the close frame held by flow control, a shutdown now would cut
-     * it off (the flow filter has no shutdown op yet): the peer's EOF or the
-     * timer ends the connection instead. */
-    if (!ws->held_close)
-        nf_filter_shutdown_down(ws->f);
+    /* A flow-control filter below defers the shutdown until what it holds
+     * (the close frame included: it is never dropped) went down; the timer
+     * is the fallback for a peer that never reads. */
+    nf_filter_shutdown_down(ws->f);
 }
 
 void nf__ws_opts_normalize(nf_ws_options_t *o)
@@ -255,7 +302,7 @@ static int d_ping(nf_ws_decoder_t *d, const uint8_t *p, size_t n)
     nf_ws_conn_t *ws = d->data;
     if (ws->state != NF__WS_OPEN)
         return gone(ws);
-    write_msg(ws, NF_WS_OP_PONG, p, n);
+    write_ctl(ws, NF_WS_OP_PONG, p, n);
     if (ws->h->on_ping && ws->state == NF__WS_OPEN)
         ws->h->on_ping(ws, (const char *)p, n);
     return gone(ws);
@@ -283,13 +330,123 @@ static int d_close(nf_ws_decoder_t *d, unsigned code, const char *reason, size_t
     return 0;
 }
 
-static void feed(nf_ws_conn_t *ws, uint8_t *p, size_t n)
+/* Hixie-76: text messages and the closing frame. */
+static int hx_text(nf_ws_hixie_decoder_t *d, const uint8_t *p, size_t n)
 {
-    int rc = nf_ws_decoder_feed(&ws->dec, p, n);
+    nf_ws_conn_t *ws = d->data;
+    if (ws->state != NF__WS_OPEN)
+        return gone(ws);
+    if (ws->h->on_message) {
+        ws->h->on_message(ws, NF_WS_OP_TEXT, (const char *)p, n);
+    } else if (ws->h->on_fragment) {
+        if (n)
+            ws->h->on_fragment(ws, NF_WS_OP_TEXT, (const char *)p, n, 0);
+        if (ws->state == NF__WS_OPEN)
+            ws->h->on_fragment(ws, NF_WS_OP_TEXT, "", 0, 1);
+    }
+    return gone(ws);
+}
+
+static int hx_close(nf_ws_hixie_decoder_t *d)
+{
+    nf_ws_conn_t *ws = d->data;
+    ws->close_rcvd = 1;
+    if (!ws->failed)
+        ws->close_code = NF_WS_CLOSE_NO_STATUS;
+    if (ws->state == NF__WS_OPEN)
+        send_close_frame(ws, 0, NULL, 0);
+    nf__ws_linger(ws);
+    return 0;
+}
+
+static void feed_hixie(nf_ws_conn_t *ws, const uint8_t *p, size_t n)
+{
+    int rc = nf_ws_hixie_decoder_feed(ws->hx, p, n);
     if (rc == 0 || ws->state >= NF__WS_LINGER || nf_conn_is_closing(ws->f->conn))
         return;
-    unsigned code = nf_ws_decoder_close_code(&ws->dec);
-    fail(ws, code ? code : NF_WS_CLOSE_INTERNAL, nf_ws_decoder_reason(&ws->dec), rc);
+    static const char *const why[] = {"frame too big", "invalid UTF-8", "out of memory"};
+    const char *w = rc == NF_EWS_TOOBIG ? why[0] : rc == NF_EWS_UTF8 ? why[1] : why[2];
+    fail(ws, nf_ws_close_code_for(rc), w, rc);
+}
+
+static void feed(nf_ws_conn_t *ws, uint8_t *p, size_t n)
+{
+    if (ws->version == 76) {
+        feed_hixie(ws, p, n);
+        return;
+    }
+    nf__ws_codec_t *cx = codec(ws);
+    if (!cx) {
+        fail(ws, NF_WS_CLOSE_INTERNAL, "out of memory", -ENOMEM);
+        return;
+    }
+    int rc = nf_ws_decoder_feed(&cx->dec, p, n);
+    if (rc == 0 || ws->state >= NF__WS_LINGER || nf_conn_is_closing(ws->f->conn))
+        return;
+    unsigned code = nf_ws_decoder_close_code(&cx->dec);
+    fail(ws, code ? code : NF_WS_CLOSE_INTERNAL, nf_ws_decoder_reason(&cx->dec), rc);
+}
+
+/* ---- the codec: allocated on use, released at rest ------------------------- */
+
+static const nf_ws_decoder_cbs_t k_cbs_whole = {
+    .on_message = d_message,
+    .on_ping = d_ping,
+    .on_pong = d_pong,
+    .on_close = d_close,
+};
+static const nf_ws_decoder_cbs_t k_cbs_stream = {
+    .on_message_begin = d_begin,
+    .on_data = d_data,
+    .on_message_end = d_end,
+    .on_ping = d_ping,
+    .on_pong = d_pong,
+    .on_close = d_close,
+};
+
+/* Cold path: the first byte in or out since the handshake or since the
+ * codec was released. Between messages the decoder and encoder hold nothing
+ * a fresh pair lacks (permessage-deflate's context lives in ws->pmd). */
+static nf__ws_codec_t *codec_new(nf_ws_conn_t *ws)
+{
+    const nf_ws_options_t *o = &ws->ctx->opts;
+    nf__ws_codec_t *cx = malloc(sizeof *cx);
+    if (!cx)
+        return NULL;
+    nf_ws_decoder_config_t dc = {
+        .role = ws->role,
+        .max_frame = o->max_frame,
+        .max_message = o->max_message,
+        .pmd = ws->pmd,
+        .reject_nonminimal = o->reject_nonminimal,
+    };
+    nf_ws_encoder_config_t ec = {
+        .role = ws->role,
+        .fragment_size = o->fragment_size,
+        .pmd = ws->pmd,
+        .mask_key = rand_key,
+    };
+    cx->dec.data = cx->enc.data = ws;
+    if (nf_ws_decoder_init(&cx->dec, &dc, ws->h->on_message ? &k_cbs_whole : &k_cbs_stream) != 0 ||
+        nf_ws_encoder_init(&cx->enc, &ec) != 0) {
+        free(cx);
+        return NULL;
+    }
+    ws->cx = cx;
+    /* the keep-alive timer, when armed, checks for rest too */
+    if (ws->state == NF__WS_OPEN && !nf_timer_active(&ws->timer))
+        nf__ws_arm(ws, NF__WS_REST_MS);
+    return cx;
+}
+
+static void codec_free(nf_ws_conn_t *ws)
+{
+    if (ws->version == 76 || !ws->cx)
+        return;
+    nf_ws_decoder_free(&ws->cx->dec);
+    nf_ws_encoder_free(&ws->cx->enc);
+    free(ws->cx);
+    ws->cx = NULL;
 }
 
 /* ---- timer: handshake, keep-alive, close ------------------------------------ */
@@ -302,7 +459,8 @@ static void keepalive(nf_ws_conn_t *ws)
         fail(ws, NF_WS_CLOSE_GOING_AWAY, "idle timeout", -ETIMEDOUT);
         return;
     }
-    if (o->ping_interval_ms && quiet >= o->ping_interval_ms && now - ws->last_ping >= o->ping_interval_ms) {
+    if (o->ping_interval_ms && ws->version != 76 && quiet >= o->ping_interval_ms &&
+        now - ws->last_ping >= o->ping_interval_ms) {
         ws->last_ping = now;
         write_msg(ws, NF_WS_OP_PING, NULL, 0);
         if (ws->state != NF__WS_OPEN)
@@ -311,6 +469,12 @@ static void keepalive(nf_ws_conn_t *ws)
     uint64_t next = o->ping_interval_ms ? o->ping_interval_ms : UINT64_MAX;
     if (o->idle_timeout_ms && o->idle_timeout_ms - quiet < next)
         next = o->idle_timeout_ms - quiet;
+    if (ws->version != 76 && ws->cx) { /* nothing received for a while, between frames: release */
+        if (quiet >= NF__WS_REST_MS && nf_ws_decoder_at_rest(&ws->cx->dec))
+            codec_free(ws);
+        else if (NF__WS_REST_MS - (quiet < NF__WS_REST_MS ? quiet : 0) < next)
+            next = NF__WS_REST_MS - (quiet < NF__WS_REST_MS ? quiet : 0);
+    }
     if (next != UINT64_MAX)
         nf__ws_arm(ws, next);
 }
@@ -338,37 +502,19 @@ void nf__ws_opened(nf_ws_conn_t *ws, const nf_ws_pmd_params_t *agreed, uint8_t *
         if (!ws->pmd)
             err = -ENOMEM;
     }
-    nf_ws_decoder_config_t dc = {
-        .role = ws->role,
-        .max_frame = o->max_frame,
-        .max_message = o->max_message,
-        .pmd = ws->pmd,
-        .reject_nonminimal = o->reject_nonminimal,
-    };
-    nf_ws_decoder_cbs_t cbs = {
-        .on_ping = d_ping,
-        .on_pong = d_pong,
-        .on_close = d_close,
-    };
-    if (ws->h->on_message) {
-        cbs.on_message = d_message;
-    } else {
-        cbs.on_message_begin = d_begin;
-        cbs.on_data = d_data;
-        cbs.on_message_end = d_end;
+    if (!err && ws->version == 76) {
+        static const nf_ws_hixie_cbs_t hcbs = {.on_text = hx_text, .on_close = hx_close};
+        ws->hx = malloc(sizeof *ws->hx);
+        if (ws->hx) {
+            uint64_t max = o->max_frame ? o->max_frame : 16u << 20;
+            if (o->max_message && o->max_message < max)
+                max = o->max_message;
+            ws->hx->data = ws;
+            nf_ws_hixie_decoder_init(ws->hx, max, &hcbs);
+        } else {
+            err = -ENOMEM;
+        }
     }
-    ws->dec.data = ws;
-    if (!err)
-        err = nf_ws_decoder_init(&ws->dec, &dc, &cbs);
-    nf_ws_encoder_config_t ec = {
-        .role = ws->role,
-        .fragment_size = o->fragment_size,
-        .pmd = ws->pmd,
-        .mask_key = rand_key,
-    };
-    ws->enc.data = ws;
-    if (!err)
-        err = nf_ws_encoder_init(&ws->enc, &ec);
     ws->state = NF__WS_OPEN;
     ws->opened = 1;
     ws->http_status = 101;
@@ -477,14 +623,17 @@ static void w_close(nf_filter_t *f, int reason)
     unsigned code = ws->failed || ws->close_rcvd ? ws->close_code : NF_WS_CLOSE_ABNORMAL;
     if (ws->h && (ws->opened || ws->role == NF_WS_CLIENT))
         ws->h->on_close(ws, code, ws->close_reason ? ws->close_reason : "", ws->close_reason_len);
-    if (ws->opened) {
-        nf_ws_decoder_free(&ws->dec);
-        nf_ws_encoder_free(&ws->enc);
-    }
+    codec_free(ws);
     nf_ws_pmd_free(ws->pmd);
     ws->pmd = NULL;
+    if (ws->version == 76 && ws->hx) {
+        nf_ws_hixie_decoder_free(ws->hx);
+        free(ws->hx);
+        ws->hx = NULL;
+    }
     nf__ws_hs_free(ws);
-    free(ws->path);
+    if (!ws->path_borrowed)
+        free(ws->path);
     ws->path = NULL;
     free(ws->close_reason);
     ws->close_reason = NULL;
@@ -523,6 +672,18 @@ static int send_check(const nf_ws_conn_t *ws)
     return 0;
 }
 
+/* Hixie-76: 0x00 <text> 0xFF; there is no binary frame to send. */
+static int send_hixie(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
+{
+    if (opcode != NF_WS_OP_TEXT || (len && !data))
+        return -EINVAL;
+    nf_buf_t *b = nf_buf_new(nf_ws_hixie_frame_size(len));
+    if (!b)
+        return -ENOMEM;
+    b->len = nf_ws_hixie_write_text((uint8_t *)b->base, data, len);
+    return nf_filter_write_down(ws->f, b);
+}
+
 NF__EXPORT int nf_ws_send(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
 {
     int err = send_check(ws);
@@ -530,6 +691,8 @@ NF__EXPORT int nf_ws_send(nf_ws_conn_t *ws, unsigned opcode, const void *data, s
         return err;
     if ((opcode != NF_WS_OP_TEXT && opcode != NF_WS_OP_BINARY) || ws->frag_out)
         return -EINVAL;
+    if (ws->version == 76)
+        return send_hixie(ws, opcode, data, len);
     return write_msg(ws, opcode, data, len);
 }
 
@@ -539,6 +702,8 @@ NF__EXPORT int nf_ws_send_fragment(nf_ws_conn_t *ws, unsigned opcode, const void
     if (err)
         return err;
     if (ws->frag_out ? opcode != NF_WS_OP_CONT : (opcode != NF_WS_OP_TEXT && opcode != NF_WS_OP_BINARY))
+        return -EINVAL;
+    if (ws->version == 76) /* no fragments in Hixie-76 */
         return -EINVAL;
     if (len && !data)
         return -EINVAL;
@@ -567,7 +732,7 @@ NF__EXPORT int nf_ws_ping(nf_ws_conn_t *ws, const void *data, size_t len)
     int err = send_check(ws);
     if (err)
         return err;
-    if (len > 125)
+    if (len > 125 || ws->version == 76) /* no ping in Hixie-76 */
         return -EINVAL;
     return write_msg(ws, NF_WS_OP_PING, data, len);
 }

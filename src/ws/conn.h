@@ -43,10 +43,31 @@ typedef struct nf__ws_client {
     nf_ws_client_config_t cfg;
     char *request; /* the request head, written at open, then freed */
     size_t request_len;
-    char accept[32]; /* the Sec-WebSocket-Accept expected */
+    char accept[32]; /* the Sec-WebSocket-Accept expected (Hixie-76: the 16
+                        bytes expected after the answer's head) */
     char *path;
 } nf__ws_client_t;
 
+/* The codec of an open connection, allocated on its first byte in or out
+ * and released after NF__WS_REST_MS without input at a frame boundary: an
+ * idle connection holds none (see docs/websocket.md, memory). */
+typedef struct nf__ws_codec {
+    nf_ws_decoder_t dec;
+    nf_ws_encoder_t enc;
+} nf__ws_codec_t;
+
+#define NF__WS_REST_MS 2000
+
+/* Handshake bytes received so far (server: the request; client: the
+ * answer), freed once the handshake is done. */
+typedef struct nf__ws_hs {
+    size_t len, cap, last;
+    char buf[];
+} nf__ws_hs_t;
+
+/* Kept small (192 bytes on 64-bit): every connection has one, as the
+ * filter's state; what only the handshake, a busy connection or a legacy
+ * draft needs lives in blocks allocated on demand. */
 struct nf_ws_conn {
     nf_filter_t *f;
     nf__ws_ctx_t *ctx;
@@ -54,24 +75,26 @@ struct nf_ws_conn {
     const nf_ws_route_t *route;
     void *data;
     nf__list_t node;
-    uint8_t role, state, version, opened;
-    uint8_t close_rcvd, failed, frag_out, held_close;
-    uint8_t frag_opcode;
-    uint16_t close_code;
-    int error;
-    int http_status;
-    uint64_t last_rx, last_ping;
-    nf_timer_t timer;
-    nf_ws_pmd_t *pmd;
-    char *hs; /* handshake bytes received so far */
-    size_t hs_len, hs_cap, hs_last;
+    union {
+        nf__ws_codec_t *cx;        /* RFC 6455 / HyBi: lazily, see above */
+        nf_ws_hixie_decoder_t *hx; /* version 76 */
+    };
+    nf_ws_pmd_t *pmd; /* permessage-deflate agreed */
+    nf__ws_hs_t *hs;  /* during the handshake only */
     char *path;
     const char *subprotocol;
     char *close_reason;
-    size_t close_reason_len;
-    nf_ws_decoder_t dec;
-    nf_ws_encoder_t enc;
+    int error;
+    uint16_t close_code, http_status;
+    uint64_t last_rx, last_ping;
+    nf_timer_t timer;
+    uint8_t role, state, version, frag_opcode;
+    uint8_t opened : 1, close_rcvd : 1, failed : 1, frag_out : 1;
+    uint8_t path_borrowed : 1; /* path is route->path (not ours to free) */
+    uint8_t close_reason_len;  /* at most 123 */
 };
+
+static inline size_t nf__ws_hs_len(const nf_ws_conn_t *ws) { return ws->hs ? ws->hs->len : 0; }
 
 /* conn.c */
 extern const nf_conn_handler_t nf__ws_tcp_handler;

@@ -322,3 +322,8 @@ int nf_ws_decoder_feed(nf_ws_decoder_t *d, uint8_t *buf, size_t len)
     }
     return 0;
 }
+
+int nf_ws_decoder_at_rest(const nf_ws_decoder_t *d)
+{
+    return d->state == ST_HEADER && d->hdr_have == 0 && !d->in_message;
+}

@@ -125,6 +125,133 @@ static const nf_http_header_t *only(const nf_http_header_t *h, size_t n, const c
     return nf_http_count_headers(h, n, name) == 1 ? nf_http_find_header(h, n, name) : NULL;
 }
 
+/* A Hixie-76 request: Sec-WebSocket-Key1 and Key2, no Sec-WebSocket-Version. */
+static int is_hixie76(const nf_http_header_t *h, size_t n)
+{
+    return !nf_http_find_header(h, n, "Sec-WebSocket-Version") && nf_http_find_header(h, n, "Sec-WebSocket-Key1") &&
+           nf_http_find_header(h, n, "Sec-WebSocket-Key2");
+}
+
+/* The connection's path: the route's own string when the target is exactly
+ * it (no query), else a copy. */
+static void set_path(nf_ws_conn_t *ws, const nf_ws_request_t *r, const nf_ws_route_t *route)
+{
+    if (route->path && !(route->path[0] == '*' && route->path[1] == 0) && r->target_len == r->path_len) {
+        ws->path = (char *)(uintptr_t)route->path;
+        ws->path_borrowed = 1;
+    } else {
+        ws->path = strndup(r->target, r->target_len);
+    }
+}
+
+static const nf_ws_route_t *find_route(nf_ws_server_t *s, const nf_ws_request_t *r)
+{
+    for (unsigned i = 0; i < s->cfg.nroutes; i++)
+        if (route_matches(&s->cfg.routes[i], r->target, r->path_len))
+            return &s->cfg.routes[i];
+    return NULL;
+}
+
+/* The Hixie-76 handshake (draft 76, section 5.2): the answer is the MD5 of
+ * the two key values and the 8 bytes that follow the head (there: buf[head
+ * .. head + 8), waited for by nf__ws_server_read). */
+static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, char *buf, size_t blen,
+                            size_t head)
+{
+    nf_ws_server_t *s = (nf_ws_server_t *)(void *)ws->ctx;
+    const nf_http_header_t *h = req->headers;
+    size_t n = req->num_headers;
+    const nf_http_header_t *k1 = only(h, n, "Sec-WebSocket-Key1"), *k2 = only(h, n, "Sec-WebSocket-Key2");
+    const nf_http_header_t *host = only(h, n, "Host");
+    uint8_t answer[16];
+    if (!k1 || !k2 || !host || blen - head < 8 ||
+        nf_ws_hixie76_answer(k1->value, k1->value_len, k2->value, k2->value_len, (const uint8_t *)buf + head, answer) !=
+            0) {
+        http_error(ws, 400, NULL, 0);
+        return;
+    }
+    r->version = 76;
+    const nf_ws_route_t *route = find_route(s, r);
+    if (!route) {
+        http_error(ws, 404, NULL, 0);
+        return;
+    }
+    r->route = route;
+    const nf_http_header_t *oh = nf_http_find_header(h, n, "Origin");
+    if (oh) {
+        r->origin = oh->value;
+        r->origin_len = oh->value_len;
+    }
+    if (s->cfg.check_origin) {
+        int st = s->cfg.check_origin(s, r);
+        if (st) {
+            http_error(ws, st >= 400 && st <= 599 ? st : 403, NULL, 0);
+            return;
+        }
+    }
+    /* one subprotocol was asked (a single value in draft 76) */
+    const nf_http_header_t *ph = only(h, n, "Sec-WebSocket-Protocol");
+    for (const char *const *sp = route->subprotocols; ph && sp && *sp && !r->subprotocol; sp++)
+        if (eq(ph->value, ph->value_len, *sp))
+            r->subprotocol = *sp;
+    if (s->cfg.on_upgrade) {
+        int st = s->cfg.on_upgrade(s, r);
+        if (st) {
+            http_error(ws, st >= 400 && st <= 599 ? st : 403, NULL, 0);
+            return;
+        }
+    }
+    size_t loclen = 5 + host->value_len + r->target_len;
+    char *loc = malloc(loclen + 1);
+    size_t nh = 5 + s->cfg.nheaders + r->num_extra, i = 0;
+    nf_http_header_t *rh = malloc(nh * sizeof *rh);
+    if (!loc || !rh) {
+        free(loc);
+        free(rh);
+        nf__ws_drop(ws, -ENOMEM);
+        return;
+    }
+    memcpy(loc, "ws://", 5);
+    memcpy(loc + 5, host->value, host->value_len);
+    memcpy(loc + 5 + host->value_len, r->target, r->target_len);
+    rh[i++] = (nf_http_header_t){"Upgrade", 7, "WebSocket", 9};
+    rh[i++] = (nf_http_header_t){"Connection", 10, "Upgrade", 7};
+    if (oh)
+        rh[i++] = (nf_http_header_t){"Sec-WebSocket-Origin", 20, oh->value, oh->value_len};
+    rh[i++] = (nf_http_header_t){"Sec-WebSocket-Location", 22, loc, loclen};
+    if (r->subprotocol)
+        rh[i++] = (nf_http_header_t){"Sec-WebSocket-Protocol", 22, r->subprotocol, strlen(r->subprotocol)};
+    for (size_t k = 0; k < s->cfg.nheaders; k++)
+        rh[i++] = s->cfg.headers[k];
+    for (size_t k = 0; k < r->num_extra; k++)
+        rh[i++] = r->extra_headers[k];
+    size_t cap = 96 + 16;
+    for (size_t k = 0; k < i; k++)
+        cap += rh[k].name_len + rh[k].value_len + 4;
+    nf_buf_t *b = nf_buf_new(cap);
+    int hl = b ? nf_http_write_response(b->base, cap, 101, "WebSocket Protocol Handshake", rh, i) : -ENOMEM;
+    free(rh);
+    free(loc);
+    if (hl < 0) {
+        nf_buf_unref(b);
+        if (hl == -ENOMEM)
+            nf__ws_drop(ws, -ENOMEM);
+        else
+            http_error(ws, 500, NULL, 0); /* a bad extra header */
+        return;
+    }
+    memcpy(b->base + hl, answer, 16);
+    b->len = (size_t)hl + 16;
+    ws->route = route;
+    ws->h = route->handler;
+    ws->data = r->conn_data;
+    ws->version = 76;
+    ws->subprotocol = r->subprotocol;
+    set_path(ws, r, route);
+    nf_filter_write_down(ws->f, b);
+    nf__ws_opened(ws, NULL, (uint8_t *)buf + head + 8, blen - head - 8);
+}
+
 static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, char *buf, size_t blen,
                     size_t head)
 {
@@ -134,6 +261,10 @@ static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_
     if (!eq(req->method, req->method_len, "GET") || req->minor_version < 1 ||
         !nf_http_headers_have_token(h, n, "Connection", "upgrade")) {
         http_error(ws, 400, NULL, 0);
+        return;
+    }
+    if (s->cfg.legacy_hixie76 && is_hixie76(h, n)) {
+        upgrade_hixie76(ws, r, req, buf, blen, head);
         return;
     }
     /* version */
@@ -159,10 +290,7 @@ static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_
         return;
     }
     /* route */
-    const nf_ws_route_t *route = NULL;
-    for (unsigned i = 0; i < s->cfg.nroutes && !route; i++)
-        if (route_matches(&s->cfg.routes[i], r->target, r->path_len))
-            route = &s->cfg.routes[i];
+    const nf_ws_route_t *route = find_route(s, r);
     if (!route) {
         http_error(ws, 404, NULL, 0);
         return;
@@ -269,7 +397,7 @@ static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_
     ws->data = r->conn_data;
     ws->version = (uint8_t)v;
     ws->subprotocol = r->subprotocol;
-    ws->path = strndup(r->target, r->target_len);
+    set_path(ws, r, route);
     nf_filter_write_down(ws->f, b); /* a failure shows up as the connection closing */
     nf__ws_opened(ws, extlen > 0 ? &agreed : NULL, (uint8_t *)buf + head, blen - head);
 }
@@ -311,24 +439,37 @@ void nf__ws_server_read(nf_ws_conn_t *ws, char *data, size_t len)
     nf_http_request_t req;
     char *buf = data;
     size_t blen = len, last = 0;
-    if (ws->hs_len) {
+    if (nf__ws_hs_len(ws)) {
         if (nf__ws_hs_append(ws, data, len) != 0) {
             nf__ws_drop(ws, -ENOMEM);
             return;
         }
-        buf = ws->hs;
-        blen = ws->hs_len;
-        last = ws->hs_last;
+        buf = ws->hs->buf;
+        blen = ws->hs->len;
+        last = ws->hs->last;
     }
     int rc = nf_http_parse_request(buf, blen, last, &req, hdrs, MAX_HEADERS, &lim);
     if (rc == NF_EHTTP_INCOMPLETE) {
-        if (!ws->hs_len && nf__ws_hs_append(ws, data, len) != 0) {
+        if (!nf__ws_hs_len(ws) && nf__ws_hs_append(ws, data, len) != 0) {
             nf__ws_drop(ws, -ENOMEM);
             return;
         }
-        if (ws->hs_len > o->max_header)
+        if (ws->hs->len > o->max_header)
             http_error(ws, 431, NULL, 0);
-        ws->hs_last = ws->hs_len;
+        else
+            ws->hs->last = ws->hs->len;
+        return;
+    }
+    if (rc >= 0 && blen - (size_t)rc < 8 && ((nf_ws_server_t *)(void *)ws->ctx)->cfg.legacy_hixie76 &&
+        is_hixie76(req.headers, req.num_headers) &&
+        nf_http_headers_have_token(req.headers, req.num_headers, "Upgrade", "websocket")) {
+        /* Hixie-76: the 8 bytes of key3 follow the head; wait for them (the
+         * handshake timeout bounds the wait) */
+        if (!nf__ws_hs_len(ws) && nf__ws_hs_append(ws, data, len) != 0) {
+            nf__ws_drop(ws, -ENOMEM);
+            return;
+        }
+        ws->hs->last = 0; /* the head is complete: parse it again, whole */
         return;
     }
     if (rc < 0)

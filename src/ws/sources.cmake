@@ -19,6 +19,7 @@ list(APPEND NF_SOURCES
   src/ws/conn.c
   src/ws/server.c
   src/ws/client.c
+  src/ws/hixie.c
 )
 find_package(OpenSSL REQUIRED)
 list(APPEND NF_EXTRA_LIBS OpenSSL::Crypto)

@@ -25,7 +25,8 @@ if(NF_NODE AND NF_NPM)
     WORKING_DIRECTORY ${NF_INTEROP_DIR})
   set_tests_properties(ws_interop_npm_install PROPERTIES TIMEOUT 300 FIXTURES_SETUP nf_node_ws)
   foreach(b uring epoll)
-    foreach(mode node_client node_server node_client_deflate node_server_deflate)
+    foreach(mode node_client node_server node_client_deflate node_server_deflate
+                 node_client_hybi8 node_server_hybi8)
       add_test(NAME ws_interop_${mode}.${b}
         COMMAND ${NF_NODE} ${NF_INTEROP_DIR}/node_interop.js ${mode}
                 $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)

@@ -4,7 +4,10 @@
 //   node node_interop.js MODE WS_ECHO_SERVER WS_CLIENT
 //
 // MODE: node_client[_deflate] (ws client -> ws_echo_server),
-//       node_server[_deflate] (ws_client -> ws echo server).
+//       node_server[_deflate] (ws_client -> ws echo server),
+//       node_client_hybi8 (ws client with protocolVersion 8 -> ws_echo_server
+//       --legacy), node_server_hybi8 (ws_client --version 8 -> ws server,
+//       which accepts versions 8 and 13).
 // Loopback only, bounded by a global timeout. Exit 0 on success.
 'use strict';
 const path = require('path');
@@ -13,6 +16,7 @@ const WebSocket = require(path.join(__dirname, 'node_modules', 'ws'));
 
 const [mode, server, client] = process.argv.slice(2);
 const deflate = mode.endsWith('_deflate');
+const hybi8 = mode.endsWith('_hybi8');
 const backend = { uring: 'uring', epoll: 'epoll' }[process.env.NF_BACKEND] || 'auto';
 
 function fail(msg) {
@@ -33,7 +37,9 @@ function nextMessage(ws) {
 }
 
 async function clientSide() {
-  const args = ['--port', '0', '--backend', backend].concat(deflate ? ['--deflate'] : []);
+  const args = ['--port', '0', '--backend', backend]
+    .concat(deflate ? ['--deflate'] : [])
+    .concat(hybi8 ? ['--legacy'] : []);
   const proc = spawn(server, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
   const line = await new Promise((resolve) => {
@@ -49,6 +55,7 @@ async function clientSide() {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/node`, {
     perMessageDeflate: deflate ? { threshold: 0 } : false,
     maxPayload: 0,
+    ...(hybi8 ? { protocolVersion: 8, origin: 'http://origin.test' } : {}),
   });
   ws.on('error', (e) => fail('client error ' + e.message));
   await new Promise((resolve) => ws.once('open', resolve));
@@ -94,6 +101,9 @@ async function serverSide() {
   const seen = {};
   wss.on('connection', (ws, req) => {
     seen.url = req.url;
+    seen.version = req.headers['sec-websocket-version'];
+    seen.origin = req.headers['sec-websocket-origin'];
+    seen.plainOrigin = req.headers.origin;
     seen.ext = ws.extensions;
     ws.on('error', () => {}); // a protocol error from the peer must not kill the process
     ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
@@ -101,7 +111,9 @@ async function serverSide() {
   await new Promise((resolve) => wss.once('listening', resolve));
   const port = wss.address().port;
   const msgs = ['hello', 'wörld 😀', 'x'.repeat(70000), 'y'.repeat(126)];
-  const args = ['--backend', backend, '--wait', '10000'].concat(deflate ? ['--deflate'] : []);
+  const args = ['--backend', backend, '--wait', '10000']
+    .concat(deflate ? ['--deflate'] : [])
+    .concat(hybi8 ? ['--version', '8', '--origin', 'http://origin.test'] : []);
   const proc = spawn(client, args.concat([`ws://127.0.0.1:${port}/room?x=1`], msgs),
     { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
@@ -111,6 +123,11 @@ async function serverSide() {
   if (out !== msgs.join('\n') + '\n') fail('ws_client printed ' + out.slice(0, 200));
   if (seen.url !== '/room?x=1') fail('url ' + seen.url);
   if (deflate !== (seen.ext || '').includes('permessage-deflate')) fail('extensions ' + seen.ext);
+  if (hybi8) {
+    if (seen.version !== '8') fail('Sec-WebSocket-Version ' + seen.version);
+    if (seen.origin !== 'http://origin.test' || seen.plainOrigin !== undefined)
+      fail(`origin headers: Sec-WebSocket-Origin ${seen.origin}, Origin ${seen.plainOrigin}`);
+  }
   await new Promise((resolve) => wss.close(resolve));
 }
 
