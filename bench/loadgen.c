@@ -573,8 +573,8 @@ int main(int argc, char **argv)
     double p999 = (double)percentile(lat.v, lat.n, 999) / 1000.0;
     double rate = secs > 0.0 ? (double)msgs / secs : 0.0;
 
-    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f p999_us=%.2f errors=%llu\n",
-           (unsigned long long)msgs, secs, rate, p50, p99, p999, (unsigned long long)g_errors);
+    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f p999_us=%.2f errors=%llu\n", (unsigned long long)msgs,
+           secs, rate, p50, p99, p999, (unsigned long long)g_errors);
     fflush(stdout);
 
     if (msgs == 0 && g_errors == 0)

@@ -86,9 +86,10 @@ static void on_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: ws_client [--deflate] [--binary] [--wait MS] [--protocol NAME] [--origin URL] [--version 13|8|7|76]\n"
-            "                 [--backend uring|epoll] [--ca FILE] [--insecure] ws[s]://HOST:PORT/PATH [MESSAGE...]\n");
+    fprintf(
+        stderr,
+        "usage: ws_client [--deflate] [--binary] [--wait MS] [--protocol NAME] [--origin URL] [--version 13|8|7|76]\n"
+        "                 [--backend uring|epoll] [--ca FILE] [--insecure] ws[s]://HOST:PORT/PATH [MESSAGE...]\n");
     exit(2);
 }
 
