@@ -118,9 +118,9 @@ static nf__ws_codec_t *codec_new(nf_ws_conn_t *ws);
 /* The connection's codec, allocated on first use after the handshake. */
 static inline nf__ws_codec_t *codec(nf_ws_conn_t *ws) { return ws->cx ? ws->cx : codec_new(ws); }
 
-/* Encodes one message (or control frame) into a fresh buffer and writes it
- * down. */
-static int write_msg(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
+/* Encodes one message (or control frame) into a fresh buffer with `flags`
+ * (nf_buf_t) and writes it down. */
+static int write_frame(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len, unsigned flags)
 {
     size_t need, done;
     nf__ws_codec_t *cx = codec(ws);
@@ -138,31 +138,20 @@ static int write_msg(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t
         return rc;
     }
     b->len = done;
+    b->flags = flags;
     return nf_filter_write_down(ws->f, b);
+}
+
+static int write_msg(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
+{
+    return write_frame(ws, opcode, data, len, 0);
 }
 
 /* A pong or close frame: marked NF_BUF_PRIORITY so that a flow-control
  * policy below holds it instead of dropping it. */
 static int write_ctl(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
 {
-    size_t need, done;
-    nf__ws_codec_t *cx = codec(ws);
-    if (!cx)
-        return -ENOMEM;
-    int rc = nf_ws_encode_prepare(&cx->enc, opcode, data, len, &need);
-    if (rc)
-        return rc;
-    nf_buf_t *b = nf_buf_new(need);
-    if (!b)
-        return -ENOMEM;
-    rc = nf_ws_encode_write(&cx->enc, (uint8_t *)b->base, need, &done);
-    if (rc) {
-        nf_buf_unref(b);
-        return rc;
-    }
-    b->len = done;
-    b->flags = NF_BUF_PRIORITY;
-    return nf_filter_write_down(ws->f, b);
+    return write_frame(ws, opcode, data, len, NF_BUF_PRIORITY);
 }
 
 static int send_close_frame(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)

@@ -64,6 +64,24 @@ static void http_error(nf_ws_conn_t *ws, int status, const nf_http_header_t *xh,
         nf__ws_drop(ws, -ENOMEM);
 }
 
+/* Records the Origin header (oh, may be NULL) in the request and asks the
+ * program's check_origin. Returns 0 to go on, -1 when refused (answered). */
+static int check_origin(nf_ws_server_t *s, nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_header_t *oh)
+{
+    if (oh) {
+        r->origin = oh->value;
+        r->origin_len = oh->value_len;
+    }
+    if (s->cfg.check_origin) {
+        int st = s->cfg.check_origin(s, r);
+        if (st) {
+            http_error(ws, st >= 400 && st <= 599 ? st : 403, NULL, 0);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 NF__EXPORT int nf_ws_http_respond(nf_ws_request_t *req, int status, const nf_http_header_t *headers, size_t n,
                                   const void *body, size_t len)
 {
@@ -178,17 +196,8 @@ static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_
     }
     r->route = route;
     const nf_http_header_t *oh = nf_http_find_header(h, n, "Origin");
-    if (oh) {
-        r->origin = oh->value;
-        r->origin_len = oh->value_len;
-    }
-    if (s->cfg.check_origin) {
-        int st = s->cfg.check_origin(s, r);
-        if (st) {
-            http_error(ws, st >= 400 && st <= 599 ? st : 403, NULL, 0);
-            return;
-        }
-    }
+    if (check_origin(s, ws, r, oh) != 0)
+        return;
     /* one subprotocol was asked (a single value in draft 76) */
     const nf_http_header_t *ph = only(h, n, "Sec-WebSocket-Protocol");
     for (const char *const *sp = route->subprotocols; ph && sp && *sp && !r->subprotocol; sp++)
@@ -296,19 +305,8 @@ static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_
         return;
     }
     r->route = route;
-    /* origin */
-    const nf_http_header_t *oh = nf_http_find_header(h, n, v == 13 ? "Origin" : "Sec-WebSocket-Origin");
-    if (oh) {
-        r->origin = oh->value;
-        r->origin_len = oh->value_len;
-    }
-    if (s->cfg.check_origin) {
-        int st = s->cfg.check_origin(s, r);
-        if (st) {
-            http_error(ws, st >= 400 && st <= 599 ? st : 403, NULL, 0);
-            return;
-        }
-    }
+    if (check_origin(s, ws, r, nf_http_find_header(h, n, v == 13 ? "Origin" : "Sec-WebSocket-Origin")) != 0)
+        return;
     /* subprotocol: ours in our order, the first the client offered */
     for (const char *const *sp = route->subprotocols; sp && *sp && !r->subprotocol; sp++)
         if (nf_http_headers_have_token(h, n, "Sec-WebSocket-Protocol", *sp))
