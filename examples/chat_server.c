@@ -3,6 +3,7 @@
  *
  *   chat_server [--host 127.0.0.1] [--port 8080] [--backend uring|epoll]
  *               [--deflate] [--stats-ms 1000] [--max-held-kb 256]
+ *               [--tls-cert FILE --tls-key FILE]     (https:// and wss://)
  *
  *   GET /     the chat page (HTML + JS, no external resources)
  *   GET /ws   WebSocket: every text message a client sends is broadcast to
@@ -40,6 +41,7 @@
 #include <strings.h>
 
 #include <netframe/flow.h>
+#include <netframe/tls.h>
 #include <netframe/ws.h>
 
 #include "chat_page.h" /* generated from chat_page.html: chat_page[], chat_page_len */
@@ -324,13 +326,13 @@ static void on_sigpoll(nf_timer_t *t)
 static void usage(void)
 {
     fprintf(stderr, "usage: chat_server [--host ADDR] [--port N] [--backend uring|epoll] [--deflate]\n"
-                    "                   [--stats-ms MS] [--max-held-kb KB]\n");
+                    "                   [--stats-ms MS] [--max-held-kb KB] [--tls-cert FILE --tls-key FILE]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *backend = NULL;
+    const char *host = "127.0.0.1", *backend = NULL, *tls_cert = NULL, *tls_key = NULL;
     int port = 8080;
     long max_held_kb = 256;
     for (int i = 1; i < argc; i++) {
@@ -350,10 +352,14 @@ int main(int argc, char **argv)
             stats_ms = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--max-held-kb") == 0)
             max_held_kb = atol(argv[++i]);
+        else if (strcmp(argv[i], "--tls-cert") == 0)
+            tls_cert = argv[++i];
+        else if (strcmp(argv[i], "--tls-key") == 0)
+            tls_key = argv[++i];
         else
             usage();
     }
-    if (port < 0 || port > 65535 || stats_ms == 0 || max_held_kb <= 0)
+    if (port < 0 || port > 65535 || stats_ms == 0 || max_held_kb <= 0 || !tls_cert != !tls_key)
         usage();
     nf_loop_config_t lcfg;
     nf_loop_config_init(&lcfg);
@@ -377,9 +383,27 @@ int main(int argc, char **argv)
         .max_held_bytes = (size_t)max_held_kb * 1024,
         .policy = NF_FLOW_DROP_OLDEST,
     };
-    static const nf_filter_spec_t filters[] = {{&nf_flow_filter, &flow}};
+    /* With a certificate: https and wss:// on the same port. TLS goes below
+     * the flow filter here: drop-oldest discards whole WebSocket frames
+     * before they are encrypted (dropping a TLS record would break the
+     * stream), and held bytes are counted as plaintext. */
+    nf_tls_ctx_t *tls = NULL;
+    if (tls_cert) {
+        char why[256];
+        nf_tls_config_t tc = {.server = 1, .cert_file = tls_cert, .key_file = tls_key};
+        if (nf_tls_ctx_new(&tls, &tc, why, sizeof why) != 0) {
+            fprintf(stderr, "chat_server: TLS: %s\n", why);
+            nf_loop_free(loop);
+            return 1;
+        }
+    }
+    nf_filter_spec_t filters[2] = {{&nf_flow_filter, &flow}};
+    if (tls) {
+        filters[0] = (nf_filter_spec_t){&nf_tls_filter, tls};
+        filters[1] = (nf_filter_spec_t){&nf_flow_filter, &flow};
+    }
     nf_ws_server_config_t cfg = {
-        .listen = {.host = host, .port = (uint16_t)port, .filters = filters, .nfilters = 1},
+        .listen = {.host = host, .port = (uint16_t)port, .filters = filters, .nfilters = tls ? 2 : 1},
         .routes = routes,
         .nroutes = 1,
         .on_http = on_http,
@@ -398,6 +422,7 @@ int main(int argc, char **argv)
     if (err) {
         fprintf(stderr, "chat_server: listen on %s:%d: %s\n", host, port, nf_strerror(err));
         nf_loop_free(loop);
+        nf_tls_ctx_free(tls);
         return 1;
     }
     struct sigaction sa = {.sa_handler = handle_signal};
@@ -416,7 +441,7 @@ int main(int argc, char **argv)
     nf_ws_server_addr(server, &a);
     nf_addr_format(&a, name, sizeof(name));
     printf("listening on %s backend=%s\n", name, nf_loop_backend_name(loop));
-    printf("open http://%s/ in a browser (WebSocket on /ws%s); Ctrl-C stops\n", name,
+    printf("open %s://%s/ in a browser (WebSocket on /ws%s); Ctrl-C stops\n", tls ? "https" : "http", name,
            use_deflate ? ", permessage-deflate" : "");
     fflush(stdout);
 
@@ -424,5 +449,7 @@ int main(int argc, char **argv)
     if (err < 0)
         fprintf(stderr, "chat_server: loop: %s\n", nf_strerror(err));
     free(clients);
-    return nf_loop_free(loop) == 0 && err >= 0 ? 0 : 1;
+    int freed = nf_loop_free(loop);
+    nf_tls_ctx_free(tls); /* after every connection that used it */
+    return freed == 0 && err >= 0 ? 0 : 1;
 }

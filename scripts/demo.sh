@@ -5,7 +5,9 @@
 #   scripts/demo.sh [BUILD_DIR]      DEMO_PORT (default 8080), DEMO_HOST
 #                                    (default 127.0.0.1), DEMO_ARGS (extra
 #                                    chat_server options, e.g. --deflate),
-#                                    DEMO_SECONDS (run time without a terminal)
+#                                    DEMO_SECONDS (run time without a terminal),
+#                                    DEMO_TLS=1 (https:// and wss:// with a
+#                                    self-signed certificate made here)
 #
 # Self-check first: GET / must be the page (200, text/html), an unknown path
 # 404, and a WebSocket message must come back as a broadcast (Python's
@@ -20,6 +22,22 @@ HOST=${DEMO_HOST:-127.0.0.1}
 PORT=${DEMO_PORT:-8080}
 read -r -a EXTRA <<<"${DEMO_ARGS:-}"
 here=$(cd "$(dirname "$0")/.." && pwd)
+SCHEME=http
+CHECK_ARGS=()
+if [ "${DEMO_TLS:-0}" = 1 ]; then
+    # A throwaway self-signed certificate for localhost / 127.0.0.1, kept in
+    # the build folder (the browser will ask to accept it once).
+    certdir="$BUILD/demo-tls"
+    mkdir -p "$certdir"
+    if [ ! -s "$certdir/cert.pem" ]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=localhost" \
+            -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+            -keyout "$certdir/key.pem" -out "$certdir/cert.pem" 2>/dev/null
+    fi
+    EXTRA+=(--tls-cert "$certdir/cert.pem" --tls-key "$certdir/key.pem")
+    SCHEME=https
+    CHECK_ARGS=(--ca "$certdir/cert.pem")
+fi
 out=$(mktemp)
 srv=""
 cleanup() {
@@ -46,11 +64,11 @@ if ! start "$PORT"; then
     start 0 || { cat "$out"; exit 1; }
 fi
 addr=$(sed -n 's/^listening on \([^ ]*\) .*/\1/p' "$out")
-url="http://$addr/"
+url="$SCHEME://$addr/"
 sed -n 1p "$out"
 
 echo "--- self-check: the page, a 404, a WebSocket round trip"
-if ! timeout 30 /usr/bin/python3 "$here/tests/interop/chat_check.py" --url "$url"; then
+if ! timeout 30 /usr/bin/python3 "$here/tests/interop/chat_check.py" --url "$url" "${CHECK_ARGS[@]}"; then
     echo "demo: self-check FAILED; server output:"
     cat "$out"
     exit 1

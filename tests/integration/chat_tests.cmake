@@ -44,3 +44,14 @@ if(NF_NODE AND NF_NPM)
 else()
   add_test(NAME chat_browser COMMAND sh -c "echo 'FAIL: node and npm are needed for the browser test (Node 20)'; exit 1")
 endif()
+
+# The same server over TLS (https + wss on one port), verified against a test
+# CA made by tls_mkcerts (tls_tests.cmake).
+if(TARGET tls_mkcerts)
+  foreach(b uring epoll)
+    add_test(NAME chat_https.${b}
+      COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interop/chat_https.sh $<TARGET_FILE:tls_mkcerts>
+              $<TARGET_FILE:chat_server> ${NF_CHAT_PY})
+    set_tests_properties(chat_https.${b} PROPERTIES TIMEOUT 60 ENVIRONMENT "NF_BACKEND=${b}")
+  endforeach()
+endif()

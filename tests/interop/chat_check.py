@@ -5,6 +5,9 @@ reads, bad input, and the exit on SIGTERM.
 
   chat_check.py CHAT_SERVER [--deflate] [--quick]
   chat_check.py --url http://HOST:PORT/     (quick check of a running server)
+  chat_check.py --url https://HOST:PORT/ [--ca FILE]   (the same over TLS: https
+                                            and wss://; without --ca the
+                                            certificate is not verified)
 
 --quick (used by `make demo` as its self-check) does only: GET / is the page,
 an unknown path is 404, and one WebSocket message comes back as a broadcast.
@@ -17,6 +20,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 
@@ -26,6 +30,12 @@ ARGS = sys.argv[1:]
 DEFLATE = "--deflate" in ARGS
 QUICK = "--quick" in ARGS or "--url" in ARGS
 BACKEND = {"uring": "uring", "epoll": "epoll"}.get(os.environ.get("NF_BACKEND", ""), "auto")
+# --url https://...: TLS for the page and the WebSocket (set in main)
+TLS = None
+
+
+def ws_uri(port, path):
+    return "%s://127.0.0.1:%d%s" % ("wss" if TLS else "ws", port, path)
 
 
 def fail(msg):
@@ -34,7 +44,10 @@ def fail(msg):
 
 
 def http_get(port, method, path, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    if TLS:
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=TLS)
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     c.request(method, path, headers=headers or {})
     r = c.getresponse()
     body = r.read()
@@ -101,13 +114,15 @@ async def expect_status(uri, status, **kw):
 
 
 def connect(port, **kw):
-    return websockets.connect("ws://127.0.0.1:%d/ws" % port, open_timeout=10, close_timeout=10,
+    if TLS:
+        kw.setdefault("ssl", TLS)
+    return websockets.connect(ws_uri(port, "/ws"), open_timeout=10, close_timeout=10,
                               compression="deflate" if DEFLATE else None, **kw)
 
 
 async def room(port, proc):
     a = await connect(port)
-    b = await connect(port, origin="http://127.0.0.1:%d" % port)  # what a browser sends
+    b = await connect(port, origin="%s://127.0.0.1:%d" % ("https" if TLS else "http", port))  # what a browser sends
     if DEFLATE and "permessage-deflate" not in (a.response_headers.get("Sec-WebSocket-Extensions") or ""):
         fail("no permessage-deflate agreed")
     ida = (await recv_json(a, "hello"))["id"]
@@ -217,8 +232,15 @@ async def slow_reader(port, a):
 
 
 def main():
+    global TLS
     if ARGS and ARGS[0] == "--url":
         url = ARGS[1].rstrip("/")
+        if url.startswith("https://"):
+            ca = ARGS[ARGS.index("--ca") + 1] if "--ca" in ARGS else None
+            TLS = ssl.create_default_context(cafile=ca)
+            if not ca:
+                TLS.check_hostname = False
+                TLS.verify_mode = ssl.CERT_NONE
         port = int(url.rsplit(":", 1)[1])
         check_http(port)
         asyncio.run(room(port, None))
