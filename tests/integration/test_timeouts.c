@@ -144,15 +144,29 @@ static void test_read_timeout_active_peer(void **state)
     int fd = f.fd;
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     /* one byte every 50 ms for 600 ms */
-    uint64_t t0 = h_now_ms();
+    uint64_t t0 = h_now_ms(), prev = t0, max_gap = 0;
     int sent = 0;
     while (h_now_ms() - t0 < 600) {
+        uint64_t now = h_now_ms();
+        if (now - prev > max_gap)
+            max_gap = now - prev;
+        prev = now;
         assert_int_equal(h_send_all(fd, "x", 1, 1000), 0);
         sent++;
         h_run_for(loop, 50);
-        if (g.closed)
-            fail_msg("closed (%s) after %llu ms although the peer sent every 50 ms", nf_err_name(g.reason),
-                     (unsigned long long)(h_now_ms() - t0));
+        /* A close is wrong unless this thread (the peer's and the loop's)
+         * was itself held up past the timeout between two sends: then the
+         * peer really was silent that long (a loaded machine). */
+        if (g.closed && max_gap + 50 < TIMEOUT_MS)
+            fail_msg("closed (%s) after %llu ms although the peer sent every 50 ms (largest gap %llu ms)",
+                     nf_err_name(g.reason), (unsigned long long)(h_now_ms() - t0), (unsigned long long)max_gap);
+        if (g.closed) {
+            print_message("[ info     ] the test thread stalled (a %llu ms gap between sends): skipped\n",
+                          (unsigned long long)max_gap);
+            close(fd);
+            h_fixture_end(&f);
+            skip();
+        }
     }
     H_RUN_UNTIL(loop, g.got == (uint64_t)sent || g.closed, 1000);
     assert_int_equal(g.closed, 0);
