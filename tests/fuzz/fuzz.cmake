@@ -40,6 +40,18 @@ if(CMAKE_C_COMPILER_ID MATCHES Clang)
   nf_add_fuzz(fuzz_hixie ${PROJECT_SOURCE_DIR}/src/ws/hixie.c ${PROJECT_SOURCE_DIR}/src/ws/utf8.c)
   target_link_libraries(fuzz_hixie PRIVATE OpenSSL::Crypto)
 
+  # The TLS filter on a real loop over loopback: every library source,
+  # instrumented, plus the test certificate maker.
+  set(nf_fuzz_lib_src)
+  foreach(f ${NF_SOURCES})
+    list(APPEND nf_fuzz_lib_src ${PROJECT_SOURCE_DIR}/${f})
+  endforeach()
+  nf_add_fuzz(fuzz_tls ${nf_fuzz_lib_src} ${CMAKE_CURRENT_SOURCE_DIR}/integration/tls_certs.c)
+  target_include_directories(fuzz_tls PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+  target_link_libraries(fuzz_tls PRIVATE PkgConfig::URING Threads::Threads ${NF_EXTRA_LIBS})
+  # each input is a loopback connection: fewer smoke runs
+  set_tests_properties(fuzz_tls.smoke PROPERTIES TIMEOUT 300)
+
   get_property(nf_fuzz_all GLOBAL PROPERTY NF_FUZZ_TARGETS)
   add_custom_target(fuzz_all DEPENDS ${nf_fuzz_all})
   # the list scripts/fuzz.sh runs
