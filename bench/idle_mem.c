@@ -17,26 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <netframe/netframe.h>
-#include "core/internal.h" /* sizeof(nf_conn_t) */
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
+#include "idle_common.h"
+#include "core/internal.h" /* sizeof(nf_conn_t) */
 
 static void on_read(nf_conn_t *c, const char *d, size_t n) { nf_conn_write(c, d, n); }
 static void on_close(nf_conn_t *c, int r) { (void)c, (void)r; }
@@ -82,14 +70,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--backend") == 0)
             cfg.backend = strcmp(argv[i + 1], "epoll") == 0 ? NF_BACKEND_EPOLL : NF_BACKEND_URING;
     }
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    if ((long)rl.rlim_cur < n + 100) {
-        fprintf(stderr, "idle_mem: RLIMIT_NOFILE hard limit %ld is below %d\n", (long)rl.rlim_cur, n + 100);
+    if (raise_nofile(n + 100L, "idle_mem") != 0)
         return 2;
-    }
     signal(SIGPIPE, SIG_IGN);
 
     nf_loop_t *loop;

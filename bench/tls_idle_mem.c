@@ -16,24 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <netframe/netframe.h>
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
+#include "idle_common.h"
 
 static int opened, echoed;
 static void s_open(nf_conn_t *c) { (void)c, opened++; }
@@ -126,10 +114,7 @@ int main(int argc, char **argv)
     }
     if (!cert || !key || n < 1)
         return 2;
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
+    (void)raise_nofile(0, "tls_idle_mem");
     signal(SIGPIPE, SIG_IGN);
     char why[256];
     nf_tls_ctx_t *ctx;

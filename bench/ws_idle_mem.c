@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,20 +30,9 @@
 #include <netframe/netframe.h>
 #include <netframe/flow.h>
 #include <netframe/ws.h>
-#include "ws/conn.h" /* sizeof(nf_ws_conn_t), NF__WS_REST_MS */
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
+#include "idle_common.h"
+#include "ws/conn.h" /* sizeof(nf_ws_conn_t), NF__WS_REST_MS */
 
 static int opened, echoed, g_any;
 static void on_open(nf_ws_conn_t *ws)
@@ -195,14 +183,8 @@ int main(int argc, char **argv)
         }
     }
     g_any = any;
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    if ((long)rl.rlim_cur < n + 100) {
-        fprintf(stderr, "ws_idle_mem: RLIMIT_NOFILE hard limit %ld is below %d\n", (long)rl.rlim_cur, n + 100);
+    if (raise_nofile(n + 100L, "ws_idle_mem") != 0)
         return 2;
-    }
     signal(SIGPIPE, SIG_IGN);
 
     nf_loop_t *loop;
