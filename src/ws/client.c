@@ -147,6 +147,25 @@ static int hixie76_key(char *out, uint32_t *value)
     return 0;
 }
 
+/* Writes the request head (GET target, headers h[0..n)) into c->request,
+ * followed by `tail` (Hixie-76's key3). 0, -ENOMEM or -EINVAL (a bad
+ * header). */
+static int write_request(nf__ws_client_t *c, const char *target, const nf_http_header_t *h, size_t n, const void *tail,
+                         size_t tail_len)
+{
+    size_t cap = 64 + tail_len + strlen(target);
+    for (size_t k = 0; k < n; k++)
+        cap += h[k].name_len + h[k].value_len + 4;
+    c->request = malloc(cap);
+    int rl = c->request ? nf_http_write_request(c->request, cap, "GET", target, h, n) : -ENOMEM;
+    if (rl < 0)
+        return rl == -ENOMEM ? -ENOMEM : -EINVAL;
+    if (tail_len)
+        memcpy(c->request + rl, tail, tail_len);
+    c->request_len = (size_t)rl + tail_len;
+    return 0;
+}
+
 /* Builds a Hixie-76 request: the head, then the 8 bytes of key3; the 16
  * bytes expected back go to c->accept. */
 static int build_request_hixie76(nf__ws_client_t *c, const url_t *u)
@@ -179,17 +198,9 @@ static int build_request_hixie76(nf__ws_client_t *c, const url_t *u)
         h[i++] = (nf_http_header_t){"Sec-WebSocket-Protocol", 22, cfg->subprotocols[0], strlen(cfg->subprotocols[0])};
     for (size_t k = 0; k < cfg->nheaders; k++)
         h[i++] = cfg->headers[k];
-    size_t cap = 64 + 8 + strlen(u->target);
-    for (size_t k = 0; k < i; k++)
-        cap += h[k].name_len + h[k].value_len + 4;
-    c->request = malloc(cap);
-    int rl = c->request ? nf_http_write_request(c->request, cap, "GET", u->target, h, i) : -ENOMEM;
+    int rc = write_request(c, u->target, h, i, key3, sizeof key3);
     free(h);
-    if (rl < 0)
-        return rl == -ENOMEM ? -ENOMEM : -EINVAL;
-    memcpy(c->request + rl, key3, 8);
-    c->request_len = (size_t)rl + 8;
-    return 0;
+    return rc;
 }
 
 /* Builds the request head into c->request. */
@@ -239,16 +250,9 @@ static int build_request(nf__ws_client_t *c, const url_t *u, const char *key)
     }
     for (size_t k = 0; k < cfg->nheaders; k++)
         h[i++] = cfg->headers[k];
-    size_t cap = 64 + strlen(u->target);
-    for (size_t k = 0; k < i; k++)
-        cap += h[k].name_len + h[k].value_len + 4;
-    c->request = malloc(cap);
-    int rl = c->request ? nf_http_write_request(c->request, cap, "GET", u->target, h, i) : -ENOMEM;
+    int rc = write_request(c, u->target, h, i, NULL, 0);
     free(h);
-    if (rl < 0)
-        return rl == -ENOMEM ? -ENOMEM : -EINVAL;
-    c->request_len = (size_t)rl;
-    return 0;
+    return rc;
 }
 
 NF__EXPORT int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_client_config_t *cfg, nf_ws_conn_t **out)

@@ -64,6 +64,30 @@ static void http_error(nf_ws_conn_t *ws, int status, const nf_http_header_t *xh,
         nf__ws_drop(ws, -ENOMEM);
 }
 
+/* Writes a 101 answer (reason NULL: the standard one) with headers rh[0..n)
+ * into a new buffer with `extra` bytes of room after the head, and sets
+ * *head_len. On failure it answers 500 (a bad extra header) or drops the
+ * connection (no memory), and returns NULL. */
+static nf_buf_t *answer_101(nf_ws_conn_t *ws, const char *reason, const nf_http_header_t *rh, size_t n, size_t extra,
+                            size_t *head_len)
+{
+    size_t cap = 64 + extra + (reason ? strlen(reason) : 0);
+    for (size_t k = 0; k < n; k++)
+        cap += rh[k].name_len + rh[k].value_len + 4;
+    nf_buf_t *b = nf_buf_new(cap);
+    int hl = b ? nf_http_write_response(b->base, cap, 101, reason, rh, n) : -ENOMEM;
+    if (hl < 0) {
+        nf_buf_unref(b);
+        if (hl == -ENOMEM)
+            nf__ws_drop(ws, -ENOMEM);
+        else
+            http_error(ws, 500, NULL, 0);
+        return NULL;
+    }
+    *head_len = (size_t)hl;
+    return b;
+}
+
 /* Records the Origin header (oh, may be NULL) in the request and asks the
  * program's check_origin. Returns 0 to go on, -1 when refused (answered). */
 static int check_origin(nf_ws_server_t *s, nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_header_t *oh)
@@ -234,21 +258,12 @@ static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_
         rh[i++] = s->cfg.headers[k];
     for (size_t k = 0; k < r->num_extra; k++)
         rh[i++] = r->extra_headers[k];
-    size_t cap = 96 + 16;
-    for (size_t k = 0; k < i; k++)
-        cap += rh[k].name_len + rh[k].value_len + 4;
-    nf_buf_t *b = nf_buf_new(cap);
-    int hl = b ? nf_http_write_response(b->base, cap, 101, "WebSocket Protocol Handshake", rh, i) : -ENOMEM;
+    size_t hl;
+    nf_buf_t *b = answer_101(ws, "WebSocket Protocol Handshake", rh, i, 16, &hl);
     free(rh);
     free(loc);
-    if (hl < 0) {
-        nf_buf_unref(b);
-        if (hl == -ENOMEM)
-            nf__ws_drop(ws, -ENOMEM);
-        else
-            http_error(ws, 500, NULL, 0); /* a bad extra header */
+    if (!b)
         return;
-    }
     memcpy(b->base + hl, answer, 16);
     b->len = (size_t)hl + 16;
     ws->route = route;
@@ -375,20 +390,11 @@ static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_
         rh[i++] = s->cfg.headers[k];
     for (size_t k = 0; k < r->num_extra; k++)
         rh[i++] = r->extra_headers[k];
-    size_t cap = 64;
-    for (size_t k = 0; k < i; k++)
-        cap += rh[k].name_len + rh[k].value_len + 4;
-    nf_buf_t *b = nf_buf_new(cap);
-    int hl = b ? nf_http_write_response(b->base, cap, 101, NULL, rh, i) : -ENOMEM;
+    size_t hl;
+    nf_buf_t *b = answer_101(ws, NULL, rh, i, 0, &hl);
     free(rh);
-    if (hl < 0) {
-        nf_buf_unref(b);
-        if (hl == -ENOMEM)
-            nf__ws_drop(ws, -ENOMEM);
-        else
-            http_error(ws, 500, NULL, 0); /* a bad extra header */
+    if (!b)
         return;
-    }
     b->len = (size_t)hl;
     ws->route = route;
     ws->h = route->handler;
