@@ -130,13 +130,13 @@ static bool at_limit(nf_server_t *s)
 static void *acceptor_main(void *arg)
 {
     nf_server_t *s = arg;
-    bool pause = s->cfg.listen.on_limit == NF_LIMIT_PAUSE;
+    bool pause_at_limit = s->cfg.listen.on_limit == NF_LIMIT_PAUSE;
     struct pollfd p[3] = {{.fd = s->acc_fd, .events = POLLIN},
                           {.fd = s->stop_fd, .events = POLLIN},
                           {.fd = s->slot_fd, .events = POLLIN}};
     while (!atomic_load(&s->stopping)) {
         /* a negative fd is ignored by poll(): paused, wait for a slot */
-        p[0].fd = pause && at_limit(s) ? -1 : s->acc_fd;
+        p[0].fd = pause_at_limit && at_limit(s) ? -1 : s->acc_fd;
         int r = poll(p, 3, -1);
         if (r < 0)
             continue; /* EINTR */
@@ -149,7 +149,7 @@ static void *acceptor_main(void *arg)
         }
         for (int i = 0; i < 64 && p[0].fd >= 0; i++) {
             bool full = at_limit(s);
-            if (full && pause)
+            if (full && pause_at_limit)
                 break;
             int fd = accept4(s->acc_fd, NULL, NULL, SOCK_CLOEXEC);
             if (fd < 0) {
