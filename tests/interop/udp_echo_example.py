@@ -34,8 +34,14 @@ RSS_LIMIT_KIB = 16 * 1024
 BACKEND_NAME = {"uring": "io_uring", "epoll": "epoll"}
 
 
+RUNNING = []  # the server started and not yet stopped: killed on failure
+
+
 def fail(*msg):
     print("FAIL:", *msg, file=sys.stderr)
+    for p in RUNNING:
+        p.kill()
+        p.wait()
     sys.exit(1)
 
 
@@ -46,13 +52,13 @@ def payload(tag, n):
 def start(server, backend, mode, threads, extra=()):
     cmd = [server, "--port", "0", "--backend", backend, "--mode", mode, "--threads", str(threads), *extra]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    RUNNING.append(p)
     line = p.stdout.readline()
     m = re.search(r"listening on ([0-9.]+):(\d+) udp backend=(\S+)", line)
     if not m:
         p.kill()
-        fail("no listening line from", " ".join(cmd), ":", line, p.stderr.read())
+        fail("no listening line from", " ".join(cmd), ":", line, p.communicate()[1])
     if m.group(3) != BACKEND_NAME[backend]:
-        p.kill()
         fail("asked for", backend, "got", m.group(3))
     return p, (m.group(1), int(m.group(2)))
 
@@ -63,8 +69,8 @@ def stop(p):
     try:
         _, err = p.communicate(timeout=20)
     except subprocess.TimeoutExpired:
-        p.kill()
         fail("server did not stop on SIGTERM")
+    RUNNING.remove(p)
     if p.returncode != 0:
         fail("server exit status", p.returncode, err)
     m = re.search(r"dgrams_in=(\d+) dgrams_out=(\d+) bytes_in=(\d+) dropped=(\d+) send_errors=(\d+) truncated=(\d+)",
