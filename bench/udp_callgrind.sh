@@ -19,7 +19,7 @@ declare -a NAMES CMDS
 NAMES+=(epoll-plain) && CMDS+=("$BUILD/bench/nf_udp_epoll_echo --port 0")
 # Not the io_uring server: under valgrind 3.19 (Debian 12) it never gets to serve
 # (the io_uring set-up it uses is not emulated): see docs/udp.md.
-NAMES+=(nf-epoll-block) && CMDS+=("$BUILD/examples/udp_echo_server --port 0 --backend epoll --rcvbuf 4194304")
+NAMES+=(nf-epoll-block) && CMDS+=("$BUILD/examples/udp_echo_server --port 0 --backend epoll --rcvbuf 4194304 --recv-size 2048 --recv-count 0")
 
 run() { # cmd seconds -> "Ir echoed"
     : >"$TMP/out"

@@ -18,13 +18,12 @@
  * `=v2` accept only that one) from a load balancer in front of it, and
  * prints one line per connection on stdout:
  *   "proxy: peer=CLIENT transport=BALANCER version=N command=proxy|local"
- * A connection without a valid header is closed (reason on stderr). Not with
- * --spread acceptor (sockets handed over by the acceptor get no filters).
+ * A connection without a valid header is closed (reason on stderr). Works
+ * with either --spread (the acceptor's hand-over builds the filter stack).
  *
  * With --tls-cert/--tls-key every connection runs TLS 1.2/1.3 (the TLS
  * filter, tls.h) under the same echo handler; the TLS features are printed
- * with the loop's. TLS needs --spread reuseport (the acceptor hand-over
- * carries no filters). With both, PROXY sits below TLS.
+ * with the loop's. With both, PROXY sits below TLS.
  *
  * io_uring's registered I/O is off by default: NF_FIXED_FILES=<slots> and
  * NF_ZC_SEND_MIN=<bytes> in the environment turn on the fixed file table and
@@ -191,10 +190,6 @@ int main(int argc, char **argv)
         if (terr) {
             fprintf(stderr, "echo_server: TLS: %s\n", why);
             return 1;
-        }
-        if (cfg.spread != NF_SERVER_REUSEPORT) {
-            fprintf(stderr, "echo_server: TLS needs --spread reuseport\n");
-            return 2;
         }
         stack[nstack++] = (nf_filter_spec_t){.ops = &nf_tls_filter, .config = tls};
     }

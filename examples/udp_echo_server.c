@@ -2,17 +2,29 @@
  *
  *   udp_echo_server [--host 127.0.0.1] [--port 7001] [--threads N]
  *                   [--mode block|poll|event] [--backend uring|epoll]
- *                   [--rcvbuf BYTES] [--recv-size BYTES] [--max-queued N]
+ *                   [--rcvbuf BYTES] [--recv-size BYTES] [--recv-count N]
+ *                   [--max-queued N]
  *
  * Runs N loops on N threads (nf_server without a TCP listener), each with
  * its own UDP socket on the same address (SO_REUSEPORT: the kernel spreads
  * datagrams by the sender's address). Every datagram goes back to its
- * sender. Prints the loop's and the socket's features on stderr, then
+ * sender, whole: by default each socket receives datagrams of up to 65,527
+ * bytes (NF_UDP_MAX_DGRAM6, any UDP payload over IPv4 or IPv6) into 64
+ * buffers, about 4 MiB per socket once they have all been used (the
+ * library's own default, 2,048 bytes, is sized for small datagrams: see
+ * recv_size in netframe/udp.h). With a smaller --recv-size, a longer
+ * datagram arrives truncated (NF_UDP_TRUNC): it is not echoed, it is
+ * counted (truncated= in the final line) and the first ones are logged on
+ * stderr, since echoing its first bytes would answer something the peer
+ * never sent.
+ *
+ * Prints the loop's and the socket's features on stderr, then
  * "listening on HOST:PORT udp backend=NAME" once every socket is bound. On
  * SIGINT or SIGTERM it closes the sockets, prints the counters and exits 0. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,17 +35,30 @@ typedef struct app {
     const char *host;
     uint16_t port; /* loop 0's, once bound: the others share it */
     int rcvbuf;
-    unsigned recv_size, max_queued;
+    unsigned recv_size, recv_count, max_queued;
     nf_udp_t *socks[1024];
     pthread_mutex_t mu;
     nf_udp_stats_t total;
     char features[128];
 } app_t;
 
+#define LOG_TRUNCATED 10 /* log the first ones; all are counted */
+static atomic_uint g_truncated_logged;
+
 static void on_recv(nf_udp_t *u, const char *data, size_t len, const nf_addr_t *from, unsigned flags,
                     nf_udp_peer_t *peer)
 {
-    (void)flags, (void)peer;
+    (void)peer;
+    if (flags & NF_UDP_TRUNC) { /* only its first len bytes are here: never echo a part as the whole */
+        unsigned n = atomic_fetch_add(&g_truncated_logged, 1);
+        if (n < LOG_TRUNCATED) {
+            char name[64];
+            fprintf(stderr, "udp_echo_server: datagram from %s longer than --recv-size %zu: truncated, not echoed%s\n",
+                    nf_addr_format(from, name, sizeof(name)), len,
+                    n + 1 == LOG_TRUNCATED ? " (no more of these logged)" : "");
+        }
+        return;
+    }
     nf_udp_send(u, data, len, from); /* a copy; dropped by policy if the queue is full */
 }
 
@@ -50,6 +75,7 @@ static int loop_start(nf_server_t *s, nf_loop_t *loop, unsigned index)
     cfg.rcvbuf = app->rcvbuf;
     cfg.sndbuf = app->rcvbuf;
     cfg.recv_size = app->recv_size;
+    cfg.recv_count = app->recv_count;
     cfg.max_queued_dgrams = app->max_queued;
     cfg.handler = &echo;
     int err = nf_udp_open(loop, &cfg, &app->socks[index]);
@@ -95,13 +121,17 @@ static void usage(void)
 {
     fprintf(stderr, "usage: udp_echo_server [--host ADDR] [--port N] [--threads N] [--mode block|poll|event]\n"
                     "                       [--backend uring|epoll] [--rcvbuf BYTES] [--recv-size BYTES]\n"
-                    "                       [--max-queued N]\n");
+                    "                       [--recv-count N] [--max-queued N]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    static app_t app = {.host = "127.0.0.1", .port = 7001, .mu = PTHREAD_MUTEX_INITIALIZER};
+    static app_t app = {.host = "127.0.0.1",
+                        .port = 7001,
+                        .recv_size = NF_UDP_MAX_DGRAM6,
+                        .recv_count = 64,
+                        .mu = PTHREAD_MUTEX_INITIALIZER};
     const char *backend = NULL, *mode = "block";
     int port = 7001, threads = 1;
     for (int i = 1; i < argc; i++) {
@@ -121,6 +151,8 @@ int main(int argc, char **argv)
             app.rcvbuf = atoi(argv[++i]);
         else if (strcmp(argv[i], "--recv-size") == 0)
             app.recv_size = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--recv-count") == 0)
+            app.recv_count = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--max-queued") == 0)
             app.max_queued = (unsigned)atoi(argv[++i]);
         else
@@ -178,7 +210,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "udp_echo_server: loop: %s\n", nf_strerror(err));
     fprintf(stderr,
             "udp_echo_server: dgrams_in=%llu dgrams_out=%llu bytes_in=%llu dropped=%llu send_errors=%llu "
-            "truncated=%llu\n",
+            "truncated=%llu (not echoed)\n",
             (unsigned long long)app.total.dgrams_in, (unsigned long long)app.total.dgrams_out,
             (unsigned long long)app.total.bytes_in, (unsigned long long)app.total.dropped,
             (unsigned long long)app.total.send_errors, (unsigned long long)app.total.truncated);

@@ -9,7 +9,7 @@
  *                        SO_REUSEPORT; the kernel spreads connections by a
  *                        hash of their addresses. No hand-over cost.
  *   NF_SERVER_ACCEPTOR   one acceptor thread accepts and hands each socket to
- *                        the loops in turn (nf_loop_post + nf_conn_adopt):
+ *                        the loops in turn (nf_loop_post + nf_conn_adopt_ex):
  *                        an even spread whatever the addresses, at the cost
  *                        of a post per connection.
  *
@@ -44,7 +44,14 @@ typedef struct nf_server_config {
      * shared by all loops: see nf_server_addr), backlog, nodelay, keepalive,
      * handler, data (the listener's pointer; for NF_SERVER_ACCEPTOR it is
      * each connection's data). reuseport is set as the spread needs.
-     * NF_SERVER_ACCEPTOR ignores filters, max_conns and oob_inline.
+     * filters and oob_inline apply to every connection in both spreads.
+     * max_conns (with on_limit) bounds each loop's listener with
+     * NF_SERVER_REUSEPORT (threads x max_conns in all), and the whole
+     * server with NF_SERVER_ACCEPTOR: the acceptor counts connections handed
+     * over and not yet closed, across the loops; at the bound NF_LIMIT_PAUSE
+     * stops accepting until one closes (peers wait in the backlog) and
+     * NF_LIMIT_CLOSE accepts and resets (counted in nf_server_stats'
+     * conns_refused, in no loop's own counters).
      * listen.handler NULL (NF_SERVER_REUSEPORT with on_loop_start only): no
      * TCP listener; the loops run what on_loop_start creates on each, e.g.
      * one SO_REUSEPORT UDP socket per loop (nf_udp_open, udp.h), closed in
@@ -95,7 +102,7 @@ unsigned nf_server_threads(const nf_server_t *s);
 nf_loop_t *nf_server_loop(const nf_server_t *s, unsigned index);
 
 /* The sum of every loop's counters (conns_open, bytes_in, ...; the high-water
- * marks are maxima). While the server runs, each loop is asked for a
+ * marks are maxima; conns_refused also counts the acceptor's refusals). While the server runs, each loop is asked for a
  * snapshot through its post queue and the caller waits for the answers (up
  * to 1 s), so do not call it from a loop thread of this server (-EDEADLK);
  * after nf_server_wait it reads the final counters. Optional per_loop

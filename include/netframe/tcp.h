@@ -153,6 +153,27 @@ int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_conn_t **out)
  * caller still owns fd. */
 int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h, void *data, nf_conn_t **out);
 
+/* What nf_conn_adopt_ex makes of an adopted socket. */
+typedef struct nf_adopt_config {
+    const nf_conn_handler_t *handler;     /* required (on_read, on_close); must outlive the connection */
+    void *data;                           /* the connection's user pointer */
+    const struct nf_filter_spec *filters; /* as for listeners (filters[0] lowest); must outlive it */
+    unsigned nfilters;
+    int oob_inline; /* SO_OOBINLINE: urgent bytes stay in the stream */
+    /* Optional: runs once on the loop thread when the connection is freed,
+     * right after its on_close (e.g. to give back a slot of a connection
+     * limit counted across loops: nf_server's acceptor). Not called when
+     * nf_conn_adopt_ex fails. */
+    void (*on_released)(void *arg);
+    void *released_arg;
+} nf_adopt_config_t;
+
+/* nf_conn_adopt with a filter stack and options: the filters are set up as
+ * for an accepted connection (a filter that fails to start closes the
+ * connection with its error: on_close and on_released run). Same returns
+ * and fd ownership as nf_conn_adopt. */
+int nf_conn_adopt_ex(nf_loop_t *loop, int fd, const nf_adopt_config_t *cfg, nf_conn_t **out);
+
 /* ---- connections ------------------------------------------------------ */
 
 /* Queues a copy of data for sending. Bytes leave in the order written.

@@ -229,6 +229,8 @@ struct nf_conn {
     nf_filter_t *fbottom, *ftop;    /* filter stack, NULL without filters */
     nf__wseg_t *stash;              /* reads that arrived while paused, in order */
     const nf_addr_t *peer_override; /* nf_conn_peer_addr's answer (PROXY filter), or NULL */
+    void (*released)(void *arg);    /* nf_conn_adopt_ex's on_released, after on_close */
+    void *released_arg;
 };
 
 struct nf_listener {

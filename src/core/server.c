@@ -48,6 +48,9 @@ struct nf_server {
     atomic_int signalling; /* nf_server_stop calls still touching loops */
     int stop_fd;           /* eventfd: wakes the acceptor */
     int acc_fd;            /* ACCEPTOR: the listening socket */
+    int slot_fd;           /* ACCEPTOR with max_conns: eventfd, a slot came free */
+    atomic_uint open;      /* ACCEPTOR: connections handed over and not yet freed */
+    atomic_ullong refused; /* ACCEPTOR: closed at max_conns (NF_LIMIT_CLOSE) */
     pthread_t acc_th;
     bool acc_started;
     unsigned rr;
@@ -69,14 +72,38 @@ typedef struct handover {
     int fd;
 } handover_t;
 
+/* A connection the acceptor counted is gone (freed after its on_close, or
+ * never adopted): give its slot back and wake an acceptor paused at
+ * max_conns. Runs on a loop thread. */
+static void slot_release(void *arg)
+{
+    nf_server_t *s = arg;
+    unsigned was = atomic_fetch_sub(&s->open, 1);
+    if (s->slot_fd >= 0 && was >= s->cfg.listen.max_conns) {
+        uint64_t one = 1;
+        ssize_t r = write(s->slot_fd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
 static void adopt_post(nf_loop_t *loop, void *arg)
 {
     handover_t *h = arg;
     nf_server_t *s = h->s;
     int fd = h->fd;
     free(h);
-    if (atomic_load(&s->stopping) || nf_conn_adopt(loop, fd, s->cfg.listen.handler, s->cfg.listen.data, NULL) != 0)
+    const nf_listen_config_t *lc = &s->cfg.listen;
+    nf_adopt_config_t ac = {.handler = lc->handler,
+                            .data = lc->data,
+                            .filters = lc->filters,
+                            .nfilters = lc->nfilters,
+                            .oob_inline = lc->oob_inline,
+                            .on_released = slot_release,
+                            .released_arg = s};
+    if (atomic_load(&s->stopping) || nf_conn_adopt_ex(loop, fd, &ac, NULL) != 0) {
         close(fd);
+        slot_release(s);
+    }
 }
 
 static void apply_sockopts(const nf_listen_config_t *lc, int fd)
@@ -90,17 +117,40 @@ static void apply_sockopts(const nf_listen_config_t *lc, int fd)
     }
 }
 
+/* At max_conns (counted across the loops: handed over and not yet freed)
+ * the listener's on_limit applies as on a loop's own listener: PAUSE stops
+ * accepting until a connection is freed (slot_fd), CLOSE accepts and resets
+ * (counted in refused). */
+static bool at_limit(nf_server_t *s)
+{
+    unsigned max = s->cfg.listen.max_conns;
+    return max && atomic_load(&s->open) >= max;
+}
+
 static void *acceptor_main(void *arg)
 {
     nf_server_t *s = arg;
-    struct pollfd p[2] = {{.fd = s->acc_fd, .events = POLLIN}, {.fd = s->stop_fd, .events = POLLIN}};
+    bool pause_at_limit = s->cfg.listen.on_limit == NF_LIMIT_PAUSE;
+    struct pollfd p[3] = {{.fd = s->acc_fd, .events = POLLIN},
+                          {.fd = s->stop_fd, .events = POLLIN},
+                          {.fd = s->slot_fd, .events = POLLIN}};
     while (!atomic_load(&s->stopping)) {
-        int r = poll(p, 2, -1);
+        /* a negative fd is ignored by poll(): paused, wait for a slot */
+        p[0].fd = pause_at_limit && at_limit(s) ? -1 : s->acc_fd;
+        int r = poll(p, 3, -1);
         if (r < 0)
             continue; /* EINTR */
         if (p[1].revents || atomic_load(&s->stopping))
             break;
-        for (int i = 0; i < 64; i++) {
+        if (p[2].revents) {
+            uint64_t v;
+            ssize_t n = read(s->slot_fd, &v, sizeof(v));
+            (void)n;
+        }
+        for (int i = 0; i < 64 && p[0].fd >= 0; i++) {
+            bool full = at_limit(s);
+            if (full && pause_at_limit)
+                break;
             int fd = accept4(s->acc_fd, NULL, NULL, SOCK_CLOEXEC);
             if (fd < 0) {
                 if (errno == EMFILE || errno == ENFILE) {
@@ -109,7 +159,15 @@ static void *acceptor_main(void *arg)
                 }
                 break; /* EAGAIN, ECONNABORTED...: poll again */
             }
+            if (full) {
+                struct linger lg = {1, 0};
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+                close(fd);
+                atomic_fetch_add(&s->refused, 1);
+                continue;
+            }
             apply_sockopts(&s->cfg.listen, fd);
+            atomic_fetch_add(&s->open, 1);
             worker_t *w = &s->w[s->rr++ % s->n];
             handover_t *h = malloc(sizeof(*h));
             if (h) {
@@ -119,6 +177,7 @@ static void *acceptor_main(void *arg)
             if (!h || nf_loop_post(atomic_load(&w->loop), adopt_post, h) != 0) {
                 free(h);
                 close(fd);
+                atomic_fetch_sub(&s->open, 1);
             }
         }
     }
@@ -319,6 +378,7 @@ NF__EXPORT int nf_server_start(nf_server_t **out, const nf_server_config_t *cfg)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     s->n = cfg->threads ? cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
     s->acc_fd = -1;
+    s->slot_fd = -1;
     s->w = calloc(s->n, sizeof(*s->w));
     s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pthread_mutex_init(&s->mu, NULL);
@@ -331,6 +391,13 @@ NF__EXPORT int nf_server_start(nf_server_t **out, const nf_server_config_t *cfg)
         s->w[i].index = i;
     }
     if (cfg->spread == NF_SERVER_ACCEPTOR) {
+        if (cfg->listen.max_conns) {
+            s->slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            if (s->slot_fd < 0) {
+                err = -errno;
+                goto fail;
+            }
+        }
         err = acceptor_listen(s);
         if (!err)
             err = start_workers(s, 0, s->n);
@@ -431,6 +498,8 @@ NF__EXPORT void nf_server_free(nf_server_t *s)
     }
     if (s->stop_fd >= 0)
         close(s->stop_fd);
+    if (s->slot_fd >= 0)
+        close(s->slot_fd);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->w);
@@ -500,6 +569,7 @@ static void stats_add(nf_loop_stats_t *sum, const nf_loop_stats_t *st)
 NF__EXPORT int nf_server_stats(nf_server_t *s, nf_loop_stats_t *out, nf_loop_stats_t *per_loop)
 {
     memset(out, 0, sizeof(*out));
+    out->conns_refused = atomic_load(&s->refused); /* the acceptor's, in no loop's counters */
     if (s->waited) {
         for (unsigned i = 0; i < s->n; i++) {
             stats_add(out, &s->w[i].final);

@@ -108,13 +108,16 @@ static int parse_version(const char *s, size_t n)
 /* The fast path for a head fed in pieces (last_len: the length at the call
  * that returned NF_EHTTP_INCOMPLETE). True when the bytes added since cannot
  * change that answer: they hold no CR or LF (no line ended, no bare CR), the
- * line in progress is still under every line limit and the head under its
- * limit. Otherwise the caller parses from the start, so the answer never
- * depends on how the bytes were cut; lines end at most max_headers + 2
- * times, so feeding a head byte by byte stays O(n * lines), not O(n^2). */
+ * line in progress is still under every line limit and the head, with the
+ * CR LF that must still end that line, under its limit. Otherwise the
+ * caller parses from the start, so the answer never depends on how the
+ * bytes were cut; lines end at most max_headers + 2 times, so feeding a head byte by byte stays O(n * lines), not
+ * O(n^2). */
 static int still_incomplete(const char *buf, size_t len, size_t last_len, const lim_t *l)
 {
-    if (last_len == 0 || last_len > len || len > l->max_head)
+    /* Near max_head the full parse decides: a line in progress that cannot
+     * end (CR LF) within max_head is TOOLARGE there, whatever the cut. */
+    if (last_len == 0 || last_len > len || len + 2 > l->max_head)
         return 0;
     size_t from = last_len - 1; /* a CR that ended the previous piece */
     const char *p = buf + from;

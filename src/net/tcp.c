@@ -360,6 +360,8 @@ static void finish_close(nf_conn_t *c)
     if (c->fbottom)
         nf__filters_close(c, c->reason);
     c->h->on_close(c, c->reason);
+    if (c->released)
+        c->released(c->released_arg);
     free(c->fbottom);
     free(c);
     if (loop->shutdown)
@@ -747,20 +749,33 @@ void nf__listener_accepted(nf_listener_t *l, int fd)
     conn_opened(c);
 }
 
-NF__EXPORT int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h, void *data, nf_conn_t **out)
+NF__EXPORT int nf_conn_adopt_ex(nf_loop_t *loop, int fd, const nf_adopt_config_t *cfg, nf_conn_t **out)
 {
-    if (fd < 0 || !h || !h->on_read || !h->on_close)
+    if (fd < 0 || !cfg || !cfg->handler || !cfg->handler->on_read || !cfg->handler->on_close)
         return -EINVAL;
-    nf_conn_t *c = conn_new(loop, h, NULL, 0);
+    nf_conn_t *c = conn_new(loop, cfg->handler, cfg->filters, cfg->filters ? cfg->nfilters : 0);
     if (!c)
         return -ENOMEM;
     c->fd = fd;
-    c->data = data;
+    c->data = cfg->data;
+    c->released = cfg->on_released;
+    c->released_arg = cfg->released_arg;
+    if (cfg->oob_inline) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+        c->flags |= NF__C_OOBINLINE;
+    }
     if (out)
         *out = c;
     loop->stats.conns_accepted++;
     conn_opened(c);
     return 0;
+}
+
+NF__EXPORT int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h, void *data, nf_conn_t **out)
+{
+    nf_adopt_config_t cfg = {.handler = h, .data = data};
+    return nf_conn_adopt_ex(loop, fd, &cfg, out);
 }
 
 void nf__listener_released(nf_listener_t *l) { nf__list_push_back(&l->loop->lclosing, &l->node); }

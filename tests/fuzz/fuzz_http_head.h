@@ -1,7 +1,8 @@
 /* Shared body of the two HTTP head fuzz targets (request and response): the
  * parse must stay inside the input, and the answer must not depend on how
  * the bytes were cut (fed in two parts with last_len: at every cut for short
- * inputs, at three for longer ones). */
+ * inputs, at a few chosen ones for longer ones), both for the whole input
+ * and for its first max_head - 1, max_head and max_head + 1 bytes. */
 #ifndef NF_FUZZ_HTTP_HEAD_H
 #define NF_FUZZ_HTTP_HEAD_H
 
@@ -51,6 +52,32 @@ static void check_cut(parse_fn parse, const char *buf, size_t size, size_t cut, 
     }
 }
 
+/* Every cut of buf[0..end) for short ones; for longer ones a cut chosen by
+ * the input, three around the end of the head, and one just after the last
+ * CR or LF (the longest stretch the parser's fast path may skip). Returns
+ * the one-shot answer for buf[0..end). */
+static int check_end(parse_fn parse, const char *buf, size_t end, unsigned sel, const nf_http_limits_t *lim)
+{
+    head_t hd;
+    int whole = parse(buf, end, 0, &hd, lim);
+    if (end <= 64) {
+        for (size_t cut = 0; cut <= end; cut++)
+            check_cut(parse, buf, end, cut, whole, lim);
+        return whole;
+    }
+    check_cut(parse, buf, end, (size_t)sel * end / 255, whole, lim);
+    check_cut(parse, buf, end, end - 1, whole, lim);
+    if (whole > 0) {
+        check_cut(parse, buf, end, (size_t)whole - 1, whole, lim);
+        check_cut(parse, buf, end, (size_t)whole / 2, whole, lim);
+    }
+    size_t last = end;
+    while (last > 0 && buf[last - 1] != '\r' && buf[last - 1] != '\n')
+        last--;
+    check_cut(parse, buf, end, last, whole, lim);
+    return whole;
+}
+
 static int fuzz_head(parse_fn parse, size_t (*nheaders)(const head_t *), const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -61,7 +88,8 @@ static int fuzz_head(parse_fn parse, size_t (*nheaders)(const head_t *), const u
     /* an exact-size heap copy so ASan sees any read past the end */
     char *buf = malloc(size ? size : 1);
     memcpy(buf, data, size);
-    nf_http_limits_t lim = {(sel & 1) ? 64 : 0, (sel & 2) ? 32 : 0, (sel & 4) ? 256 : 0};
+    size_t max_head = (sel & 4) ? 256 : (sel & 8) ? 48 : 0;
+    nf_http_limits_t lim = {(sel & 1) ? 64 : 0, (sel & 2) ? 32 : 0, max_head};
     head_t hd;
     int whole = parse(buf, size, 0, &hd, &lim);
     if (whole > 0) {
@@ -71,17 +99,11 @@ static int fuzz_head(parse_fn parse, size_t (*nheaders)(const head_t *), const u
     } else if (whole != NF_EHTTP_INCOMPLETE && nf_http_error_status(whole) < 400) {
         abort(); /* every error maps to a 4xx/5xx answer */
     }
-    if (size <= 64) {
-        for (size_t cut = 0; cut <= size; cut++)
-            check_cut(parse, buf, size, cut, whole, &lim);
-    } else {
-        /* three cuts: one chosen by the input, around the end of the head */
-        check_cut(parse, buf, size, (size_t)sel * size / 255, whole, &lim);
-        if (whole > 0) {
-            check_cut(parse, buf, size, (size_t)whole - 1, whole, &lim);
-            check_cut(parse, buf, size, (size_t)whole / 2, whole, &lim);
-        }
-    }
+    check_end(parse, buf, size, sel, &lim);
+    /* the same bytes ending at max_head - 1, max_head and max_head + 1: the
+     * boundary where a line in progress can no longer end within the head */
+    for (size_t end = max_head ? max_head - 1 : 0; max_head && end <= max_head + 1 && end < size; end++)
+        check_end(parse, buf, end, sel, &lim);
     free(buf);
     return 0;
 }

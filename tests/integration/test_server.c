@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 /* A thread-safe echo handler: the loops run on several threads. */
-static atomic_int g_open, g_closed, g_close_local;
+static atomic_int g_open, g_closed, g_close_local, g_close_timeout;
 static atomic_ullong g_bytes;
 
 static void srv_open(nf_conn_t *c) { (void)c, atomic_fetch_add(&g_open, 1); }
@@ -34,6 +34,8 @@ static void srv_close(nf_conn_t *c, int reason)
     atomic_fetch_add(&g_closed, 1);
     if (reason == NF_CLOSE_LOCAL)
         atomic_fetch_add(&g_close_local, 1);
+    if (reason == -ETIMEDOUT)
+        atomic_fetch_add(&g_close_timeout, 1);
 }
 static const nf_conn_handler_t srv_handler = {.on_open = srv_open, .on_read = srv_read, .on_close = srv_close};
 
@@ -42,6 +44,7 @@ static void reset(void)
     atomic_store(&g_open, 0);
     atomic_store(&g_closed, 0);
     atomic_store(&g_close_local, 0);
+    atomic_store(&g_close_timeout, 0);
     atomic_store(&g_bytes, 0);
 }
 
@@ -289,6 +292,121 @@ static void test_posts_and_signal_stop(void **st)
     nf_server_free(s);
 }
 
+/* ---- ACCEPTOR applies listen.filters and max_conns (issue 13 part 5c) ---------- */
+
+static nf_server_t *start_acceptor(const nf_filter_spec_t *filters, unsigned nfilters, unsigned max_conns,
+                                   nf_limit_policy_t on_limit)
+{
+    nf_server_config_t cfg;
+    nf_server_config_init(&cfg);
+    cfg.threads = 2;
+    cfg.spread = NF_SERVER_ACCEPTOR;
+    cfg.listen.port = 0;
+    cfg.listen.handler = &srv_handler;
+    cfg.listen.filters = filters;
+    cfg.listen.nfilters = nfilters;
+    cfg.listen.max_conns = max_conns;
+    cfg.listen.on_limit = on_limit;
+    nf_server_t *s = NULL;
+    int rc = nf_server_start(&s, &cfg);
+    if (rc == NF_EBACKEND) {
+        print_message("[ info     ] backend not available: skipped\n");
+        skip();
+    }
+    H_ASSERT_ERR(rc, 0);
+    return s;
+}
+
+/* The read-timeout filter runs on handed-over connections: a silent client
+ * is closed with -ETIMEDOUT, one that talks is echoed through the filter. */
+static void test_acceptor_filters(void **st)
+{
+    (void)st;
+    reset();
+    static const nf_timeout_config_t to = {.timeout_ms = 200};
+    static const nf_filter_spec_t spec[] = {{&nf_read_timeout_filter, &to}};
+    nf_server_t *s = start_acceptor(spec, 1, 0, NF_LIMIT_PAUSE);
+    int quiet[2], talk = h_tcp_connect("127.0.0.1", port_of(s));
+    for (int i = 0; i < 2; i++) /* one per loop (round robin) */
+        quiet[i] = h_tcp_connect("127.0.0.1", port_of(s));
+    assert_true(talk >= 0 && quiet[0] >= 0 && quiet[1] >= 0);
+    wait_until(&g_open, 3, 3000);
+    char err[256];
+    h_set_nonblock(talk, 1);
+    uint64_t t0 = h_now_ms();
+    for (int i = 0; i < 6; i++) { /* 300 ms of traffic every 50 ms: never 200 ms quiet */
+        if (h_echo_roundtrip(talk, 1000, (uint32_t)i, 3000, err, sizeof err) != 0)
+            fail_msg("echo through the filter: %s", err);
+        h_sleep_ms(50);
+    }
+    for (int i = 0; i < 2; i++)
+        H_ASSERT_ERR(h_recv_eof(quiet[i], 3000), 0);
+    uint64_t waited = h_now_ms() - t0;
+    assert_int_equal(atomic_load(&g_close_timeout), 2);
+    assert_true(waited >= 150);
+    assert_int_equal(atomic_load(&g_closed), 2); /* the talker is still open */
+    nf_server_stop(s);
+    H_ASSERT_ERR(nf_server_wait(s), 0);
+    assert_int_equal(atomic_load(&g_closed), 3);
+    for (int i = 0; i < 2; i++)
+        close(quiet[i]);
+    close(talk);
+    nf_server_free(s);
+}
+
+/* max_conns counts across the loops. PAUSE: the third connection waits in
+ * the backlog until one of the first two is gone, then is adopted. CLOSE:
+ * it is reset at once and counted in conns_refused. */
+static void max_conns(nf_limit_policy_t policy)
+{
+    enum { MAX = 2 };
+    reset();
+    nf_server_t *s = start_acceptor(NULL, 0, MAX, policy);
+    int fd[MAX + 2];
+    for (int i = 0; i < MAX; i++)
+        fd[i] = h_tcp_connect("127.0.0.1", port_of(s));
+    wait_until(&g_open, MAX, 3000);
+    fd[MAX] = h_tcp_connect("127.0.0.1", port_of(s)); /* the kernel completes it (backlog) */
+    assert_true(fd[MAX] >= 0);
+    h_sleep_ms(300);
+    assert_int_equal(atomic_load(&g_open), MAX);
+    nf_loop_stats_t sum;
+    char err[256];
+    if (policy == NF_LIMIT_CLOSE) {
+        int rc = h_recv_eof(fd[MAX], 3000); /* reset: -ECONNRESET (or EOF) */
+        assert_true(rc == -ECONNRESET || rc == 0);
+        H_ASSERT_ERR(nf_server_stats(s, &sum, NULL), 0);
+        assert_int_equal(sum.conns_refused, 1);
+        close(fd[MAX]);
+    } else {
+        H_ASSERT_ERR(nf_server_stats(s, &sum, NULL), 0);
+        assert_int_equal(sum.conns_refused, 0);
+    }
+    close(fd[0]); /* frees a slot */
+    wait_until(&g_closed, 1, 3000);
+    if (policy == NF_LIMIT_CLOSE)
+        fd[MAX] = h_tcp_connect("127.0.0.1", port_of(s));
+    wait_until(&g_open, MAX + 1, 3000); /* adopted now */
+    h_set_nonblock(fd[MAX], 1);
+    if (h_echo_roundtrip(fd[MAX], 5000, 7, 3000, err, sizeof err) != 0)
+        fail_msg("echo on the connection adopted after a slot came free: %s", err);
+    /* at the limit again: one more waits (PAUSE) or is refused (CLOSE) */
+    fd[MAX + 1] = h_tcp_connect("127.0.0.1", port_of(s));
+    h_sleep_ms(200);
+    assert_int_equal(atomic_load(&g_open), MAX + 1);
+    H_ASSERT_ERR(nf_server_stats(s, &sum, NULL), 0);
+    assert_int_equal(sum.conns_open, MAX);
+    assert_int_equal(sum.conns_refused, policy == NF_LIMIT_CLOSE ? 2 : 0);
+    nf_server_stop(s);
+    H_ASSERT_ERR(nf_server_wait(s), 0);
+    for (int i = 1; i < MAX + 2; i++)
+        close(fd[i]);
+    nf_server_free(s);
+}
+
+static void test_acceptor_max_conns_pause(void **st) { (void)st, max_conns(NF_LIMIT_PAUSE); }
+static void test_acceptor_max_conns_close(void **st) { (void)st, max_conns(NF_LIMIT_CLOSE); }
+
 /* A port in use: start fails and leaves nothing running. */
 static void test_start_fails_cleanly(void **st)
 {
@@ -310,13 +428,22 @@ static void test_start_fails_cleanly(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reuseport_block),     cmocka_unit_test(test_reuseport_poll),
-        cmocka_unit_test(test_reuseport_event),     cmocka_unit_test(test_acceptor_block),
-        cmocka_unit_test(test_acceptor_poll),       cmocka_unit_test(test_acceptor_event),
-        cmocka_unit_test(test_tiny_ring),           cmocka_unit_test(test_stop_busy_reuseport),
-        cmocka_unit_test(test_stop_busy_acceptor),  cmocka_unit_test(test_stop_busy_event),
-        cmocka_unit_test(test_stop_busy_poll),      cmocka_unit_test(test_posts_and_signal_stop),
+        cmocka_unit_test(test_reuseport_block),
+        cmocka_unit_test(test_reuseport_poll),
+        cmocka_unit_test(test_reuseport_event),
+        cmocka_unit_test(test_acceptor_block),
+        cmocka_unit_test(test_acceptor_poll),
+        cmocka_unit_test(test_acceptor_event),
+        cmocka_unit_test(test_tiny_ring),
+        cmocka_unit_test(test_stop_busy_reuseport),
+        cmocka_unit_test(test_stop_busy_acceptor),
+        cmocka_unit_test(test_stop_busy_event),
+        cmocka_unit_test(test_stop_busy_poll),
+        cmocka_unit_test(test_posts_and_signal_stop),
         cmocka_unit_test(test_start_fails_cleanly),
+        cmocka_unit_test(test_acceptor_filters),
+        cmocka_unit_test(test_acceptor_max_conns_pause),
+        cmocka_unit_test(test_acceptor_max_conns_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

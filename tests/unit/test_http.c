@@ -166,6 +166,70 @@ static void test_incremental_errors(void **state)
     assert_int_equal(nf_http_parse_request(line, 63, 0, &r, h, MAXH, &lim), NF_EHTTP_INCOMPLETE);
 }
 
+/* max_head at the boundary (issue 13 part 5c): heads of max_head - 1,
+ * max_head and max_head + 1 bytes, and the same bytes without their final
+ * empty line, give one answer at every length whatever the earlier cut: the
+ * answer for buf[0..len) with last_len = cut (after an INCOMPLETE at cut)
+ * equals the one-shot answer, and so does feeding byte by byte. */
+static int parse_any(int response, const char *b, size_t len, size_t last, const nf_http_limits_t *lim)
+{
+    nf_http_request_t rq;
+    nf_http_response_t rs;
+    nf_http_header_t h[MAXH];
+    return response ? nf_http_parse_response(b, len, last, &rs, h, MAXH, lim)
+                    : nf_http_parse_request(b, len, last, &rq, h, MAXH, lim);
+}
+
+static void check_every_cut(int response, const char *b, size_t total, const nf_http_limits_t *lim, int want)
+{
+    for (size_t len = 0; len <= total; len++) {
+        int one = parse_any(response, b, len, 0, lim);
+        for (size_t cut = 1; cut < len; cut++) {
+            if (parse_any(response, b, cut, 0, lim) != NF_EHTTP_INCOMPLETE)
+                continue;
+            int two = parse_any(response, b, len, cut, lim);
+            if (two != one)
+                fail_msg("%s of %zu bytes: at %zu bytes after a cut at %zu: %d, one-shot %d",
+                         response ? "response" : "request", total, len, cut, two, one);
+        }
+        /* byte by byte, last_len following along while INCOMPLETE */
+        int rc = NF_EHTTP_INCOMPLETE;
+        size_t last = 0;
+        for (size_t i = 1; i <= len && rc == NF_EHTTP_INCOMPLETE; i++) {
+            rc = parse_any(response, b, i, last, lim);
+            last = i;
+        }
+        int direct = len ? parse_any(response, b, len, 0, lim) : NF_EHTTP_INCOMPLETE;
+        if (len && rc == NF_EHTTP_INCOMPLETE && direct != NF_EHTTP_INCOMPLETE)
+            fail_msg("byte by byte to %zu of %zu: INCOMPLETE, one-shot %d", len, total, direct);
+    }
+    assert_int_equal(parse_any(response, b, total, 0, lim), want);
+}
+
+static void test_max_head_boundary(void **state)
+{
+    (void)state;
+    enum { MH = 128 };
+    const nf_http_limits_t lim = {0, 0, MH};
+    for (int response = 0; response <= 1; response++) {
+        const char *start = response ? "HTTP/1.1 200 OK\r\nServer: a\r\nX: " : "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+        size_t sl = strlen(start);
+        for (size_t total = MH - 1; total <= MH + 1; total++) {
+            char b[MH + 8];
+            memcpy(b, start, sl);
+            memset(b + sl, 'v', total - sl - 4);
+            memcpy(b + total - 4, "\r\n\r\n", 4);
+            int want = total <= MH ? (int)total : NF_EHTTP_TOOLARGE;
+            check_every_cut(response, b, total, &lim, want);
+            /* the same head cut just before its final CR LF, and its last
+             * field line grown to end exactly at total without a CR LF */
+            check_every_cut(response, b, total - 2, &lim, NF_EHTTP_INCOMPLETE);
+            memset(b + total - 4, 'v', 4);
+            check_every_cut(response, b, total, &lim, total < MH ? NF_EHTTP_INCOMPLETE : NF_EHTTP_TOOLARGE);
+        }
+    }
+}
+
 static void test_request_errors(void **state)
 {
     (void)state;
@@ -361,10 +425,15 @@ static void test_error_status(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_upgrade_request), cmocka_unit_test(test_list_tokens),
-        cmocka_unit_test(test_incremental),     cmocka_unit_test(test_incremental_errors),
-        cmocka_unit_test(test_request_errors),  cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_response),        cmocka_unit_test(test_writer),
+        cmocka_unit_test(test_upgrade_request),
+        cmocka_unit_test(test_list_tokens),
+        cmocka_unit_test(test_incremental),
+        cmocka_unit_test(test_incremental_errors),
+        cmocka_unit_test(test_max_head_boundary),
+        cmocka_unit_test(test_request_errors),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_response),
+        cmocka_unit_test(test_writer),
         cmocka_unit_test(test_error_status),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
