@@ -14,6 +14,15 @@ foreach(b uring epoll)
     set_tests_properties(ws_interop_${mode}.${b} PROPERTIES TIMEOUT 60
       ENVIRONMENT "NF_BACKEND=${b}")
   endforeach()
+  # permessage-deflate messages ended by a BFINAL block (RFC 7692 7.2.3.4),
+  # from websockets with its compressor swapped for Z_FINISH, both ways
+  foreach(mode bfinal_client bfinal_server)
+    add_test(NAME ws_interop_py_${mode}.${b}
+      COMMAND ${NF_PY} ${NF_INTEROP_DIR}/py_bfinal.py ${mode}
+              $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
+    set_tests_properties(ws_interop_py_${mode}.${b} PROPERTIES TIMEOUT 60
+      ENVIRONMENT "NF_BACKEND=${b}")
+  endforeach()
 endforeach()
 
 # Node's ws@8, installed into tests/interop/node_modules when missing.
