@@ -564,8 +564,10 @@ static size_t answer_for(const char *req, int version, char *out, size_t cap)
 }
 
 /* A raw server writes its 101 (and, for Hixie-76, the 16-byte answer) and
- * the frames in two pieces, cut at every byte; `pad` adds a field to make
- * the head that long (0: none). Returns nothing: checks the client. */
+ * the frames in two pieces, cut at every byte of what precedes the frames
+ * (every 5th when padded and accepted). pad_to (0: none) adds a field that
+ * makes the head that long; expect_ok: all messages arrive intact, else the
+ * handshake fails (NF_EWS_HANDSHAKE, 1006) and nothing arrives. */
 static void client_cuts(int version, int tls, size_t max_header, size_t pad_to, int expect_ok)
 {
     nf_loop_t *loop = h_loop_new();
@@ -629,7 +631,7 @@ static void client_cuts(int version, int tls, size_t max_header, size_t pad_to, 
             memcpy(msg, ans, al);
             o = al;
         }
-        head_len = hl;
+        head_len = version == 76 ? hl + 16 : hl; /* Hixie-76: cut the 16-byte answer too */
         size_t n = o + (version == 76 ? hixie_frames(msg + o) : rfc_frames(msg + o, sizeof msg - o, 0));
         if (peer_send(&p, msg, cut) != 0)
             fail_msg("%s, cut %zu: send", what, cut);
