@@ -357,9 +357,20 @@ void nf__ws_client_open(nf_ws_conn_t *ws)
 
 static void hs_fail(nf_ws_conn_t *ws) { nf__ws_drop(ws, NF_EWS_HANDSHAKE); }
 
+/* One read during the handshake: the answer's head is in buf[0..head)
+ * (data itself, or ws->hs when it came in several reads), the stream so
+ * far is ws->hs's `have` earlier bytes then data[0..len) (see server.c). */
+typedef struct {
+    char *buf;
+    size_t head;
+    char *data;
+    size_t len, have;
+} hs_read_t;
+
 /* Hixie-76: 101, Upgrade: WebSocket, Connection: Upgrade, at most the one
  * subprotocol offered, then the 16 challenge bytes after the head. */
-static void client_read_hixie76(nf_ws_conn_t *ws, nf__ws_client_t *c, const nf_http_response_t *res, size_t head)
+static void client_read_hixie76(nf_ws_conn_t *ws, nf__ws_client_t *c, const nf_http_response_t *res,
+                                const hs_read_t *rd)
 {
     const nf_http_header_t *h = res->headers;
     size_t n = res->num_headers;
@@ -368,14 +379,15 @@ static void client_read_hixie76(nf_ws_conn_t *ws, nf__ws_client_t *c, const nf_h
         hs_fail(ws);
         return;
     }
-    if (ws->hs->len - head < 16) {
-        if (ws->hs->len > ws->ctx->opts.max_header)
-            hs_fail(ws);
+    if (rd->have + rd->len - rd->head < 16) {
+        /* wait for the rest (the copy has room for them after any head) */
+        if (!rd->have && nf__ws_hs_append(ws, rd->data, rd->len) != 0)
+            nf__ws_drop(ws, -ENOMEM);
         else
             ws->hs->last = 0; /* the head is complete: parse it again, whole */
         return;
     }
-    if (memcmp(ws->hs->buf + head, c->accept, 16) != 0) {
+    if (memcmp(rd->buf + rd->head, c->accept, 16) != 0) {
         hs_fail(ws);
         return;
     }
@@ -395,7 +407,9 @@ static void client_read_hixie76(nf_ws_conn_t *ws, nf__ws_client_t *c, const nf_h
     }
     if (!ws->path)
         ws->path = strdup(c->path);
-    nf__ws_opened(ws, NULL, (uint8_t *)ws->hs->buf + head + 16, ws->hs->len - head - 16);
+    size_t rest_len;
+    uint8_t *rest = nf__ws_hs_after(rd->data, rd->len, rd->have, rd->head + 16, &rest_len);
+    nf__ws_opened(ws, NULL, rest, rest_len);
     nf__ws_hs_free(ws);
 }
 
@@ -403,17 +417,26 @@ void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
 {
     nf__ws_client_t *c = (nf__ws_client_t *)(void *)ws->ctx;
     const nf_ws_options_t *o = &ws->ctx->opts;
-    if (nf__ws_hs_append(ws, data, len) != 0) {
-        nf__ws_drop(ws, -ENOMEM);
-        return;
+    hs_read_t rd = {.buf = data, .data = data, .len = len, .have = nf__ws_hs_len(ws)};
+    size_t blen = len, last = 0;
+    if (rd.have) { /* the answer began in an earlier read: parse the copy */
+        if (nf__ws_hs_append(ws, data, len) != 0) {
+            nf__ws_drop(ws, -ENOMEM);
+            return;
+        }
+        rd.buf = ws->hs->buf;
+        blen = ws->hs->len;
+        last = ws->hs->last;
     }
     size_t field = o->max_header < 8192 ? o->max_header : 8192;
     nf_http_limits_t lim = {.max_line = field, .max_field = field, .max_head = o->max_header};
     nf_http_header_t h[MAX_HEADERS];
     nf_http_response_t res;
-    int rc = nf_http_parse_response(ws->hs->buf, ws->hs->len, ws->hs->last, &res, h, MAX_HEADERS, &lim);
+    int rc = nf_http_parse_response(rd.buf, blen, last, &res, h, MAX_HEADERS, &lim);
     if (rc == NF_EHTTP_INCOMPLETE) {
-        if (ws->hs->len > o->max_header)
+        if (!rd.have && nf__ws_hs_append(ws, data, len) != 0)
+            nf__ws_drop(ws, -ENOMEM);
+        else if (ws->hs->len > o->max_header)
             hs_fail(ws);
         else
             ws->hs->last = ws->hs->len;
@@ -423,10 +446,11 @@ void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
         hs_fail(ws);
         return;
     }
+    rd.head = (size_t)rc;
     size_t n = res.num_headers;
     ws->http_status = res.status;
     if (ws->version == 76) {
-        client_read_hixie76(ws, c, &res, (size_t)rc);
+        client_read_hixie76(ws, c, &res, &rd);
         return;
     }
     const nf_http_header_t *ah = nf_http_count_headers(h, n, "Sec-WebSocket-Accept") == 1
@@ -473,6 +497,8 @@ void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
     }
     if (!ws->path)
         ws->path = strdup(c->path);
-    nf__ws_opened(ws, pmd == 1 ? &agreed : NULL, (uint8_t *)ws->hs->buf + rc, ws->hs->len - (size_t)rc);
+    size_t rest_len;
+    uint8_t *rest = nf__ws_hs_after(data, len, rd.have, rd.head, &rest_len);
+    nf__ws_opened(ws, pmd == 1 ? &agreed : NULL, rest, rest_len);
     nf__ws_hs_free(ws);
 }

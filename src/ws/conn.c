@@ -75,9 +75,9 @@ static void rand_key(void *arg, uint8_t key[4])
 
 int nf__ws_hs_append(nf_ws_conn_t *ws, const char *data, size_t len)
 {
-    size_t limit = ws->ctx->opts.max_header + 1, have = nf__ws_hs_len(ws);
+    size_t limit = ws->ctx->opts.max_header + 1 + NF__WS_HS_AFTER, have = nf__ws_hs_len(ws);
     if (have + len > limit)
-        len = limit - have; /* enough for the parser to say "too large" */
+        len = limit - have; /* the head, or enough to say "too large" */
     if (!ws->hs || have + len > ws->hs->cap) {
         size_t cap = ws->hs ? ws->hs->cap : 1024;
         while (cap < have + len)

@@ -103,10 +103,28 @@ void nf__ws_client_setup(nf_filter_t *f, const nf_ws_handler_t *h, void *data);
 void nf__ws_ctx_unref(nf__ws_ctx_t *ctx);
 /* base64(SHA-1(key + GUID)) into out (29 bytes with the NUL). 0 or -ENOMEM. */
 int nf__ws_accept_key(const char *key, size_t len, char out[29]);
-/* Appends received handshake bytes to ws->hs (bounded by max_header + 1 so
- * that the parser can report "too large"). 0 or -ENOMEM. */
+/* Room kept in ws->hs after a head of max_header bytes: the Hixie-76 bytes
+ * that follow the head (key3: 8, the server's answer: 16). */
+#define NF__WS_HS_AFTER 16
+/* Appends received handshake bytes to ws->hs, bounded by max_header + 1 +
+ * NF__WS_HS_AFTER: a head of up to max_header bytes and the Hixie-76 bytes
+ * after it, or one byte over the limit, enough for the parser to say "too
+ * large". The copy is only for parsing the head: what follows the head is
+ * fed to the decoder from the read itself (nf__ws_hs_after), as the copy
+ * may have cut it. 0 or -ENOMEM. */
 int nf__ws_hs_append(nf_ws_conn_t *ws, const char *data, size_t len);
 void nf__ws_hs_free(nf_ws_conn_t *ws);
+/* The handshake stream so far is `have` bytes of earlier reads (in ws->hs)
+ * then this read's data[0..len): returns where the stream's byte `off` (the
+ * end of the head, or of the Hixie-76 bytes after it) lies in data, and in
+ * *n how many bytes of data follow it, for the decoder. The head always ends
+ * in the read being handled (had it ended in an earlier one, it would have
+ * been handled then), so off >= have. */
+static inline uint8_t *nf__ws_hs_after(char *data, size_t len, size_t have, size_t off, size_t *n)
+{
+    *n = len - (off - have);
+    return (uint8_t *)data + (off - have);
+}
 /* Writes raw bytes down (a copy). Returns NF_WRITE_* or an error. */
 int nf__ws_write_raw(nf_ws_conn_t *ws, const void *data, size_t len);
 /* The handshake succeeded: set up the codec, go OPEN, arm keep-alive, call

@@ -18,7 +18,8 @@ struct nf_ws_pmd {
     int tx_bits, rx_bits; /* windows of our compressor / the peer's */
     int tx_reset, rx_reset;
     int tx_ready, rx_ready;
-    int rx_ended; /* the peer ended its deflate stream (BFINAL) in this message */
+    int rx_ended; /* the peer ended its deflate stream (BFINAL) in this message:
+                   * 1 = a 0x00 octet may still follow, 2 = it did */
     z_stream tx, rx;
     uint8_t *cbuf; /* compressed output, reused */
     size_t ccap;
@@ -485,11 +486,63 @@ int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len, const uint8_t
     return 0;
 }
 
+/* Window bits of our inflater: a zlib peer told to use 8 compresses with 9. */
+static int rx_window_bits(const nf_ws_pmd_t *p) { return p->rx_bits < 9 ? 9 : p->rx_bits; }
+
+/* Bytes of a message after its BFINAL block (RFC 7692 7.2.3.4): a single
+ * 0x00 octet may follow the final block (the header of an empty non-final
+ * stored block, so that a receiver appending 00 00 ff ff reads an empty
+ * stored block), nothing else. */
+static int after_final(nf_ws_pmd_t *p, const uint8_t *in, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p->rx_ended != 1 || in[i] != 0x00)
+            return NF_EWS_INFLATE; /* data after the final block */
+        p->rx_ended = 2;
+    }
+    return 0;
+}
+
+/* The peer's deflate stream ended (a BFINAL block): zlib has nothing more
+ * to read in it, so the next message is a new stream and the inflater must
+ * be reset (inflateReset) for it.
+ *
+ * Which window does the next message see? A zlib peer that ends a message
+ * with Z_FINISH must deflateReset before its next message, which empties
+ * its LZ77 window: its next stream never refers back into this message.
+ * But RFC 7692 7.2.2 says that, unless the peer agreed to
+ * *_no_context_takeover, the receiver MUST inflate each message with the
+ * window of the previous one, and nothing forbids a compressor that ends
+ * with BFINAL from keeping its window (as a preset dictionary, say). So with
+ * context takeover the window survives the reset (inflateGetDictionary,
+ * then inflateSetDictionary, which raw inflate allows at any time): a
+ * stream that does not refer back decodes the same, one that does decodes
+ * correctly instead of failing. Without context takeover the window is
+ * dropped, as after any message. The copy (at most 2^15 bytes) is paid only
+ * by peers that end messages with BFINAL and keep the context. */
+static int end_of_stream(nf_ws_pmd_t *p)
+{
+    if (p->rx_reset) {
+        inflateReset(&p->rx);
+        return 0;
+    }
+    uInt n = 0;
+    uint8_t *win = malloc((size_t)1 << rx_window_bits(p));
+    if (!win)
+        return -ENOMEM;
+    int zr = inflateGetDictionary(&p->rx, win, &n);
+    inflateReset(&p->rx);
+    if (zr == Z_OK && n)
+        zr = inflateSetDictionary(&p->rx, win, n);
+    free(win);
+    return zr == Z_OK ? 0 : NF_EWS_INFLATE;
+}
+
 static int inflate_some(nf_ws_pmd_t *p, const uint8_t *in, size_t len, uint64_t limit, nf_ws_pmd_sink_fn sink,
                         void *arg)
 {
-    if (len && p->rx_ended)
-        return NF_EWS_INFLATE; /* data after the final block */
+    if (p->rx_ended)
+        return after_final(p, in, len);
     while (len) {
         uInt slice = len > 0x40000000u ? 0x40000000u : (uInt)len;
         p->rx.next_in = (Bytef *)(uintptr_t)in;
@@ -516,13 +569,16 @@ static int inflate_some(nf_ws_pmd_t *p, const uint8_t *in, size_t len, uint64_t 
             }
             if (zr == Z_STREAM_END) {
                 /* The peer ended its stream with a BFINAL block (RFC 7692
-                 * 7.2.3.3): the message must end here, the appended tail is
-                 * not needed, and the next message starts a new stream. */
-                inflateReset(&p->rx);
+                 * 7.2.3.4): the message must end here (but for one 0x00
+                 * octet), the appended tail is not needed, and the next
+                 * message starts a new stream. */
+                const uint8_t *rest = p->rx.next_in;
+                size_t rest_len = p->rx.avail_in + (len - slice);
+                int rc = end_of_stream(p);
+                if (rc)
+                    return rc;
                 p->rx_ended = 1;
-                if (p->rx.avail_in != 0 || len > slice)
-                    return NF_EWS_INFLATE;
-                break;
+                return after_final(p, rest, rest_len);
             }
             if (p->rx.avail_out != 0 && p->rx.avail_in == 0)
                 break;
@@ -540,9 +596,7 @@ int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin, ui
 {
     static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
     if (!p->rx_ready) {
-        /* A zlib peer told to use 8 bits compresses with 9: accept that. */
-        int bits = p->rx_bits < 9 ? 9 : p->rx_bits;
-        int zr = inflateInit2(&p->rx, -bits);
+        int zr = inflateInit2(&p->rx, -rx_window_bits(p));
         if (zr != Z_OK)
             return zr == Z_MEM_ERROR ? -ENOMEM : NF_EWS_INFLATE;
         p->rx_ready = 1;

@@ -194,19 +194,38 @@ static const nf_ws_route_t *find_route(nf_ws_server_t *s, const nf_ws_request_t 
     return NULL;
 }
 
-/* The Hixie-76 handshake (draft 76, section 5.2): the answer is the MD5 of
- * the two key values and the 8 bytes that follow the head (there: buf[head
- * .. head + 8), waited for by nf__ws_server_read). */
-static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, char *buf, size_t blen,
-                            size_t head)
+/* One read during the handshake. The stream so far is `have` bytes of
+ * earlier reads (kept in ws->hs) followed by data[0..len). The head is
+ * parsed from buf: data itself when it came in this read alone, else ws->hs,
+ * a copy capped near max_header (nf__ws_hs_append) that holds the head and,
+ * for Hixie-76, the 8 bytes of key3 after it, but not necessarily what
+ * follows: that is fed to the decoder from data (hs_after). */
+typedef struct {
+    char *buf; /* the head: buf[0..head), then key3 for Hixie-76 */
+    size_t head;
+    char *data; /* this read */
+    size_t len, have;
+} hs_read_t;
+
+static uint8_t *hs_after(const hs_read_t *rd, size_t off, size_t *n)
 {
+    return nf__ws_hs_after(rd->data, rd->len, rd->have, off, n);
+}
+
+/* The Hixie-76 handshake (draft 76, section 5.2): the answer is the MD5 of
+ * the two key values and the 8 bytes that follow the head (there:
+ * rd->buf[head .. head + 8), waited for by nf__ws_server_read). */
+static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, const hs_read_t *rd)
+{
+    const char *buf = rd->buf;
+    size_t head = rd->head;
     nf_ws_server_t *s = (nf_ws_server_t *)(void *)ws->ctx;
     const nf_http_header_t *h = req->headers;
     size_t n = req->num_headers;
     const nf_http_header_t *k1 = only(h, n, "Sec-WebSocket-Key1"), *k2 = only(h, n, "Sec-WebSocket-Key2");
     const nf_http_header_t *host = only(h, n, "Host");
     uint8_t answer[16];
-    if (!k1 || !k2 || !host || blen - head < 8 ||
+    if (!k1 || !k2 || !host || rd->have + rd->len - head < 8 ||
         nf_ws_hixie76_answer(k1->value, k1->value_len, k2->value, k2->value_len, (const uint8_t *)buf + head, answer) !=
             0) {
         http_error(ws, 400, NULL, 0);
@@ -273,11 +292,12 @@ static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_
     ws->subprotocol = r->subprotocol;
     set_path(ws, r, route);
     nf_filter_write_down(ws->f, b);
-    nf__ws_opened(ws, NULL, (uint8_t *)buf + head + 8, blen - head - 8);
+    size_t rest_len;
+    uint8_t *rest = hs_after(rd, head + 8, &rest_len);
+    nf__ws_opened(ws, NULL, rest, rest_len);
 }
 
-static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, char *buf, size_t blen,
-                    size_t head)
+static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, const hs_read_t *rd)
 {
     nf_ws_server_t *s = (nf_ws_server_t *)(void *)ws->ctx;
     const nf_http_header_t *h = req->headers;
@@ -288,7 +308,7 @@ static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_
         return;
     }
     if (s->cfg.legacy_hixie76 && is_hixie76(h, n)) {
-        upgrade_hixie76(ws, r, req, buf, blen, head);
+        upgrade_hixie76(ws, r, req, rd);
         return;
     }
     /* version */
@@ -403,10 +423,12 @@ static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_
     ws->subprotocol = r->subprotocol;
     set_path(ws, r, route);
     nf_filter_write_down(ws->f, b); /* a failure shows up as the connection closing */
-    nf__ws_opened(ws, extlen > 0 ? &agreed : NULL, (uint8_t *)buf + head, blen - head);
+    size_t rest_len;
+    uint8_t *rest = hs_after(rd, rd->head, &rest_len);
+    nf__ws_opened(ws, extlen > 0 ? &agreed : NULL, rest, rest_len);
 }
 
-static void handle(nf_ws_conn_t *ws, const nf_http_request_t *req, char *buf, size_t blen, size_t head)
+static void handle(nf_ws_conn_t *ws, const nf_http_request_t *req, const hs_read_t *rd)
 {
     nf_ws_server_t *s = (nf_ws_server_t *)(void *)ws->ctx;
     nf_ws_request_t r;
@@ -423,7 +445,7 @@ static void handle(nf_ws_conn_t *ws, const nf_http_request_t *req, char *buf, si
     r.num_headers = req->num_headers;
     r.ws_ = ws;
     if (nf_http_headers_have_token(req->headers, req->num_headers, "Upgrade", "websocket")) {
-        upgrade(ws, &r, req, buf, blen, head);
+        upgrade(ws, &r, req, rd);
         return;
     }
     if (s->cfg.on_http)
@@ -441,20 +463,20 @@ void nf__ws_server_read(nf_ws_conn_t *ws, char *data, size_t len)
     nf_http_limits_t lim = {.max_line = field, .max_field = field, .max_head = o->max_header};
     nf_http_header_t hdrs[MAX_HEADERS];
     nf_http_request_t req;
-    char *buf = data;
+    hs_read_t rd = {.buf = data, .data = data, .len = len, .have = nf__ws_hs_len(ws)};
     size_t blen = len, last = 0;
-    if (nf__ws_hs_len(ws)) {
+    if (rd.have) { /* the head began in an earlier read: parse the copy */
         if (nf__ws_hs_append(ws, data, len) != 0) {
             nf__ws_drop(ws, -ENOMEM);
             return;
         }
-        buf = ws->hs->buf;
+        rd.buf = ws->hs->buf;
         blen = ws->hs->len;
         last = ws->hs->last;
     }
-    int rc = nf_http_parse_request(buf, blen, last, &req, hdrs, MAX_HEADERS, &lim);
+    int rc = nf_http_parse_request(rd.buf, blen, last, &req, hdrs, MAX_HEADERS, &lim);
     if (rc == NF_EHTTP_INCOMPLETE) {
-        if (!nf__ws_hs_len(ws) && nf__ws_hs_append(ws, data, len) != 0) {
+        if (!rd.have && nf__ws_hs_append(ws, data, len) != 0) {
             nf__ws_drop(ws, -ENOMEM);
             return;
         }
@@ -464,22 +486,24 @@ void nf__ws_server_read(nf_ws_conn_t *ws, char *data, size_t len)
             ws->hs->last = ws->hs->len;
         return;
     }
-    if (rc >= 0 && blen - (size_t)rc < 8 && ((nf_ws_server_t *)(void *)ws->ctx)->cfg.legacy_hixie76 &&
+    if (rc >= 0 && rd.have + len - (size_t)rc < 8 && ((nf_ws_server_t *)(void *)ws->ctx)->cfg.legacy_hixie76 &&
         is_hixie76(req.headers, req.num_headers) &&
         nf_http_headers_have_token(req.headers, req.num_headers, "Upgrade", "websocket")) {
         /* Hixie-76: the 8 bytes of key3 follow the head; wait for them (the
          * handshake timeout bounds the wait) */
-        if (!nf__ws_hs_len(ws) && nf__ws_hs_append(ws, data, len) != 0) {
+        if (!rd.have && nf__ws_hs_append(ws, data, len) != 0) {
             nf__ws_drop(ws, -ENOMEM);
             return;
         }
         ws->hs->last = 0; /* the head is complete: parse it again, whole */
         return;
     }
-    if (rc < 0)
+    if (rc < 0) {
         http_error(ws, nf_http_error_status(rc), NULL, 0);
-    else
-        handle(ws, &req, buf, blen, (size_t)rc);
+    } else {
+        rd.head = (size_t)rc;
+        handle(ws, &req, &rd);
+    }
     nf__ws_hs_free(ws);
 }
 

@@ -14,6 +14,15 @@ foreach(b uring epoll)
     set_tests_properties(ws_interop_${mode}.${b} PROPERTIES TIMEOUT 60
       ENVIRONMENT "NF_BACKEND=${b}")
   endforeach()
+  # permessage-deflate messages ended by a BFINAL block (RFC 7692 7.2.3.4),
+  # from websockets with its compressor swapped for Z_FINISH, both ways
+  foreach(mode bfinal_client bfinal_server)
+    add_test(NAME ws_interop_py_${mode}.${b}
+      COMMAND ${NF_PY} ${NF_INTEROP_DIR}/py_bfinal.py ${mode}
+              $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
+    set_tests_properties(ws_interop_py_${mode}.${b} PROPERTIES TIMEOUT 60
+      ENVIRONMENT "NF_BACKEND=${b}")
+  endforeach()
 endforeach()
 
 # Node's ws@8, installed into tests/interop/node_modules when missing.
@@ -35,3 +44,8 @@ if(NF_NODE AND NF_NPM)
     endforeach()
   endforeach()
 endif()
+
+# The bytes after the opening handshake's head, however the head is cut
+# (issue 13 part 5b): raw plain and TLS peers in the test's thread.
+nf_add_test(test_ws_split integration/test_ws_split.c integration/tls_certs.c integration/helpers.c TIMEOUT 300)
+target_link_libraries(test_ws_split PRIVATE OpenSSL::SSL OpenSSL::Crypto)

@@ -655,6 +655,338 @@ static void test_empty_compressed(void **state)
     nf_ws_pmd_free(rx);
 }
 
+/* ---- BFINAL: messages that end their deflate stream (RFC 7692 7.2.3.4) -- */
+
+/* All messages decoded, one after the other, and where each ended. */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+    size_t ends[16];
+    int msgs;
+} log_t;
+
+static void log_add(log_t *l, const uint8_t *p, size_t n)
+{
+    if (l->len + n > l->cap) {
+        l->cap = (l->len + n) * 2 + 64;
+        l->data = realloc(l->data, l->cap);
+    }
+    if (n)
+        memcpy(l->data + l->len, p, n);
+    l->len += n;
+}
+
+static int log_msg(nf_ws_decoder_t *d, unsigned op, const uint8_t *p, size_t n)
+{
+    (void)op;
+    log_t *l = d->data;
+    log_add(l, p, n);
+    l->ends[l->msgs++ & 15] = l->len;
+    return 0;
+}
+
+static int log_begin(nf_ws_decoder_t *d, unsigned op, int compressed)
+{
+    (void)d;
+    (void)op;
+    (void)compressed;
+    return 0;
+}
+
+static int log_data(nf_ws_decoder_t *d, const uint8_t *p, size_t n)
+{
+    log_add(d->data, p, n);
+    return 0;
+}
+
+static int log_end(nf_ws_decoder_t *d)
+{
+    log_t *l = d->data;
+    l->ends[l->msgs++ & 15] = l->len;
+    return 0;
+}
+
+static const nf_ws_decoder_cbs_t log_whole_cbs = {.on_message = log_msg};
+static const nf_ws_decoder_cbs_t log_stream_cbs = {
+    .on_message_begin = log_begin, .on_data = log_data, .on_message_end = log_end};
+
+/* What a peer's deflate(Z_FINISH) makes of `in` (raw deflate, windowBits
+ * -15): a stream ending with a BFINAL block, padded to a whole byte. With
+ * dict, the compressor starts from the last 32 KiB of dict[0..dlen) (a peer
+ * that keeps its window across messages). Room for one more byte. */
+static uint8_t *peer_final(const void *in, size_t len, const uint8_t *dict, size_t dlen, size_t *out_len)
+{
+    z_stream z = {0};
+    assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    if (dlen > 32768) {
+        dict += dlen - 32768;
+        dlen = 32768;
+    }
+    if (dlen)
+        assert_int_equal(deflateSetDictionary(&z, dict, (uInt)dlen), Z_OK);
+    size_t cap = deflateBound(&z, (uLong)len) + 64;
+    uint8_t *out = malloc(cap + 1);
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_len = cap - z.avail_out;
+    deflateEnd(&z);
+    return out;
+}
+
+/* Appends one message to wire[]: payload c[0..clen) in one frame, or two
+ * cut at `split` (RSV1 on the first), masked when the receiver is a server. */
+static size_t put_message(uint8_t *wire, size_t cap, int rx_role, unsigned op, const uint8_t *c, size_t clen,
+                          size_t split)
+{
+    static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    const uint8_t *mk = rx_role == NF_WS_SERVER ? key : NULL;
+    int w;
+    if (!split) {
+        w = nf_ws_write_frame(wire, cap, NF_WS_FIN | NF_WS_RSV1, op, c, clen, mk);
+        assert_true(w > 0);
+        return (size_t)w;
+    }
+    w = nf_ws_write_frame(wire, cap, NF_WS_RSV1, op, c, split, mk);
+    assert_true(w > 0);
+    int w2 = nf_ws_write_frame(wire + w, cap - (size_t)w, NF_WS_FIN, NF_WS_OP_CONT, c + split, clen - split, mk);
+    assert_true(w2 > 0);
+    return (size_t)w + (size_t)w2;
+}
+
+/* Feeds wire[0..n) to a fresh decoder in two pieces cut at `cut`, or in
+ * `step`-byte pieces when step is not 0. Returns the first error. */
+static int feed_cut(nf_ws_pmd_t *p, int rx_role, int whole, const uint8_t *wire, size_t n, size_t cut, size_t step,
+                    log_t *l, unsigned *close)
+{
+    uint8_t *copy = malloc(n ? n : 1); /* the decoder unmasks in place */
+    memcpy(copy, wire, n);
+    nf_ws_decoder_t d;
+    d.data = l;
+    nf_ws_decoder_config_t dc = {.role = rx_role, .pmd = p};
+    assert_int_equal(nf_ws_decoder_init(&d, &dc, whole ? &log_whole_cbs : &log_stream_cbs), 0);
+    int rc = 0;
+    if (step) {
+        for (size_t pos = 0; pos < n && !rc; pos += step)
+            rc = nf_ws_decoder_feed(&d, copy + pos, step < n - pos ? step : n - pos);
+    } else {
+        rc = nf_ws_decoder_feed(&d, copy, cut);
+        if (!rc)
+            rc = nf_ws_decoder_feed(&d, copy + cut, n - cut);
+    }
+    *close = rc ? nf_ws_decoder_close_code(&d) : 0;
+    nf_ws_decoder_free(&d);
+    free(copy);
+    return rc;
+}
+
+static nf_ws_pmd_t *bfinal_receiver(int rx_role, int takeover)
+{
+    /* the peer's no_context_takeover resets our inflater */
+    nf_ws_pmd_params_t a = {.server_no_context_takeover = rx_role == NF_WS_CLIENT && !takeover,
+                            .client_no_context_takeover = rx_role == NF_WS_SERVER && !takeover,
+                            .server_max_window_bits = 15,
+                            .client_max_window_bits = 15};
+    nf_ws_pmd_t *p = nf_ws_pmd_new(rx_role, &a, NULL);
+    assert_non_null(p);
+    return p;
+}
+
+/* RFC 7692 7.2.3.4's example: "Hello" in a BFINAL block and a 0x00. */
+static void test_bfinal_rfc_example(void **state)
+{
+    (void)state;
+    static const uint8_t ex[] = {0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00};
+    for (int takeover = 0; takeover < 2; takeover++) {
+        nf_ws_pmd_t *p = bfinal_receiver(NF_WS_CLIENT, takeover);
+        uint8_t wire[64];
+        /* three times: the next messages inflate too */
+        for (int i = 0; i < 3; i++)
+            memcpy(wire + i * sizeof ex, ex, sizeof ex);
+        for (size_t cut = 0; cut <= 3 * sizeof ex; cut++) {
+            log_t l = {0};
+            unsigned close;
+            assert_int_equal(feed_cut(p, NF_WS_CLIENT, 1, wire, 3 * sizeof ex, cut, 0, &l, &close), 0);
+            assert_int_equal(l.msgs, 3);
+            assert_int_equal(l.len, 15);
+            assert_memory_equal(l.data, "HelloHelloHello", 15);
+            free(l.data);
+        }
+        nf_ws_pmd_free(p);
+    }
+    /* zlib's Z_FINISH makes the same bytes */
+    size_t n;
+    uint8_t *c = peer_final("Hello", 5, NULL, 0, &n);
+    assert_int_equal(n, 7);
+    assert_memory_equal(c, ex + 2, 7);
+    free(c);
+}
+
+/* A peer that ends messages with a BFINAL block, with and without the
+ * trailing 0x00, in both roles, with and without context takeover; among
+ * them an ordinary sync-flushed message (a new peer stream), a fragmented
+ * one, one whose 0x00 comes in a frame of its own and, with context
+ * takeover, a BFINAL message whose stream refers back into the previous
+ * BFINAL message (a peer that kept its window: the receiver must keep it
+ * across the reset too). Whole and streaming, the wire cut
+ * at every byte, and fed 1, 3 and 64 bytes at a time. */
+static void test_bfinal(void **state)
+{
+    (void)state;
+    enum { NMSG = 7 };
+    const size_t lens[NMSG] = {5, 700, 3000, 300, 300, 300, 1};
+    uint8_t *plain[NMSG];
+    size_t total = 0;
+    for (int m = 0; m < NMSG; m++) {
+        plain[m] = malloc(lens[m]);
+        fill(plain[m], lens[m], (uint32_t)m * 7u + 1u);
+        total += lens[m];
+    }
+    memcpy(plain[0], "Hello", 5);
+    memcpy(plain[5], plain[4], 300); /* the previous message again: refers back */
+    uint8_t *all = malloc(total);
+    for (size_t m = 0, pos = 0; m < NMSG; pos += lens[m], m++)
+        memcpy(all + pos, plain[m], lens[m]);
+    size_t wcap = total * 2 + 1024;
+    uint8_t *wire = malloc(wcap);
+    for (int rx_role = NF_WS_SERVER; rx_role <= NF_WS_CLIENT; rx_role++) {
+        for (int takeover = 0; takeover < 2; takeover++) {
+            for (int zero = 0; zero < 2; zero++) {
+                size_t wlen = 0, before = 0;
+                for (int m = 0; m < NMSG; before += lens[m], m++) {
+                    size_t clen, split = 0;
+                    uint8_t *c;
+                    if (m == 3) {
+                        c = peer_deflate(plain[m], lens[m], 15, 0, &clen); /* sync flush, a new stream */
+                    } else {
+                        int back = m == 5 && takeover;
+                        c = peer_final(plain[m], lens[m], back ? all : NULL, back ? before : 0, &clen);
+                        if (back)
+                            assert_true(clen < 40); /* it did refer back */
+                        if (zero)
+                            c[clen++] = 0x00;
+                        if (m == 2 && zero)
+                            split = clen - 1; /* the 0x00 alone in the last frame */
+                    }
+                    if (m == 1)
+                        split = clen / 2;
+                    wlen += put_message(wire + wlen, wcap - wlen, rx_role, m == 0 ? NF_WS_OP_TEXT : NF_WS_OP_BINARY, c,
+                                        clen, split);
+                    free(c);
+                }
+                nf_ws_pmd_t *p = bfinal_receiver(rx_role, takeover);
+                static const size_t steps[] = {1, 3, 64};
+                for (int whole = 0; whole < 2; whole++) {
+                    for (size_t cut = 0; cut <= wlen + 3; cut++) {
+                        log_t l = {0};
+                        unsigned close;
+                        size_t step = cut > wlen ? steps[cut - wlen - 1] : 0;
+                        int rc = feed_cut(p, rx_role, whole, wire, wlen, cut, step, &l, &close);
+                        if (rc)
+                            fail_msg("role %d takeover %d zero %d whole %d cut %zu step %zu: %d", rx_role, takeover,
+                                     zero, whole, cut, step, rc);
+                        assert_int_equal(l.msgs, NMSG);
+                        assert_int_equal(l.len, total);
+                        assert_memory_equal(l.data, all, total);
+                        for (size_t m = 0, end = 0; m < NMSG; m++) {
+                            end += lens[m];
+                            assert_int_equal(l.ends[m], end);
+                        }
+                        free(l.data);
+                    }
+                }
+                nf_ws_pmd_free(p);
+            }
+        }
+    }
+    free(wire);
+    free(all);
+    for (int m = 0; m < NMSG; m++)
+        free(plain[m]);
+}
+
+/* A BFINAL message whose output is larger than the 16 KiB inflate chunk,
+ * with its 0x00, then a normal message: whole, and cut every 97 bytes. */
+static void test_bfinal_large(void **state)
+{
+    (void)state;
+    size_t len = 100000, clen, c2len;
+    uint8_t *msg = malloc(len);
+    fill(msg, len, 99);
+    uint8_t *c = peer_final(msg, len, NULL, 0, &clen);
+    c[clen++] = 0x00;
+    uint8_t *c2 = peer_deflate(msg, 1000, 15, 0, &c2len);
+    size_t wcap = clen + c2len + 64;
+    uint8_t *wire = malloc(wcap);
+    for (int rx_role = NF_WS_SERVER; rx_role <= NF_WS_CLIENT; rx_role++) {
+        size_t wlen = put_message(wire, wcap, rx_role, NF_WS_OP_BINARY, c, clen, 0);
+        wlen += put_message(wire + wlen, wcap - wlen, rx_role, NF_WS_OP_BINARY, c2, c2len, 0);
+        for (int takeover = 0; takeover < 2; takeover++) {
+            nf_ws_pmd_t *p = bfinal_receiver(rx_role, takeover);
+            for (size_t cut = 0; cut <= wlen; cut += 97) {
+                log_t l = {0};
+                unsigned close;
+                assert_int_equal(feed_cut(p, rx_role, cut & 1, wire, wlen, cut, 0, &l, &close), 0);
+                assert_int_equal(l.msgs, 2);
+                assert_int_equal(l.len, len + 1000);
+                assert_memory_equal(l.data, msg, len);
+                assert_memory_equal(l.data + len, msg, 1000);
+                free(l.data);
+            }
+            nf_ws_pmd_free(p);
+        }
+    }
+    free(wire);
+    free(c2);
+    free(c);
+    free(msg);
+}
+
+/* After the final block: anything but one 0x00 fails the connection with
+ * 1007, wherever the bytes are cut and in whichever frame they come. */
+static void test_bfinal_garbage(void **state)
+{
+    (void)state;
+    size_t clen;
+    uint8_t *hello = peer_final("Hello, Hello, Hello", 19, NULL, 0, &clen);
+    static const struct {
+        const char *after;
+        size_t n;
+        int own_frame; /* in a continuation frame of their own */
+    } cases[] = {
+        {"\x01", 1, 0},     {"\x00\x00", 2, 0}, {"\x00\x00\xff\xff", 4, 0},
+        {"\x03\x00", 2, 0}, /* even a valid empty final block */
+        {"xyz", 3, 0},      {"\x00\x01", 2, 1}, {"\x00\x00", 2, 1},
+        {"\x80", 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t c[64];
+        memcpy(c, hello, clen);
+        memcpy(c + clen, cases[i].after, cases[i].n);
+        size_t n = clen + cases[i].n;
+        for (int rx_role = NF_WS_SERVER; rx_role <= NF_WS_CLIENT; rx_role++) {
+            uint8_t wire[128];
+            size_t wlen = put_message(wire, sizeof wire, rx_role, NF_WS_OP_TEXT, c, n, cases[i].own_frame ? clen : 0);
+            for (int takeover = 0; takeover < 2; takeover++) {
+                nf_ws_pmd_t *p = bfinal_receiver(rx_role, takeover);
+                for (size_t cut = 0; cut <= wlen; cut++) {
+                    log_t l = {0};
+                    unsigned close = 0;
+                    int rc = feed_cut(p, rx_role, cut & 1, wire, wlen, cut, 0, &l, &close);
+                    if (rc != NF_EWS_INFLATE || close != 1007)
+                        fail_msg("case %zu role %d cut %zu: %d, close %u", i, rx_role, cut, rc, close);
+                    assert_int_equal(l.msgs, 0);
+                    free(l.data);
+                }
+                nf_ws_pmd_free(p);
+            }
+        }
+    }
+    free(hello);
+}
+
 static void test_threshold(void **state)
 {
     (void)state;
@@ -693,6 +1025,10 @@ int main(void)
         cmocka_unit_test(test_rsv1_errors),
         cmocka_unit_test(test_empty_compressed),
         cmocka_unit_test(test_threshold),
+        cmocka_unit_test(test_bfinal_rfc_example),
+        cmocka_unit_test(test_bfinal),
+        cmocka_unit_test(test_bfinal_large),
+        cmocka_unit_test(test_bfinal_garbage),
     };
     return cmocka_run_group_tests_name("ws_pmd", tests, NULL, NULL);
 }
