@@ -33,6 +33,8 @@
 
 #include "net/resolve.h"
 
+#define NF__RESOLVE_RCVBUF (1 << 20)
+
 struct sock_watch {
     nf__watch_t w; /* first: the backend hands back &w */
     struct nf__resolver *r;
@@ -204,7 +206,11 @@ static int resolver_get(nf_loop_t *loop, struct nf__resolver **out)
     o.sock_state_cb = sock_state;
     o.sock_state_cb_data = r;
     o.lookups = (char *)"fb"; /* the hosts file, then DNS */
-    int st = ares_init_options(&r->ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS);
+    /* Queries go out inside nf_connect, answers are read when the loop next
+     * waits: a burst of answers must fit the socket meanwhile (the kernel
+     * caps this at net.core.rmem_max). */
+    o.socket_receive_buffer_size = NF__RESOLVE_RCVBUF;
+    int st = ares_init_options(&r->ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_RCVBUF);
     if (st != ARES_SUCCESS) {
         free(r);
         return st == ARES_ENOMEM ? -ENOMEM : NF_EADDR;
