@@ -122,6 +122,9 @@ typedef struct uring {
     unsigned *ffree; /* free slots, a stack */
     unsigned nffree, nfiles;
     bool zc; /* zero-copy sends of zc_send_min bytes and more */
+    /* stopped watches whose poll or cancel is still in flight: released by
+     * their last completion, or by u_destroy (the ring goes with them) */
+    nf__watch_t *wdead;
 } uring_t;
 
 /* A zero-copy send in flight: lives until its notification. */
@@ -553,6 +556,11 @@ static int u_init(nf_loop_t *loop)
 static void u_destroy(nf_loop_t *loop)
 {
     uring_t *u = U(loop);
+    while (u->wdead) { /* their completions will never be dispatched */
+        nf__watch_t *w = u->wdead;
+        u->wdead = w->be_next;
+        w->on_released(w);
+    }
     bufring_teardown(u);
     if (u->scratch)
         nf_buf_unref(u->scratch);
@@ -1010,8 +1018,22 @@ static void u_watch_stop(nf__watch_t *w)
         w->on_released(w);
         return;
     }
+    uring_t *u = U(w->loop);
+    w->be_next = u->wdead;
+    u->wdead = w;
     if (w->be_armed)
         watch_cancel(w);
+}
+
+/* The last completion of a stopped watch came: off the list, released. */
+static void watch_release(nf__watch_t *w)
+{
+    nf__watch_t **pp = &U(w->loop)->wdead;
+    while (*pp && *pp != w)
+        pp = &(*pp)->be_next;
+    if (*pp)
+        *pp = w->be_next;
+    w->on_released(w);
 }
 
 static void on_watch(nf__watch_t *w, struct io_uring_cqe *cqe, bool cancel)
@@ -1026,7 +1048,7 @@ static void on_watch(nf__watch_t *w, struct io_uring_cqe *cqe, bool cancel)
     w->be_inflight--;
     if (w->be_flags & W_DEAD) {
         if (w->be_inflight == 0)
-            w->on_released(w);
+            watch_release(w);
         return;
     }
     if (!w->be_armed && w->events && !(w->be_flags & W_CANCEL))
