@@ -893,6 +893,7 @@ static void connect_start(nf_conn_t *c)
                 c->loop->ops->connect_reset(c);
             close(c->fd);
             c->fd = -1;
+            c->flags &= ~NF__C_OOBINLINE; /* set again only if the next socket takes it */
         }
         if (cs->next >= cs->nmore)
             break;
