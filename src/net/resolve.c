@@ -92,9 +92,9 @@ static void timer_update(struct nf__resolver *r)
         return;
     struct timeval tv;
     struct timeval *tp = ares_timeout(r->ch, NULL, &tv);
-    if (!tp)
-        return; /* nothing sent yet: the socket callbacks come back here */
-    uint64_t ms = (uint64_t)tp->tv_sec * 1000u + ((uint64_t)tp->tv_usec + 999u) / 1000u;
+    /* No deadline with queries pending (none seen with c-ares 1.18): look
+     * again in a second rather than never. */
+    uint64_t ms = tp ? (uint64_t)tp->tv_sec * 1000u + ((uint64_t)tp->tv_usec + 999u) / 1000u : 1000u;
     nf_timer_start(&r->timer, on_timer, ms, 0);
 }
 
