@@ -75,6 +75,13 @@ typedef struct nf_loop_config {
      * like; when the table is full a connection uses its plain fd.
      * NF_FIXED_FILES=<slots> in the environment sets it when this is 0. */
     unsigned fixed_files;
+    /* Name resolution for nf_connect to a host name (c-ares on this loop,
+     * see nf_connect): the DNS servers to ask instead of /etc/resolv.conf's,
+     * as c-ares's comma-separated list ("192.0.2.53,[2001:db8::53]:5353");
+     * NULL: /etc/resolv.conf. Read at the first connect by name, so it must
+     * stay valid until then; a list c-ares cannot parse makes that connect
+     * fail with -EINVAL. */
+    const char *dns_servers;
 } nf_loop_config_t;
 
 enum {

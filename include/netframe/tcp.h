@@ -139,11 +139,22 @@ typedef struct nf_connect_config {
 } nf_connect_config_t;
 
 /* Starts an asynchronous connect and returns the connection at once. On
- * success on_open runs; on failure on_close(c, -ECONNREFUSED / -ETIMEDOUT /
- * NF_EADDR / ...) runs, from a later loop iteration, never from inside this
- * call. Numeric hosts and "localhost" are parsed in place; other names are
- * resolved with getaddrinfo() on a short-lived helper thread, so the loop
- * never blocks on DNS. Returns 0, or -ENOMEM / -EINVAL (no callback then). */
+ * success on_open runs; on failure on_close(c, reason) runs, from a later
+ * loop iteration, never from inside this call. Numeric hosts and
+ * "localhost" are parsed in place. Other names are resolved on the loop by
+ * its c-ares channel (made at the first connect by name, freed with the
+ * loop; no thread is started): the hosts file (/etc/hosts, or CARES_HOSTS
+ * in the environment) then DNS (/etc/resolv.conf's servers, or the loop
+ * config's dns_servers). The addresses are tried in the resolver's order
+ * (IPv6 first where usable), each on a new socket, until one connects; the
+ * options above are set on every socket. timeout_ms covers resolution and
+ * every attempt. nf_conn_close while the name resolves drops the query's
+ * answer; on_close follows as for any close. Reasons: -ECONNREFUSED and
+ * the like (the last address's error), -ETIMEDOUT (timeout_ms, or no DNS
+ * server answered), NF_EADDR (no such name, or no address), -ECONNREFUSED
+ * also when the DNS servers refused or failed, -EINVAL (dns_servers could
+ * not be parsed), -ENOMEM. Returns 0, or -ENOMEM / -EINVAL (no callback
+ * then). */
 int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_conn_t **out);
 
 /* Makes a connected TCP socket a connection of this loop (an acceptor thread

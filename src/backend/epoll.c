@@ -12,6 +12,7 @@
  * Writes complete inline: the flush calls sendmsg() at once and reports the
  * bytes written; what the socket did not take waits for the next EPOLLOUT
  * edge. Listeners are level-triggered, accept4() up to 64 per wake-up. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@
 #include "core/internal.h"
 #include "backend/epoll_udp.h"
 
-enum { T_CONN = 0, T_LISTENER = 1, T_WAKE = 2, T_TIMER = 3, T_UDP = NF__EP_T_UDP };
+enum { T_CONN = 0, T_LISTENER = 1, T_WAKE = 2, T_TIMER = 3, T_UDP = NF__EP_T_UDP, T_WATCH = 5 };
 #define T_MASK 7u /* malloc'd objects are 16-byte aligned */
 
 enum {
@@ -37,6 +38,7 @@ typedef struct ep {
     nf_buf_t *scratch;
     nf_conn_t **again, **again2;
     unsigned nagain, again_cap;
+    nf__watch_t *wdead; /* stopped watches, released after the events in hand */
 } ep_t;
 
 static inline ep_t *E(nf_loop_t *loop) { return loop->be; }
@@ -81,9 +83,12 @@ static int e_init(nf_loop_t *loop)
     return 0;
 }
 
+static void watches_release(ep_t *e);
+
 static void e_destroy(nf_loop_t *loop)
 {
     ep_t *e = E(loop);
+    watches_release(e);
     close(e->epfd);
     free(e->events);
     nf_buf_unref(e->scratch);
@@ -192,6 +197,73 @@ static int e_send(nf_conn_t *c)
     else if (total < c->queued)
         nf__conn_schedule_flush(c); /* more than 64 buffers queued: go on */
     return (int)r;
+}
+
+/* A failed connect's socket is about to be closed for a new one. */
+static void e_connect_reset(nf_conn_t *c)
+{
+    if (c->be_flags & B_REG)
+        epoll_ctl(E(c->loop)->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->be_flags &= ~B_REG;
+    c->flags &= ~NF__C_WANT_WRITE;
+}
+
+/* ---- fd watches (level-triggered) ------------------------------------------------ */
+
+enum { W_REG = 1u << 0, W_DEAD = 1u << 1 };
+
+static uint32_t watch_epoll_events(uint32_t ev)
+{
+    return ((ev & POLLIN) ? EPOLLIN : 0u) | ((ev & POLLOUT) ? EPOLLOUT : 0u);
+}
+
+static int e_watch_set(nf__watch_t *w)
+{
+    if (w->be_flags & W_DEAD)
+        return -EINVAL;
+    struct epoll_event ev = {.events = watch_epoll_events(w->events), .data.u64 = (uint64_t)(uintptr_t)w | T_WATCH};
+    int op = (w->be_flags & W_REG) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(E(w->loop)->epfd, op, w->fd, &ev) < 0)
+        return -errno;
+    w->be_flags |= W_REG;
+    w->be_armed = w->events;
+    return 0;
+}
+
+static void e_watch_stop(nf__watch_t *w)
+{
+    ep_t *e = E(w->loop);
+    if (w->be_flags & W_DEAD)
+        return;
+    if (w->be_flags & W_REG)
+        epoll_ctl(e->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    w->be_flags = (uint16_t)((w->be_flags & ~W_REG) | W_DEAD);
+    w->be_armed = 0;
+    if (w->loop->freeing) { /* no more events: release now */
+        w->on_released(w);
+        return;
+    }
+    /* An event for w may still be in the array e_wait is dispatching. */
+    w->be_next = e->wdead;
+    e->wdead = w;
+}
+
+static void watches_release(ep_t *e)
+{
+    while (e->wdead) {
+        nf__watch_t *w = e->wdead;
+        e->wdead = w->be_next;
+        w->on_released(w);
+    }
+}
+
+static void on_watch(nf__watch_t *w, uint32_t ev)
+{
+    if (w->be_flags & W_DEAD)
+        return;
+    uint32_t rev = ((ev & EPOLLIN) ? POLLIN : 0u) | ((ev & EPOLLOUT) ? POLLOUT : 0u) |
+                   ((ev & EPOLLERR) ? POLLERR : 0u) | ((ev & EPOLLHUP) ? POLLHUP : 0u);
+    w->on_ready(w, rev);
 }
 
 static void e_stop_conn(nf_conn_t *c)
@@ -330,8 +402,11 @@ static int e_wait(nf_loop_t *loop, int timeout_ms)
         case T_WAKE: nf__wake_drain(loop); break;
         case T_TIMER: nf__timer_fd_drain(loop); break;
         case T_UDP: nf__epoll_udp_event(p, e->events[i].events); break;
+        case T_WATCH: on_watch(p, e->events[i].events); break;
         }
     }
+    if (e->wdead)
+        watches_release(e);
     if (e->nagain)
         serve_again(loop);
     return n;
@@ -372,4 +447,7 @@ const nf__backend_ops_t nf__epoll_ops = {
     .udp_start = nf__epoll_udp_start,
     .udp_flush = nf__epoll_udp_flush,
     .udp_stop = nf__epoll_udp_stop,
+    .connect_reset = e_connect_reset,
+    .watch_set = e_watch_set,
+    .watch_stop = e_watch_stop,
 };

@@ -59,10 +59,12 @@ enum op {
     OP_SEND = 3,
     OP_CONNECT = 4,
     OP_POLL = 5,
-    OP_CANCEL = 6,  /* counted on the object it cancels */
-    OP_LCANCEL = 7, /* same, on a listener */
-    OP_TIMERFD = 8, /* NF_MODE_EVENT: the loop's timerfd expired */
-    OP_SENDZC = 9,  /* a zero-copy send; the pointer is its struct zc_req */
+    OP_CANCEL = 6,   /* counted on the object it cancels */
+    OP_LCANCEL = 7,  /* same, on a listener */
+    OP_TIMERFD = 8,  /* NF_MODE_EVENT: the loop's timerfd expired */
+    OP_SENDZC = 9,   /* a zero-copy send; the pointer is its struct zc_req */
+    OP_WATCH = 10,   /* a one-shot poll of an nf__watch_t (the resolver's sockets) */
+    OP_WCANCEL = 11, /* a cancel of it, counted on the watch */
     /* UDP (uring_udp.c): 12..15 */
     OP_UDP_RECV = NF__UOP_UDP_RECV,
     OP_UDP_SEND = NF__UOP_UDP_SEND,
@@ -120,6 +122,9 @@ typedef struct uring {
     unsigned *ffree; /* free slots, a stack */
     unsigned nffree, nfiles;
     bool zc; /* zero-copy sends of zc_send_min bytes and more */
+    /* stopped watches whose poll or cancel is still in flight: released by
+     * their last completion, or by u_destroy (the ring goes with them) */
+    nf__watch_t *wdead;
 } uring_t;
 
 /* A zero-copy send in flight: lives until its notification. */
@@ -551,6 +556,11 @@ static int u_init(nf_loop_t *loop)
 static void u_destroy(nf_loop_t *loop)
 {
     uring_t *u = U(loop);
+    while (u->wdead) { /* their completions will never be dispatched */
+        nf__watch_t *w = u->wdead;
+        u->wdead = w->be_next;
+        w->on_released(w);
+    }
     bufring_teardown(u);
     if (u->scratch)
         nf_buf_unref(u->scratch);
@@ -960,6 +970,91 @@ static void on_cancel(nf_conn_t *c, struct io_uring_cqe *cqe)
     release_if_done(c);
 }
 
+/* ---- fd watches: a one-shot POLL_ADD, armed again after each completion ---------- */
+
+enum { W_DEAD = 1u << 0, W_CANCEL = 1u << 1 /* a cancel of the armed poll is in flight */ };
+
+static void watch_arm(nf__watch_t *w)
+{
+    struct io_uring_sqe *sqe = sqe_get(U(w->loop));
+    io_uring_prep_poll_add(sqe, w->fd, w->events);
+    io_uring_sqe_set_data64(sqe, tag(w, OP_WATCH));
+    w->be_armed = w->events;
+    w->be_inflight++;
+}
+
+static void watch_cancel(nf__watch_t *w)
+{
+    if (w->be_flags & W_CANCEL)
+        return;
+    struct io_uring_sqe *sqe = sqe_get(U(w->loop));
+    io_uring_prep_cancel64(sqe, tag(w, OP_WATCH), 0);
+    io_uring_sqe_set_data64(sqe, tag(w, OP_WCANCEL));
+    w->be_flags |= W_CANCEL;
+    w->be_inflight++;
+}
+
+static int u_watch_set(nf__watch_t *w)
+{
+    if (w->be_flags & W_DEAD)
+        return -EINVAL;
+    if (!w->be_armed) {
+        if (w->events)
+            watch_arm(w);
+    } else if (w->be_armed != w->events) {
+        watch_cancel(w); /* its completion arms the new set */
+    }
+    return 0;
+}
+
+static void u_watch_stop(nf__watch_t *w)
+{
+    if (w->be_flags & W_DEAD)
+        return;
+    w->be_flags |= W_DEAD;
+    /* While the loop is freed no completion is dispatched any more: the
+     * ring goes with everything in it. */
+    if (w->be_inflight == 0 || w->loop->freeing) {
+        w->on_released(w);
+        return;
+    }
+    uring_t *u = U(w->loop);
+    w->be_next = u->wdead;
+    u->wdead = w;
+    if (w->be_armed)
+        watch_cancel(w);
+}
+
+/* The last completion of a stopped watch came: off the list, released. */
+static void watch_release(nf__watch_t *w)
+{
+    nf__watch_t **pp = &U(w->loop)->wdead;
+    while (*pp && *pp != w)
+        pp = &(*pp)->be_next;
+    if (*pp)
+        *pp = w->be_next;
+    w->on_released(w);
+}
+
+static void on_watch(nf__watch_t *w, struct io_uring_cqe *cqe, bool cancel)
+{
+    if (cancel) {
+        w->be_flags &= ~W_CANCEL;
+    } else {
+        w->be_armed = 0;
+        if (cqe->res > 0 && !(w->be_flags & W_DEAD))
+            w->on_ready(w, (uint32_t)cqe->res); /* may set or stop w: it still counts this poll */
+    }
+    w->be_inflight--;
+    if (w->be_flags & W_DEAD) {
+        if (w->be_inflight == 0)
+            watch_release(w);
+        return;
+    }
+    if (!w->be_armed && w->events && !(w->be_flags & W_CANCEL))
+        watch_arm(w);
+}
+
 static void dispatch(nf_loop_t *loop, struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -979,6 +1074,8 @@ static void dispatch(nf_loop_t *loop, struct io_uring_cqe *cqe)
     case OP_SENDZC: on_sendzc(loop, p, cqe); break;
     case OP_CONNECT: on_connect(p, cqe); break;
     case OP_CANCEL: on_cancel(p, cqe); break;
+    case OP_WATCH: on_watch(p, cqe, false); break;
+    case OP_WCANCEL: on_watch(p, cqe, true); break;
     case OP_UDP_RECV:
     case OP_UDP_SEND:
     case OP_UDP_POLL:
@@ -1116,4 +1213,7 @@ const nf__backend_ops_t nf__uring_ops = {
     .udp_start = nf__uring_udp_start,
     .udp_flush = nf__uring_udp_flush,
     .udp_stop = nf__uring_udp_stop,
+    .connect_reset = NULL, /* after a connect's completion nothing is in flight on its fd */
+    .watch_set = u_watch_set,
+    .watch_stop = u_watch_stop,
 };

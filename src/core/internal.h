@@ -37,8 +37,34 @@
  *   stop_conn       cancel everything in flight for c; when nothing is left,
  *                   call nf__conn_released (possibly from inside this call)
  *   wait            submit, wait up to timeout_ms (-1 forever), dispatch
+ *   connect_reset   (may be NULL) a connect failed and the net layer will
+ *                   close c->fd and try another address with a new socket:
+ *                   forget the old one (nothing is in flight for it)
+ *   watch_set       arm w for w->events (POLLIN | POLLOUT; 0 disarms, the
+ *                   watch stays); readiness goes to w->on_ready, level-
+ *                   triggered, at most once per step. 0 or -errno
+ *   watch_stop      before the owner closes w->fd: disarm for good; once the
+ *                   backend holds no reference to w any more it calls
+ *                   w->on_released (possibly from inside this call; at once
+ *                   while the loop is being freed)
  */
 #define NF__PENDING (-1000000) /* distinct from any byte count or errno */
+
+/* A file descriptor watched for readiness (the resolver's DNS sockets,
+ * src/net/resolve.c): the owner allocates it (16-byte aligned: malloc) and
+ * fills loop, fd, events and the callbacks; the be_ fields are the
+ * backend's. */
+typedef struct nf__watch {
+    nf_loop_t *loop;
+    int fd;
+    uint32_t events;                                         /* POLLIN | POLLOUT wanted */
+    void (*on_ready)(struct nf__watch *w, uint32_t revents); /* POLLIN/OUT/ERR/HUP */
+    void (*on_released)(struct nf__watch *w);                /* after watch_stop: free it */
+    uint32_t be_armed;                                       /* backend: events armed now */
+    uint16_t be_flags;
+    uint16_t be_inflight;
+    struct nf__watch *be_next;
+} nf__watch_t;
 
 typedef struct nf__backend_ops {
     size_t size; /* sizeof(nf__backend_ops_t), for versioning */
@@ -74,6 +100,10 @@ typedef struct nf__backend_ops {
     int (*udp_start)(struct nf_udp *u);
     void (*udp_flush)(struct nf_udp *u);
     void (*udp_stop)(struct nf_udp *u);
+    /* name resolution on the loop (issue 13): see the contract above */
+    void (*connect_reset)(nf_conn_t *c);
+    int (*watch_set)(nf__watch_t *w);
+    void (*watch_stop)(nf__watch_t *w);
 } nf__backend_ops_t;
 
 extern const nf__backend_ops_t nf__uring_ops;
@@ -141,6 +171,11 @@ struct nf_loop {
     /* UDP sockets (src/net/udp.c) */
     nf__list_t udp_flush;   /* sockets with datagrams to hand to the kernel */
     nf__list_t udp_closing; /* sockets released by the backend, to finish */
+
+    /* name resolution (src/net/resolve.c): made at the first connect by
+     * name; resolver_free is called by nf_loop_free, before the backend goes */
+    struct nf__resolver *resolver;
+    void (*resolver_free)(nf_loop_t *loop);
 };
 
 /* UDP (src/net/udp.c), called by the loop. */

@@ -163,6 +163,8 @@ NF__EXPORT int nf_loop_free(nf_loop_t *loop)
         free(p);
         p = n;
     }
+    if (loop->resolver_free) /* its sockets' watches go before the backend */
+        loop->resolver_free(loop);
     loop->ops->destroy(loop);
     while (loop->chunk_pool_len > 0)
         nf_buf_unref(loop->chunk_pool[--loop->chunk_pool_len]);

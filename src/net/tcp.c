@@ -8,13 +8,13 @@
  *   nf__conn_released(); the loop then closes the fd, frees the queue and
  *   delivers on_close exactly once, at a safe point of its iteration (never
  *   from inside a call the program made). */
-#include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "net/resolve.h"
 
 /* ---- socket options --------------------------------------------------------- */
 
@@ -32,12 +32,22 @@ static int set_keepalive(int fd, int on, int idle_s)
     return 0;
 }
 
-static void apply_opts(int fd, int nodelay, int keepalive_s)
+/* The one place a connection's socket gets its configured options: every
+ * accepted socket, and every socket a connect creates (numeric host or
+ * resolved name, first address or a later one). nodelay: 0 on, -1 off;
+ * keepalive_s > 0: SO_KEEPALIVE with that idle time. The connection is
+ * flagged inline only if SO_OOBINLINE was really set. */
+static void sock_opts(nf_conn_t *c, int nodelay, int keepalive_s, bool oob_inline)
 {
+    if (oob_inline) {
+        int one = 1;
+        if (setsockopt(c->fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one)) == 0)
+            c->flags |= NF__C_OOBINLINE;
+    }
     if (nodelay >= 0)
-        set_nodelay(fd, 1);
+        set_nodelay(c->fd, 1);
     if (keepalive_s > 0)
-        set_keepalive(fd, 1, keepalive_s);
+        set_keepalive(c->fd, 1, keepalive_s);
 }
 
 /* ---- write queue -------------------------------------------------------- */
@@ -309,19 +319,24 @@ void nf__conn_released(nf_conn_t *c)
 }
 
 struct nf__connect_state {
-    nf_timer_t timer;
-    nf_addr_t addr;
-    struct resolve_job *job;
+    nf_timer_t timer; /* timeout_ms: resolution + every connect attempt */
+    nf_addr_t addr;   /* the address being tried */
+    struct nf__resolve *job;
+    nf_addr_t *more; /* addresses to try after addr, in the resolver's order */
+    unsigned nmore, next;
+    int nodelay, keepalive_s; /* for every socket the connect creates */
+    bool oob_inline;
 };
 
-struct resolve_job {
-    nf_loop_t *loop;
-    nf_conn_t *conn; /* NULL once the connection gave up waiting */
-    char *host;
-    uint16_t port;
-    nf_addr_t addr;
-    int err;
-};
+static void connect_state_free(nf_conn_t *c)
+{
+    nf_timer_stop(&c->cs->timer);
+    if (c->cs->job)
+        nf__resolve_cancel(c->cs->job);
+    free(c->cs->more);
+    free(c->cs);
+    c->cs = NULL;
+}
 
 static void finish_close(nf_conn_t *c)
 {
@@ -336,13 +351,8 @@ static void finish_close(nf_conn_t *c)
     }
     queue_free(c);
     stash_free(c);
-    if (c->cs) {
-        nf_timer_stop(&c->cs->timer);
-        if (c->cs->job)
-            c->cs->job->conn = NULL;
-        free(c->cs);
-        c->cs = NULL;
-    }
+    if (c->cs)
+        connect_state_free(c);
     if (c->flags & NF__C_OPEN)
         loop->stats.conns_open--;
     loop->stats.conns_closed++;
@@ -733,14 +743,9 @@ void nf__listener_accepted(nf_listener_t *l, int fd)
     }
     c->fd = fd;
     c->listener = l;
-    if (l->oob_inline) {
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
-        c->flags |= NF__C_OOBINLINE;
-    }
+    sock_opts(c, l->nodelay, l->keepalive_s, l->oob_inline);
     l->conns++;
     loop->stats.conns_accepted++;
-    apply_opts(fd, l->nodelay, l->keepalive_s);
     if (l->max_conns && l->conns >= l->max_conns && l->on_limit == NF_LIMIT_PAUSE && !l->paused) {
         l->paused = true;
         if (!l->backoff)
@@ -883,78 +888,80 @@ static void connect_timeout(nf_timer_t *t)
     close_start(c, -ETIMEDOUT);
 }
 
+/* A new socket for cs->addr, with the options, and its connect started;
+ * a failure at once goes on to the next address, like a refused connect. */
 static void connect_start(nf_conn_t *c)
 {
-    nf_loop_t *loop = c->loop;
-    int fd = socket(c->cs->addr.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        close_start(c, -errno);
-        return;
+    struct nf__connect_state *cs = c->cs;
+    int err;
+    for (;;) {
+        int fd = socket(cs->addr.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            err = -errno;
+        } else {
+            c->fd = fd;
+            sock_opts(c, cs->nodelay, cs->keepalive_s, cs->oob_inline);
+            err = c->loop->ops->connect(c);
+            if (err == NF__PENDING || err == 0)
+                return;
+            if (c->loop->ops->connect_reset)
+                c->loop->ops->connect_reset(c);
+            close(c->fd);
+            c->fd = -1;
+            c->flags &= ~NF__C_OOBINLINE; /* set again only if the next socket takes it */
+        }
+        if (cs->next >= cs->nmore)
+            break;
+        cs->addr = cs->more[cs->next++];
     }
-    c->fd = fd;
-    int err = loop->ops->connect(c);
-    if (err && err != NF__PENDING)
-        close_start(c, err);
+    close_start(c, err);
 }
 
 void nf__conn_connected(nf_conn_t *c, int res)
 {
     if (c->flags & NF__C_CLOSING)
         return;
+    if (res < 0 && c->cs->next < c->cs->nmore) {
+        /* Refused, unreachable...: the name has more addresses; the last
+         * attempt's error is the one reported if none connects. */
+        if (c->loop->ops->connect_reset)
+            c->loop->ops->connect_reset(c);
+        close(c->fd);
+        c->fd = -1;
+        c->flags &= ~NF__C_OOBINLINE;
+        c->cs->addr = c->cs->more[c->cs->next++];
+        connect_start(c);
+        return;
+    }
     c->flags &= ~NF__C_CONNECTING;
     if (res < 0) {
         close_start(c, res);
         return;
     }
-    nf_timer_stop(&c->cs->timer);
-    free(c->cs);
-    c->cs = NULL;
+    connect_state_free(c);
     c->loop->stats.conns_connected++;
     conn_opened(c);
 }
 
-static void resolved(nf_loop_t *loop, void *arg)
+void nf__conn_resolved(nf_conn_t *c, int err, const nf_addr_t *addrs, unsigned n)
 {
-    struct resolve_job *job = arg;
-    nf_conn_t *c = job->conn;
-    loop->handles--;
-    if (c) {
-        c->cs->job = NULL;
-        if (job->err)
-            close_start(c, job->err);
-        else {
-            c->cs->addr = job->addr;
-            connect_start(c);
+    struct nf__connect_state *cs = c->cs;
+    cs->job = NULL;
+    if (c->flags & NF__C_CLOSING)
+        return; /* closed meanwhile (the query is cancelled at the close's end) */
+    if (err) {
+        close_start(c, err);
+        return;
+    }
+    if (n > 1) {
+        cs->more = malloc((n - 1) * sizeof(*cs->more));
+        if (cs->more) {
+            memcpy(cs->more, addrs + 1, (n - 1) * sizeof(*cs->more));
+            cs->nmore = n - 1;
         }
     }
-    free(job->host);
-    free(job);
-}
-
-static void *resolve_thread(void *arg)
-{
-    struct resolve_job *job = arg;
-    nf_loop_t *loop = job->loop; /* never job->conn: the loop owns it */
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC}, *res = NULL;
-    int rc = getaddrinfo(job->host, NULL, &hints, &res);
-    if (rc != 0 || !res || res->ai_addrlen > sizeof(job->addr.u)) {
-        job->err = NF_EADDR;
-    } else {
-        memcpy(&job->addr.u, res->ai_addr, res->ai_addrlen);
-        job->addr.len = res->ai_addrlen;
-        if (job->addr.u.sa.sa_family == AF_INET)
-            job->addr.u.in4.sin_port = htons(job->port);
-        else
-            job->addr.u.in6.sin6_port = htons(job->port);
-    }
-    if (res)
-        freeaddrinfo(res);
-    /* The job counts as a loop handle until `resolved` runs, so the loop is
-     * still there. If the post fails (no memory), the job is lost with its
-     * handle: the loop then reports itself busy instead of touching freed
-     * memory. */
-    nf_loop_post(loop, resolved, job);
-    return NULL;
+    cs->addr = addrs[0];
+    connect_start(c);
 }
 
 NF__EXPORT int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_conn_t **out)
@@ -972,8 +979,9 @@ NF__EXPORT int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_co
         free(c);
         return -ENOMEM;
     }
-    if (cfg->oob_inline)
-        c->flags |= NF__C_OOBINLINE;
+    c->cs->nodelay = cfg->nodelay;
+    c->cs->keepalive_s = cfg->keepalive_s;
+    c->cs->oob_inline = cfg->oob_inline != 0;
     c->data = cfg->data;
     c->flags |= NF__C_CONNECTING;
     nf_timer_init(loop, &c->cs->timer);
@@ -982,45 +990,10 @@ NF__EXPORT int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_co
         nf_timer_start(&c->cs->timer, connect_timeout, cfg->timeout_ms, 0);
     *out = c;
 
-    if (nf_addr_parse(&c->cs->addr, cfg->host, cfg->port) == 0) {
+    if (nf_addr_parse(&c->cs->addr, cfg->host, cfg->port) == 0)
         connect_start(c);
-        /* options go on the socket before the connect completes */
-        if (c->fd >= 0) {
-            if (c->flags & NF__C_OOBINLINE) {
-                int one = 1;
-                setsockopt(c->fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
-            }
-            if (cfg->nodelay >= 0)
-                set_nodelay(c->fd, 1);
-            if (cfg->keepalive_s > 0)
-                set_keepalive(c->fd, 1, cfg->keepalive_s);
-        }
-        return 0;
-    }
-    struct resolve_job *job = calloc(1, sizeof(*job));
-    char *host = strdup(cfg->host);
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (job && host) {
-        job->loop = loop;
-        job->conn = c;
-        job->host = host;
-        job->port = cfg->port;
-        c->cs->job = job;
-        loop->handles++;
-        if (pthread_create(&th, &attr, resolve_thread, job) == 0) {
-            pthread_attr_destroy(&attr);
-            return 0;
-        }
-        loop->handles--;
-        c->cs->job = NULL;
-    }
-    pthread_attr_destroy(&attr);
-    free(job);
-    free(host);
-    close_start(c, -ENOMEM);
+    else /* on the loop's resolver; an answer known at once is acted on inside */
+        c->cs->job = nf__resolve_start(c, cfg->host, cfg->port);
     return 0;
 }
 

@@ -188,8 +188,9 @@ static void test_connect_timeout(void **state)
     close(lfd);
 }
 
-/* A name that cannot resolve (RFC 6761 .invalid) goes through the resolver
- * thread and ends with NF_EADDR (or the timeout if the resolver hangs). */
+/* A name that cannot resolve (RFC 6761 .invalid) goes through the loop's
+ * resolver (the system's DNS servers) and ends with NF_EADDR (or the
+ * timeout where no server answers). */
 static void test_connect_bad_name(void **state)
 {
     (void)state;
