@@ -490,8 +490,8 @@ static void deliver(nf_conn_t *c, nf_buf_t *b, size_t len)
     b->len = len;
     loop->cur_read = b;
     if (c->flags & NF__C_RONCE) { /* one read was asked for: this is it */
-        c->flags = (c->flags & ~NF__C_RONCE) | NF__C_RPAUSED;
-        loop->ops->read_stop(c);
+        c->flags &= ~NF__C_RONCE;
+        nf__conn_read_hold(c, NF__RHOLD_APP, true);
     }
     up_read(c, b->base, len);
     loop->cur_read = NULL;
@@ -1064,16 +1064,35 @@ NF__EXPORT void nf_conn_walk(nf_loop_t *loop, void (*fn)(nf_conn_t *c, void *arg
 
 /* ---- reading control, urgent data ---------------------------------------------- */
 
+void nf__conn_read_hold(nf_conn_t *c, unsigned who, bool on)
+{
+    uint32_t bits = (uint32_t)(who & (NF__RHOLD_APP | NF__RHOLD_WQ | NF__RHOLD_FILTER)) << NF__C_RHOLD_SHIFT;
+    uint32_t before = c->flags & NF__C_RHOLDS;
+    uint32_t after = on ? before | bits : before & ~bits;
+    if (before == after)
+        return;
+    c->flags = (c->flags & ~NF__C_RHOLDS) | after;
+    if (!before) { /* the first hold: stop reading */
+        c->flags |= NF__C_RPAUSED;
+        if ((c->flags & NF__C_READING) && !(c->flags & NF__C_CLOSING))
+            c->loop->ops->read_stop(c);
+    } else if (!after) { /* the last hold gone: read again */
+        c->flags &= ~NF__C_RPAUSED;
+        if (c->flags & (NF__C_CLOSING | NF__C_END))
+            return;
+        if (c->flags & NF__C_READING)
+            c->loop->ops->read_start(c);
+        if (c->stash || (c->flags & NF__C_EOF_PENDING))
+            schedule_flush(c); /* delivered from the loop, not from inside this call */
+    }
+}
+
 NF__EXPORT int nf_conn_read_stop(nf_conn_t *c)
 {
     if (c->flags & (NF__C_CLOSING | NF__C_END))
         return NF_ECLOSED;
     c->flags &= ~NF__C_RONCE;
-    if (!(c->flags & NF__C_RPAUSED)) {
-        c->flags |= NF__C_RPAUSED;
-        if (c->flags & NF__C_READING)
-            c->loop->ops->read_stop(c);
-    }
+    nf__conn_read_hold(c, NF__RHOLD_APP, true);
     return 0;
 }
 
@@ -1085,12 +1104,8 @@ static int read_resume(nf_conn_t *c, bool once)
         c->flags |= NF__C_RONCE;
     else
         c->flags &= ~NF__C_RONCE;
-    if (c->flags & NF__C_RPAUSED) {
-        c->flags &= ~NF__C_RPAUSED;
-        if (c->flags & NF__C_READING)
-            c->loop->ops->read_start(c);
-    }
-    if (c->stash || (c->flags & NF__C_EOF_PENDING))
+    nf__conn_read_hold(c, NF__RHOLD_APP, false);
+    if (!(c->flags & NF__C_RPAUSED) && (c->stash || (c->flags & NF__C_EOF_PENDING)))
         schedule_flush(c); /* delivered from the loop, not from inside this call */
     return 0;
 }
