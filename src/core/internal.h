@@ -226,6 +226,18 @@ typedef struct nf__wseg {
 
 struct nf__connect_state; /* tcp.c */
 
+/* Write-queue limits as a connection keeps them (see tcp.h): the queue over
+ * `high` holds reading until it is back at or below `low`; a write that
+ * would take it over `max` fails with NF_EWQFULL. SIZE_MAX: off. */
+typedef struct nf__wlimits {
+    size_t high, low, max;
+} nf__wlimits_t;
+/* From a config's fields (0: default, NF_WRITE_LIMIT_OFF: off); 0 or -EINVAL. */
+int nf__wlimits_from_cfg(nf__wlimits_t *out, size_t high, size_t low, size_t max);
+/* Sets c's write-queue limits and applies them at once (reading held or
+ * released as the queue now stands). */
+void nf__conn_set_wlimits(nf_conn_t *c, const nf__wlimits_t *wl);
+
 struct nf_conn {
     nf_loop_t *loop;
     const nf_conn_handler_t *h;
@@ -247,6 +259,7 @@ struct nf_conn {
     nf_filter_t *fbottom, *ftop;    /* filter stack, NULL without filters */
     nf__wseg_t *stash;              /* reads that arrived while paused, in order */
     const nf_addr_t *peer_override; /* nf_conn_peer_addr's answer (PROXY filter), or NULL */
+    nf__wlimits_t wl;               /* write-queue limits */
 };
 
 struct nf_listener {
@@ -272,6 +285,7 @@ struct nf_listener {
     const nf_filter_spec_t *filters;
     unsigned nfilters;
     bool oob_inline;
+    nf__wlimits_t wl; /* write-queue limits of its connections */
 };
 
 /* Called by backends. */
