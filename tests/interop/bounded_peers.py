@@ -3,8 +3,9 @@
 
     bounded_peers.py KIND SERVER_BINARY
 
-KIND is tcp (echo_server, or the README's echo snippet with --readme), ws
-(ws_echo_server), chat (chat_server) or udp (udp_echo_server). The backend
+KIND is tcp (echo_server, or the README's echo snippet with --readme), tls
+(echo_server with the TLS filter and a throwaway certificate from openssl
+req), ws (ws_echo_server), chat (chat_server) or udp (udp_echo_server). The backend
 comes from NF_BACKEND (the servers leave theirs at auto).
 
 The server starts on a free port (the README snippet listens on 7000: when
@@ -24,12 +25,13 @@ that SIGTERM, nothing else).
 import base64
 import os
 import random
-import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 FLOOD_SECONDS = float(os.environ.get("FLOOD_SECONDS", "4"))
@@ -41,6 +43,13 @@ MAX_GROWTH_MIB = float(os.environ.get("MAX_GROWTH_MIB", "16"))
 def fail(msg):
     print("FAIL: " + msg, flush=True)
     sys.exit(1)
+
+
+TLS_CTX = None
+
+
+def tls_wrap(sock):
+    return TLS_CTX.wrap_socket(sock, server_hostname="localhost")
 
 
 def free_port(kind):
@@ -130,6 +139,8 @@ class Good:
             return
         self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.s.settimeout(10)
+        if kind == "tls":
+            self.s = tls_wrap(self.s)
         if kind in ("ws", "chat"):
             rest = ws_handshake(self.s, "/ws" if kind == "chat" else "/")
             self.r = WsReader(self.s, rest)
@@ -138,7 +149,7 @@ class Good:
         """One verified echo; returns True, or False (UDP loss, chat drop) after a timeout."""
         self.n += 1
         token = ("good-%d-%08x-" % (self.n, random.getrandbits(32))).encode()
-        if self.kind == "tcp":
+        if self.kind in ("tcp", "tls"):
             msg = token * (4096 // len(token))
             self.s.sendall(msg)
             got = b""
@@ -214,6 +225,8 @@ class Flooder:
             self.chunk = os.urandom(1200)
             return
         self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if kind == "tls":
+            self.s = tls_wrap(self.s)
         if kind in ("ws", "chat"):
             ws_handshake(self.s, "/ws" if kind == "chat" else "/")
             text = ("x" * 4000).encode()
@@ -236,7 +249,7 @@ class Flooder:
             n = self.s.send(self.chunk[self.pos:] if self.pos else self.chunk)
             self.sent += n
             self.pos = (self.pos + n) % len(self.chunk)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             self.blocked += 1
         except ConnectionRefusedError:
             pass  # UDP: an ICMP error from an earlier datagram
@@ -245,6 +258,15 @@ class Flooder:
 def run(kind, binary, readme):
     port = 7000 if readme else free_port(kind)
     args = [binary] if readme else [binary, "--port", str(port)]
+    if kind == "tls":
+        global TLS_CTX
+        d = tempfile.mkdtemp(prefix="nf_bounded_")
+        cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=localhost"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        args += ["--tls-cert", cert, "--tls-key", key]
+        TLS_CTX = ssl.create_default_context(cafile=cert)
     if kind == "udp":
         args += ["--host", "127.0.0.1"]
     srv = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -342,8 +364,8 @@ def main():
     argv = sys.argv[1:]
     readme = "--readme" in argv
     argv = [a for a in argv if a != "--readme"]
-    if len(argv) != 2 or argv[0] not in ("tcp", "ws", "chat", "udp"):
-        fail("usage: bounded_peers.py tcp|ws|chat|udp SERVER [--readme]")
+    if len(argv) != 2 or argv[0] not in ("tcp", "tls", "ws", "chat", "udp"):
+        fail("usage: bounded_peers.py tcp|tls|ws|chat|udp SERVER [--readme]")
     if readme and not os.environ.get("NF_BOUNDED_NETNS"):
         probe = socket.socket()
         try:
