@@ -411,6 +411,12 @@ static void test_setter(void **state)
     finish(loop, l, &p);
 }
 
+static void rc_state(nf_reconnect_t *rc, nf_reconnect_state_t st, int err, uint64_t delay)
+{
+    (void)rc, (void)st, (void)err, (void)delay;
+}
+static void rc_read(nf_reconnect_t *rc, const char *d, size_t n) { (void)rc, (void)d, (void)n; }
+
 /* Bad configs are refused before anything is made. */
 static void test_bad_config(void **state)
 {
@@ -423,6 +429,16 @@ static void test_bad_config(void **state)
     nf_connect_config_t cc = {
         .host = "127.0.0.1", .port = 1, .handler = &handler, .write_high_water = 10, .write_low_water = 20};
     H_ASSERT_ERR(nf_connect(loop, &cc, &c), -EINVAL);
+    nf_reconnect_config_t rcc = {.connect = cc, .on_state = rc_state, .on_read = rc_read};
+    nf_reconnect_t *rc;
+    H_ASSERT_ERR(nf_reconnect_start(loop, &rcc, &rc), -EINVAL);
+    nf_server_config_t sc;
+    nf_server_config_init(&sc);
+    sc.listen.handler = &handler;
+    sc.listen.write_high_water = 4096;
+    sc.listen.write_low_water = 8192;
+    nf_server_t *srv;
+    H_ASSERT_ERR(nf_server_start(&srv, &sc), -EINVAL);
     h_loop_finish(loop, 2000);
 }
 
