@@ -28,7 +28,7 @@
 #define SEED  1313u
 #define HIGH  (64 * 1024)
 #define LOW   (16 * 1024)
-#define TOTAL (8u * 1024 * 1024)
+#define TOTAL (4u * 1024 * 1024)
 
 static struct {
     nf_conn_t *c;
@@ -236,9 +236,15 @@ static void finish(nf_loop_t *loop, nf_listener_t *l, peer_t *p)
 
 static void check_all_back(nf_loop_t *loop, peer_t *p)
 {
-    uint64_t deadline = h_now_ms() + 20000;
-    while (p->got < TOTAL && h_now_ms() < deadline && !p->eof && !p->err)
+    /* fails on a stall (5 s without a byte back), not on a slow machine */
+    uint64_t last = h_now_ms(), got = p->got;
+    while (p->got < TOTAL && h_now_ms() - last < 5000 && !p->eof && !p->err) {
         pump(loop, p, 5, TOTAL, 1);
+        if (p->got != got) {
+            got = p->got;
+            last = h_now_ms();
+        }
+    }
     if (p->got != TOTAL)
         fail_msg("echoed %llu of %u bytes (sent %llu, eof %d, err %d)", (unsigned long long)p->got, TOTAL,
                  (unsigned long long)p->sent, p->eof, p->err);
@@ -315,7 +321,7 @@ static void test_pause_off(void **state)
     while (g.echoed < TOTAL && h_now_ms() < deadline)
         pump(loop, &p, 5, TOTAL, 0);
     assert_int_equal(g.echoed, TOTAL); /* everything read while the peer read nothing */
-    assert_true(nf_conn_queued(g.c) > 4 * NF_WRITE_HIGH_DEFAULT);
+    assert_true(nf_conn_queued(g.c) > 2 * NF_WRITE_HIGH_DEFAULT);
     check_all_back(loop, &p);
     finish(loop, l, &p);
 }
