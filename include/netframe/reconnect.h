@@ -51,7 +51,8 @@ typedef enum nf_reconnect_down_policy {
 
 typedef struct nf_reconnect_config {
     /* The connection: host, port, timeout_ms, nodelay, keepalive_s, filters,
-     * oob_inline as for nf_connect. `handler` and `data` are ignored: the
+     * oob_inline and the write-queue limits (write_high_water, ...) as for
+     * nf_connect. `handler` and `data` are ignored: the
      * connector's own handler drives each connection. */
     nf_connect_config_t connect;
 
@@ -95,7 +96,8 @@ typedef struct nf_reconnect_stats {
 /* Starts the first connect (CONNECTING is reported from a later loop
  * iteration, like every callback). Copies *cfg (the filter array and its
  * configs must outlive the handle). Returns 0 and sets *out, or -EINVAL
- * (missing host, on_state or on_read) / -ENOMEM; no callback then. */
+ * (missing host, on_state or on_read; write_low_water >= write_high_water)
+ * / -ENOMEM; no callback then. */
 int nf_reconnect_start(nf_loop_t *loop, const nf_reconnect_config_t *cfg, nf_reconnect_t **out);
 
 /* Writes a copy of data: to the connection when up (nf_conn_write's result:

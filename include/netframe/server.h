@@ -52,6 +52,8 @@ typedef struct nf_server_config {
      * stops accepting until one closes (peers wait in the backlog) and
      * NF_LIMIT_CLOSE accepts and resets (counted in nf_server_stats'
      * conns_refused, in no loop's own counters).
+     * The write-queue limits (write_high_water, ...) apply in both spreads
+     * (ACCEPTOR: set on each adopted connection after its on_open).
      * listen.handler NULL (NF_SERVER_REUSEPORT with on_loop_start only): no
      * TCP listener; the loops run what on_loop_start creates on each, e.g.
      * one SO_REUSEPORT UDP socket per loop (nf_udp_open, udp.h), closed in

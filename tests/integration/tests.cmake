@@ -26,6 +26,7 @@ nf_add_test(test_shutdown           integration/test_shutdown.c           ${NF_I
 nf_add_test(test_server             integration/test_server.c             ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_flow_writes        integration/test_flow_writes.c        ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_emfile              integration/test_emfile.c              ${NF_IT_HELPERS} TIMEOUT 60)
+nf_add_test(test_write_limits       integration/test_write_limits.c       ${NF_IT_HELPERS} TIMEOUT 120)
 # Name resolution on the loop (issue 13): c-ares, a hosts file and a DNS peer.
 nf_add_test(test_resolve             integration/test_resolve.c integration/resolve_peer.c ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_resolve_many        integration/test_resolve_many.c integration/resolve_peer.c ${NF_IT_HELPERS} TIMEOUT 240)

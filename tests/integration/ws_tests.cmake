@@ -49,3 +49,4 @@ endif()
 # (issue 13 part 5b): raw plain and TLS peers in the test's thread.
 nf_add_test(test_ws_split integration/test_ws_split.c integration/tls_certs.c integration/helpers.c TIMEOUT 300)
 target_link_libraries(test_ws_split PRIVATE OpenSSL::SSL OpenSSL::Crypto)
+nf_add_test(test_ws_write_limits integration/test_ws_write_limits.c integration/helpers.c TIMEOUT 60)
