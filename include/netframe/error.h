@@ -17,6 +17,9 @@ enum {
     NF_ELIMIT = -5003,   /* a configured limit was reached (connections, sizes) */
     NF_EBACKEND = -5004, /* the requested backend is not available here */
     NF_EADDR = -5005,    /* an address could not be parsed or resolved */
+    NF_EWQFULL = -5006,  /* a write would take the transport write queue past
+                          * its ceiling (nf_conn_set_write_limits): the write
+                          * is refused and the connection closes with it */
 };
 
 /* Returns a static, human-readable string for an error code: a negative

@@ -75,6 +75,45 @@ typedef struct nf_conn_handler {
 
 struct nf_filter_spec; /* filter.h */
 
+/* ---- write-queue limits ----------------------------------------------- */
+
+/* Every connection bounds its transport write queue (the bytes handed to
+ * nf_conn_write / nf_conn_write_buf, or by the filters, that the kernel has
+ * not taken yet: nf_conn_queued) at two levels, so that a peer that never
+ * reads cannot make the program grow:
+ *
+ *   high water / low water (backpressure): once the queue holds more than
+ *     the high-water mark, the connection stops reading (no on_read; the
+ *     socket's receive buffer fills and TCP's window closes on the peer);
+ *     once the kernel has taken enough that the queue holds no more than
+ *     the low-water mark, reading starts again by itself. No byte is lost
+ *     or reordered. A request/response program (echo, HTTP, RPC), whose
+ *     writes are caused by its reads, is bounded at about the high-water
+ *     mark plus one read's worth of output with no code at all. This pause
+ *     and nf_conn_read_stop / nf_conn_read_once do not fight: reading runs
+ *     only when neither holds it.
+ *   ceiling (hard limit): a write that would take the queue past it is
+ *     refused with NF_EWQFULL (nothing of it is queued) and the connection
+ *     closes at once (queued bytes are dropped) with on_close(c,
+ *     NF_EWQFULL). This bounds a program whose writes are not caused by the
+ *     peer's reads (a broadcaster) too.
+ *
+ * The defaults below apply to every accepted or adopted connection (why
+ * these values: docs/security.md). An outbound connection (nf_connect)
+ * has the ceiling but no pause unless its config asks for one: a client
+ * that writes a large request while it reads the answer would otherwise
+ * stop reading while the server, pausing too, stopped reading its request,
+ * and neither would move again. A flow-control filter (flow.h) keeps the transport's
+ * queue under its own max_inflight_bytes plus one write (256 KiB by
+ * default, so the high-water mark here is reached under it only by a single
+ * write of more than 768 KiB) and decides by its own policy what happens to
+ * the writes it holds. */
+#define NF_WRITE_HIGH_DEFAULT ((size_t)1024 * 1024)      /* 1 MiB */
+#define NF_WRITE_LOW_DEFAULT  ((size_t)256 * 1024)       /* 256 KiB */
+#define NF_WRITE_MAX_DEFAULT  ((size_t)64 * 1024 * 1024) /* 64 MiB */
+/* In nf_listen_config_t / nf_connect_config_t: this limit is off. */
+#define NF_WRITE_LIMIT_OFF ((size_t)-1)
+
 /* ---- listeners -------------------------------------------------------- */
 
 typedef enum nf_limit_policy {
@@ -104,6 +143,15 @@ typedef struct nf_listen_config {
     const struct nf_filter_spec *filters;
     unsigned nfilters;
     int oob_inline; /* SO_OOBINLINE: urgent bytes stay in the stream */
+    /* Write-queue limits of each connection (see "write-queue limits"
+     * above). 0: the default (NF_WRITE_HIGH_DEFAULT, NF_WRITE_LOW_DEFAULT,
+     * NF_WRITE_MAX_DEFAULT; with only write_high_water set, the low-water
+     * mark is a quarter of it); NF_WRITE_LIMIT_OFF: that level is off (no
+     * pause / no ceiling). write_low_water must be below write_high_water
+     * (else -EINVAL). Change one connection with nf_conn_set_write_limits. */
+    size_t write_high_water;
+    size_t write_low_water;
+    size_t write_max;
 } nf_listen_config_t;
 
 /* Binds and listens (SO_REUSEADDR always). Returns 0 and sets *out, or a
@@ -136,6 +184,14 @@ typedef struct nf_connect_config {
     const struct nf_filter_spec *filters; /* as for listeners */
     unsigned nfilters;
     int oob_inline;
+    /* Write-queue limits of the connection, as for listeners, except that
+     * write_high_water 0 means off here: an outbound connection does not
+     * pause reading by default (see "write-queue limits"); the ceiling is
+     * on (NF_WRITE_MAX_DEFAULT). Set write_high_water to have the pause
+     * (write_low_water 0: a quarter of it). -EINVAL as for listeners. */
+    size_t write_high_water;
+    size_t write_low_water;
+    size_t write_max;
 } nf_connect_config_t;
 
 /* Starts an asynchronous connect and returns the connection at once. On
@@ -159,7 +215,9 @@ int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h, void *dat
  * Returns NF_WRITE_OK (0); with a flow-control filter also NF_WRITE_HELD (1,
  * held back, sent later) or NF_WRITE_DROPPED (2, discarded by policy); or
  * NF_ECLOSED (closing, or the write side was shut down), NF_ESLOW (the
- * flow filter is closing the connection as a slow consumer) or -ENOMEM. */
+ * flow filter is closing the connection as a slow consumer), NF_EWQFULL
+ * (the write queue's ceiling: the connection is closing with that reason,
+ * see "write-queue limits") or -ENOMEM. */
 int nf_conn_write(nf_conn_t *c, const void *data, size_t len);
 
 /* Queues b->base[0 .. b->len) without copying. Takes over the caller's
@@ -180,6 +238,16 @@ size_t nf_conn_queued(const nf_conn_t *c);
 int nf_conn_read_stop(nf_conn_t *c);
 int nf_conn_read_start(nf_conn_t *c);
 int nf_conn_read_once(nf_conn_t *c);
+
+/* Sets this connection's write-queue limits, in bytes (see "write-queue
+ * limits" above); 0 turns that level off: high_water 0, no pause; low_water
+ * 0, reading resumes only once the queue is empty; ceiling 0, no ceiling.
+ * Takes effect at once: a queue already over the new high-water mark stops
+ * reading, one already at or below the new low-water mark resumes it. A
+ * queue already over a new ceiling is not cut: the next write fails.
+ * Returns 0, -EINVAL (high_water set and low_water >= high_water) or
+ * NF_ECLOSED. */
+int nf_conn_set_write_limits(nf_conn_t *c, size_t high_water, size_t low_water, size_t ceiling);
 
 /* Sends one urgent byte (MSG_OOB) at once. TCP has one urgent pointer: the
  * peer sees only the latest urgent byte if several arrive before it reads,

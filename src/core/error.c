@@ -15,6 +15,7 @@
     X(NF_ELIMIT, "limit reached")                                                                                      \
     X(NF_EBACKEND, "backend not available")                                                                            \
     X(NF_EADDR, "bad or unresolvable address")                                                                         \
+    X(NF_EWQFULL, "write queue over its limit")                                                                        \
     X(NF_ESLOW, "closed as a slow consumer")                                                                           \
     X(NF_EPROXY_INCOMPLETE, "PROXY protocol header incomplete")                                                        \
     X(NF_EPROXY, "malformed PROXY protocol header")                                                                    \

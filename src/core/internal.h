@@ -198,7 +198,25 @@ enum {
     NF__C_EOF_PENDING = 1u << 15, /* EOF seen while paused / stash not empty */
     NF__C_OOBINLINE = 1u << 16,   /* SO_OOBINLINE set */
     NF__C_PEER_END = 1u << 17,    /* closing because the peer ended (no on_eof) */
+    /* read holds (nf__conn_read_hold): NF__RHOLD_* << NF__C_RHOLD_SHIFT;
+     * NF__C_RPAUSED is set exactly while at least one of them is */
+    NF__C_RHOLD_APP = 1u << 18,    /* the program: nf_conn_read_stop / read_once */
+    NF__C_RHOLD_WQ = 1u << 19,     /* the write queue is over its high-water mark */
+    NF__C_RHOLD_FILTER = 1u << 20, /* a filter (flow control) */
 };
+#define NF__C_RHOLD_SHIFT 18
+#define NF__C_RHOLDS      (NF__C_RHOLD_APP | NF__C_RHOLD_WQ | NF__C_RHOLD_FILTER)
+
+/* Read holds: reading runs only while no hold is set. */
+#define NF__RHOLD_APP    1u /* nf_conn_read_stop / read_once */
+#define NF__RHOLD_WQ     2u /* transport write queue over its high-water mark */
+#define NF__RHOLD_FILTER 4u /* a filter (flow control: held output over its high-water mark) */
+/* Sets (on) or clears (!on) the holds in `who` (NF__RHOLD_* bits). The first
+ * hold set stops reading (reads already on their way are kept, in order, and
+ * an EOF waits behind them); clearing the last one starts reading again and
+ * delivers what was kept from the loop, never from inside this call. Holds
+ * change on a closing connection too, without touching the backend. */
+void nf__conn_read_hold(nf_conn_t *c, unsigned who, bool on);
 
 typedef struct nf__wseg {
     struct nf__wseg *next;
@@ -207,6 +225,18 @@ typedef struct nf__wseg {
 } nf__wseg_t;
 
 struct nf__connect_state; /* tcp.c */
+
+/* Write-queue limits as a connection keeps them (see tcp.h): the queue over
+ * `high` holds reading until it is back at or below `low`; a write that
+ * would take it over `max` fails with NF_EWQFULL. SIZE_MAX: off. */
+typedef struct nf__wlimits {
+    size_t high, low, max;
+} nf__wlimits_t;
+/* From a config's fields (0: default, NF_WRITE_LIMIT_OFF: off); 0 or -EINVAL. */
+int nf__wlimits_from_cfg(nf__wlimits_t *out, size_t high, size_t low, size_t max);
+/* Sets c's write-queue limits and applies them at once (reading held or
+ * released as the queue now stands). */
+void nf__conn_set_wlimits(nf_conn_t *c, const nf__wlimits_t *wl);
 
 struct nf_conn {
     nf_loop_t *loop;
@@ -229,6 +259,7 @@ struct nf_conn {
     nf_filter_t *fbottom, *ftop;    /* filter stack, NULL without filters */
     nf__wseg_t *stash;              /* reads that arrived while paused, in order */
     const nf_addr_t *peer_override; /* nf_conn_peer_addr's answer (PROXY filter), or NULL */
+    nf__wlimits_t wl;               /* write-queue limits */
 };
 
 struct nf_listener {
@@ -254,6 +285,7 @@ struct nf_listener {
     const nf_filter_spec_t *filters;
     unsigned nfilters;
     bool oob_inline;
+    nf__wlimits_t wl; /* write-queue limits of its connections */
 };
 
 /* Called by backends. */

@@ -53,6 +53,8 @@ struct nf_server {
     unsigned rr;
     nf_addr_t addr;
     bool waited;
+    nf__wlimits_t wl; /* ACCEPTOR: listen.write_* for adopted connections */
+    bool wl_set;      /* ... when the config named any */
 };
 
 NF__EXPORT void nf_server_config_init(nf_server_config_t *cfg)
@@ -75,8 +77,11 @@ static void adopt_post(nf_loop_t *loop, void *arg)
     nf_server_t *s = h->s;
     int fd = h->fd;
     free(h);
-    if (atomic_load(&s->stopping) || nf_conn_adopt(loop, fd, s->cfg.listen.handler, s->cfg.listen.data, NULL) != 0)
+    nf_conn_t *c = NULL;
+    if (atomic_load(&s->stopping) || nf_conn_adopt(loop, fd, s->cfg.listen.handler, s->cfg.listen.data, &c) != 0)
         close(fd);
+    else if (s->wl_set && !nf_conn_is_closing(c)) /* as a listener would have (on_open saw the defaults) */
+        nf__conn_set_wlimits(c, &s->wl);
 }
 
 static void apply_sockopts(const nf_listen_config_t *lc, int fd)
@@ -312,10 +317,15 @@ NF__EXPORT int nf_server_start(nf_server_t **out, const nf_server_config_t *cfg)
     } else if (!cfg->listen.handler->on_read || !cfg->listen.handler->on_close) {
         return -EINVAL;
     }
+    nf__wlimits_t wl;
+    if (nf__wlimits_from_cfg(&wl, cfg->listen.write_high_water, cfg->listen.write_low_water, cfg->listen.write_max))
+        return -EINVAL;
     nf_server_t *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
     s->cfg = *cfg;
+    s->wl = wl;
+    s->wl_set = cfg->listen.write_high_water || cfg->listen.write_low_water || cfg->listen.write_max;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     s->n = cfg->threads ? cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
     s->acc_fd = -1;

@@ -128,6 +128,75 @@ static int write_check(const nf_conn_t *c)
     return 0;
 }
 
+/* ---- write-queue limits (tcp.h) ---------------------------------------------- */
+
+int nf__wlimits_from_cfg(nf__wlimits_t *out, size_t high, size_t low, size_t max)
+{
+    nf__wlimits_t w;
+    w.high = high ? high : NF_WRITE_HIGH_DEFAULT; /* NF_WRITE_LIMIT_OFF is SIZE_MAX: off */
+    if (low == NF_WRITE_LIMIT_OFF)
+        w.low = 0; /* resume once empty */
+    else if (low)
+        w.low = low;
+    else if (high)
+        w.low = w.high == SIZE_MAX ? 0 : w.high / 4;
+    else
+        w.low = NF_WRITE_LOW_DEFAULT;
+    w.max = max ? max : NF_WRITE_MAX_DEFAULT;
+    if (w.high != SIZE_MAX && w.low >= w.high)
+        return -EINVAL;
+    *out = w;
+    return 0;
+}
+
+/* The queue grew: over the high-water mark, reading waits for it to drain. */
+static inline void wq_grew(nf_conn_t *c)
+{
+    if (NF__UNLIKELY(c->queued > c->wl.high) && !(c->flags & NF__C_RHOLD_WQ))
+        nf__conn_read_hold(c, NF__RHOLD_WQ, true);
+}
+
+/* Holds or releases reading as the queue stands now (limits changed). */
+static void wq_recheck(nf_conn_t *c)
+{
+    if (c->queued > c->wl.high)
+        nf__conn_read_hold(c, NF__RHOLD_WQ, true);
+    else if (c->queued <= c->wl.low || c->wl.high == SIZE_MAX)
+        nf__conn_read_hold(c, NF__RHOLD_WQ, false);
+}
+
+static void close_start(nf_conn_t *c, int reason);
+
+/* len more bytes would take the queue past its ceiling: refuse the write and
+ * close now (a peer that never reads would never let a graceful end finish). */
+static inline bool wq_over_max(const nf_conn_t *c, size_t len)
+{
+    return NF__UNLIKELY(len > c->wl.max || c->queued > c->wl.max - len);
+}
+
+static int wq_full(nf_conn_t *c)
+{
+    close_start(c, NF_EWQFULL);
+    return NF_EWQFULL;
+}
+
+void nf__conn_set_wlimits(nf_conn_t *c, const nf__wlimits_t *wl)
+{
+    c->wl = *wl;
+    wq_recheck(c);
+}
+
+NF__EXPORT int nf_conn_set_write_limits(nf_conn_t *c, size_t high_water, size_t low_water, size_t ceiling)
+{
+    if (c->flags & (NF__C_CLOSING | NF__C_END))
+        return NF_ECLOSED;
+    if (high_water && low_water >= high_water)
+        return -EINVAL;
+    nf__wlimits_t w = {high_water ? high_water : SIZE_MAX, low_water, ceiling ? ceiling : SIZE_MAX};
+    nf__conn_set_wlimits(c, &w);
+    return 0;
+}
+
 static int transport_write_copy(nf_conn_t *c, const void *data, size_t len)
 {
     int err = write_check(c);
@@ -135,6 +204,8 @@ static int transport_write_copy(nf_conn_t *c, const void *data, size_t len)
         return err;
     if (len == 0)
         return 0;
+    if (wq_over_max(c, len))
+        return wq_full(c);
     nf_loop_t *loop = c->loop;
     const char *p = data;
     size_t left = len;
@@ -154,6 +225,7 @@ static int transport_write_copy(nf_conn_t *c, const void *data, size_t len)
             free(s);
             /* bytes already appended stay queued: report the failure */
             c->queued += len - left;
+            wq_grew(c);
             schedule_flush(c);
             return -ENOMEM;
         }
@@ -171,6 +243,7 @@ static int transport_write_copy(nf_conn_t *c, const void *data, size_t len)
         c->wq_count++;
     }
     c->queued += len;
+    wq_grew(c);
     schedule_flush(c);
     return 0;
 }
@@ -181,6 +254,10 @@ int nf__transport_write(nf_conn_t *c, nf_buf_t *b)
     if (err || b->len == 0) {
         nf_buf_unref(b);
         return err;
+    }
+    if (wq_over_max(c, b->len)) {
+        nf_buf_unref(b);
+        return wq_full(c);
     }
     nf__wseg_t *s = seg_get(c->loop);
     if (!s) {
@@ -197,6 +274,7 @@ int nf__transport_write(nf_conn_t *c, nf_buf_t *b)
     c->wq_tail = s;
     c->wq_count++;
     c->queued += b->len;
+    wq_grew(c);
     schedule_flush(c);
     return 0;
 }
@@ -490,8 +568,8 @@ static void deliver(nf_conn_t *c, nf_buf_t *b, size_t len)
     b->len = len;
     loop->cur_read = b;
     if (c->flags & NF__C_RONCE) { /* one read was asked for: this is it */
-        c->flags = (c->flags & ~NF__C_RONCE) | NF__C_RPAUSED;
-        loop->ops->read_stop(c);
+        c->flags &= ~NF__C_RONCE;
+        nf__conn_read_hold(c, NF__RHOLD_APP, true);
     }
     up_read(c, b->base, len);
     loop->cur_read = NULL;
@@ -592,6 +670,8 @@ static void sent(nf_conn_t *c, ssize_t res)
         c->wq_count--;
         seg_release(loop, s);
     }
+    if (NF__UNLIKELY(c->flags & NF__C_RHOLD_WQ) && c->queued <= c->wl.low)
+        nf__conn_read_hold(c, NF__RHOLD_WQ, false); /* drained enough: read again */
     if (c->queued > 0)
         return;
     if (c->flags & NF__C_END) {
@@ -648,6 +728,7 @@ static nf_conn_t *conn_new(nf_loop_t *loop, const nf_conn_handler_t *h, const nf
     c->loop = loop;
     c->h = h;
     c->fd = -1;
+    c->wl = (nf__wlimits_t){NF_WRITE_HIGH_DEFAULT, NF_WRITE_LOW_DEFAULT, NF_WRITE_MAX_DEFAULT};
     if (nfilters && nf__filters_new(c, filters, nfilters) != 0) {
         free(c);
         return NULL;
@@ -731,6 +812,7 @@ void nf__listener_accepted(nf_listener_t *l, int fd)
     }
     c->fd = fd;
     c->listener = l;
+    c->wl = l->wl;
     if (l->oob_inline) {
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
@@ -771,9 +853,13 @@ NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_list
 {
     if (!cfg || !cfg->handler || !cfg->handler->on_close || !cfg->handler->on_read)
         return -EINVAL;
+    nf__wlimits_t wl;
+    if (nf__wlimits_from_cfg(&wl, cfg->write_high_water, cfg->write_low_water, cfg->write_max) != 0)
+        return -EINVAL;
     nf_listener_t *l = calloc(1, sizeof(*l));
     if (!l)
         return -ENOMEM;
+    l->wl = wl;
     int err = nf_addr_parse(&l->addr, cfg->host, cfg->port);
     if (err) {
         free(l);
@@ -944,11 +1030,16 @@ static void *resolve_thread(void *arg)
 
 NF__EXPORT int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_conn_t **out)
 {
-    if (!cfg || !cfg->handler || !cfg->handler->on_close || !cfg->handler->on_read || !cfg->host)
+    nf__wlimits_t wl;
+    /* an outbound connection does not pause by default: see tcp.h */
+    if (!cfg || !cfg->handler || !cfg->handler->on_close || !cfg->handler->on_read || !cfg->host ||
+        nf__wlimits_from_cfg(&wl, cfg->write_high_water ? cfg->write_high_water : NF_WRITE_LIMIT_OFF,
+                             cfg->write_low_water, cfg->write_max) != 0)
         return -EINVAL;
     nf_conn_t *c = conn_new(loop, cfg->handler, cfg->filters, cfg->filters ? cfg->nfilters : 0);
     if (!c)
         return -ENOMEM;
+    c->wl = wl;
     c->cs = calloc(1, sizeof(*c->cs));
     if (!c->cs) {
         nf__list_remove(&c->node);
@@ -1064,16 +1155,35 @@ NF__EXPORT void nf_conn_walk(nf_loop_t *loop, void (*fn)(nf_conn_t *c, void *arg
 
 /* ---- reading control, urgent data ---------------------------------------------- */
 
+void nf__conn_read_hold(nf_conn_t *c, unsigned who, bool on)
+{
+    uint32_t bits = (uint32_t)(who & (NF__RHOLD_APP | NF__RHOLD_WQ | NF__RHOLD_FILTER)) << NF__C_RHOLD_SHIFT;
+    uint32_t before = c->flags & NF__C_RHOLDS;
+    uint32_t after = on ? before | bits : before & ~bits;
+    if (before == after)
+        return;
+    c->flags = (c->flags & ~NF__C_RHOLDS) | after;
+    if (!before) { /* the first hold: stop reading */
+        c->flags |= NF__C_RPAUSED;
+        if ((c->flags & NF__C_READING) && !(c->flags & NF__C_CLOSING))
+            c->loop->ops->read_stop(c);
+    } else if (!after) { /* the last hold gone: read again */
+        c->flags &= ~NF__C_RPAUSED;
+        if (c->flags & (NF__C_CLOSING | NF__C_END))
+            return;
+        if (c->flags & NF__C_READING)
+            c->loop->ops->read_start(c);
+        if (c->stash || (c->flags & NF__C_EOF_PENDING))
+            schedule_flush(c); /* delivered from the loop, not from inside this call */
+    }
+}
+
 NF__EXPORT int nf_conn_read_stop(nf_conn_t *c)
 {
     if (c->flags & (NF__C_CLOSING | NF__C_END))
         return NF_ECLOSED;
     c->flags &= ~NF__C_RONCE;
-    if (!(c->flags & NF__C_RPAUSED)) {
-        c->flags |= NF__C_RPAUSED;
-        if (c->flags & NF__C_READING)
-            c->loop->ops->read_stop(c);
-    }
+    nf__conn_read_hold(c, NF__RHOLD_APP, true);
     return 0;
 }
 
@@ -1085,12 +1195,8 @@ static int read_resume(nf_conn_t *c, bool once)
         c->flags |= NF__C_RONCE;
     else
         c->flags &= ~NF__C_RONCE;
-    if (c->flags & NF__C_RPAUSED) {
-        c->flags &= ~NF__C_RPAUSED;
-        if (c->flags & NF__C_READING)
-            c->loop->ops->read_start(c);
-    }
-    if (c->stash || (c->flags & NF__C_EOF_PENDING))
+    nf__conn_read_hold(c, NF__RHOLD_APP, false);
+    if (!(c->flags & NF__C_RPAUSED) && (c->stash || (c->flags & NF__C_EOF_PENDING)))
         schedule_flush(c); /* delivered from the loop, not from inside this call */
     return 0;
 }
