@@ -124,6 +124,9 @@ static void conn_closed(void *conn, int reason)
         srv.flood_reason = reason ? reason : 1;
     else
         srv.good_reason = reason;
+    for (int i = 0; i < 4; i++) /* gone: push() must not reach it */
+        if (srv.conns[i] == conn)
+            srv.conns[i] = NULL;
 }
 
 static void conn_opened(void *conn)
