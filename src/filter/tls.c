@@ -603,7 +603,7 @@ static int encrypt(tls_t *st, nf_buf_t *b)
     ERR_clear_error();
     size_t done = 0;
     int ok = len ? SSL_write_ex(st->ssl, b->base, len, &done) : 1;
-    if (ok && (b->flags & NF_BUF_PRIORITY) && st->out && !st->out->free_cb) {
+    if (ok && (b->flags & NF_BUF_PRIORITY) && st->out && st->out->len && !st->out->free_cb) {
         /* a control message (pong, close frame): its records are too, and
          * the plaintext lives until they have left, so that the writer
          * above can tell whether it is still queued (WebSocket pongs) */
