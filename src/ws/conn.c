@@ -357,7 +357,8 @@ static int d_ping(nf_ws_decoder_t *d, const uint8_t *p, size_t n)
         return gone(ws);
     nf__ws_codec_t *cx = ws->cx;
     if (cx->pong_below) { /* our last pong has not left: answer only the latest ping */
-        memcpy(cx->pong, p, n);
+        if (n)
+            memcpy(cx->pong, p, n);
         cx->pong_len = (uint8_t)n;
         cx->pong_owed = 1;
     } else {
