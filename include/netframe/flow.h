@@ -33,7 +33,8 @@
  * nf_conn_read_stop but apart from the program's), and reads again once the
  * held bytes drained to `low_water`. A peer whose own input makes output it
  * never reads (pings, requests) thereby closes its own TCP window instead of
- * growing the queue; the program's read/idle timeouts still run.
+ * growing the queue; the program's read/idle timeouts still run. By default
+ * on accepted connections only (`read_hold`).
  *
  * Writes are never split: a held or dropped write is one nf_conn_write call.
  * Bytes held count what the filter above handed down: what the program wrote,
@@ -80,6 +81,11 @@ typedef struct nf_flow_config {
     /* Priority writes (NF_BUF_PRIORITY) held at once, in bytes; 0: 64 KiB.
      * Past it `policy` applies to them as well (see above). */
     size_t max_priority_bytes;
+    /* Holding reading while more than high_water bytes are held (see
+     * above): 0: on for accepted connections, off for outbound ones (a
+     * client uploading to a server that pauses too would deadlock: each
+     * waits for the other to read); > 0: on for both; < 0: off. */
+    int read_hold;
 } nf_flow_config_t;
 
 extern const nf_filter_ops_t nf_flow_filter;

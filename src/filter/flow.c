@@ -9,7 +9,8 @@
  * limits of the others, up to max_priority_bytes of them; past that the
  * policy applies to them too. While more than high_water bytes are held the
  * filter holds reading (NF__RHOLD_FILTER) until they drain to low_water: a
- * peer whose input makes output it does not read closes its own window. */
+ * peer whose input makes output it does not read closes its own window
+ * (accepted connections by default; read_hold). */
 #include <stdlib.h>
 
 #include "core/internal.h"
@@ -24,6 +25,7 @@ typedef struct flow {
     bool above;            /* rose above high_water since the last drain callback */
     bool end_pending;      /* nf_conn_end asked while writes were held */
     bool shutdown_pending; /* nf_conn_shutdown asked while writes were held */
+    bool may_hold;         /* read holds are on for this connection (read_hold) */
     bool rhold;            /* holding reading: held_bytes rose above high_water */
     size_t prio_bytes;     /* of held_bytes, in priority writes */
     nf_flow_stats_t st;
@@ -95,7 +97,7 @@ static size_t drop_oldest(nf_filter_t *f, flow_t *fl, size_t n)
 /* Reading follows what is held: stop above high_water, resume at low_water. */
 static void read_follow(const limits_t *l, flow_t *fl, nf_conn_t *c)
 {
-    if (!fl->rhold && fl->st.held_bytes > l->high) {
+    if (!fl->rhold && fl->may_hold && fl->st.held_bytes > l->high) {
         fl->rhold = true;
         nf__conn_read_hold(c, NF__RHOLD_FILTER, true);
     } else if (fl->rhold && fl->st.held_bytes <= l->low) {
@@ -268,6 +270,18 @@ static int f_shutdown(nf_filter_t *f)
     return nf_filter_shutdown_down(f);
 }
 
+/* Accepted connections hold reading by default; outbound ones do not: a
+ * client uploading to a server that pauses too would deadlock (each waits
+ * for the other to read), as with the transport's write-queue bound. */
+static int f_init(nf_filter_t *f)
+{
+    flow_t *fl = f->state;
+    const nf_flow_config_t *cfg = f->config;
+    int rh = cfg ? cfg->read_hold : 0;
+    fl->may_hold = rh > 0 || (rh == 0 && nf_conn_listener(f->conn) != NULL);
+    return 0;
+}
+
 static void f_close(nf_filter_t *f, int reason)
 {
     (void)reason;
@@ -288,6 +302,7 @@ NF__EXPORT const nf_filter_ops_t nf_flow_filter = {
     .size = sizeof(nf_filter_ops_t),
     .name = "flow",
     .state_size = sizeof(flow_t),
+    .init = f_init,
     .write = f_write,
     .on_drain = f_drain,
     .on_close = f_close,
