@@ -16,7 +16,8 @@
  * connection every 4 ms, as chat_server pushes its broadcasts: the flooder
  * does not read those either (and its connection has a small kernel send
  * buffer, as if it were far away), so its held output rises above
- * high_water.
+ * high_water. The same over TLS ({tls, flow, ws}, chat_server's stack with a
+ * certificate): pongs then go down as TLS records.
  * Before issue 13 every ping queued a pong held past every limit: 2 GB of
  * RSS in seconds.
  *
@@ -146,8 +147,58 @@ typedef struct peer {
     unsigned stalled_ms;
     int closed; /* flooder: the server closed it */
     int rounds; /* good peer */
+    int tls;    /* WebSocket peers: over TLS */
     h_result_t res;
 } peer_t;
+
+/* A peer's connection: a socket, or TLS over it (OpenSSL, blocking). */
+typedef struct io {
+    int fd;
+    SSL *ssl;
+    SSL_CTX *ctx;
+} io_t;
+
+static SSL *tls_client(SSL_CTX **ctxp, int fd);
+
+static ssize_t io_send(io_t *io, const void *buf, size_t len)
+{
+    if (!io->ssl)
+        return send(io->fd, buf, len, MSG_NOSIGNAL);
+    size_t n;
+    if (SSL_write_ex(io->ssl, buf, len, &n))
+        return (ssize_t)n;
+    int e = SSL_get_error(io->ssl, 0);
+    ERR_clear_error();
+    errno = e == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+    return -1;
+}
+
+static int io_send_all(io_t *io, const void *buf, size_t len)
+{
+    if (!io->ssl)
+        return h_send_all(io->fd, buf, len, 5000);
+    size_t n;
+    return SSL_write_ex(io->ssl, buf, len, &n) == 1 && n == len ? 0 : -1;
+}
+
+static ssize_t io_recv_full(io_t *io, void *buf, size_t len)
+{
+    if (!io->ssl)
+        return h_recv_full(io->fd, buf, len, 5000);
+    size_t got = 0, n;
+    while (got < len && SSL_read_ex(io->ssl, (char *)buf + got, len - got, &n) == 1)
+        got += n;
+    ERR_clear_error();
+    return (ssize_t)got;
+}
+
+static void io_close(io_t *io)
+{
+    SSL_free(io->ssl);
+    SSL_CTX_free(io->ctx);
+    if (io->fd >= 0)
+        close(io->fd);
+}
 
 static int tcp_small_rcvbuf(uint16_t port)
 {
@@ -166,13 +217,13 @@ static int tcp_small_rcvbuf(uint16_t port)
 
 /* Sends all of buf until `deadline`; counts time spent blocked. Returns 0,
  * 1 when the deadline passed, -1 when the server closed the connection. */
-static int flood_send(peer_t *p, int fd, const void *buf, size_t len, uint64_t deadline)
+static int flood_send(peer_t *p, io_t *io, const void *buf, size_t len, uint64_t deadline)
 {
     size_t off = 0;
     while (off < len) {
         if (h_now_ms() >= deadline)
             return 1;
-        ssize_t n = send(fd, (const char *)buf + off, len - off, MSG_NOSIGNAL);
+        ssize_t n = io_send(io, (const char *)buf + off, len - off);
         if (n > 0) {
             off += (size_t)n;
             p->sent += (uint64_t)n;
@@ -191,12 +242,12 @@ static int flood_send(peer_t *p, int fd, const void *buf, size_t len, uint64_t d
 static const char k_req[] = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
-static int read_head(int fd)
+static int read_head(io_t *io)
 {
     char c[4] = {0};
     while (memcmp(c, "\r\n\r\n", 4) != 0) {
         char b;
-        if (h_recv_full(fd, &b, 1, 5000) != 1)
+        if (io_recv_full(io, &b, 1) != 1)
             return -1;
         memmove(c, c + 1, 3);
         c[3] = b;
@@ -227,11 +278,19 @@ static size_t ws_frame(uint8_t *out, unsigned op, const uint8_t *p, size_t n)
 static void *ws_flooder(void *arg)
 {
     peer_t *p = arg;
-    int fd = tcp_small_rcvbuf(p->port);
-    if (fd < 0 || h_send_all(fd, k_req, sizeof k_req - 1, 5000) != 0 || read_head(fd) != 0) {
+    io_t io = {.fd = tcp_small_rcvbuf(p->port)};
+    if (io.fd >= 0 && p->tls) {
+        struct timeval tv = {5, 0}; /* blocking for the handshakes */
+        setsockopt(io.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        setsockopt(io.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        io.ssl = tls_client(&io.ctx, io.fd);
+    }
+    if (io.fd < 0 || (p->tls && !io.ssl) || io_send_all(&io, k_req, sizeof k_req - 1) != 0 || read_head(&io) != 0) {
         h_result_fail(&p->res, "flooder: handshake");
         goto out;
     }
+    struct timeval tv = {0, 100 * 1000};
+    setsockopt(io.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     static uint8_t buf[65536];
     uint8_t pay[125];
     memset(pay, 'p', sizeof pay);
@@ -239,30 +298,29 @@ static void *ws_flooder(void *arg)
     while (n + one <= sizeof buf)
         n += ws_frame(buf + n, 0x9, pay, p->ping_len);
     uint64_t deadline = h_now_ms() + FLOOD_MS;
-    while (flood_send(p, fd, buf, n, deadline) == 0) { /* never reads */
+    while (flood_send(p, &io, buf, n, deadline) == 0) { /* never reads */
     }
 out:
-    if (fd >= 0)
-        close(fd);
+    io_close(&io);
     atomic_store(&p->res.done, 1);
     return NULL;
 }
 
 /* Reads one server frame (unmasked); returns its opcode and payload size, or -1. */
-static int ws_read_frame(int fd, uint8_t *pay, size_t cap, size_t *len)
+static int ws_read_frame(io_t *io, uint8_t *pay, size_t cap, size_t *len)
 {
     uint8_t h[4];
-    if (h_recv_full(fd, h, 2, 5000) != 2)
+    if (io_recv_full(io, h, 2) != 2)
         return -1;
     size_t n = h[1] & 0x7f;
     if (n == 127)
         return -1;
     if (n == 126) {
-        if (h_recv_full(fd, h + 2, 2, 5000) != 2)
+        if (io_recv_full(io, h + 2, 2) != 2)
             return -1;
         n = (size_t)h[2] << 8 | h[3];
     }
-    if (n > cap || h_recv_full(fd, pay, n, 5000) != (ssize_t)n)
+    if (n > cap || io_recv_full(io, pay, n) != (ssize_t)n)
         return -1;
     *len = n;
     return h[0] & 0xf;
@@ -271,8 +329,10 @@ static int ws_read_frame(int fd, uint8_t *pay, size_t cap, size_t *len)
 static void *ws_good(void *arg)
 {
     peer_t *p = arg;
-    int fd = h_tcp_connect("127.0.0.1", p->port);
-    if (fd < 0 || h_send_all(fd, k_req, sizeof k_req - 1, 5000) != 0 || read_head(fd) != 0) {
+    io_t io = {.fd = h_tcp_connect("127.0.0.1", p->port)};
+    if (io.fd >= 0 && p->tls)
+        io.ssl = tls_client(&io.ctx, io.fd);
+    if (io.fd < 0 || (p->tls && !io.ssl) || io_send_all(&io, k_req, sizeof k_req - 1) != 0 || read_head(&io) != 0) {
         h_result_fail(&p->res, "good: handshake");
         goto out;
     }
@@ -280,12 +340,12 @@ static void *ws_good(void *arg)
         uint8_t msg[200], frame[256], pay[65536];
         h_pattern_fill(msg, sizeof msg, (uint64_t)p->rounds * sizeof msg, 7);
         size_t n = ws_frame(frame, 0x2, msg, sizeof msg), len;
-        if (h_send_all(fd, frame, n, 5000) != 0) {
+        if (io_send_all(&io, frame, n) != 0) {
             h_result_fail(&p->res, "good: send in round %d", p->rounds);
             break;
         }
         for (;;) { /* broadcasts (text) come in between */
-            int op = ws_read_frame(fd, pay, sizeof pay, &len);
+            int op = ws_read_frame(&io, pay, sizeof pay, &len);
             if (op == 0x1)
                 continue;
             if (op != 0x2 || len != sizeof msg || memcmp(pay, msg, len) != 0) {
@@ -298,8 +358,7 @@ static void *ws_good(void *arg)
         atomic_store(&srv.good_round, p->rounds);
     }
 out:
-    if (fd >= 0)
-        close(fd);
+    io_close(&io);
     atomic_store(&p->res.done, 1);
     return NULL;
 }
@@ -345,14 +404,33 @@ static void forget_ws(void)
         srv.conns[i] = NULL;
 }
 
-static void ws_flood(size_t ping_len, nf_flow_policy_t policy)
+static nf_tls_ctx_t *server_tls(void)
+{
+    nf_tls_config_t tc = {.server = 1, .min_version = NF_TLS_1_3};
+    tc.cert_file = tc_path(&certs, "server.pem");
+    tc.key_file = tc_path(&certs, "server.key");
+    if (getenv("FLOOD_NOCAP"))
+        tc.max_self_bytes = (size_t)1 << 40;
+    char err[256];
+    nf_tls_ctx_t *tls = NULL;
+    H_ASSERT_ERR(nf_tls_ctx_new(&tls, &tc, err, sizeof err), 0);
+    return tls;
+}
+
+static void ws_flood(size_t ping_len, nf_flow_policy_t policy, int tls_on)
 {
     nf_loop_t *loop = h_loop_new();
     memset(&srv, 0, sizeof srv);
     nf_flow_config_t fc = {.max_inflight_bytes = 64 * 1024, .max_held_bytes = 256 * 1024, .policy = policy};
-    nf_filter_spec_t flow[] = {{&nf_flow_filter, &fc}};
+    /* chat_server's stacks: {flow, ws}, and with a certificate {tls, flow, ws} */
+    nf_tls_ctx_t *tls = tls_on ? server_tls() : NULL;
+    nf_filter_spec_t flow[2] = {{&nf_flow_filter, &fc}};
+    if (tls) {
+        flow[0] = (nf_filter_spec_t){&nf_tls_filter, tls};
+        flow[1] = (nf_filter_spec_t){&nf_flow_filter, &fc};
+    }
     nf_ws_server_config_t cfg = {
-        .listen = {.host = "127.0.0.1", .filters = flow, .nfilters = 1},
+        .listen = {.host = "127.0.0.1", .filters = flow, .nfilters = tls ? 2 : 1},
         .routes = w_routes,
         .nroutes = 1,
         .opts = {.max_frame = 4096, .max_message = 4096},
@@ -361,7 +439,8 @@ static void ws_flood(size_t ping_len, nf_flow_policy_t policy)
     H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
     nf_addr_t a;
     nf_ws_server_addr(s, &a);
-    peer_t bad = {.port = nf_addr_port(&a), .ping_len = ping_len}, good = {.port = bad.port};
+    peer_t bad = {.port = nf_addr_port(&a), .ping_len = ping_len, .tls = tls_on},
+           good = {.port = bad.port, .tls = tls_on};
     pthread_t tb = h_thread_start(ws_flooder, &bad);
     H_RUN_UNTIL(loop, srv.opened == 1, 5000);
     pthread_t tg = h_thread_start(ws_good, &good);
@@ -380,11 +459,12 @@ static void ws_flood(size_t ping_len, nf_flow_policy_t policy)
     H_ASSERT_PEER_OK(&bad.res);
     H_ASSERT_PEER_OK(&good.res);
     H_RUN_UNTIL(loop, srv.closed == 2, 10000);
-    print_message("  ws %zu-byte pings, %s: flooder sent %.1f MiB (%u ms stalled, %s, reason %s), good peer %d "
+    print_message("  ws%s %zu-byte pings, %s: flooder sent %.1f MiB (%u ms stalled, %s, reason %s), good peer %d "
                   "rounds; server heap %+.2f MiB, VmRSS %ld -> max %ld KiB\n",
-                  ping_len, policy == NF_FLOW_CLOSE ? "close" : "drop-oldest", (double)bad.sent / (1 << 20),
-                  bad.stalled_ms, bad.closed ? "closed" : "open", nf_err_name(srv.flood_reason), good.rounds,
-                  ((double)srv.heap_max - (double)srv.heap0) / (1 << 20), srv.rss0, srv.rss_max);
+                  tls_on ? " over TLS" : "", ping_len, policy == NF_FLOW_CLOSE ? "close" : "drop-oldest",
+                  (double)bad.sent / (1 << 20), bad.stalled_ms, bad.closed ? "closed" : "open",
+                  nf_err_name(srv.flood_reason), good.rounds, ((double)srv.heap_max - (double)srv.heap0) / (1 << 20),
+                  srv.rss0, srv.rss_max);
     assert_true(srv.heap0 != 0);
     assert_true(srv.heap_max - srv.heap0 < HEAP_LIMIT);
     assert_true(good.rounds >= 20);
@@ -395,12 +475,15 @@ static void ws_flood(size_t ping_len, nf_flow_policy_t policy)
     forget_ws();
     nf_ws_server_close(s, 0, NULL);
     h_loop_finish(loop, 5000);
+    nf_tls_ctx_free(tls);
 }
 
-static void test_ws_empty_pings_drop_oldest(void **state) { (void)state, ws_flood(0, NF_FLOW_DROP_OLDEST); }
-static void test_ws_empty_pings_close(void **state) { (void)state, ws_flood(0, NF_FLOW_CLOSE); }
-static void test_ws_125_pings_drop_oldest(void **state) { (void)state, ws_flood(125, NF_FLOW_DROP_OLDEST); }
-static void test_ws_125_pings_close(void **state) { (void)state, ws_flood(125, NF_FLOW_CLOSE); }
+static void test_ws_empty_pings_drop_oldest(void **state) { (void)state, ws_flood(0, NF_FLOW_DROP_OLDEST, 0); }
+static void test_ws_empty_pings_close(void **state) { (void)state, ws_flood(0, NF_FLOW_CLOSE, 0); }
+static void test_ws_125_pings_drop_oldest(void **state) { (void)state, ws_flood(125, NF_FLOW_DROP_OLDEST, 0); }
+static void test_ws_125_pings_close(void **state) { (void)state, ws_flood(125, NF_FLOW_CLOSE, 0); }
+static void test_wss_empty_pings_drop_oldest(void **state) { (void)state, ws_flood(0, NF_FLOW_DROP_OLDEST, 1); }
+static void test_wss_125_pings_close(void **state) { (void)state, ws_flood(125, NF_FLOW_CLOSE, 1); }
 
 /* ---- TLS: a KeyUpdate flood -------------------------------------------------- */
 
@@ -411,6 +494,7 @@ static SSL *tls_client(SSL_CTX **ctxp, int fd)
     if (!ctx)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_load_verify_locations(ctx, tc_path(&certs, "ca.pem"), NULL) != 1)
         return NULL;
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -458,7 +542,8 @@ static void *tls_flooder(void *arg)
         }
         char *data;
         long n = BIO_get_mem_data(mem, &data);
-        if (flood_send(p, fd, data, (size_t)n, deadline) != 0)
+        io_t raw = {.fd = fd}; /* the records are made: they go out as they are */
+        if (flood_send(p, &raw, data, (size_t)n, deadline) != 0)
             break;
         (void)BIO_reset(mem);
     }
@@ -532,14 +617,7 @@ static void tls_flood(stack_kind_t stack)
 {
     nf_loop_t *loop = h_loop_new();
     memset(&srv, 0, sizeof srv);
-    nf_tls_config_t tc = {.server = 1, .min_version = NF_TLS_1_3};
-    if (getenv("FLOOD_NOCAP"))
-        tc.max_self_bytes = (size_t)1 << 40;
-    tc.cert_file = tc_path(&certs, "server.pem");
-    tc.key_file = tc_path(&certs, "server.key");
-    char err[256];
-    nf_tls_ctx_t *tls = NULL;
-    H_ASSERT_ERR(nf_tls_ctx_new(&tls, &tc, err, sizeof err), 0);
+    nf_tls_ctx_t *tls = server_tls();
     nf_flow_config_t fc = {.max_inflight_bytes = 64 * 1024,
                            .max_held_bytes = 256 * 1024,
                            .policy = stack == FLOW_BELOW ? NF_FLOW_CLOSE : NF_FLOW_DROP_OLDEST};
@@ -598,9 +676,10 @@ static void test_tls_keyupdate_no_flow(void **state) { (void)state, tls_flood(NO
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ws_empty_pings_drop_oldest), cmocka_unit_test(test_ws_empty_pings_close),
-        cmocka_unit_test(test_ws_125_pings_drop_oldest),   cmocka_unit_test(test_ws_125_pings_close),
-        cmocka_unit_test(test_tls_keyupdate_flow_below),   cmocka_unit_test(test_tls_keyupdate_flow_above),
+        cmocka_unit_test(test_ws_empty_pings_drop_oldest),  cmocka_unit_test(test_ws_empty_pings_close),
+        cmocka_unit_test(test_ws_125_pings_drop_oldest),    cmocka_unit_test(test_ws_125_pings_close),
+        cmocka_unit_test(test_wss_empty_pings_drop_oldest), cmocka_unit_test(test_wss_125_pings_close),
+        cmocka_unit_test(test_tls_keyupdate_flow_below),    cmocka_unit_test(test_tls_keyupdate_flow_above),
         cmocka_unit_test(test_tls_keyupdate_no_flow),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
