@@ -21,7 +21,8 @@
 # 1-connection ping-pong (one message per wake-up) is the repeatable one.
 # Environment: NF_CG_ONLY="regex" keeps matching server names;
 # NF_CG_SCENARIOS="64B x 50|64|50;16KiB x 10|16384|10" overrides scenarios;
-# NF_BENCH_BASE_PORT (default 19001).
+# NF_BENCH_BASE_PORT (default 19001); NF_CG_NOBOUND=1 adds echo_server
+# --no-write-bound on both backends (what the default write-queue bound costs).
 set -u -o pipefail
 [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR [MESSAGES]" >&2; exit 2; }
 B=${1%/}
@@ -41,6 +42,10 @@ SERVERS=(
     "libuv||$B/bench/nf_uv_echo|"
     "epoll-plain||$B/bench/nf_epoll_echo|"
 )
+if [ "${NF_CG_NOBOUND:-0}" = 1 ]; then
+    SERVERS+=("netframe-uring nobound||$B/examples/echo_server|--backend uring --no-write-bound"
+              "netframe-epoll nobound||$B/examples/echo_server|--backend epoll --no-write-bound")
+fi
 IFS=';' read -r -a SCEN <<<"${NF_CG_SCENARIOS:-64B x 1 ping-pong|64|1;64B x 50|64|50;16KiB x 10|16384|10}"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nf-cg.XXXXXX")

@@ -11,6 +11,9 @@
 #   NF_BENCH_ONLY       regex: only the servers whose name matches
 #   NF_BENCH_SQPOLL=1   add netframe-uring-sqpoll (poll mode + SQPOLL; needs a
 #                       core of its own for the kernel thread)
+#   NF_BENCH_NOBOUND=1  add netframe-uring-nobound and netframe-epoll-nobound
+#                       (echo_server --no-write-bound: the write-queue bound
+#                       off, to see what the default bound costs)
 #
 # Loopback only.  Every step is bounded; all servers are stopped on exit.
 # Exit status: 0 ok, 1 a load generator run reported errors (or a server that
@@ -57,6 +60,11 @@ if [ "${NF_BENCH_SQPOLL:-0}" = 1 ]; then
     SRV_NAMES+=(netframe-uring-sqpoll)
     SRV_BINS+=("$ES")
     SRV_ARGS+=("--backend uring --mode poll --sqpoll")
+fi
+if [ "${NF_BENCH_NOBOUND:-0}" = 1 ]; then
+    SRV_NAMES+=(netframe-uring-nobound netframe-epoll-nobound)
+    SRV_BINS+=("$ES" "$ES")
+    SRV_ARGS+=("--backend uring --mode block --no-write-bound" "--backend epoll --mode block --no-write-bound")
 fi
 
 # The ping-pong (one connection, one message at a time) compares latency:

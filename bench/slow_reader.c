@@ -7,8 +7,12 @@
  * 64 KiB writes to one client, a plain socket in a thread that reads
  * --rate bytes per second (default 1 MB/s) for --seconds (default 5):
  *
- *   none     no filter: every write is queued at once (what a naive
- *            asynchronous server does)
+ *   none     no filter, the write-queue bound off (NF_WRITE_LIMIT_OFF):
+ *            every write is queued at once (what a naive asynchronous
+ *            server does)
+ *   ceiling  no filter, netframe's default bound: the write that would
+ *            take the queue past 64 MiB fails with NF_EWQFULL and the
+ *            connection closes (issue 13)
  *   backpressure  flow filter; the producer stops when a write comes back
  *            NF_WRITE_HELD and resumes on on_drain
  *   drop     flow filter, policy drop-newest; the producer ignores the
@@ -33,8 +37,8 @@
 
 #define CHUNK 65536
 
-enum mode { M_NONE, M_BACKPRESSURE, M_DROP };
-static const char *mode_name[] = {"none", "backpressure", "drop"};
+enum mode { M_NONE, M_CEILING, M_BACKPRESSURE, M_DROP };
+static const char *mode_name[] = {"none", "ceiling", "backpressure", "drop"};
 
 static double seconds = 5;
 static size_t rate = 1000000, total = (size_t)1 << 30;
@@ -44,6 +48,7 @@ struct result {
     long rss_base_kb, rss_peak_kb;
     size_t queue_hwm, held_hwm, delivered;
     unsigned long long dropped, written;
+    int reason; /* on_close's */
 };
 
 static long rss_kb(void)
@@ -119,6 +124,8 @@ static void produce(nf_conn_t *c)
             res.dropped++;
         if (r < 0)
             return;
+        if (nf_conn_queued(c) > res.queue_hwm)
+            res.queue_hwm = nf_conn_queued(c);
         if (r == NF_WRITE_HELD && mode == M_BACKPRESSURE)
             return; /* wait for on_drain */
         if (mode == M_DROP)
@@ -142,7 +149,7 @@ static void on_drain(nf_conn_t *c)
 
 static void on_close(nf_conn_t *c, int reason)
 {
-    (void)reason;
+    res.reason = reason;
     nf_flow_stats_t fs;
     if (nf_flow_stats(c, &fs) == 0 && fs.held_bytes_hwm > res.held_hwm)
         res.held_hwm = fs.held_bytes_hwm;
@@ -189,7 +196,9 @@ static void run_mode(enum mode m, int out_fd)
         .max_inflight_bytes = 1 << 20, .max_held_bytes = 4 << 20, .policy = NF_FLOW_DROP_NEWEST};
     static const nf_filter_spec_t flow[] = {{&nf_flow_filter, &bp}};
     nf_listen_config_t cfg = {.port = 0, .handler = &h};
-    if (m != M_NONE) {
+    if (m == M_NONE)
+        cfg.write_high_water = cfg.write_max = NF_WRITE_LIMIT_OFF;
+    if (m == M_BACKPRESSURE || m == M_DROP) {
         cfg.filters = flow;
         cfg.nfilters = 1;
     }
@@ -245,8 +254,9 @@ int main(int argc, char **argv)
     printf("slow reader: server pushes %zu MiB in 64 KiB writes, client reads %zu B/s for %.0f s\n", total >> 20, rate,
            seconds);
     printf("flow filter: max_inflight 1 MiB, max_held 4 MiB, policy drop-newest\n\n");
-    printf("| mode | peak RSS over baseline | transport queue hwm | flow held hwm | writes | dropped | delivered |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    printf("| mode | peak RSS over baseline | transport queue hwm | flow held hwm | writes | dropped | delivered | "
+           "closed with |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---|\n");
     int fail = 0;
     for (int m = M_NONE; m <= M_DROP; m++) {
         int p[2];
@@ -265,13 +275,14 @@ int main(int argc, char **argv)
         int st;
         waitpid(pid, &st, 0);
         if (n != sizeof(r)) {
-            printf("| %s | (failed) | | | | | |\n", mode_name[m]);
+            printf("| %s | (failed) | | | | | | |\n", mode_name[m]);
             fail = 1;
             continue;
         }
-        printf("| %s | %.1f MiB | %.1f MiB | %.1f MiB | %llu | %llu | %.1f MiB |\n", mode_name[m],
+        printf("| %s | %.1f MiB | %.1f MiB | %.1f MiB | %llu | %llu | %.1f MiB | %s |\n", mode_name[m],
                (double)(r.rss_peak_kb - r.rss_base_kb) / 1024.0, (double)r.queue_hwm / 1048576.0,
-               (double)r.held_hwm / 1048576.0, r.written, r.dropped, (double)r.delivered / 1048576.0);
+               (double)r.held_hwm / 1048576.0, r.written, r.dropped, (double)r.delivered / 1048576.0,
+               r.reason == 0 ? "-" : nf_err_name(r.reason));
         fflush(stdout);
     }
     return fail;

@@ -4,6 +4,7 @@
  *               [--threads N] [--mode block|poll|event] [--sqpoll]
  *               [--spread reuseport|acceptor] [--proxy[=v1|v2]]
  *               [--tls-cert FILE --tls-key FILE [--tls-alpn NAME]]
+ *               [--no-write-bound]
  *
  * Runs N loops on N threads (nf_server; default 1). --mode picks how each
  * loop collects completions: block (sleep in the kernel), poll (spin, never
@@ -25,6 +26,13 @@
  * filter, tls.h) under the same echo handler; the TLS features are printed
  * with the loop's. TLS needs --spread reuseport (the acceptor hand-over
  * carries no filters). With both, PROXY sits below TLS.
+ *
+ * Every connection's write queue has netframe's default bound (tcp.h): past
+ * 1 MiB queued (a peer that sends and never reads) the connection stops
+ * reading until the peer has read it down to 256 KiB, so the server does not
+ * grow. --no-write-bound turns the bound off (write_high_water and write_max
+ * NF_WRITE_LIMIT_OFF), to measure what it costs (bench/run.sh with
+ * NF_BENCH_NOBOUND=1).
  *
  * io_uring's registered I/O is off by default: NF_FIXED_FILES=<slots> and
  * NF_ZC_SEND_MIN=<bytes> in the environment turn on the fixed file table and
@@ -95,7 +103,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: echo_server [--host ADDR] [--port N] [--backend uring|epoll] [--threads N]\n"
                     "                   [--mode block|poll|event] [--sqpoll] [--spread reuseport|acceptor]\n"
-                    "                   [--proxy[=v1|v2]] [--tls-cert FILE --tls-key FILE [--tls-alpn NAME]]\n");
+                    "                   [--proxy[=v1|v2]] [--tls-cert FILE --tls-key FILE [--tls-alpn NAME]]\n"
+                    "                   [--no-write-bound]\n");
     exit(2);
 }
 
@@ -103,10 +112,14 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *backend = NULL, *mode = "block", *spread = "reuseport";
     const char *tls_cert = NULL, *tls_key = NULL, *tls_alpn = NULL;
-    int port = 7000, threads = 1, sqpoll = 0;
+    int port = 7000, threads = 1, sqpoll = 0, no_bound = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--sqpoll") == 0) {
             sqpoll = 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--no-write-bound") == 0) {
+            no_bound = 1;
             continue;
         }
         if (strncmp(argv[i], "--proxy", 7) == 0) {
@@ -176,6 +189,8 @@ int main(int argc, char **argv)
     cfg.listen.host = host;
     cfg.listen.port = (uint16_t)port;
     cfg.listen.handler = &echo;
+    if (no_bound)
+        cfg.listen.write_high_water = cfg.listen.write_max = NF_WRITE_LIMIT_OFF;
     /* The stack from the wire up: PROXY header (in the clear), then TLS. */
     nf_filter_spec_t stack[2];
     unsigned nstack = 0;

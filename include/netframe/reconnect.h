@@ -51,7 +51,8 @@ typedef enum nf_reconnect_down_policy {
 
 typedef struct nf_reconnect_config {
     /* The connection: host, port, timeout_ms, nodelay, keepalive_s, filters,
-     * oob_inline as for nf_connect. `handler` and `data` are ignored: the
+     * oob_inline and the write-queue limits (write_high_water, ...) as for
+     * nf_connect. `handler` and `data` are ignored: the
      * connector's own handler drives each connection. */
     nf_connect_config_t connect;
 

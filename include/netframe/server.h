@@ -44,7 +44,9 @@ typedef struct nf_server_config {
      * shared by all loops: see nf_server_addr), backlog, nodelay, keepalive,
      * handler, data (the listener's pointer; for NF_SERVER_ACCEPTOR it is
      * each connection's data). reuseport is set as the spread needs.
-     * NF_SERVER_ACCEPTOR ignores filters, max_conns and oob_inline.
+     * NF_SERVER_ACCEPTOR ignores filters, max_conns and oob_inline; the
+     * write-queue limits (write_high_water, ...) apply in both spreads
+     * (ACCEPTOR: set on each adopted connection after its on_open).
      * listen.handler NULL (NF_SERVER_REUSEPORT with on_loop_start only): no
      * TCP listener; the loops run what on_loop_start creates on each, e.g.
      * one SO_REUSEPORT UDP socket per loop (nf_udp_open, udp.h), closed in

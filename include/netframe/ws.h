@@ -129,7 +129,9 @@ typedef struct nf_ws_request {
 
 typedef struct nf_ws_server_config {
     /* host, port, backlog, reuseport, max_conns, on_limit, nodelay,
-     * keepalive_s and filters (the stack below the WebSocket filter, e.g.
+     * keepalive_s, the write-queue limits (write_high_water...: an echo
+     * whose peer never reads stops reading, a broadcast to it fails past
+     * the ceiling) and filters (the stack below the WebSocket filter, e.g.
      * nf_flow_filter) are used; handler and data are ignored. */
     nf_listen_config_t listen;
     const nf_ws_route_t *routes; /* required: tried in order */
@@ -189,8 +191,9 @@ int nf_ws_http_respond(nf_ws_request_t *req, int status, const nf_http_header_t 
 /* ---- client ----------------------------------------------------------- */
 
 typedef struct nf_ws_client_config {
-    /* timeout_ms (connect), nodelay, keepalive_s, filters are used; host and
-     * port come from the URL; handler and data are ignored. */
+    /* timeout_ms (connect), nodelay, keepalive_s, the write-queue limits
+     * and filters are used; host and port come from the URL; handler and
+     * data are ignored. */
     nf_connect_config_t connect;
     const nf_ws_handler_t *handler;  /* required */
     void *data;                      /* the connection's user pointer */
@@ -228,7 +231,10 @@ int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_client_config_t 
  * opts.fragment_size. Text must be UTF-8 (not checked: the peer will).
  * The bytes are copied. Returns NF_WRITE_OK, NF_WRITE_HELD, NF_WRITE_DROPPED
  * (from a flow-control filter below), -ENOTCONN (handshake not done),
- * NF_ECLOSED (closing), -EINVAL (bad opcode), -ENOMEM. */
+ * NF_ECLOSED (closing), -EINVAL (bad opcode), -ENOMEM, NF_EWQFULL (the
+ * TCP connection's write queue would pass its ceiling, tcp.h: the
+ * connection is closing, on_close gets 1006 and nf_ws_conn_error
+ * NF_EWQFULL). */
 int nf_ws_send(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len);
 
 /* Sends one frame of a message the program streams out: the first call gives

@@ -26,3 +26,4 @@ nf_add_test(test_shutdown           integration/test_shutdown.c           ${NF_I
 nf_add_test(test_server             integration/test_server.c             ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_flow_writes        integration/test_flow_writes.c        ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_emfile              integration/test_emfile.c              ${NF_IT_HELPERS} TIMEOUT 60)
+nf_add_test(test_write_limits       integration/test_write_limits.c       ${NF_IT_HELPERS} TIMEOUT 120)

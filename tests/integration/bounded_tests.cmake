@@ -1,0 +1,38 @@
+# Issue 13: no server grows without bound against peers that never read.
+# The README's echo snippet is built from README.md itself (the first ```c
+# block), so the README stays true; then each example and the snippet face
+# four peers that push and never read (tests/interop/bounded_peers.py).
+set(NF_README ${PROJECT_SOURCE_DIR}/README.md)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${NF_README})
+file(READ ${NF_README} _readme)
+string(FIND "${_readme}" "```c\n" _start)
+if(_start EQUAL -1)
+  message(FATAL_ERROR "README.md has no ```c block (the echo snippet)")
+endif()
+math(EXPR _start "${_start} + 5")
+string(SUBSTRING "${_readme}" ${_start} -1 _rest)
+string(FIND "${_rest}" "```" _end)
+string(SUBSTRING "${_rest}" 0 ${_end} _snippet)
+file(CONFIGURE OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/readme_echo.c CONTENT "${_snippet}" @ONLY)
+add_executable(readme_echo ${CMAKE_CURRENT_BINARY_DIR}/readme_echo.c)
+target_link_libraries(readme_echo PRIVATE netframe)
+
+set(NF_BOUNDED_PY ${CMAKE_CURRENT_SOURCE_DIR}/interop/bounded_peers.py)
+foreach(b uring epoll)
+  foreach(kind tcp tls ws chat udp)
+    if(kind STREQUAL "tcp" OR kind STREQUAL "tls")
+      set(_bin $<TARGET_FILE:echo_server>)
+    elseif(kind STREQUAL "ws")
+      set(_bin $<TARGET_FILE:ws_echo_server>)
+    elseif(kind STREQUAL "chat")
+      set(_bin $<TARGET_FILE:chat_server>)
+    else()
+      set(_bin $<TARGET_FILE:udp_echo_server>)
+    endif()
+    add_test(NAME bounded_peers_${kind}.${b} COMMAND /usr/bin/python3 ${NF_BOUNDED_PY} ${kind} ${_bin})
+    set_tests_properties(bounded_peers_${kind}.${b} PROPERTIES TIMEOUT 90 ENVIRONMENT "NF_BACKEND=${b}")
+  endforeach()
+  add_test(NAME bounded_peers_readme.${b}
+    COMMAND /usr/bin/python3 ${NF_BOUNDED_PY} tcp $<TARGET_FILE:readme_echo> --readme)
+  set_tests_properties(bounded_peers_readme.${b} PROPERTIES TIMEOUT 90 ENVIRONMENT "NF_BACKEND=${b}" RUN_SERIAL TRUE)
+endforeach()
