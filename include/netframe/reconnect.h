@@ -96,7 +96,8 @@ typedef struct nf_reconnect_stats {
 /* Starts the first connect (CONNECTING is reported from a later loop
  * iteration, like every callback). Copies *cfg (the filter array and its
  * configs must outlive the handle). Returns 0 and sets *out, or -EINVAL
- * (missing host, on_state or on_read) / -ENOMEM; no callback then. */
+ * (missing host, on_state or on_read; write_low_water >= write_high_water)
+ * / -ENOMEM; no callback then. */
 int nf_reconnect_start(nf_loop_t *loop, const nf_reconnect_config_t *cfg, nf_reconnect_t **out);
 
 /* Writes a copy of data: to the connection when up (nf_conn_write's result:

@@ -239,6 +239,10 @@ NF__EXPORT int nf_reconnect_start(nf_loop_t *loop, const nf_reconnect_config_t *
 {
     if (!loop || !cfg || !cfg->connect.host || !cfg->on_state || !cfg->on_read || !out)
         return -EINVAL;
+    /* the write-queue limits nf_connect would refuse on every attempt */
+    size_t high = cfg->connect.write_high_water, low = cfg->connect.write_low_water;
+    if (high && high != NF_WRITE_LIMIT_OFF && low && low != NF_WRITE_LIMIT_OFF && low >= high)
+        return -EINVAL;
     nf_reconnect_t *rc = calloc(1, sizeof(*rc));
     if (!rc)
         return -ENOMEM;
