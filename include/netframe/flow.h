@@ -17,8 +17,24 @@
  *     (hysteresis: not on every byte).
  *
  * A write whose buffer carries NF_BUF_PRIORITY (buf.h; the WebSocket layer
- * marks pongs and close frames so) is never dropped: past the limits it is
- * held anyway, counted in held_bytes / held_writes, and drop-oldest skips it.
+ * marks pongs and close frames so) is held past the limits above, counted
+ * in held_bytes / held_writes, and drop-oldest skips it — up to
+ * `max_priority_bytes` of priority writes held (default 64 KiB). Past that
+ * cap the policy applies to the priority write itself: NF_FLOW_CLOSE closes
+ * with NF_ESLOW; NF_FLOW_DROP_NEWEST and NF_FLOW_DROP_OLDEST drop it (the
+ * newest: held priority writes stay, in order) and return NF_WRITE_DROPPED
+ * (the WebSocket layer then closes the connection with NF_ESLOW if it was
+ * its close frame, since the peer would never see it); NF_FLOW_CALLBACK asks
+ * on_overflow. The WebSocket layer keeps at most one pong and one close
+ * frame below, so it never reaches the cap by itself.
+ *
+ * Reading follows held output: while more than `high_water` bytes are held
+ * the filter stops reading the connection (a read hold, like
+ * nf_conn_read_stop but apart from the program's), and reads again once the
+ * held bytes drained to `low_water`. A peer whose own input makes output it
+ * never reads (pings, requests) thereby closes its own TCP window instead of
+ * growing the queue; the program's read/idle timeouts still run. By default
+ * on accepted connections only (`read_hold`).
  *
  * Writes are never split: a held or dropped write is one nf_conn_write call.
  * Bytes held count what the filter above handed down: what the program wrote,
@@ -62,6 +78,14 @@ typedef struct nf_flow_config {
      * inspect and drop held writes (nf_flow_drop_oldest) and returns
      * NF_FLOW_HOLD, NF_FLOW_DROP or NF_FLOW_SLOW. */
     int (*on_overflow)(nf_conn_t *c, size_t incoming_len);
+    /* Priority writes (NF_BUF_PRIORITY) held at once, in bytes; 0: 64 KiB.
+     * Past it `policy` applies to them as well (see above). */
+    size_t max_priority_bytes;
+    /* Holding reading while more than high_water bytes are held (see
+     * above): 0: on for accepted connections, off for outbound ones (a
+     * client uploading to a server that pauses too would deadlock: each
+     * waits for the other to read); > 0: on for both; < 0: off. */
+    int read_hold;
 } nf_flow_config_t;
 
 extern const nf_filter_ops_t nf_flow_filter;

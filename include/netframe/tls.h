@@ -105,6 +105,14 @@ typedef struct nf_tls_config {
     /* OpenSSL cipher strings; NULL: OpenSSL's defaults. */
     const char *ciphers;      /* TLS 1.2 */
     const char *ciphersuites; /* TLS 1.3 */
+    /* Records the filter makes by itself while reading, because the peer's
+     * messages ask for them (the answer to a TLS 1.3 KeyUpdate with
+     * update_requested, alerts, tickets), that may wait below at once (in a
+     * flow filter below, or in the transport's queue: not yet taken by the
+     * kernel), in bytes. No flow filter above sees them; past this the peer
+     * asks for more than it reads, and the connection closes with NF_ESLOW
+     * (nf_tls_conn_error says so). 0: 64 KiB. */
+    size_t max_self_bytes;
 } nf_tls_config_t;
 
 /* Builds a context. Returns 0 and sets *out, or NF_ETLS (a file could not be

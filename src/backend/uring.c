@@ -846,8 +846,10 @@ static void on_recv(nf_loop_t *loop, nf_conn_t *c, struct io_uring_cqe *cqe)
         starve(u, c);
     } else if (res < 0 && res != -ECANCELED) {
         nf__conn_read_end(c, res);
-    } else if (!more && !(c->flags & (NF__C_CLOSING | NF__C_RPAUSED))) {
-        arm_recv(c); /* the kernel ended the multishot (or a cancel raced a restart): carry on */
+    } else if (!more && !(c->flags & (NF__C_CLOSING | NF__C_RPAUSED)) && !c->stash) {
+        /* the kernel ended the multishot (or a cancel raced a restart): carry
+         * on, unless kept reads wait: the net layer re-arms once they are out */
+        arm_recv(c);
     }
     release_if_done(c);
 }
@@ -1099,7 +1101,7 @@ static void rearm_starved(uring_t *u)
         nf_conn_t *c = u->starved[i];
         c->be_flags &= ~B_STARVED;
         c->be_inflight--;
-        if (!(c->flags & (NF__C_CLOSING | NF__C_RPAUSED)))
+        if (!(c->flags & (NF__C_CLOSING | NF__C_RPAUSED)) && !c->stash)
             arm_recv(c);
         else
             release_if_done(c);

@@ -3,7 +3,14 @@
  * Writes pass down while the transport holds fewer than max_inflight_bytes
  * not yet accepted by the kernel; after that they wait here, whole, in FIFO
  * order. The transport's drain (its queue emptied) moves held writes down
- * again. Policy applies only when the held queue is over its limits. */
+ * again. Policy applies only when the held queue is over its limits.
+ *
+ * Priority writes (NF_BUF_PRIORITY: pongs, close frames) are held past the
+ * limits of the others, up to max_priority_bytes of them; past that the
+ * policy applies to them too. While more than high_water bytes are held the
+ * filter holds reading (NF__RHOLD_FILTER) until they drain to low_water: a
+ * peer whose input makes output it does not read closes its own window
+ * (accepted connections by default; read_hold). */
 #include <stdlib.h>
 
 #include "core/internal.h"
@@ -18,11 +25,14 @@ typedef struct flow {
     bool above;            /* rose above high_water since the last drain callback */
     bool end_pending;      /* nf_conn_end asked while writes were held */
     bool shutdown_pending; /* nf_conn_shutdown asked while writes were held */
+    bool may_hold;         /* read holds are on for this connection (read_hold) */
+    bool rhold;            /* holding reading: held_bytes rose above high_water */
+    size_t prio_bytes;     /* of held_bytes, in priority writes */
     nf_flow_stats_t st;
 } flow_t;
 
 typedef struct limits {
-    size_t inflight, inflight_writes, held_bytes, held_writes, high, low;
+    size_t inflight, inflight_writes, held_bytes, held_writes, high, low, prio;
 } limits_t;
 
 static limits_t limits_of(const nf_filter_t *f)
@@ -36,6 +46,7 @@ static limits_t limits_of(const nf_filter_t *f)
     l.held_writes = cfg->max_held_writes ? cfg->max_held_writes : SIZE_MAX;
     l.high = cfg->high_water ? cfg->high_water : l.inflight;
     l.low = cfg->low_water ? cfg->low_water : l.high / 2;
+    l.prio = cfg->max_priority_bytes ? cfg->max_priority_bytes : 64 * 1024;
     return l;
 }
 
@@ -83,6 +94,18 @@ static size_t drop_oldest(nf_filter_t *f, flow_t *fl, size_t n)
     return done;
 }
 
+/* Reading follows what is held: stop above high_water, resume at low_water. */
+static void read_follow(const limits_t *l, flow_t *fl, nf_conn_t *c)
+{
+    if (!fl->rhold && fl->may_hold && fl->st.held_bytes > l->high) {
+        fl->rhold = true;
+        nf__conn_read_hold(c, NF__RHOLD_FILTER, true);
+    } else if (fl->rhold && fl->st.held_bytes <= l->low) {
+        fl->rhold = false;
+        nf__conn_read_hold(c, NF__RHOLD_FILTER, false);
+    }
+}
+
 static void slow(nf_filter_t *f, nf_buf_t *b)
 {
     nf_buf_unref(b);
@@ -122,14 +145,20 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
         return r;
     }
     size_t len = b->len;
-    /* A priority write (pong, close frame) is held past every limit: it
-     * is small, and dropping it would break the protocol above. */
-    if (!fits(&l, fl, len) && !(b->flags & NF_BUF_PRIORITY)) {
+    bool prio = (b->flags & NF_BUF_PRIORITY) != 0;
+    /* A priority write (pong, close frame) is held past the other limits:
+     * it is small, and dropping it would break the protocol above; but only
+     * up to max_priority_bytes of them, or a peer that makes us answer
+     * without reading the answers would hold us to any size. */
+    if (prio ? fl->prio_bytes + len > l.prio : !fits(&l, fl, len)) {
         const nf_flow_config_t *cfg = f->config;
         switch (cfg ? cfg->policy : NF_FLOW_DROP_NEWEST) {
         case NF_FLOW_DROP_NEWEST: dropped(f, fl, b); return NF_WRITE_DROPPED;
         case NF_FLOW_DROP_OLDEST:
-            if (len > l.held_bytes) { /* can never fit: keep what is held */
+            /* held priority writes are never dropped for a newer one: the
+             * newest is, and its writer learns it (the WebSocket layer
+             * closes the connection when that was its close frame) */
+            if (prio || len > l.held_bytes) { /* can never fit: keep what is held */
                 dropped(f, fl, b);
                 return NF_WRITE_DROPPED;
             }
@@ -173,8 +202,11 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
     fl->tail = h;
     fl->st.held_writes++;
     fl->st.writes_held++;
+    if (prio)
+        fl->prio_bytes += len;
     account(f, fl, (long long)len);
     check_high(&l, fl, c);
+    read_follow(&l, fl, c);
     return NF_WRITE_HELD;
 }
 
@@ -191,10 +223,13 @@ static void f_drain(nf_filter_t *f)
         fl->st.held_writes--;
         account(f, fl, -(long long)h->buf->len);
         nf_buf_t *b = h->buf;
+        if (b->flags & NF_BUF_PRIORITY)
+            fl->prio_bytes -= b->len;
         free(h);
         if (nf_filter_write_down(f, b) < 0)
             return; /* the transport refused (closing): on_close frees the rest */
     }
+    read_follow(&l, fl, c);
     if (!fl->head && fl->end_pending) { /* everything held went down: end now */
         fl->end_pending = false;
         nf_filter_close_down(f, NF_HOW_END);
@@ -235,6 +270,18 @@ static int f_shutdown(nf_filter_t *f)
     return nf_filter_shutdown_down(f);
 }
 
+/* Accepted connections hold reading by default; outbound ones do not: a
+ * client uploading to a server that pauses too would deadlock (each waits
+ * for the other to read), as with the transport's write-queue bound. */
+static int f_init(nf_filter_t *f)
+{
+    flow_t *fl = f->state;
+    const nf_flow_config_t *cfg = f->config;
+    int rh = cfg ? cfg->read_hold : 0;
+    fl->may_hold = rh > 0 || (rh == 0 && nf_conn_listener(f->conn) != NULL);
+    return 0;
+}
+
 static void f_close(nf_filter_t *f, int reason)
 {
     (void)reason;
@@ -248,12 +295,14 @@ static void f_close(nf_filter_t *f, int reason)
     }
     fl->tail = NULL;
     fl->st.held_writes = 0;
+    fl->prio_bytes = 0;
 }
 
 NF__EXPORT const nf_filter_ops_t nf_flow_filter = {
     .size = sizeof(nf_filter_ops_t),
     .name = "flow",
     .state_size = sizeof(flow_t),
+    .init = f_init,
     .write = f_write,
     .on_drain = f_drain,
     .on_close = f_close,
@@ -273,5 +322,10 @@ NF__EXPORT int nf_flow_stats(const nf_conn_t *c, nf_flow_stats_t *out)
 NF__EXPORT size_t nf_flow_drop_oldest(nf_conn_t *c, size_t n)
 {
     nf_filter_t *f = nf_conn_filter(c, &nf_flow_filter);
-    return f ? drop_oldest(f, f->state, n) : 0;
+    if (!f)
+        return 0;
+    size_t done = drop_oldest(f, f->state, n);
+    limits_t l = limits_of(f);
+    read_follow(&l, f->state, c);
+    return done;
 }

@@ -5,7 +5,15 @@
  * for that call only: OpenSSL's record layer keeps a partial record in its
  * own buffer), writing to it appends to one nf_buf_t that goes down after
  * each OpenSSL call. Decrypted bytes go up from a per-thread scratch buffer.
- * SSL_MODE_RELEASE_BUFFERS lets an idle connection hold no record buffers. */
+ * SSL_MODE_RELEASE_BUFFERS lets an idle connection hold no record buffers.
+ *
+ * Records OpenSSL makes by itself while reading (answers to a KeyUpdate
+ * with update_requested, alerts, tickets) are not the program's writes: no
+ * flow filter above sees them. The filter keeps a reference to each such
+ * buffer it sent down and counts the bytes still held below (a filter or
+ * the transport's queue: the kernel has not taken them); past
+ * max_self_bytes the peer is asking for more than it reads, and the
+ * connection closes with NF_ESLOW. */
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -40,6 +48,7 @@ struct nf_tls_ctx {
     int insecure;
     char *server_name;
     uint64_t hs_timeout_ms;
+    size_t max_self_bytes;
     unsigned char *alpn; /* wire format */
     unsigned alpn_len;
     sni_entry_t *sni;
@@ -222,6 +231,7 @@ NF__EXPORT int nf_tls_ctx_new(nf_tls_ctx_t **out, const nf_tls_config_t *cfg, ch
     ctx->server = cfg->server != 0;
     ctx->insecure = cfg->insecure != 0;
     ctx->hs_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : 10000;
+    ctx->max_self_bytes = cfg->max_self_bytes ? cfg->max_self_bytes : 64 * 1024;
     ctx->cache = !ctx->server && cfg->session_cache >= 0;
     int rc = -ENOMEM;
     if (cfg->server_name && !(ctx->server_name = strdup(cfg->server_name)))
@@ -364,6 +374,8 @@ struct tls {
     size_t in_len;
     nf_buf_t *out;       /* ciphertext OpenSSL wrote, not yet sent down */
     held_t *head, *tail; /* plaintext written before the handshake completed */
+    held_t *self_head;   /* our references to records we made by ourselves, sent down */
+    size_t self_bytes;   /* their bytes */
     char *host;          /* client: server name for this connection */
     char err[128];       /* why it failed, "" if it did not */
     bool established;
@@ -501,6 +513,62 @@ static int flush_out(tls_t *st)
     return r;
 }
 
+/* Bytes of our own records still held below; forgets the ones released. */
+static size_t self_below(tls_t *st)
+{
+    held_t **pp = &st->self_head;
+    while (*pp) {
+        held_t *h = *pp;
+        if (h->buf->refs > 1) { /* a filter or the transport still has it */
+            pp = &h->next;
+            continue;
+        }
+        *pp = h->next;
+        st->self_bytes -= h->buf->len;
+        nf_buf_unref(h->buf);
+        free(h);
+    }
+    return st->self_bytes;
+}
+
+static void self_free(tls_t *st)
+{
+    while (st->self_head) {
+        held_t *h = st->self_head;
+        st->self_head = h->next;
+        nf_buf_unref(h->buf);
+        free(h);
+    }
+    st->self_bytes = 0;
+}
+
+/* Sends what OpenSSL wrote while reading (the peer's messages asked for
+ * it), remembering it; closes with NF_ESLOW past max_self_bytes below. */
+static int flush_self(tls_t *st)
+{
+    nf_buf_t *b = st->out;
+    if (!b || b->len == 0)
+        return NF_WRITE_OK;
+    held_t *h = malloc(sizeof *h);
+    if (h) {
+        h->buf = nf_buf_ref(b);
+        h->next = st->self_head;
+        st->self_head = h;
+        st->self_bytes += b->len;
+    }
+    int r = flush_out(st);
+    if (r < 0)
+        return r;
+    const nf_tls_ctx_t *ctx = st->f->config;
+    if (self_below(st) > ctx->max_self_bytes) {
+        set_err(st, "the peer does not read what its messages ask for (%s%s)", "KeyUpdate flood?", NULL);
+        st->f->conn->loop->stats.conns_closed_slow++;
+        nf__conn_fail(st->f->conn, NF_ESLOW);
+        return NF_ESLOW;
+    }
+    return r;
+}
+
 static void held_free(tls_t *st)
 {
     while (st->head) {
@@ -512,18 +580,39 @@ static void held_free(tls_t *st)
     st->tail = NULL;
 }
 
+/* Plaintext whose life is tied to the record that carries it. */
+static void plain_release(void *base, void *arg)
+{
+    (void)base;
+    nf_buf_unref(arg);
+}
+
 static int encrypt(tls_t *st, nf_buf_t *b)
 {
     size_t len = b->len;
-    /* room for the records of this write, so it goes down as one buffer */
-    if (out_reserve(st, len + (len / 16384 + 1) * 64) != 0) {
+    /* room for the records of this write, so it goes down as one buffer;
+     * sized to the write (a 2-byte pong must not cost a 4 KiB record buffer
+     * while the flow filter and the transport count 24 bytes) */
+    size_t need = len + (len / 16384 + 1) * 64;
+    if (!st->out)
+        st->out = nf_buf_new(need);
+    if (!st->out || out_reserve(st, need) != 0) {
         nf_buf_unref(b);
         return -ENOMEM;
     }
     ERR_clear_error();
     size_t done = 0;
     int ok = len ? SSL_write_ex(st->ssl, b->base, len, &done) : 1;
-    nf_buf_unref(b);
+    if (ok && (b->flags & NF_BUF_PRIORITY) && st->out && st->out->len && !st->out->free_cb) {
+        /* a control message (pong, close frame): its records are too, and
+         * the plaintext lives until they have left, so that the writer
+         * above can tell whether it is still queued (WebSocket pongs) */
+        st->out->flags |= NF_BUF_PRIORITY;
+        st->out->free_cb = plain_release;
+        st->out->free_arg = b;
+    } else {
+        nf_buf_unref(b);
+    }
     if (!ok) {
         set_ssl_err(st, SSL_get_error(st->ssl, 0));
         fail(st, NF_ETLS);
@@ -628,7 +717,7 @@ static void deliver(tls_t *st)
         break;
     }
     if (!(c->flags & NF__C_CLOSING) && !st->failed)
-        flush_out(st); /* post-handshake messages, key updates */
+        flush_self(st); /* post-handshake messages, key updates, alerts */
     loop->cur_read = cur;
 }
 
@@ -826,6 +915,7 @@ static void f_close(nf_filter_t *f, int reason)
     tls_t *st = f->state;
     nf_timer_stop(&st->timer);
     held_free(st);
+    self_free(st);
     nf_buf_unref(st->out);
     st->out = NULL;
     if (st->ssl) {

@@ -613,6 +613,10 @@ static void stash_run(nf_conn_t *c)
         c->flags &= ~NF__C_EOF_PENDING;
         nf__conn_read_end(c, 0);
     }
+    /* the stash is out: only now read from the socket again (see read_hold) */
+    if (!c->stash && (c->flags & NF__C_READING) &&
+        !(c->flags & (NF__C_RPAUSED | NF__C_CLOSING | NF__C_END | NF__C_EOF)))
+        loop->ops->read_start(c);
 }
 
 static void stash_free(nf_conn_t *c)
@@ -1159,10 +1163,14 @@ void nf__conn_read_hold(nf_conn_t *c, unsigned who, bool on)
         c->flags &= ~NF__C_RPAUSED;
         if (c->flags & (NF__C_CLOSING | NF__C_END))
             return;
-        if (c->flags & NF__C_READING)
-            c->loop->ops->read_start(c);
+        /* Kept reads go first, from the loop; the socket is read again only
+         * once they are out (stash_run): re-arming now would let a receive
+         * race ahead and stash more behind them, a little more on every
+         * pause, while a peer keeps the connection going in and out of holds. */
         if (c->stash || (c->flags & NF__C_EOF_PENDING))
             schedule_flush(c); /* delivered from the loop, not from inside this call */
+        else if (c->flags & NF__C_READING)
+            c->loop->ops->read_start(c);
     }
 }
 

@@ -11,6 +11,8 @@
  * hand up writable memory, which the transport and the built-in filters do. */
 #include "ws/conn.h"
 
+#include "netframe/flow.h" /* NF_ESLOW */
+
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,11 +149,60 @@ static int write_msg(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t
     return write_frame(ws, opcode, data, len, 0);
 }
 
-/* A pong or close frame: marked NF_BUF_PRIORITY so that a flow-control
- * policy below holds it instead of dropping it. */
+/* A close frame: marked NF_BUF_PRIORITY so that a flow-control policy
+ * below holds it instead of dropping it (up to the flow filter's
+ * max_priority_bytes). */
 static int write_ctl(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len)
 {
     return write_frame(ws, opcode, data, len, NF_BUF_PRIORITY);
+}
+
+/* The last reference to one of our pongs went (the kernel took it, a filter
+ * dropped it, or the connection closed): the next ping may be answered at
+ * once, and one that came meanwhile is answered from the timer (never from
+ * here: this runs inside a filter's or the transport's queue walk). Every
+ * buffer below is released before the WebSocket filter's on_close, so ws is
+ * alive here. */
+static void pong_gone(void *base, void *arg)
+{
+    nf_ws_conn_t *ws = arg;
+    nf__ws_codec_t *cx = ws->version != 76 ? ws->cx : NULL;
+    bool ours = cx && cx->pong_below == base;
+    free(base);
+    if (!ours)
+        return;
+    cx->pong_below = NULL;
+    if (cx->pong_owed && ws->state == NF__WS_OPEN && !nf_conn_is_closing(ws->f->conn))
+        nf__ws_arm(ws, 0);
+}
+
+/* Answers a ping: one pong in memory of its own (so that pong_gone learns
+ * when it has left), marked NF_BUF_PRIORITY like the close frame. */
+static int send_pong(nf_ws_conn_t *ws, const void *data, size_t len)
+{
+    nf__ws_codec_t *cx = codec(ws);
+    size_t need, done;
+    if (!cx)
+        return -ENOMEM;
+    cx->pong_owed = 0;
+    int rc = nf_ws_encode_prepare(&cx->enc, NF_WS_OP_PONG, data, len, &need);
+    if (rc)
+        return rc;
+    uint8_t *mem = malloc(need);
+    nf_buf_t *b = mem ? nf_buf_wrap(mem, need, pong_gone, ws) : NULL;
+    if (!b) {
+        free(mem);
+        return -ENOMEM;
+    }
+    rc = nf_ws_encode_write(&cx->enc, mem, need, &done);
+    if (rc) {
+        nf_buf_unref(b);
+        return rc;
+    }
+    b->len = done;
+    b->flags = NF_BUF_PRIORITY;
+    cx->pong_below = mem; /* before the write: a filter may release it inside */
+    return nf_filter_write_down(ws->f, b);
 }
 
 static int send_close_frame(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
@@ -178,6 +229,19 @@ static int send_close_frame(nf_ws_conn_t *ws, unsigned code, const char *reason,
         n = 2 + rlen;
     }
     return write_ctl(ws, NF_WS_OP_CLOSE, p, n);
+}
+
+/* Sends the close frame; if a flow-control policy below dropped it (priority
+ * writes past max_priority_bytes), the peer will never see it: close the TCP
+ * connection now as a slow consumer instead of waiting for the close timer. */
+static int send_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
+{
+    int rc = send_close_frame(ws, code, reason, rlen);
+    if (rc == NF_WRITE_DROPPED) {
+        nf__ws_drop(ws, NF_ESLOW);
+        return NF_ESLOW;
+    }
+    return rc;
 }
 
 static void set_reason(nf_ws_conn_t *ws, const char *reason, size_t len)
@@ -242,8 +306,8 @@ static void fail(nf_ws_conn_t *ws, unsigned code, const char *why, int err)
     ws->error = err;
     ws->close_code = (uint16_t)code;
     set_reason(ws, why, strlen(why));
-    if (ws->state == NF__WS_OPEN)
-        send_close_frame(ws, code, why, strlen(why));
+    if (ws->state == NF__WS_OPEN && send_close(ws, code, why, strlen(why)) == NF_ESLOW)
+        return;
     nf__ws_linger(ws);
 }
 
@@ -291,7 +355,15 @@ static int d_ping(nf_ws_decoder_t *d, const uint8_t *p, size_t n)
     nf_ws_conn_t *ws = d->data;
     if (ws->state != NF__WS_OPEN)
         return gone(ws);
-    write_ctl(ws, NF_WS_OP_PONG, p, n);
+    nf__ws_codec_t *cx = ws->cx;
+    if (cx->pong_below) { /* our last pong has not left: answer only the latest ping */
+        if (n)
+            memcpy(cx->pong, p, n);
+        cx->pong_len = (uint8_t)n;
+        cx->pong_owed = 1;
+    } else {
+        send_pong(ws, p, n);
+    }
     if (ws->h->on_ping && ws->state == NF__WS_OPEN)
         ws->h->on_ping(ws, (const char *)p, n);
     return gone(ws);
@@ -313,8 +385,9 @@ static int d_close(nf_ws_decoder_t *d, unsigned code, const char *reason, size_t
         ws->close_code = (uint16_t)code;
         set_reason(ws, reason, rlen);
     }
-    if (ws->state == NF__WS_OPEN) /* echo the code (none when none came) */
-        send_close_frame(ws, code == NF_WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
+    if (ws->state == NF__WS_OPEN && /* echo the code (none when none came) */
+        send_close(ws, code == NF_WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0) == NF_ESLOW)
+        return NF_EWS_CLOSED;
     nf__ws_linger(ws);
     return 0;
 }
@@ -342,8 +415,8 @@ static int hx_close(nf_ws_hixie_decoder_t *d)
     ws->close_rcvd = 1;
     if (!ws->failed)
         ws->close_code = NF_WS_CLOSE_NO_STATUS;
-    if (ws->state == NF__WS_OPEN)
-        send_close_frame(ws, 0, NULL, 0);
+    if (ws->state == NF__WS_OPEN && send_close(ws, 0, NULL, 0) == NF_ESLOW)
+        return NF_EWS_CLOSED;
     nf__ws_linger(ws);
     return 0;
 }
@@ -416,6 +489,8 @@ static nf__ws_codec_t *codec_new(nf_ws_conn_t *ws)
         .mask_key = rand_key,
     };
     cx->dec.data = cx->enc.data = ws;
+    cx->pong_below = NULL;
+    cx->pong_owed = cx->pong_len = 0;
     if (nf_ws_decoder_init(&cx->dec, &dc, ws->h->on_message ? &k_cbs_whole : &k_cbs_stream) != 0 ||
         nf_ws_encoder_init(&cx->enc, &ec) != 0) {
         free(cx);
@@ -444,6 +519,11 @@ static void keepalive(nf_ws_conn_t *ws)
 {
     const nf_ws_options_t *o = &ws->ctx->opts;
     uint64_t now = nf_loop_now(ws->ctx->loop), quiet = now - ws->last_rx;
+    if (ws->version != 76 && ws->cx && ws->cx->pong_owed && !ws->cx->pong_below) {
+        send_pong(ws, ws->cx->pong, ws->cx->pong_len); /* armed by pong_gone */
+        if (ws->state != NF__WS_OPEN || nf_conn_is_closing(ws->f->conn))
+            return;
+    }
     if (o->idle_timeout_ms && quiet >= o->idle_timeout_ms) {
         fail(ws, NF_WS_CLOSE_GOING_AWAY, "idle timeout", -ETIMEDOUT);
         return;
@@ -459,7 +539,7 @@ static void keepalive(nf_ws_conn_t *ws)
     if (o->idle_timeout_ms && o->idle_timeout_ms - quiet < next)
         next = o->idle_timeout_ms - quiet;
     if (ws->version != 76 && ws->cx) { /* nothing received for a while, between frames: release */
-        if (quiet >= NF__WS_REST_MS && nf_ws_decoder_at_rest(&ws->cx->dec))
+        if (quiet >= NF__WS_REST_MS && nf_ws_decoder_at_rest(&ws->cx->dec) && !ws->cx->pong_below && !ws->cx->pong_owed)
             codec_free(ws);
         else if (NF__WS_REST_MS - (quiet < NF__WS_REST_MS ? quiet : 0) < next)
             next = NF__WS_REST_MS - (quiet < NF__WS_REST_MS ? quiet : 0);
@@ -738,7 +818,7 @@ NF__EXPORT int nf_ws_close(nf_ws_conn_t *ws, unsigned code, const char *reason, 
         return -EINVAL;
     if (reason_len > 123 || (reason_len && !nf_ws_utf8_valid((const uint8_t *)reason, reason_len)))
         return -EINVAL;
-    int rc = send_close_frame(ws, code, reason, reason_len);
+    int rc = send_close(ws, code, reason, reason_len);
     if (rc < 0)
         return rc;
     ws->state = NF__WS_CLOSING;

@@ -54,6 +54,16 @@ typedef struct nf__ws_client {
 typedef struct nf__ws_codec {
     nf_ws_decoder_t dec;
     nf_ws_encoder_t enc;
+    /* Pongs (RFC 6455 5.5.3: answering only the latest ping is allowed): at
+     * most one of ours is below at a time. pong_below is its memory while a
+     * filter or the transport holds it (cleared by the buffer's free
+     * callback, once the kernel took it, or it was dropped); a ping that
+     * comes meanwhile only records its payload here (pong_owed), replacing
+     * any older one, and is answered once pong_below is gone. The codec is
+     * not released at rest while either is set. */
+    const void *pong_below;
+    uint8_t pong_owed, pong_len;
+    uint8_t pong[125];
 } nf__ws_codec_t;
 
 #define NF__WS_REST_MS 2000

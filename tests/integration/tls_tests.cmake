@@ -35,3 +35,8 @@ if(NF_NODE AND NF_NPM)
     endforeach()
   endforeach()
 endif()
+
+# Floods that make the server answer without reading the answers (issue 13):
+# WebSocket pings and TLS 1.3 KeyUpdates, with a well-behaved peer alongside.
+nf_add_test(test_flood integration/test_flood.c integration/tls_certs.c integration/helpers.c TIMEOUT 180)
+target_link_libraries(test_flood PRIVATE OpenSSL::SSL)
