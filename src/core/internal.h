@@ -13,11 +13,8 @@
 
 #include "netframe/netframe.h"
 #include "netframe/filter.h"
-#include "core/list.h"
-
-#define NF__EXPORT      __attribute__((visibility("default")))
-#define NF__LIKELY(x)   __builtin_expect(!!(x), 1)
-#define NF__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#include "base/export.h"
+#include "base/list.h"
 
 /* ---- the backend contract ------------------------------------------------
  *
