@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 
 #define ALIGN16(n) (((n) + 15u) & ~(size_t)15u)
 

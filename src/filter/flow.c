@@ -13,7 +13,8 @@
  * (accepted connections by default; read_hold). */
 #include <stdlib.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
+#include "netframe/flow.h"
 
 typedef struct held {
     struct held *next;

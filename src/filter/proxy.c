@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 #include "netframe/proxy.h"
 
 #define INLINE_CAP 232 /* v1 (107) and v2 IPv6 with a few TLVs */

@@ -3,7 +3,7 @@
  * Activity only records the loop's cached time (no timer operation per
  * read or write); when the timer fires it checks how long the connection has
  * really been quiet and re-arms for the rest, or closes with -ETIMEDOUT. */
-#include "core/internal.h"
+#include "net/transport.h"
 
 typedef struct tstate {
     nf_timer_t timer;

@@ -25,7 +25,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 #include "netframe/tls.h"
 
 /* ---- the context ----------------------------------------------------------- */

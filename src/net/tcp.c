@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 #include "net/resolve.h"
 
 /* ---- socket options --------------------------------------------------------- */
@@ -54,20 +54,21 @@ static void sock_opts(nf_conn_t *c, int nodelay, int keepalive_s, bool oob_inlin
 
 static nf__wseg_t *seg_get(nf_loop_t *loop)
 {
-    nf__wseg_t *s = loop->seg_pool;
-    if (s) {
-        loop->seg_pool = s->next;
+    nf__freeblk_t *f = loop->seg_pool;
+    if (f) {
+        loop->seg_pool = f->next;
         loop->seg_pool_len--;
-        return s;
+        return (nf__wseg_t *)(void *)f;
     }
-    return malloc(sizeof(*s));
+    return malloc(sizeof(nf__wseg_t));
 }
 
 static void seg_put(nf_loop_t *loop, nf__wseg_t *s)
 {
     if (loop->seg_pool_len < 1024) {
-        s->next = loop->seg_pool;
-        loop->seg_pool = s;
+        nf__freeblk_t *f = (nf__freeblk_t *)(void *)s;
+        f->next = loop->seg_pool;
+        loop->seg_pool = f;
         loop->seg_pool_len++;
     } else {
         free(s);
@@ -125,7 +126,7 @@ static void schedule_flush(nf_conn_t *c)
     if ((c->flags & (NF__C_SENDING | NF__C_CONNECTING)) && !c->stash)
         return;
     c->flags |= NF__C_IN_FLUSH;
-    nf__list_push_back(&c->loop->flush, &c->fnode);
+    nf__handle_flush_later(c->loop, &c->hd);
     nf__kick(c->loop); /* event mode: a write from outside a step needs one */
 }
 
@@ -365,7 +366,7 @@ static void close_start(nf_conn_t *c, int reason)
     c->flags |= NF__C_CLOSING;
     c->reason = reason;
     if (c->flags & NF__C_IN_FLUSH) {
-        nf__list_remove(&c->fnode);
+        nf__list_remove(&c->hd.qnode);
         c->flags &= ~NF__C_IN_FLUSH;
     }
     c->loop->ops->stop_conn(c);
@@ -392,8 +393,8 @@ void nf__conn_released(nf_conn_t *c)
         return;
     c->flags |= NF__C_RELEASED;
     nf__kick(c->loop);
-    /* fnode is free: a closing connection is never on the flush list */
-    nf__list_push_back(&c->loop->closing, &c->fnode);
+    /* hd is free: a closing connection is never on the flush list */
+    nf__handle_close_later(c->loop, &c->hd);
 }
 
 struct nf__connect_state {
@@ -456,20 +457,19 @@ static void finish_close(nf_conn_t *c)
         nf__shutdown_check(loop);
 }
 
-void nf__closing_run(nf_loop_t *loop)
+static void conn_finish_close(nf__handle_t *h) { finish_close(nf__container_of(h, nf_conn_t, hd)); }
+
+/* A listener released by the backend: close its socket, tell the program. */
+static void listener_finish_close(nf__handle_t *h)
 {
-    nf__list_t *n;
-    while ((n = nf__list_pop_front(&loop->closing)) != NULL)
-        finish_close(nf__container_of(n, nf_conn_t, fnode));
-    while ((n = nf__list_pop_front(&loop->lclosing)) != NULL) {
-        nf_listener_t *l = nf__container_of(n, nf_listener_t, node);
-        if (l->fd >= 0)
-            close(l->fd);
-        loop->handles--;
-        if (l->close_cb)
-            l->close_cb(l);
-        free(l);
-    }
+    nf_listener_t *l = nf__container_of(h, nf_listener_t, hd);
+    nf_loop_t *loop = l->loop;
+    if (l->fd >= 0)
+        close(l->fd);
+    loop->handles--;
+    if (l->close_cb)
+        l->close_cb(l);
+    free(l);
 }
 
 /* The transport's end of a close request (after the filters). The reason is
@@ -714,24 +714,37 @@ void nf__conn_sent(nf_conn_t *c, ssize_t res)
         schedule_flush(c);
 }
 
-void nf__flush_run(nf_loop_t *loop)
+/* The loop's flush point reached c (queued by schedule_flush): deliver reads
+ * kept while paused, then hand the write queue to the backend. */
+static void conn_flush(nf__handle_t *h)
 {
-    nf__list_t *n;
-    while ((n = nf__list_pop_front(&loop->flush)) != NULL) {
-        nf_conn_t *c = nf__container_of(n, nf_conn_t, fnode);
-        c->flags &= ~NF__C_IN_FLUSH;
-        if (NF__UNLIKELY(c->stash || (c->flags & NF__C_EOF_PENDING)))
-            stash_run(c);
-        if (c->flags & (NF__C_CLOSING | NF__C_SENDING | NF__C_CONNECTING) || c->queued == 0)
-            continue;
-        int r = loop->ops->send(c);
-        if (r == NF__PENDING) {
-            c->flags |= NF__C_SENDING;
-            continue;
-        }
-        sent(c, r); /* known at once: bytes written (maybe 0), or -errno */
+    nf_conn_t *c = nf__container_of(h, nf_conn_t, hd);
+    c->flags &= ~NF__C_IN_FLUSH;
+    if (NF__UNLIKELY(c->stash || (c->flags & NF__C_EOF_PENDING)))
+        stash_run(c);
+    if (c->flags & (NF__C_CLOSING | NF__C_SENDING | NF__C_CONNECTING) || c->queued == 0)
+        return;
+    int r = c->loop->ops->send(c);
+    if (r == NF__PENDING) {
+        c->flags |= NF__C_SENDING;
+        return;
     }
+    sent(c, r); /* known at once: bytes written (maybe 0), or -errno */
 }
+
+static const nf__handle_ops_t conn_handle_ops = {
+    .size = sizeof(nf__handle_ops_t),
+    .flush = conn_flush,
+    .finish_close = conn_finish_close,
+};
+
+static void listener_flush(nf__handle_t *h) { (void)h; /* a listener queues no output */ }
+
+static const nf__handle_ops_t listener_handle_ops = {
+    .size = sizeof(nf__handle_ops_t),
+    .flush = listener_flush,
+    .finish_close = listener_finish_close,
+};
 
 /* ---- accepted connections ----------------------------------------------------- */
 
@@ -742,6 +755,7 @@ static nf_conn_t *conn_new(nf_loop_t *loop, const nf_conn_handler_t *h, const nf
     if (!c)
         return NULL;
     c->loop = loop;
+    c->hd.ops = &conn_handle_ops;
     c->h = h;
     c->fd = -1;
     c->wl = (nf__wlimits_t){NF_WRITE_HIGH_DEFAULT, NF_WRITE_LOW_DEFAULT, NF_WRITE_MAX_DEFAULT};
@@ -869,7 +883,7 @@ NF__EXPORT int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h
     return nf_conn_adopt_ex(loop, fd, &cfg, out);
 }
 
-void nf__listener_released(nf_listener_t *l) { nf__list_push_back(&l->loop->lclosing, &l->node); }
+void nf__listener_released(nf_listener_t *l) { nf__handle_close_later(l->loop, &l->hd); }
 
 /* ---- listeners -------------------------------------------------------------- */
 
@@ -884,6 +898,7 @@ NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_list
     if (!l)
         return -ENOMEM;
     l->wl = wl;
+    l->hd.ops = &listener_handle_ops;
     int err = nf_addr_parse(&l->addr, cfg->host, cfg->port);
     if (err) {
         free(l);

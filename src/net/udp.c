@@ -4,7 +4,7 @@
  * policy, the peer table and the counters; the backends (uring_udp.c,
  * epoll_udp.c) move datagrams between the kernel and nf__udp_recv /
  * nf__udp_tx_pop / nf__udp_tx_done. Sends are queued by nf_udp_send and
- * handed to the kernel by nf__udp_flush_run at the end of the loop step, so
+ * handed to the kernel by udp_flush (its handle's flush op) at the end of the loop step, so
  * the datagrams a batch of receive callbacks answers leave in one batch. */
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -30,6 +30,7 @@ NF__EXPORT void nf_udp_config_init(nf_udp_config_t *cfg)
 }
 
 static void sweep_cb(nf_timer_t *t);
+static const nf__handle_ops_t udp_handle_ops;
 
 /* ---- socket ------------------------------------------------------------------ */
 
@@ -64,6 +65,7 @@ NF__EXPORT int nf_udp_open(nf_loop_t *loop, const nf_udp_config_t *cfg, nf_udp_t
     if (!u)
         return -ENOMEM;
     u->loop = loop;
+    u->hd.ops = &udp_handle_ops;
     u->h = cfg->handler;
     u->data = cfg->data;
     u->family = local.u.sa.sa_family;
@@ -297,7 +299,7 @@ static void schedule_flush(nf_udp_t *u)
     if (u->flags & (NF__U_IN_FLUSH | NF__U_BLOCKED | NF__U_CLOSING))
         return;
     u->flags |= NF__U_IN_FLUSH;
-    nf__list_push_back(&u->loop->udp_flush, &u->fnode);
+    nf__handle_flush_later(u->loop, &u->hd);
     nf__kick(u->loop);
 }
 
@@ -426,15 +428,13 @@ void nf__udp_tx_done(nf_udp_t *u, nf__udp_tx_t *tx, int res)
     tx_put(u, tx);
 }
 
-void nf__udp_flush_run(nf_loop_t *loop)
+/* The loop's flush point reached u: hand its waiting datagrams down. */
+static void udp_flush(nf__handle_t *h)
 {
-    nf__list_t *n;
-    while ((n = nf__list_pop_front(&loop->udp_flush)) != NULL) {
-        nf_udp_t *u = nf__container_of(n, nf_udp_t, fnode);
-        u->flags &= ~NF__U_IN_FLUSH;
-        if (!nf__udp_closing(u) && u->wq_head)
-            loop->ops->udp_flush(u);
-    }
+    nf_udp_t *u = nf__container_of(h, nf_udp_t, hd);
+    u->flags &= ~NF__U_IN_FLUSH;
+    if (!nf__udp_closing(u) && u->wq_head)
+        u->loop->ops->udp_flush(u);
 }
 
 /* ---- receiving -------------------------------------------------------------------- */
@@ -739,7 +739,7 @@ NF__EXPORT void nf_udp_close(nf_udp_t *u)
     u->flags |= NF__U_CLOSING;
     nf_timer_stop(&u->sweep);
     if (u->flags & NF__U_IN_FLUSH) {
-        nf__list_remove(&u->fnode);
+        nf__list_remove(&u->hd.qnode);
         u->flags &= ~NF__U_IN_FLUSH;
     }
     while (u->wq_head) { /* never handed to the kernel */
@@ -760,32 +760,37 @@ void nf__udp_released(nf_udp_t *u)
     if (u->flags & NF__U_RELEASED)
         return;
     u->flags |= NF__U_RELEASED;
-    nf__list_push_back(&u->loop->udp_closing, &u->fnode);
+    nf__handle_close_later(u->loop, &u->hd);
 }
 
-void nf__udp_closing_run(nf_loop_t *loop)
+/* Released by the backend: close the socket, free, deliver on_close. */
+static void udp_finish_close(nf__handle_t *h)
 {
-    nf__list_t *n;
-    while ((n = nf__list_pop_front(&loop->udp_closing)) != NULL) {
-        nf_udp_t *u = nf__container_of(n, nf_udp_t, fnode);
-        if (u->fd >= 0)
-            close(u->fd);
-        loop->handles--;
-        while (u->pool) {
-            nf__udp_tx_t *tx = u->pool;
-            u->pool = tx->next;
-            free(tx);
-        }
-        free(u->rx.msgs);
-        free(u->rx.iov);
-        free(u->rx.names);
-        free(u->rx.mem);
-        free(u->ptab);
-        if (u->h->on_close)
-            u->h->on_close(u);
-        free(u);
+    nf_udp_t *u = nf__container_of(h, nf_udp_t, hd);
+    nf_loop_t *loop = u->loop;
+    if (u->fd >= 0)
+        close(u->fd);
+    loop->handles--;
+    while (u->pool) {
+        nf__udp_tx_t *tx = u->pool;
+        u->pool = tx->next;
+        free(tx);
     }
+    free(u->rx.msgs);
+    free(u->rx.iov);
+    free(u->rx.names);
+    free(u->rx.mem);
+    free(u->ptab);
+    if (u->h->on_close)
+        u->h->on_close(u);
+    free(u);
 }
+
+static const nf__handle_ops_t udp_handle_ops = {
+    .size = sizeof(nf__handle_ops_t),
+    .flush = udp_flush,
+    .finish_close = udp_finish_close,
+};
 
 /* ---- peers ------------------------------------------------------------------------ */
 

@@ -3,7 +3,7 @@
 #ifndef NF_WS_CONN_H
 #define NF_WS_CONN_H
 
-#include "core/internal.h"
+#include "net/transport.h"
 #include "netframe/ws.h"
 
 /* States of one connection. */
