@@ -115,7 +115,7 @@ def symbol_edges(build):
     for rel, used in uses.items():
         for s in sorted(used):
             if s in owner:
-                edges.append((rel, folder_of(owner[s]), "%s (%s)" % (s, owner[s])))
+                edges.append((rel, folder_of(owner[s]), s))
     return edges
 
 
