@@ -33,7 +33,10 @@ PUBLIC = {
     "buf.h": "base", "error.h": "base",
     "loop.h": "core", "timer.h": "core",
     "tcp.h": "net", "udp.h": "net",
-    "filter.h": "filter", "flow.h": "filter", "tls.h": "filter", "proxy.h": "filter",
+    # filter.h is the plug point: the transport declares it and calls
+    # through it (src/net/filter_stack.c); filters implement it.
+    "filter.h": "net",
+    "flow.h": "filter", "tls.h": "filter", "proxy.h": "filter",
     "http.h": "http",
     "ws.h": "ws", "ws_codec.h": "ws",
     "server.h": "app", "reconnect.h": "app",

@@ -23,7 +23,7 @@ static void fire(nf_timer_t *t)
     nf_loop_t *loop = f->conn->loop;
     uint64_t to = timeout_of(f), quiet = nf_loop_now(loop) - st->last;
     if (quiet >= to)
-        nf__conn_fail(f->conn, -ETIMEDOUT);
+        nf_filter_fail(f, -ETIMEDOUT);
     else
         nf_timer_start(&st->timer, fire, to - quiet, 0);
 }

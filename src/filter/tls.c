@@ -484,17 +484,15 @@ static int flush_out(tls_t *st);
  * alert), then closes with `reason`. */
 static void fail(tls_t *st, int reason)
 {
-    nf_conn_t *c = st->f->conn;
-    if (st->failed || (c->flags & NF__C_CLOSING))
+    if (st->failed || nf_filter_closing(st->f))
         return;
     st->failed = true;
     nf_timer_stop(&st->timer);
-    if (flush_out(st) < 0 || reason == -ETIMEDOUT || (c->flags & NF__C_CLOSING)) {
-        nf__conn_fail(c, reason);
+    if (flush_out(st) < 0 || reason == -ETIMEDOUT || nf_filter_closing(st->f)) {
+        nf_filter_fail(st->f, reason);
         return;
     }
-    c->reason = reason; /* kept by the transport's graceful close */
-    nf_filter_close_down(st->f, NF_HOW_END);
+    nf_filter_end(st->f, reason); /* the alert goes out first */
 }
 
 /* Sends the ciphertext OpenSSL produced. Returns the write's result. */
@@ -507,7 +505,7 @@ static int flush_out(tls_t *st)
     int r = nf_filter_write_down(st->f, b);
     if (r == NF_WRITE_DROPPED) { /* a record is missing: the stream is broken */
         set_err(st, "a flow filter below dropped a TLS record%s%s", NULL, NULL);
-        nf__conn_fail(st->f->conn, NF_ESLOW);
+        nf_filter_fail(st->f, NF_ESLOW);
         return NF_ESLOW;
     }
     return r;
@@ -563,7 +561,7 @@ static int flush_self(tls_t *st)
     if (self_below(st) > ctx->max_self_bytes) {
         set_err(st, "the peer does not read what its messages ask for (%s%s)", "KeyUpdate flood?", NULL);
         st->f->conn->loop->stats.conns_closed_slow++;
-        nf__conn_fail(st->f->conn, NF_ESLOW);
+        nf_filter_fail(st->f, NF_ESLOW);
         return NF_ESLOW;
     }
     return r;
@@ -636,13 +634,12 @@ static void deliver(tls_t *st);
 
 static void established(tls_t *st)
 {
-    nf_conn_t *c = st->f->conn;
     st->established = true;
     nf_timer_stop(&st->timer);
-    if (flush_out(st) < 0 || (c->flags & NF__C_CLOSING))
+    if (flush_out(st) < 0 || nf_filter_closing(st->f))
         return;
     /* writes made before the handshake completed, in order */
-    while (st->head && !(c->flags & NF__C_CLOSING)) {
+    while (st->head && !nf_filter_closing(st->f)) {
         held_t *h = st->head;
         st->head = h->next;
         if (!st->head)
@@ -688,11 +685,10 @@ static _Thread_local char scratch[16384];
 static void deliver(tls_t *st)
 {
     nf_conn_t *c = st->f->conn;
-    nf_loop_t *loop = c->loop;
-    nf_buf_t *cur = loop->cur_read;
-    loop->cur_read = NULL; /* nf_conn_keep_read would keep ciphertext: refuse it */
+    /* nf_conn_keep_read would keep ciphertext: refuse it */
+    nf_buf_t *cur = nf_filter_set_read_buf(st->f, NULL);
     for (;;) {
-        if (c->flags & (NF__C_CLOSING | NF__C_END) || st->failed)
+        if (nf_conn_is_closing(c) || st->failed)
             break;
         size_t n = 0;
         ERR_clear_error();
@@ -716,9 +712,9 @@ static void deliver(tls_t *st)
         fail(st, NF_ETLS);
         break;
     }
-    if (!(c->flags & NF__C_CLOSING) && !st->failed)
+    if (!nf_filter_closing(st->f) && !st->failed)
         flush_self(st); /* post-handshake messages, key updates, alerts */
-    loop->cur_read = cur;
+    nf_filter_set_read_buf(st->f, cur);
 }
 
 static void fire(nf_timer_t *t)

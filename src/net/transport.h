@@ -156,7 +156,7 @@ void nf__conn_fail(nf_conn_t *c, int reason);
  * reading resumes (the PROXY filter, when on_open paused reading). */
 void nf__conn_unread(nf_conn_t *c, nf_buf_t *b);
 
-/* The filter stack (src/filter/filter.c). */
+/* The filter stack (src/net/filter_stack.c). */
 int nf__filters_new(nf_conn_t *c, const nf_filter_spec_t *specs, unsigned n);
 int nf__filters_init(nf_conn_t *c);
 void nf__filters_close(nf_conn_t *c, int reason);

@@ -291,7 +291,7 @@ void nf__ws_drop(nf_ws_conn_t *ws, int err)
     if (!ws->error)
         ws->error = err;
     if (err && err != NF_CLOSE_LOCAL)
-        nf__conn_fail(ws->f->conn, err);
+        nf_filter_fail(ws->f, err);
     else
         nf_filter_close_down(ws->f, NF_HOW_CLOSE);
 }
