@@ -211,6 +211,10 @@ NF__EXPORT void nf_tls_ctx_free(nf_tls_ctx_t *ctx)
     free(ctx);
 }
 
+/* Over 100 lines on purpose: one linear set-up of an SSL_CTX, option by
+ * option in the order OpenSSL needs them, each failing to the same cleanup
+ * (the fail: label, nf_tls_ctx_free); split up, the half-made context
+ * would travel between functions that each need all of it. */
 NF__EXPORT int nf_tls_ctx_new(nf_tls_ctx_t **out, const nf_tls_config_t *cfg, char *err, size_t errlen)
 {
     if (err && errlen)

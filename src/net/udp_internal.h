@@ -126,4 +126,7 @@ int nf__udp_send_batches(nf_udp_t *u);
 
 static inline bool nf__udp_closing(const nf_udp_t *u) { return (u->flags & NF__U_CLOSING) != 0; }
 
+/* udp_rx.c: frees a peer (its socket's table and LRU). */
+void nf__udp_peer_free(nf_udp_t *u, nf_udp_peer_t *p);
+
 #endif

@@ -163,6 +163,20 @@ NF__EXPORT int nf_conn_set_write_limits(nf_conn_t *c, size_t high_water, size_t 
     return 0;
 }
 
+/* Links segment s, holding b from its start, at the tail of c's queue. */
+static inline void wq_append(nf_conn_t *c, nf__wseg_t *s, nf_buf_t *b)
+{
+    s->buf = b;
+    s->off = 0;
+    s->next = NULL;
+    if (c->wq_tail)
+        c->wq_tail->next = s;
+    else
+        c->wq_head = s;
+    c->wq_tail = s;
+    c->wq_count++;
+}
+
 static int transport_write_copy(nf_conn_t *c, const void *data, size_t len)
 {
     int err = write_check(c);
@@ -198,15 +212,7 @@ static int transport_write_copy(nf_conn_t *c, const void *data, size_t len)
         memcpy(b->base, p, left);
         b->len = left;
         b->free_arg = loop;
-        s->buf = b;
-        s->off = 0;
-        s->next = NULL;
-        if (c->wq_tail)
-            c->wq_tail->next = s;
-        else
-            c->wq_head = s;
-        c->wq_tail = s;
-        c->wq_count++;
+        wq_append(c, s, b);
     }
     c->queued += len;
     wq_grew(c);
@@ -230,15 +236,7 @@ int nf__transport_write(nf_conn_t *c, nf_buf_t *b)
         nf_buf_unref(b);
         return -ENOMEM;
     }
-    s->buf = b;
-    s->off = 0;
-    s->next = NULL;
-    if (c->wq_tail)
-        c->wq_tail->next = s;
-    else
-        c->wq_head = s;
-    c->wq_tail = s;
-    c->wq_count++;
+    wq_append(c, s, b);
     c->queued += b->len;
     wq_grew(c);
     schedule_flush(c);
