@@ -9,14 +9,15 @@ JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEBS := cmake pkg-config gcc make liburing-dev libc-ares-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy openssl chromium libwebsockets-dev
 
-.PHONY: all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench bench-callgrind install clean help format
+.PHONY: check-layers all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench bench-callgrind install clean help format
 
 all: build
 
 help:
 	@echo "make deps    install missing Debian packages (apt-get)"
 	@echo "make         build library, examples, tests and bench programs into $(BUILD)/"
-	@echo "make test    deps + both backends, then again under ASan+UBSan"
+	@echo "make test    deps + the layer check + both backends, then again under ASan+UBSan"
+	@echo "make check-layers  the one rule: no upward include or call between src/ folders"
 	@echo "make demo    deps + start chat_server (WebSocket room + its page), self-check, print the URL"
 	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each, clang build in $(BUILD_FUZZ)/"
 	@echo "make soak    the long soak: SOAK_SECONDS (120) of storm per backend, then valgrind"
@@ -56,6 +57,7 @@ build-fuzz: $(BUILD_FUZZ)/Makefile
 # suite built with AddressSanitizer + UndefinedBehaviorSanitizer, then every
 # fuzz target briefly (FUZZ_CI_SECONDS each) so a parser regression is caught.
 test: deps
+	$(MAKE) --no-print-directory check-layers
 	$(MAKE) --no-print-directory test-plain
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory test-fuzz
@@ -68,6 +70,11 @@ fuzz: deps build-fuzz
 
 soak: deps build
 	./scripts/soak.sh $(BUILD) $(SOAK_SECONDS)
+
+# The one rule (docs/architecture.md): no include or nf_ call from a lower
+# layer to a higher one, beyond the known edges in scripts/layers.allow.
+check-layers: build
+	python3 scripts/check_layers.py $(BUILD)
 
 test-plain: build
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure

@@ -24,7 +24,7 @@
 #include <netframe/netframe.h>
 
 #include "idle_common.h"
-#include "core/internal.h" /* sizeof(nf_conn_t) */
+#include "net/transport.h" /* sizeof(nf_conn_t) */
 
 static void on_read(nf_conn_t *c, const char *d, size_t n) { nf_conn_write(c, d, n); }
 static void on_close(nf_conn_t *c, int r) { (void)c, (void)r; }

@@ -26,6 +26,7 @@
 #ifndef NETFRAME_FILTER_H
 #define NETFRAME_FILTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,6 +97,56 @@ void nf_filter_close_down(nf_filter_t *f, nf_close_how_t how);
 
 /* The instance of `ops` on connection c, or NULL. */
 nf_filter_t *nf_conn_filter(const nf_conn_t *c, const nf_filter_ops_t *ops);
+
+/* ---- what a filter may ask of its connection -----------------------------
+ *
+ * The built-in filters (flow control, timeouts, TLS, PROXY, WebSocket) reach
+ * the transport through these and the functions above, as any filter can. */
+
+/* Closes the connection now, dropping what is queued, with `reason` as its
+ * on_close reason (-ETIMEDOUT, NF_ESLOW, a protocol's code). No-op once
+ * closing. */
+void nf_filter_fail(nf_filter_t *f, int reason);
+
+/* A graceful close with `reason` as the on_close reason: what is queued
+ * below f is sent first (a TLS alert, a close frame), then the connection
+ * closes (NF_HOW_END passed down from f). */
+void nf_filter_end(nf_filter_t *f, int reason);
+
+/* Non-zero once the connection is closing (a close was asked, or it failed):
+ * start no new work. A graceful end not yet done does not count (see
+ * nf_conn_is_closing, which counts it). */
+int nf_filter_closing(const nf_filter_t *f);
+
+/* The filters' read hold: `on` stops reading the socket (reads already on
+ * their way are kept, in order), `!on` releases it. One hold for all the
+ * filters of a connection, apart from the program's nf_conn_read_stop and
+ * the transport's own write-queue hold: reading runs only while none is
+ * set. Reads kept meanwhile are delivered from the loop, never from inside
+ * this call. */
+void nf_filter_read_hold(nf_filter_t *f, bool on);
+
+/* The program paused reading (nf_conn_read_stop), or asked for one read only
+ * (nf_conn_read_once): a filter that hands up bytes of its own outside a
+ * read from below (the PROXY filter, after the header) honours them. */
+int nf_filter_read_paused(const nf_filter_t *f);
+int nf_filter_read_once(const nf_filter_t *f);
+
+/* Puts bytes in front of the reads the transport keeps while reading is
+ * paused: delivered first when it resumes. Takes a reference to b. */
+void nf_filter_unread(nf_filter_t *f, nf_buf_t *b);
+
+/* Sets the buffer nf_conn_keep_read() returns a reference to, for the bytes
+ * this filter hands up next: b when they lie in b (a buffer the filter
+ * made), NULL when the program may not keep them (a filter's scratch output,
+ * such as decrypted bytes). Returns the previous one, which the filter puts
+ * back when it has handed its bytes up. */
+nf_buf_t *nf_filter_set_read_buf(nf_filter_t *f, nf_buf_t *b);
+
+/* Sets the address nf_conn_peer_addr() reports instead of the socket's
+ * (the PROXY filter: the client behind the proxy). `addr` must stay valid
+ * while the connection lives (in the filter's state). */
+void nf_filter_set_peer_addr(nf_filter_t *f, const nf_addr_t *addr);
 
 /* ---- built-in filters: timeouts --------------------------------------- */
 

@@ -46,13 +46,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "filter.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum { NF_ESLOW = -5010 }; /* closed as a slow consumer (on_close reason) */
+/* NF_ESLOW (error.h): closed as a slow consumer (on_close reason). */
 
 typedef enum nf_flow_policy {
     NF_FLOW_DROP_NEWEST = 0, /* the write that does not fit is discarded */

@@ -18,23 +18,23 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Results of the parsers, outside errno's range (see error.h). */
-enum {
-    NF_EHTTP_INCOMPLETE = -5101, /* not an error: the head is not complete yet */
-    NF_EHTTP_BAD = -5102,        /* malformed head: answer 400 */
-    NF_EHTTP_TOOLARGE = -5103,   /* a header line, the head or the field count is
-                                    over its limit: answer 431 */
-    NF_EHTTP_VERSION = -5104,    /* well-formed HTTP version other than 1.x:
-                                    answer 505 */
-    NF_EHTTP_URITOOLONG = -5105, /* request line over its limit: answer 414 */
-    NF_EHTTP_NOSPACE = -5106,    /* writer: the output buffer is too small */
-    NF_EHTTP_INVALID = -5107,    /* writer: an argument would produce a bad head
-                                    (CR/LF in a value, bad token, bad status) */
-};
+/* Results of the parsers (NF_EHTTP_*, -5101..-5107) are in error.h, with
+ * every other code:
+ *   NF_EHTTP_INCOMPLETE  not an error: the head is not complete yet
+ *   NF_EHTTP_BAD         malformed head: answer 400
+ *   NF_EHTTP_TOOLARGE    a header line, the head or the field count is over
+ *                        its limit: answer 431
+ *   NF_EHTTP_VERSION     well-formed HTTP version other than 1.x: answer 505
+ *   NF_EHTTP_URITOOLONG  request line over its limit: answer 414
+ *   NF_EHTTP_NOSPACE     writer: the output buffer is too small
+ *   NF_EHTTP_INVALID     writer: an argument would produce a bad head
+ *                        (CR/LF in a value, bad token, bad status) */
 
 /* One header field: views into the parsed buffer. The value has its leading
  * and trailing whitespace removed; it may be empty. */

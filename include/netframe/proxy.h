@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "filter.h"
 #include "tcp.h"
 
@@ -29,16 +30,14 @@
 extern "C" {
 #endif
 
-/* Result codes (nf_strerror names them). */
-enum {
-    NF_EPROXY_INCOMPLETE = -5401, /* parser: need more bytes (not an error);
-                                     close reason: the peer closed inside the header */
-    NF_EPROXY = -5402,            /* malformed header */
-    NF_EPROXY_TOOLARGE = -5403,   /* v1 line over 107 bytes, or v2 over max_header */
-    NF_EPROXY_VERSION = -5404,    /* a well-formed header of a version not accepted */
-    NF_EPROXY_TIMEOUT = -5405,    /* close reason: no complete header within timeout_ms */
-    NF_EPROXY_NOHEADER = -5406,   /* the stream does not begin with a PROXY header */
-};
+/* Result codes (in error.h, -5401..-5406; nf_strerror names them):
+ *   NF_EPROXY_INCOMPLETE  parser: need more bytes (not an error); close
+ *                         reason: the peer closed inside the header
+ *   NF_EPROXY             malformed header
+ *   NF_EPROXY_TOOLARGE    v1 line over 107 bytes, or v2 over max_header
+ *   NF_EPROXY_VERSION     a well-formed header of a version not accepted
+ *   NF_EPROXY_TIMEOUT     close reason: no complete header within timeout_ms
+ *   NF_EPROXY_NOHEADER    the stream does not begin with a PROXY header */
 
 /* Versions accepted (bits). */
 #define NF_PROXY_V1   1u

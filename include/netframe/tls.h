@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "filter.h"
 
 #ifdef __cplusplus
@@ -43,7 +44,7 @@ extern "C" {
 
 /* on_close reason of a connection that failed in TLS (handshake or a record
  * error); the text is in nf_tls_conn_error(). */
-enum { NF_ETLS = -5301 };
+/* NF_ETLS (-5301) is in error.h with every other code. */
 
 typedef struct nf_tls_ctx nf_tls_ctx_t;
 

@@ -38,7 +38,7 @@ extern "C" {
 
 /* The opening handshake failed (client: bad status, Accept, extension or
  * subprotocol answer; see nf_ws_conn_http_status). Next to NF_EWS_*. */
-enum { NF_EWS_HANDSHAKE = -5208 };
+/* NF_EWS_HANDSHAKE (-5208) is in error.h with every other code. */
 
 typedef struct nf_ws_conn nf_ws_conn_t;
 typedef struct nf_ws_server nf_ws_server_t;

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -57,19 +59,16 @@ enum {
     NF_WS_CLOSE_INTERNAL = 1011,
 };
 
-/* Error codes, outside errno's range. Functions also return -EINVAL (bad
- * argument), -ENOBUFS (output buffer too small) and -ENOMEM. */
-enum {
-    NF_EWS_PROTOCOL = -5201,  /* protocol violation by the peer: close 1002 */
-    NF_EWS_UTF8 = -5202,      /* invalid UTF-8 in a text message or close
-                                 reason: close 1007 */
-    NF_EWS_TOOBIG = -5203,    /* frame or message over its limit: close 1009 */
-    NF_EWS_POLICY = -5204,    /* for callbacks to reject a message: close 1008 */
-    NF_EWS_INFLATE = -5205,   /* corrupt compressed data: close 1007 */
-    NF_EWS_CLOSED = -5206,    /* the decoder has failed or has seen a close */
-    NF_EWS_EXTENSION = -5207, /* client: the server's extension response is
-                                 invalid; fail the connection (1010) */
-};
+/* Error codes (in error.h, -5201..-5207). Functions also return -EINVAL (bad
+ * argument), -ENOBUFS (output buffer too small) and -ENOMEM.
+ *   NF_EWS_PROTOCOL   protocol violation by the peer: close 1002
+ *   NF_EWS_UTF8       invalid UTF-8 in a text message or close reason: 1007
+ *   NF_EWS_TOOBIG     frame or message over its limit: close 1009
+ *   NF_EWS_POLICY     for callbacks to reject a message: close 1008
+ *   NF_EWS_INFLATE    corrupt compressed data: close 1007
+ *   NF_EWS_CLOSED     the decoder has failed or has seen a close
+ *   NF_EWS_EXTENSION  client: the server's extension response is invalid;
+ *                     fail the connection (1010) */
 
 /* Maps an error code to the close code to send: NF_EWS_PROTOCOL 1002,
  * NF_EWS_UTF8 and NF_EWS_INFLATE 1007, NF_EWS_POLICY 1008, NF_EWS_TOOBIG 1009,

@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 #include "backend/epoll_udp.h"
 
 enum { T_CONN = 0, T_LISTENER = 1, T_WAKE = 2, T_TIMER = 3, T_UDP = NF__EP_T_UDP, T_WATCH = 5 };

@@ -49,7 +49,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 #include "backend/uring_udp.h"
 
 enum op {

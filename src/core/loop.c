@@ -93,10 +93,7 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
     nf__list_init(&loop->conns);
     nf__list_init(&loop->flush);
     nf__list_init(&loop->closing);
-    nf__list_init(&loop->lclosing);
     nf__list_init(&loop->listeners);
-    nf__list_init(&loop->udp_flush);
-    nf__list_init(&loop->udp_closing);
     pthread_mutex_init(&loop->post_mu, NULL);
     atomic_init(&loop->posts_pending, 0);
     loop->now = clock_ms();
@@ -169,7 +166,7 @@ NF__EXPORT int nf_loop_free(nf_loop_t *loop)
     while (loop->chunk_pool_len > 0)
         nf_buf_unref(loop->chunk_pool[--loop->chunk_pool_len]);
     while (loop->seg_pool) {
-        nf__wseg_t *s = loop->seg_pool;
+        nf__freeblk_t *s = loop->seg_pool;
         loop->seg_pool = s->next;
         free(s);
     }
@@ -286,6 +283,31 @@ void nf__posts_run(nf_loop_t *loop)
 
 static int run(nf_loop_t *loop, nf_run_mode_t mode);
 
+/* ---- handles -------------------------------------------------------------- */
+
+void nf__handles_flush(nf_loop_t *loop)
+{
+    nf__list_t *n;
+    while ((n = nf__list_pop_front(&loop->flush)) != NULL) {
+        nf__handle_t *h = nf__container_of(n, nf__handle_t, qnode);
+        h->ops->flush(h);
+    }
+}
+
+static void handles_close(nf_loop_t *loop)
+{
+    nf__list_t *n;
+    while ((n = nf__list_pop_front(&loop->closing)) != NULL) {
+        nf__handle_t *h = nf__container_of(n, nf__handle_t, qnode);
+        h->ops->finish_close(h);
+    }
+}
+
+static bool handles_queued(const nf_loop_t *loop)
+{
+    return !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->closing);
+}
+
 /* ---- iterations ----------------------------------------------------------- */
 
 static int iterate(nf_loop_t *loop, nf_run_mode_t mode)
@@ -294,16 +316,12 @@ static int iterate(nf_loop_t *loop, nf_run_mode_t mode)
     nf_loop_update_time(loop);
     int next = nf__timers_run(loop);
     nf__posts_run(loop);
-    nf__flush_run(loop);
-    nf__udp_flush_run(loop);
-    nf__closing_run(loop);
-    nf__udp_closing_run(loop);
+    nf__handles_flush(loop);
+    handles_close(loop);
 
     int timeout;
     if (mode == NF_RUN_NOWAIT || loop->cfg.mode == NF_MODE_POLL || loop->stop ||
-        atomic_load_explicit(&loop->stop_async, memory_order_relaxed) || !nf__list_empty(&loop->closing) ||
-        !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->lclosing) || !nf__list_empty(&loop->udp_flush) ||
-        !nf__list_empty(&loop->udp_closing))
+        atomic_load_explicit(&loop->stop_async, memory_order_relaxed) || handles_queued(loop))
         timeout = 0;
     else if (nf_loop_alive(loop) == 0)
         timeout = 0;
@@ -318,8 +336,7 @@ static int iterate(nf_loop_t *loop, nf_run_mode_t mode)
     nf_loop_update_time(loop);
     nf__timers_run(loop);
     nf__posts_run(loop);
-    nf__closing_run(loop);
-    nf__udp_closing_run(loop);
+    handles_close(loop);
     return 0;
 }
 
@@ -339,9 +356,7 @@ NF__EXPORT int nf_loop_run(nf_loop_t *loop, nf_run_mode_t mode)
  * armed for the next deadline. */
 static void event_rearm(nf_loop_t *loop)
 {
-    bool again = !nf__list_empty(&loop->flush) || !nf__list_empty(&loop->closing) || !nf__list_empty(&loop->lclosing) ||
-                 !nf__list_empty(&loop->udp_flush) || !nf__list_empty(&loop->udp_closing) ||
-                 atomic_load_explicit(&loop->posts_pending, memory_order_acquire) > 0 ||
+    bool again = handles_queued(loop) || atomic_load_explicit(&loop->posts_pending, memory_order_acquire) > 0 ||
                  (loop->ops->pending && loop->ops->pending(loop));
     if (again) {
         efd_signal(loop->kick_fd);
@@ -380,8 +395,7 @@ void nf__timer_fd_drain(nf_loop_t *loop)
 
 static void step_end(nf_loop_t *loop)
 {
-    nf__flush_run(loop); /* hand writes made by the callbacks to the kernel */
-    nf__udp_flush_run(loop);
+    nf__handles_flush(loop); /* hand writes made by the callbacks to the kernel */
     if (loop->ops->submit)
         loop->ops->submit(loop);
     if (loop->cfg.mode == NF_MODE_EVENT)

@@ -13,7 +13,8 @@
  * (accepted connections by default; read_hold). */
 #include <stdlib.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
+#include "netframe/flow.h"
 
 typedef struct held {
     struct held *next;
@@ -95,14 +96,14 @@ static size_t drop_oldest(nf_filter_t *f, flow_t *fl, size_t n)
 }
 
 /* Reading follows what is held: stop above high_water, resume at low_water. */
-static void read_follow(const limits_t *l, flow_t *fl, nf_conn_t *c)
+static void read_follow(const limits_t *l, flow_t *fl, nf_filter_t *f)
 {
     if (!fl->rhold && fl->may_hold && fl->st.held_bytes > l->high) {
         fl->rhold = true;
-        nf__conn_read_hold(c, NF__RHOLD_FILTER, true);
+        nf_filter_read_hold(f, true);
     } else if (fl->rhold && fl->st.held_bytes <= l->low) {
         fl->rhold = false;
-        nf__conn_read_hold(c, NF__RHOLD_FILTER, false);
+        nf_filter_read_hold(f, false);
     }
 }
 
@@ -110,7 +111,7 @@ static void slow(nf_filter_t *f, nf_buf_t *b)
 {
     nf_buf_unref(b);
     f->conn->loop->stats.conns_closed_slow++;
-    nf__conn_fail(f->conn, NF_ESLOW);
+    nf_filter_fail(f, NF_ESLOW);
 }
 
 /* Room below: the transport takes more bytes and more buffers. */
@@ -171,7 +172,7 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
             break;
         case NF_FLOW_CALLBACK: {
             int d = cfg->on_overflow ? cfg->on_overflow(c, len) : NF_FLOW_DROP;
-            if (c->flags & NF__C_CLOSING) {
+            if (nf_filter_closing(f)) {
                 nf_buf_unref(b);
                 return NF_ECLOSED;
             }
@@ -206,7 +207,7 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
         fl->prio_bytes += len;
     account(f, fl, (long long)len);
     check_high(&l, fl, c);
-    read_follow(&l, fl, c);
+    read_follow(&l, fl, f);
     return NF_WRITE_HELD;
 }
 
@@ -215,7 +216,7 @@ static void f_drain(nf_filter_t *f)
     flow_t *fl = f->state;
     nf_conn_t *c = f->conn;
     limits_t l = limits_of(f);
-    while (fl->head && room_below(&l, c) && !(c->flags & NF__C_CLOSING)) {
+    while (fl->head && room_below(&l, c) && !nf_filter_closing(f)) {
         held_t *h = fl->head;
         fl->head = h->next;
         if (!fl->head)
@@ -229,7 +230,7 @@ static void f_drain(nf_filter_t *f)
         if (nf_filter_write_down(f, b) < 0)
             return; /* the transport refused (closing): on_close frees the rest */
     }
-    read_follow(&l, fl, c);
+    read_follow(&l, fl, f);
     if (!fl->head && fl->end_pending) { /* everything held went down: end now */
         fl->end_pending = false;
         nf_filter_close_down(f, NF_HOW_END);
@@ -326,6 +327,6 @@ NF__EXPORT size_t nf_flow_drop_oldest(nf_conn_t *c, size_t n)
         return 0;
     size_t done = drop_oldest(f, f->state, n);
     limits_t l = limits_of(f);
-    read_follow(&l, f->state, c);
+    read_follow(&l, f->state, f);
     return done;
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 #include "netframe/proxy.h"
 
 #define INLINE_CAP 232 /* v1 (107) and v2 IPv6 with a few TLVs */
@@ -87,26 +87,24 @@ static void release(pstate_t *st)
 static void deliver_rest(nf_filter_t *f, const char *data, size_t len)
 {
     nf_conn_t *c = f->conn;
-    if (len == 0 || (c->flags & (NF__C_CLOSING | NF__C_END)))
+    if (len == 0 || nf_conn_is_closing(c))
         return;
     nf_buf_t *b = nf_buf_new(len);
     if (!b) {
-        nf__conn_fail(c, -ENOMEM);
+        nf_filter_fail(f, -ENOMEM);
         return;
     }
     memcpy(b->base, data, len);
     b->len = len;
-    if (c->flags & NF__C_RPAUSED) {
-        nf__conn_unread(c, b);
+    if (nf_filter_read_paused(f)) {
+        nf_filter_unread(f, b);
         nf_buf_unref(b);
         return;
     }
-    bool once = (c->flags & NF__C_RONCE) != 0;
-    nf_loop_t *loop = c->loop;
-    nf_buf_t *saved = loop->cur_read;
-    loop->cur_read = b;
+    bool once = nf_filter_read_once(f) != 0;
+    nf_buf_t *saved = nf_filter_set_read_buf(f, b);
     nf_filter_read_up(f, b->base, len);
-    loop->cur_read = saved;
+    nf_filter_set_read_buf(f, saved);
     nf_buf_unref(b);
     if (once) /* nf_conn_read_once from on_open: this was the one read */
         nf_conn_read_stop(c);
@@ -116,11 +114,10 @@ static void deliver_rest(nf_filter_t *f, const char *data, size_t len)
 static void complete(nf_filter_t *f, const char *rest, size_t rest_len)
 {
     pstate_t *st = f->state;
-    nf_conn_t *c = f->conn;
     nf_timer_stop(&st->timer);
     st->phase = P_DONE;
     if (st->hdr.command == NF_PROXY_CMD_PROXY && (st->hdr.family == AF_INET || st->hdr.family == AF_INET6))
-        c->peer_override = &st->hdr.src;
+        nf_filter_set_peer_addr(f, &st->hdr.src);
     nf_filter_open_up(f);
     deliver_rest(f, rest, rest_len);
 }
@@ -131,7 +128,7 @@ static void fail(nf_filter_t *f, int err)
     nf_timer_stop(&st->timer);
     release(st);
     f->conn->loop->stats.conns_closed_proxy++;
-    nf__conn_fail(f->conn, err);
+    nf_filter_fail(f, err);
 }
 
 /* Optional mode and no header: what was gathered, then this read, go up. */
@@ -146,7 +143,7 @@ static void pass_through(nf_filter_t *f, const char *data, size_t len)
         size_t n = st->acc_len + len;
         char *tmp = malloc(n);
         if (!tmp) {
-            nf__conn_fail(f->conn, -ENOMEM);
+            nf_filter_fail(f, -ENOMEM);
             return;
         }
         memcpy(tmp, st->acc, st->acc_len);

@@ -3,7 +3,7 @@
  * Activity only records the loop's cached time (no timer operation per
  * read or write); when the timer fires it checks how long the connection has
  * really been quiet and re-arms for the rest, or closes with -ETIMEDOUT. */
-#include "core/internal.h"
+#include "net/transport.h"
 
 typedef struct tstate {
     nf_timer_t timer;
@@ -23,7 +23,7 @@ static void fire(nf_timer_t *t)
     nf_loop_t *loop = f->conn->loop;
     uint64_t to = timeout_of(f), quiet = nf_loop_now(loop) - st->last;
     if (quiet >= to)
-        nf__conn_fail(f->conn, -ETIMEDOUT);
+        nf_filter_fail(f, -ETIMEDOUT);
     else
         nf_timer_start(&st->timer, fire, to - quiet, 0);
 }

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 
 NF__EXPORT int nf_addr_parse(nf_addr_t *out, const char *host, uint16_t port)
 {

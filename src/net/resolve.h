@@ -3,7 +3,7 @@
 #ifndef NF_NET_RESOLVE_H
 #define NF_NET_RESOLVE_H
 
-#include "core/internal.h"
+#include "net/transport.h"
 
 /* Addresses kept from one answer: the first NF__RESOLVE_MAX, in the
  * resolver's order (RFC 6724: IPv6 first where it is usable). */

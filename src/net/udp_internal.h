@@ -5,7 +5,7 @@
 
 #include <sys/socket.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 #include "netframe/udp.h"
 
 /* One datagram to send. Small copies live in pooled entries with room for
@@ -43,8 +43,8 @@ struct nf_udp_peer {
 
 enum {
     NF__U_CLOSING = 1u << 0,  /* nf_udp_close: no new work */
-    NF__U_RELEASED = 1u << 1, /* backend done; on loop->udp_closing */
-    NF__U_IN_FLUSH = 1u << 2, /* on loop->udp_flush */
+    NF__U_RELEASED = 1u << 1, /* backend done; on loop->closing */
+    NF__U_IN_FLUSH = 1u << 2, /* on loop->flush */
     NF__U_BLOCKED = 1u << 3,  /* epoll: the socket buffer is full, wait for EPOLLOUT */
     NF__U_CONNECTED = 1u << 4,
 };
@@ -84,7 +84,7 @@ struct nf_udp {
     nf__udp_tx_t *pool; /* free inline entries */
     unsigned npool;
 
-    nf__list_t fnode; /* loop->udp_flush; once released, loop->udp_closing */
+    nf__handle_t hd; /* loop->flush; once released, loop->closing */
     nf__udp_rx_t rx;
 
     /* peers */
@@ -125,5 +125,8 @@ int nf__udp_recv_batches(nf_udp_t *u, unsigned batches);
 int nf__udp_send_batches(nf_udp_t *u);
 
 static inline bool nf__udp_closing(const nf_udp_t *u) { return (u->flags & NF__U_CLOSING) != 0; }
+
+/* udp_rx.c: frees a peer (its socket's table and LRU). */
+void nf__udp_peer_free(nf_udp_t *u, nf_udp_peer_t *p);
 
 #endif

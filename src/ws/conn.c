@@ -1,6 +1,6 @@
 /* netframe — the WebSocket connection filter: state machine, codec glue,
- * sends, the close handshake, keep-alive. The handshakes are in server.c
- * and client.c.
+ * sends, the close handshake, keep-alive. The handshakes are in handshake_server.c
+ * and handshake_client.c, reached through the role table (nf__ws_role_t).
  *
  * The filter's state is the nf_ws_conn_t itself (allocated with the TCP
  * connection's filter instances, freed after its on_close), so a WebSocket
@@ -96,6 +96,24 @@ int nf__ws_hs_append(nf_ws_conn_t *ws, const char *data, size_t len)
     }
     memcpy(ws->hs->buf + have, data, len);
     ws->hs->len += len;
+    return 0;
+}
+
+int nf__ws_hs_read_begin(nf_ws_conn_t *ws, char *data, size_t len, nf__ws_hs_read_t *rd, nf_http_limits_t *lim)
+{
+    const nf_ws_options_t *o = &ws->ctx->opts;
+    *rd = (nf__ws_hs_read_t){.buf = data, .data = data, .len = len, .have = nf__ws_hs_len(ws), .blen = len};
+    if (rd->have) { /* the head began in an earlier read: parse the copy */
+        if (nf__ws_hs_append(ws, data, len) != 0) {
+            nf__ws_drop(ws, -ENOMEM);
+            return -1;
+        }
+        rd->buf = ws->hs->buf;
+        rd->blen = ws->hs->len;
+        rd->last = ws->hs->last;
+    }
+    size_t field = o->max_header < 8192 ? o->max_header : 8192;
+    *lim = (nf_http_limits_t){.max_line = field, .max_field = field, .max_head = o->max_header};
     return 0;
 }
 
@@ -291,7 +309,7 @@ void nf__ws_drop(nf_ws_conn_t *ws, int err)
     if (!ws->error)
         ws->error = err;
     if (err && err != NF_CLOSE_LOCAL)
-        nf__conn_fail(ws->f->conn, err);
+        nf_filter_fail(ws->f, err);
     else
         nf_filter_close_down(ws->f, NF_HOW_CLOSE);
 }
@@ -639,10 +657,7 @@ static void w_open(nf_filter_t *f)
     nf_ws_conn_t *ws = f->state;
     ws->last_rx = nf_loop_now(ws->ctx->loop);
     nf__ws_arm(ws, ws->ctx->opts.handshake_timeout_ms);
-    if (ws->role == NF_WS_SERVER)
-        nf__ws_server_open(ws);
-    else
-        nf__ws_client_open(ws);
+    ws->ctx->ops->open(ws);
 }
 
 static void w_read(nf_filter_t *f, const char *data, size_t len)
@@ -652,12 +667,7 @@ static void w_read(nf_filter_t *f, const char *data, size_t len)
     /* the read buffer is the transport's (or a filter's): writable memory */
     char *p = (char *)(uintptr_t)data;
     switch (ws->state) {
-    case NF__WS_HANDSHAKE:
-        if (ws->role == NF_WS_SERVER)
-            nf__ws_server_read(ws, p, len);
-        else
-            nf__ws_client_read(ws, p, len);
-        break;
+    case NF__WS_HANDSHAKE: ws->ctx->ops->read(ws, p, len); break;
     case NF__WS_OPEN:
     case NF__WS_CLOSING: feed(ws, (uint8_t *)p, len); break;
     default: /* lingering: discard */ break;

@@ -1,9 +1,9 @@
-/* netframe — WebSocket connections: what conn.c, server.c and client.c share.
+/* netframe — WebSocket connections: what conn.c, handshake_server.c and handshake_client.c share.
  * Nothing here is public API. */
 #ifndef NF_WS_CONN_H
 #define NF_WS_CONN_H
 
-#include "core/internal.h"
+#include "net/transport.h"
 #include "netframe/ws.h"
 
 /* States of one connection. */
@@ -15,10 +15,19 @@ enum {
     NF__WS_DONE,          /* on_close is running / ran */
 };
 
+/* What differs between the two ends during the opening handshake: set in
+ * the context by handshake_server.c / handshake_client.c, so that conn.c calls through it and
+ * names neither (no circle between conn.c and the handshake files). */
+typedef struct nf__ws_role {
+    void (*open)(nf_ws_conn_t *ws);                         /* the TCP connection opened */
+    void (*read)(nf_ws_conn_t *ws, char *data, size_t len); /* handshake bytes arrived */
+} nf__ws_role_t;
+
 /* What the filter's config points to: a server (shared by its connections,
  * reference counted) or one client connection's context. */
 typedef struct nf__ws_ctx {
-    int role; /* NF_WS_SERVER / NF_WS_CLIENT */
+    int role;                 /* NF_WS_SERVER / NF_WS_CLIENT */
+    const nf__ws_role_t *ops; /* the handshake of that role */
     unsigned refs;
     nf_loop_t *loop;
     nf_ws_options_t opts;    /* defaults filled in */
@@ -142,15 +151,27 @@ int nf__ws_write_raw(nf_ws_conn_t *ws, const void *data, size_t len);
 void nf__ws_opened(nf_ws_conn_t *ws, const nf_ws_pmd_params_t *agreed, uint8_t *rest, size_t len);
 /* Lingering close: shut the write side once sent, discard input, close on
  * EOF or after close_timeout. */
+/* One read during the opening handshake. The stream so far is `have`
+ * earlier bytes (kept in ws->hs) then data[0..len). The head is parsed from
+ * buf[0..blen), from `last` on: data itself, or ws->hs's copy when the head
+ * began in an earlier read. The copy is capped near max_header
+ * (nf__ws_hs_append) and holds the head and, for Hixie-76, the 8 bytes of
+ * key3 after it, but not necessarily what follows: that is fed to the
+ * decoder from data (nf__ws_hs_after). head: set once the head is parsed. */
+typedef struct nf__ws_hs_read {
+    char *buf;
+    size_t head;
+    char *data;
+    size_t len, have;
+    size_t blen, last;
+} nf__ws_hs_read_t;
+/* Begins one handshake read: fills rd (appending data to ws->hs when the
+ * head began in an earlier read) and the HTTP limits of ws's options.
+ * Returns 0, or -1 after dropping the connection (no memory). */
+int nf__ws_hs_read_begin(nf_ws_conn_t *ws, char *data, size_t len, nf__ws_hs_read_t *rd, nf_http_limits_t *lim);
 void nf__ws_linger(nf_ws_conn_t *ws);
 /* Fails the handshake or connection with error err (no close frame). */
 void nf__ws_drop(nf_ws_conn_t *ws, int err);
 void nf__ws_arm(nf_ws_conn_t *ws, uint64_t ms);
-
-/* server.c / client.c: handshake bytes arrived; the TCP connection opened. */
-void nf__ws_server_read(nf_ws_conn_t *ws, char *data, size_t len);
-void nf__ws_server_open(nf_ws_conn_t *ws);
-void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len);
-void nf__ws_client_open(nf_ws_conn_t *ws);
 
 #endif

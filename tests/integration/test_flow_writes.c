@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/internal.h" /* NF__C_RHOLD_FILTER: the read hold, seen from the test */
+#include "net/transport.h" /* NF__C_RHOLD_FILTER: the read hold, seen from the test */
 #include "integration/helpers.h"
 
 static int results[5];

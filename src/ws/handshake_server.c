@@ -194,18 +194,8 @@ static const nf_ws_route_t *find_route(nf_ws_server_t *s, const nf_ws_request_t 
     return NULL;
 }
 
-/* One read during the handshake. The stream so far is `have` bytes of
- * earlier reads (kept in ws->hs) followed by data[0..len). The head is
- * parsed from buf: data itself when it came in this read alone, else ws->hs,
- * a copy capped near max_header (nf__ws_hs_append) that holds the head and,
- * for Hixie-76, the 8 bytes of key3 after it, but not necessarily what
- * follows: that is fed to the decoder from data (hs_after). */
-typedef struct {
-    char *buf; /* the head: buf[0..head), then key3 for Hixie-76 */
-    size_t head;
-    char *data; /* this read */
-    size_t len, have;
-} hs_read_t;
+/* One read during the handshake (conn.h). */
+typedef nf__ws_hs_read_t hs_read_t;
 
 static uint8_t *hs_after(const hs_read_t *rd, size_t off, size_t *n)
 {
@@ -214,7 +204,7 @@ static uint8_t *hs_after(const hs_read_t *rd, size_t off, size_t *n)
 
 /* The Hixie-76 handshake (draft 76, section 5.2): the answer is the MD5 of
  * the two key values and the 8 bytes that follow the head (there:
- * rd->buf[head .. head + 8), waited for by nf__ws_server_read). */
+ * rd->buf[head .. head + 8), waited for by server_read). */
 static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, const hs_read_t *rd)
 {
     const char *buf = rd->buf;
@@ -297,6 +287,10 @@ static void upgrade_hixie76(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_
     nf__ws_opened(ws, NULL, rest, rest_len);
 }
 
+/* The RFC 6455 opening handshake (section 4.2.1-4.2.2): over 100 lines on
+ * purpose, because the checks run in the RFC's order, each answering with
+ * its own status, and the answer is built from what they found; read top to
+ * bottom it is the RFC's list. */
 static void upgrade(nf_ws_conn_t *ws, nf_ws_request_t *r, const nf_http_request_t *req, const hs_read_t *rd)
 {
     nf_ws_server_t *s = (nf_ws_server_t *)(void *)ws->ctx;
@@ -454,27 +448,18 @@ static void handle(nf_ws_conn_t *ws, const nf_http_request_t *req, const hs_read
         http_error(ws, 404, NULL, 0);
 }
 
-void nf__ws_server_open(nf_ws_conn_t *ws) { (void)ws; }
+static void server_open(nf_ws_conn_t *ws) { (void)ws; }
 
-void nf__ws_server_read(nf_ws_conn_t *ws, char *data, size_t len)
+static void server_read(nf_ws_conn_t *ws, char *data, size_t len)
 {
     const nf_ws_options_t *o = &ws->ctx->opts;
-    size_t field = o->max_header < 8192 ? o->max_header : 8192;
-    nf_http_limits_t lim = {.max_line = field, .max_field = field, .max_head = o->max_header};
+    hs_read_t rd;
+    nf_http_limits_t lim;
+    if (nf__ws_hs_read_begin(ws, data, len, &rd, &lim) != 0)
+        return;
     nf_http_header_t hdrs[MAX_HEADERS];
     nf_http_request_t req;
-    hs_read_t rd = {.buf = data, .data = data, .len = len, .have = nf__ws_hs_len(ws)};
-    size_t blen = len, last = 0;
-    if (rd.have) { /* the head began in an earlier read: parse the copy */
-        if (nf__ws_hs_append(ws, data, len) != 0) {
-            nf__ws_drop(ws, -ENOMEM);
-            return;
-        }
-        rd.buf = ws->hs->buf;
-        blen = ws->hs->len;
-        last = ws->hs->last;
-    }
-    int rc = nf_http_parse_request(rd.buf, blen, last, &req, hdrs, MAX_HEADERS, &lim);
+    int rc = nf_http_parse_request(rd.buf, rd.blen, rd.last, &req, hdrs, MAX_HEADERS, &lim);
     if (rc == NF_EHTTP_INCOMPLETE) {
         if (!rd.have && nf__ws_hs_append(ws, data, len) != 0) {
             nf__ws_drop(ws, -ENOMEM);
@@ -506,6 +491,9 @@ void nf__ws_server_read(nf_ws_conn_t *ws, char *data, size_t len)
     }
     nf__ws_hs_free(ws);
 }
+
+/* conn.c reaches the server's handshake through this (nf__ws_ctx_t.ops). */
+static const nf__ws_role_t server_role = {.open = server_open, .read = server_read};
 
 /* ---- the listener -------------------------------------------------------------- */
 
@@ -543,6 +531,7 @@ NF__EXPORT int nf_ws_listen(nf_loop_t *loop, const nf_ws_server_config_t *cfg, n
     s->cfg = *cfg;
     s->data = cfg->data;
     s->ctx.role = NF_WS_SERVER;
+    s->ctx.ops = &server_role;
     s->ctx.refs = 1; /* the listener's */
     s->ctx.loop = loop;
     s->ctx.opts = cfg->opts;

@@ -1,8 +1,8 @@
-/* netframe — intrusive doubly linked lists (container-of style).
+/* netframe — intrusive doubly linked lists (container-of style), the one copy.
  * An empty list is a head pointing at itself; a node that is on no list has
  * next == NULL (so "is it queued?" is one load). */
-#ifndef NF_CORE_LIST_H
-#define NF_CORE_LIST_H
+#ifndef NF_BASE_LIST_H
+#define NF_BASE_LIST_H
 
 #include <stdbool.h>
 #include <stddef.h>

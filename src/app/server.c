@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 #include "netframe/server.h"
 
 typedef struct worker {

@@ -1,4 +1,7 @@
-/* netframe — the connection filter stack.
+/* netframe — the connection filter stack: the transport's side of the plug
+ * point in netframe/filter.h. It lives in the net layer because the
+ * transport calls it; it reaches the filters (src/filter/, or a program's)
+ * only through the ops tables they register, so it names none of them.
  *
  * Instances of a connection's filters live in one allocation (instances,
  * then each filter's state, 16-byte aligned), made when the connection is
@@ -7,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "net/transport.h"
 
 #define ALIGN16(n) (((n) + 15u) & ~(size_t)15u)
 
@@ -196,3 +199,33 @@ NF__EXPORT void nf_filter_close_down(nf_filter_t *f, nf_close_how_t how)
     else
         nf__transport_close(f->conn, how);
 }
+
+/* ---- what a filter may ask of its connection (filter.h) ------------------ */
+
+NF__EXPORT void nf_filter_fail(nf_filter_t *f, int reason) { nf__conn_fail(f->conn, reason); }
+
+NF__EXPORT void nf_filter_end(nf_filter_t *f, int reason)
+{
+    f->conn->reason = reason; /* kept by the transport's graceful close */
+    nf_filter_close_down(f, NF_HOW_END);
+}
+
+NF__EXPORT int nf_filter_closing(const nf_filter_t *f) { return (f->conn->flags & NF__C_CLOSING) != 0; }
+
+NF__EXPORT void nf_filter_read_hold(nf_filter_t *f, bool on) { nf__conn_read_hold(f->conn, NF__RHOLD_FILTER, on); }
+
+NF__EXPORT int nf_filter_read_paused(const nf_filter_t *f) { return (f->conn->flags & NF__C_RPAUSED) != 0; }
+
+NF__EXPORT int nf_filter_read_once(const nf_filter_t *f) { return (f->conn->flags & NF__C_RONCE) != 0; }
+
+NF__EXPORT void nf_filter_unread(nf_filter_t *f, nf_buf_t *b) { nf__conn_unread(f->conn, b); }
+
+NF__EXPORT nf_buf_t *nf_filter_set_read_buf(nf_filter_t *f, nf_buf_t *b)
+{
+    nf_loop_t *loop = f->conn->loop;
+    nf_buf_t *prev = loop->cur_read;
+    loop->cur_read = b;
+    return prev;
+}
+
+NF__EXPORT void nf_filter_set_peer_addr(nf_filter_t *f, const nf_addr_t *addr) { f->conn->peer_override = addr; }

@@ -16,7 +16,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "netframe/netframe.h"
+#include "netframe/buf.h"
+#include "netframe/error.h"
+#include "netframe/flow.h" /* NF_WRITE_HELD / NF_WRITE_DROPPED */
+#include "netframe/loop.h"
+#include "netframe/tcp.h"
+#include "netframe/timer.h"
 #include "netframe/reconnect.h"
 
 #define NF__EXPORT __attribute__((visibility("default")))

@@ -25,367 +25,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "core/internal.h"
-#include "netframe/tls.h"
-
-/* ---- the context ----------------------------------------------------------- */
-
-typedef struct sni_entry {
-    char *name;
-    SSL_CTX *ssl;
-} sni_entry_t;
-
-#define SESS_SLOTS 64
-
-typedef struct sess_slot {
-    char *host;
-    SSL_SESSION *sess;
-} sess_slot_t;
-
-struct nf_tls_ctx {
-    SSL_CTX *ssl;
-    int server;
-    int insecure;
-    char *server_name;
-    uint64_t hs_timeout_ms;
-    size_t max_self_bytes;
-    unsigned char *alpn; /* wire format */
-    unsigned alpn_len;
-    sni_entry_t *sni;
-    unsigned nsni;
-    bool cache;
-    pthread_mutex_t mu; /* the session cache: contexts are shared by loops */
-    sess_slot_t slots[SESS_SLOTS];
-    unsigned next_slot;
-};
-
-static int ex_index = -1; /* SSL ex_data slot: the connection's state */
-static BIO_METHOD *bio_method;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-typedef struct tls tls_t;
-static int bio_write(BIO *b, const char *data, int len);
-static int bio_read(BIO *b, char *buf, int len);
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr);
-static int bio_create(BIO *b)
-{
-    BIO_set_init(b, 1);
-    return 1;
-}
-static int bio_destroy(BIO *b)
-{
-    (void)b;
-    return 1;
-}
-
-static void global_init(void)
-{
-    ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "netframe");
-    if (m) {
-        BIO_meth_set_write(m, bio_write);
-        BIO_meth_set_read(m, bio_read);
-        BIO_meth_set_ctrl(m, bio_ctrl);
-        BIO_meth_set_create(m, bio_create);
-        BIO_meth_set_destroy(m, bio_destroy);
-    }
-    bio_method = m;
-}
-
-static void err_text(char *err, size_t errlen, const char *what, const char *file)
-{
-    if (!err || !errlen)
-        return;
-    unsigned long e = ERR_peek_last_error();
-    char ebuf[200] = "";
-    if (e)
-        ERR_error_string_n(e, ebuf, sizeof ebuf);
-    snprintf(err, errlen, "%s%s%s%s%s", what, file ? " " : "", file ? file : "", e ? ": " : "", ebuf);
-}
-
-static int load_cert(SSL_CTX *s, const char *cert, const char *key, char *err, size_t errlen)
-{
-    if (SSL_CTX_use_certificate_chain_file(s, cert) != 1) {
-        err_text(err, errlen, "cannot load certificate", cert);
-        return NF_ETLS;
-    }
-    if (SSL_CTX_use_PrivateKey_file(s, key ? key : cert, SSL_FILETYPE_PEM) != 1) {
-        err_text(err, errlen, "cannot load key", key ? key : cert);
-        return NF_ETLS;
-    }
-    if (SSL_CTX_check_private_key(s) != 1) {
-        err_text(err, errlen, "key does not match certificate", cert);
-        return NF_ETLS;
-    }
-    return 0;
-}
-
-static bool name_match(const char *pattern, const char *name)
-{
-    if (pattern[0] == '*' && pattern[1] == '.') {
-        const char *dot = strchr(name, '.');
-        return dot && dot != name && strcasecmp(dot, pattern + 1) == 0;
-    }
-    return strcasecmp(pattern, name) == 0;
-}
-
-static int sni_cb(SSL *ssl, int *alert, void *arg)
-{
-    (void)alert;
-    nf_tls_ctx_t *ctx = arg;
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    if (!name)
-        return SSL_TLSEXT_ERR_NOACK;
-    for (unsigned i = 0; i < ctx->nsni; i++) {
-        if (name_match(ctx->sni[i].name, name)) {
-            SSL_set_SSL_CTX(ssl, ctx->sni[i].ssl);
-            /* SSL_set_SSL_CTX copies the certificate, not the verify mode */
-            SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx->ssl), NULL);
-            return SSL_TLSEXT_ERR_OK;
-        }
-    }
-    return SSL_TLSEXT_ERR_OK; /* the default certificate */
-}
-
-static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
-                   unsigned int inlen, void *arg)
-{
-    (void)ssl;
-    nf_tls_ctx_t *ctx = arg;
-    unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, ctx->alpn, ctx->alpn_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_ALERT_FATAL; /* RFC 7301: no_application_protocol */
-    *out = sel;
-    return SSL_TLSEXT_ERR_OK;
-}
-
-static int new_session_cb(SSL *ssl, SSL_SESSION *sess);
-
-static int apply_common(nf_tls_ctx_t *ctx, SSL_CTX *s, const nf_tls_config_t *cfg, char *err, size_t errlen)
-{
-    int minv = cfg->min_version ? cfg->min_version : TLS1_2_VERSION;
-    int maxv = cfg->max_version ? cfg->max_version : TLS1_3_VERSION;
-    if (!SSL_CTX_set_min_proto_version(s, minv) || !SSL_CTX_set_max_proto_version(s, maxv)) {
-        err_text(err, errlen, "bad TLS version range", NULL);
-        return -EINVAL;
-    }
-    SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    if (cfg->ciphers && SSL_CTX_set_cipher_list(s, cfg->ciphers) != 1) {
-        err_text(err, errlen, "bad cipher list", cfg->ciphers);
-        return -EINVAL;
-    }
-    if (cfg->ciphersuites && SSL_CTX_set_ciphersuites(s, cfg->ciphersuites) != 1) {
-        err_text(err, errlen, "bad ciphersuites", cfg->ciphersuites);
-        return -EINVAL;
-    }
-    if (ctx->server) {
-        static const unsigned char sid[] = "netframe";
-        SSL_CTX_set_session_id_context(s, sid, sizeof sid - 1);
-        /* resumption by stateless tickets; no server-side session cache */
-        SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
-        SSL_CTX_set_num_tickets(s, 1);
-        if (ctx->alpn)
-            SSL_CTX_set_alpn_select_cb(s, alpn_cb, ctx);
-    }
-    return 0;
-}
-
-NF__EXPORT void nf_tls_ctx_free(nf_tls_ctx_t *ctx)
-{
-    if (!ctx)
-        return;
-    SSL_CTX_free(ctx->ssl);
-    for (unsigned i = 0; i < ctx->nsni; i++) {
-        free(ctx->sni[i].name);
-        SSL_CTX_free(ctx->sni[i].ssl);
-    }
-    free(ctx->sni);
-    for (unsigned i = 0; i < SESS_SLOTS; i++) {
-        free(ctx->slots[i].host);
-        SSL_SESSION_free(ctx->slots[i].sess);
-    }
-    pthread_mutex_destroy(&ctx->mu);
-    free(ctx->alpn);
-    free(ctx->server_name);
-    free(ctx);
-}
-
-NF__EXPORT int nf_tls_ctx_new(nf_tls_ctx_t **out, const nf_tls_config_t *cfg, char *err, size_t errlen)
-{
-    if (err && errlen)
-        err[0] = 0;
-    if (!out || !cfg) {
-        if (err && errlen)
-            snprintf(err, errlen, "no config");
-        return -EINVAL;
-    }
-    pthread_once(&once, global_init);
-    if (ex_index < 0 || !bio_method)
-        return -ENOMEM;
-    ERR_clear_error();
-    nf_tls_ctx_t *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
-        return -ENOMEM;
-    pthread_mutex_init(&ctx->mu, NULL);
-    ctx->server = cfg->server != 0;
-    ctx->insecure = cfg->insecure != 0;
-    ctx->hs_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : 10000;
-    ctx->max_self_bytes = cfg->max_self_bytes ? cfg->max_self_bytes : 64 * 1024;
-    ctx->cache = !ctx->server && cfg->session_cache >= 0;
-    int rc = -ENOMEM;
-    if (cfg->server_name && !(ctx->server_name = strdup(cfg->server_name)))
-        goto fail;
-    if (cfg->alpn) {
-        size_t total = 0;
-        for (const char *const *p = cfg->alpn; *p; p++) {
-            size_t n = strlen(*p);
-            if (n == 0 || n > 255) {
-                rc = -EINVAL;
-                if (err && errlen)
-                    snprintf(err, errlen, "bad ALPN name");
-                goto fail;
-            }
-            total += n + 1;
-        }
-        if (total) {
-            if (!(ctx->alpn = malloc(total)))
-                goto fail;
-            for (const char *const *p = cfg->alpn; *p; p++) {
-                size_t n = strlen(*p);
-                ctx->alpn[ctx->alpn_len++] = (unsigned char)n;
-                memcpy(ctx->alpn + ctx->alpn_len, *p, n);
-                ctx->alpn_len += (unsigned)n;
-            }
-        }
-    }
-    ctx->ssl = SSL_CTX_new(ctx->server ? TLS_server_method() : TLS_client_method());
-    if (!ctx->ssl)
-        goto fail;
-    if ((rc = apply_common(ctx, ctx->ssl, cfg, err, errlen)) != 0)
-        goto fail;
-    rc = NF_ETLS;
-    if (ctx->server) {
-        if (!cfg->cert_file) {
-            rc = -EINVAL;
-            if (err && errlen)
-                snprintf(err, errlen, "a server needs cert_file");
-            goto fail;
-        }
-        if (load_cert(ctx->ssl, cfg->cert_file, cfg->key_file, err, errlen))
-            goto fail;
-        if (cfg->verify_client) {
-            int mode = SSL_VERIFY_PEER;
-            if (cfg->verify_client == NF_TLS_VERIFY_REQUIRE)
-                mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-            if (cfg->ca_file || cfg->ca_path) {
-                if (SSL_CTX_load_verify_locations(ctx->ssl, cfg->ca_file, cfg->ca_path) != 1) {
-                    err_text(err, errlen, "cannot load CA", cfg->ca_file ? cfg->ca_file : cfg->ca_path);
-                    goto fail;
-                }
-                if (cfg->ca_file) {
-                    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->ca_file);
-                    if (names)
-                        SSL_CTX_set_client_CA_list(ctx->ssl, names);
-                }
-            } else if (SSL_CTX_set_default_verify_paths(ctx->ssl) != 1) {
-                err_text(err, errlen, "cannot load the system CA store", NULL);
-                goto fail;
-            }
-            SSL_CTX_set_verify(ctx->ssl, mode, NULL);
-        }
-        if (cfg->nsni_certs) {
-            if (!(ctx->sni = calloc(cfg->nsni_certs, sizeof *ctx->sni))) {
-                rc = -ENOMEM;
-                goto fail;
-            }
-            for (unsigned i = 0; i < cfg->nsni_certs; i++) {
-                const nf_tls_cert_t *c = &cfg->sni_certs[i];
-                if (!c->name || !c->cert_file) {
-                    rc = -EINVAL;
-                    if (err && errlen)
-                        snprintf(err, errlen, "an SNI certificate needs name and cert_file");
-                    goto fail;
-                }
-                sni_entry_t *e = &ctx->sni[ctx->nsni];
-                e->name = strdup(c->name);
-                e->ssl = SSL_CTX_new(TLS_server_method());
-                ctx->nsni++;
-                if (!e->name || !e->ssl) {
-                    rc = -ENOMEM;
-                    goto fail;
-                }
-                if ((rc = apply_common(ctx, e->ssl, cfg, err, errlen)) != 0)
-                    goto fail;
-                rc = NF_ETLS;
-                if (load_cert(e->ssl, c->cert_file, c->key_file, err, errlen))
-                    goto fail;
-                /* client certificates are checked against the same CAs */
-                SSL_CTX_set1_cert_store(e->ssl, SSL_CTX_get_cert_store(ctx->ssl));
-                SSL_CTX_set_verify(e->ssl, SSL_CTX_get_verify_mode(ctx->ssl), NULL);
-            }
-            SSL_CTX_set_tlsext_servername_callback(ctx->ssl, sni_cb);
-            SSL_CTX_set_tlsext_servername_arg(ctx->ssl, ctx);
-        }
-    } else {
-        if (cfg->cert_file && load_cert(ctx->ssl, cfg->cert_file, cfg->key_file, err, errlen))
-            goto fail;
-        if (!ctx->insecure) {
-            if (cfg->ca_file || cfg->ca_path) {
-                if (SSL_CTX_load_verify_locations(ctx->ssl, cfg->ca_file, cfg->ca_path) != 1) {
-                    err_text(err, errlen, "cannot load CA", cfg->ca_file ? cfg->ca_file : cfg->ca_path);
-                    goto fail;
-                }
-            } else if (SSL_CTX_set_default_verify_paths(ctx->ssl) != 1) {
-                err_text(err, errlen, "cannot load the system CA store", NULL);
-                goto fail;
-            }
-            SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_PEER, NULL);
-        }
-        if (ctx->alpn && SSL_CTX_set_alpn_protos(ctx->ssl, ctx->alpn, ctx->alpn_len) != 0)
-            goto fail;
-        if (ctx->cache) {
-            SSL_CTX_set_session_cache_mode(ctx->ssl, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-            SSL_CTX_sess_set_new_cb(ctx->ssl, new_session_cb);
-        }
-    }
-    *out = ctx;
-    return 0;
-fail:
-    if (rc == -ENOMEM && err && errlen && !err[0])
-        snprintf(err, errlen, "out of memory");
-    nf_tls_ctx_free(ctx);
-    ERR_clear_error();
-    return rc;
-}
+#include "filter/tls_private.h"
+#include "net/transport.h"
 
 /* ---- per connection -------------------------------------------------------- */
-
-typedef struct held {
-    struct held *next;
-    nf_buf_t *buf;
-} held_t;
-
-struct tls {
-    nf_filter_t *f;
-    SSL *ssl;
-    nf_timer_t timer;
-    const char *in; /* ciphertext not yet taken by OpenSSL (this on_read) */
-    size_t in_len;
-    nf_buf_t *out;       /* ciphertext OpenSSL wrote, not yet sent down */
-    held_t *head, *tail; /* plaintext written before the handshake completed */
-    held_t *self_head;   /* our references to records we made by ourselves, sent down */
-    size_t self_bytes;   /* their bytes */
-    char *host;          /* client: server name for this connection */
-    char err[128];       /* why it failed, "" if it did not */
-    bool established;
-    bool opened_up;
-    bool eof_up;       /* on_eof passed up */
-    bool sent_notify;  /* our close_notify went out */
-    bool end_pending;  /* nf_conn_end during the handshake, with writes held */
-    bool shut_pending; /* nf_conn_shutdown during the handshake */
-    bool failed;
-};
 
 static size_t out_room(const tls_t *st) { return st->out ? st->out->cap - st->out->len : 0; }
 
@@ -408,7 +51,7 @@ static int out_reserve(tls_t *st, size_t need)
     return 0;
 }
 
-static int bio_write(BIO *b, const char *data, int len)
+int nf__tls_bio_write(BIO *b, const char *data, int len)
 {
     tls_t *st = BIO_get_data(b);
     BIO_clear_retry_flags(b);
@@ -421,7 +64,7 @@ static int bio_write(BIO *b, const char *data, int len)
     return len;
 }
 
-static int bio_read(BIO *b, char *buf, int len)
+int nf__tls_bio_read(BIO *b, char *buf, int len)
 {
     tls_t *st = BIO_get_data(b);
     BIO_clear_retry_flags(b);
@@ -436,7 +79,7 @@ static int bio_read(BIO *b, char *buf, int len)
     return (int)n;
 }
 
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+long nf__tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
     (void)b;
     (void)num;
@@ -484,17 +127,15 @@ static int flush_out(tls_t *st);
  * alert), then closes with `reason`. */
 static void fail(tls_t *st, int reason)
 {
-    nf_conn_t *c = st->f->conn;
-    if (st->failed || (c->flags & NF__C_CLOSING))
+    if (st->failed || nf_filter_closing(st->f))
         return;
     st->failed = true;
     nf_timer_stop(&st->timer);
-    if (flush_out(st) < 0 || reason == -ETIMEDOUT || (c->flags & NF__C_CLOSING)) {
-        nf__conn_fail(c, reason);
+    if (flush_out(st) < 0 || reason == -ETIMEDOUT || nf_filter_closing(st->f)) {
+        nf_filter_fail(st->f, reason);
         return;
     }
-    c->reason = reason; /* kept by the transport's graceful close */
-    nf_filter_close_down(st->f, NF_HOW_END);
+    nf_filter_end(st->f, reason); /* the alert goes out first */
 }
 
 /* Sends the ciphertext OpenSSL produced. Returns the write's result. */
@@ -507,7 +148,7 @@ static int flush_out(tls_t *st)
     int r = nf_filter_write_down(st->f, b);
     if (r == NF_WRITE_DROPPED) { /* a record is missing: the stream is broken */
         set_err(st, "a flow filter below dropped a TLS record%s%s", NULL, NULL);
-        nf__conn_fail(st->f->conn, NF_ESLOW);
+        nf_filter_fail(st->f, NF_ESLOW);
         return NF_ESLOW;
     }
     return r;
@@ -563,7 +204,7 @@ static int flush_self(tls_t *st)
     if (self_below(st) > ctx->max_self_bytes) {
         set_err(st, "the peer does not read what its messages ask for (%s%s)", "KeyUpdate flood?", NULL);
         st->f->conn->loop->stats.conns_closed_slow++;
-        nf__conn_fail(st->f->conn, NF_ESLOW);
+        nf_filter_fail(st->f, NF_ESLOW);
         return NF_ESLOW;
     }
     return r;
@@ -636,13 +277,12 @@ static void deliver(tls_t *st);
 
 static void established(tls_t *st)
 {
-    nf_conn_t *c = st->f->conn;
     st->established = true;
     nf_timer_stop(&st->timer);
-    if (flush_out(st) < 0 || (c->flags & NF__C_CLOSING))
+    if (flush_out(st) < 0 || nf_filter_closing(st->f))
         return;
     /* writes made before the handshake completed, in order */
-    while (st->head && !(c->flags & NF__C_CLOSING)) {
+    while (st->head && !nf_filter_closing(st->f)) {
         held_t *h = st->head;
         st->head = h->next;
         if (!st->head)
@@ -688,11 +328,10 @@ static _Thread_local char scratch[16384];
 static void deliver(tls_t *st)
 {
     nf_conn_t *c = st->f->conn;
-    nf_loop_t *loop = c->loop;
-    nf_buf_t *cur = loop->cur_read;
-    loop->cur_read = NULL; /* nf_conn_keep_read would keep ciphertext: refuse it */
+    /* nf_conn_keep_read would keep ciphertext: refuse it */
+    nf_buf_t *cur = nf_filter_set_read_buf(st->f, NULL);
     for (;;) {
-        if (c->flags & (NF__C_CLOSING | NF__C_END) || st->failed)
+        if (nf_conn_is_closing(c) || st->failed)
             break;
         size_t n = 0;
         ERR_clear_error();
@@ -716,9 +355,9 @@ static void deliver(tls_t *st)
         fail(st, NF_ETLS);
         break;
     }
-    if (!(c->flags & NF__C_CLOSING) && !st->failed)
+    if (!nf_filter_closing(st->f) && !st->failed)
         flush_self(st); /* post-handshake messages, key updates, alerts */
-    loop->cur_read = cur;
+    nf_filter_set_read_buf(st->f, cur);
 }
 
 static void fire(nf_timer_t *t)
@@ -746,14 +385,14 @@ static int f_init(nf_filter_t *f)
     if (!ctx)
         return -EINVAL;
     st->ssl = SSL_new(ctx->ssl);
-    BIO *bio = st->ssl ? BIO_new(bio_method) : NULL;
+    BIO *bio = st->ssl ? BIO_new(nf__tls_bio_method) : NULL;
     if (!bio) {
         ERR_clear_error();
         return -ENOMEM;
     }
     BIO_set_data(bio, st);
     SSL_set_bio(st->ssl, bio, bio);
-    SSL_set_ex_data(st->ssl, ex_index, st);
+    SSL_set_ex_data(st->ssl, nf__tls_ex_index, st);
     if (ctx->server) {
         SSL_set_accept_state(st->ssl);
         return 0;
@@ -789,9 +428,9 @@ static int f_init(nf_filter_t *f)
 }
 
 /* Client: a ticket arrived; keep it for the next connection to this name. */
-static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+int nf__tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
-    tls_t *st = SSL_get_ex_data(ssl, ex_index);
+    tls_t *st = SSL_get_ex_data(ssl, nf__tls_ex_index);
     if (!st)
         return 0;
     nf_tls_ctx_t *ctx = (nf_tls_ctx_t *)st->f->config;
@@ -924,7 +563,7 @@ static void f_close(nf_filter_t *f, int reason)
          * (nf_conn_close / _abort) is no TLS failure: keep it resumable. */
         if (st->established && !st->failed && (reason == NF_CLOSE_LOCAL || reason == NF_EOF))
             SSL_set_shutdown(st->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-        SSL_set_ex_data(st->ssl, ex_index, NULL);
+        SSL_set_ex_data(st->ssl, nf__tls_ex_index, NULL);
         SSL_free(st->ssl);
         st->ssl = NULL;
     }

@@ -10,6 +10,11 @@
 #include <strings.h>
 #include <sys/random.h>
 
+static void client_open(nf_ws_conn_t *ws);
+static void client_read(nf_ws_conn_t *ws, char *data, size_t len);
+/* conn.c reaches the client's handshake through this (nf__ws_ctx_t.ops). */
+static const nf__ws_role_t client_role = {.open = client_open, .read = client_read};
+
 #define MAX_HEADERS 64
 
 typedef struct url {
@@ -281,6 +286,7 @@ NF__EXPORT int nf_ws_connect(nf_loop_t *loop, const char *url, const nf_ws_clien
     }
     c->cfg = *cfg;
     c->ctx.role = NF_WS_CLIENT;
+    c->ctx.ops = &client_role;
     c->ctx.loop = loop;
     c->ctx.opts = cfg->opts;
     nf__ws_opts_normalize(&c->ctx.opts);
@@ -345,7 +351,7 @@ fail:
     return err;
 }
 
-void nf__ws_client_open(nf_ws_conn_t *ws)
+static void client_open(nf_ws_conn_t *ws)
 {
     nf__ws_client_t *c = (nf__ws_client_t *)(void *)ws->ctx;
     int rc = nf__ws_write_raw(ws, c->request, c->request_len);
@@ -357,15 +363,8 @@ void nf__ws_client_open(nf_ws_conn_t *ws)
 
 static void hs_fail(nf_ws_conn_t *ws) { nf__ws_drop(ws, NF_EWS_HANDSHAKE); }
 
-/* One read during the handshake: the answer's head is in buf[0..head)
- * (data itself, or ws->hs when it came in several reads), the stream so
- * far is ws->hs's `have` earlier bytes then data[0..len) (see server.c). */
-typedef struct {
-    char *buf;
-    size_t head;
-    char *data;
-    size_t len, have;
-} hs_read_t;
+/* One read during the handshake (conn.h). */
+typedef nf__ws_hs_read_t hs_read_t;
 
 /* Hixie-76: 101, Upgrade: WebSocket, Connection: Upgrade, at most the one
  * subprotocol offered, then the 16 challenge bytes after the head. */
@@ -413,26 +412,17 @@ static void client_read_hixie76(nf_ws_conn_t *ws, nf__ws_client_t *c, const nf_h
     nf__ws_hs_free(ws);
 }
 
-void nf__ws_client_read(nf_ws_conn_t *ws, char *data, size_t len)
+static void client_read(nf_ws_conn_t *ws, char *data, size_t len)
 {
     nf__ws_client_t *c = (nf__ws_client_t *)(void *)ws->ctx;
     const nf_ws_options_t *o = &ws->ctx->opts;
-    hs_read_t rd = {.buf = data, .data = data, .len = len, .have = nf__ws_hs_len(ws)};
-    size_t blen = len, last = 0;
-    if (rd.have) { /* the answer began in an earlier read: parse the copy */
-        if (nf__ws_hs_append(ws, data, len) != 0) {
-            nf__ws_drop(ws, -ENOMEM);
-            return;
-        }
-        rd.buf = ws->hs->buf;
-        blen = ws->hs->len;
-        last = ws->hs->last;
-    }
-    size_t field = o->max_header < 8192 ? o->max_header : 8192;
-    nf_http_limits_t lim = {.max_line = field, .max_field = field, .max_head = o->max_header};
+    hs_read_t rd;
+    nf_http_limits_t lim;
+    if (nf__ws_hs_read_begin(ws, data, len, &rd, &lim) != 0)
+        return;
     nf_http_header_t h[MAX_HEADERS];
     nf_http_response_t res;
-    int rc = nf_http_parse_response(rd.buf, blen, last, &res, h, MAX_HEADERS, &lim);
+    int rc = nf_http_parse_response(rd.buf, rd.blen, rd.last, &res, h, MAX_HEADERS, &lim);
     if (rc == NF_EHTTP_INCOMPLETE) {
         if (!rd.have && nf__ws_hs_append(ws, data, len) != 0)
             nf__ws_drop(ws, -ENOMEM);

@@ -1,0 +1,290 @@
+/* netframe — TCP listeners: accepting (with the connection limit and the
+ * accept back-off), listener close, and the loop's graceful shutdown. */
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/tcp_private.h"
+#include "net/resolve.h"
+
+/* ---- accepted connections ----------------------------------------------------- */
+
+/* Out of file descriptors or memory: accepting again at once would fail
+ * again at once (a level-triggered listener or a re-armed accept spins the
+ * loop), and the connection waits in the backlog anyway. Pause accepting for
+ * a while; connections closing meanwhile free what the next accept needs. */
+#define NF__ACCEPT_BACKOFF_MS 100
+
+static void backoff_end(nf_timer_t *t)
+{
+    nf_listener_t *l = t->data;
+    l->backoff = false;
+    if (!l->paused && !l->closing)
+        l->loop->ops->pause_listener(l, false);
+}
+
+void nf__listener_accepted(nf_listener_t *l, int fd)
+{
+    nf_loop_t *loop = l->loop;
+    if (fd < 0) {
+        if ((fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) && !l->closing) {
+            loop->stats.accept_errors++;
+            if (!l->backoff) {
+                l->backoff = true;
+                if (!l->paused)
+                    loop->ops->pause_listener(l, true);
+                nf_timer_start(&l->backoff_timer, backoff_end, NF__ACCEPT_BACKOFF_MS, 0);
+            }
+        }
+        return; /* other accept errors (ECONNABORTED...) are transient: keep accepting */
+    }
+    if (l->closing) {
+        close(fd);
+        return;
+    }
+    if (l->max_conns && l->conns >= l->max_conns) {
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        close(fd);
+        loop->stats.conns_refused++;
+        return;
+    }
+    nf_conn_t *c = nf__conn_new(loop, l->h, l->filters, l->nfilters);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    c->listener = l;
+    nf__conn_sock_opts(c, l->nodelay, l->keepalive_s, l->oob_inline);
+    c->wl = l->wl;
+    l->conns++;
+    loop->stats.conns_accepted++;
+    if (l->max_conns && l->conns >= l->max_conns && l->on_limit == NF_LIMIT_PAUSE && !l->paused) {
+        l->paused = true;
+        if (!l->backoff)
+            loop->ops->pause_listener(l, true);
+    }
+    nf__conn_opened(c);
+}
+
+NF__EXPORT int nf_conn_adopt_ex(nf_loop_t *loop, int fd, const nf_adopt_config_t *cfg, nf_conn_t **out)
+{
+    if (fd < 0 || !cfg || !cfg->handler || !cfg->handler->on_read || !cfg->handler->on_close)
+        return -EINVAL;
+    nf_conn_t *c = nf__conn_new(loop, cfg->handler, cfg->filters, cfg->filters ? cfg->nfilters : 0);
+    if (!c)
+        return -ENOMEM;
+    c->fd = fd;
+    c->data = cfg->data;
+    c->released = cfg->on_released;
+    c->released_arg = cfg->released_arg;
+    if (cfg->oob_inline) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+        c->flags |= NF__C_OOBINLINE;
+    }
+    if (out)
+        *out = c;
+    loop->stats.conns_accepted++;
+    nf__conn_opened(c);
+    return 0;
+}
+
+NF__EXPORT int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h, void *data, nf_conn_t **out)
+{
+    nf_adopt_config_t cfg = {.handler = h, .data = data};
+    return nf_conn_adopt_ex(loop, fd, &cfg, out);
+}
+
+void nf__listener_released(nf_listener_t *l) { nf__handle_close_later(l->loop, &l->hd); }
+
+/* ---- listener close (its handle's finish_close) ---------------------------------- */
+
+/* A listener released by the backend: close its socket, tell the program. */
+static void listener_finish_close(nf__handle_t *h)
+{
+    nf_listener_t *l = nf__container_of(h, nf_listener_t, hd);
+    nf_loop_t *loop = l->loop;
+    if (l->fd >= 0)
+        close(l->fd);
+    loop->handles--;
+    if (l->close_cb)
+        l->close_cb(l);
+    free(l);
+}
+
+static void listener_flush(nf__handle_t *h) { (void)h; /* a listener queues no output */ }
+
+static const nf__handle_ops_t listener_handle_ops = {
+    .size = sizeof(nf__handle_ops_t),
+    .flush = listener_flush,
+    .finish_close = listener_finish_close,
+};
+
+/* ---- listeners -------------------------------------------------------------- */
+
+NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_listener_t **out)
+{
+    if (!cfg || !cfg->handler || !cfg->handler->on_close || !cfg->handler->on_read)
+        return -EINVAL;
+    nf__wlimits_t wl;
+    if (nf__wlimits_from_cfg(&wl, cfg->write_high_water, cfg->write_low_water, cfg->write_max) != 0)
+        return -EINVAL;
+    nf_listener_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    l->wl = wl;
+    l->hd.ops = &listener_handle_ops;
+    int err = nf_addr_parse(&l->addr, cfg->host, cfg->port);
+    if (err) {
+        free(l);
+        return err;
+    }
+    int fd = socket(l->addr.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        err = -errno;
+        free(l);
+        return err;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (cfg->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto fail;
+    if (l->addr.u.sa.sa_family == AF_INET6) {
+        int v6only = cfg->ipv6_only ? 1 : 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    if (bind(fd, &l->addr.u.sa, l->addr.len) < 0 || listen(fd, cfg->backlog > 0 ? cfg->backlog : 511) < 0)
+        goto fail;
+    socklen_t len = sizeof(l->addr.u);
+    getsockname(fd, &l->addr.u.sa, &len);
+    l->addr.len = len;
+    l->loop = loop;
+    l->fd = fd;
+    l->h = cfg->handler;
+    l->data = cfg->data;
+    l->max_conns = cfg->max_conns;
+    l->on_limit = cfg->on_limit;
+    l->nodelay = cfg->nodelay;
+    l->keepalive_s = cfg->keepalive_s;
+    l->filters = cfg->filters;
+    l->nfilters = cfg->filters ? cfg->nfilters : 0;
+    l->oob_inline = cfg->oob_inline != 0;
+    nf_timer_init(loop, &l->backoff_timer);
+    l->backoff_timer.data = l;
+    err = loop->ops->start_listener(l);
+    if (err) {
+        close(fd);
+        free(l);
+        return err;
+    }
+    loop->handles++;
+    nf__list_push_back(&loop->listeners, &l->lnode);
+    *out = l;
+    return 0;
+fail:
+    err = -errno;
+    close(fd);
+    free(l);
+    return err;
+}
+
+NF__EXPORT int nf_listener_addr(const nf_listener_t *l, nf_addr_t *out)
+{
+    *out = l->addr;
+    return 0;
+}
+
+NF__EXPORT unsigned nf_listener_conns(const nf_listener_t *l) { return l->conns; }
+
+NF__EXPORT void nf_listener_close(nf_listener_t *l, void (*cb)(nf_listener_t *l))
+{
+    if (l->closing)
+        return;
+    l->closing = true;
+    l->close_cb = cb;
+    nf_timer_stop(&l->backoff_timer);
+    nf_loop_t *loop = l->loop;
+    nf__list_remove(&l->lnode);
+    /* Connections outlive their listener: forget it in each of them. */
+    for (nf__list_t *n = loop->conns.next; n != &loop->conns; n = n->next) {
+        nf_conn_t *c = nf__container_of(n, nf_conn_t, node);
+        if (c->listener == l)
+            c->listener = NULL;
+    }
+    l->conns = 0;
+    loop->ops->stop_listener(l);
+}
+
+NF__EXPORT void *nf_listener_get_data(const nf_listener_t *l) { return l->data; }
+NF__EXPORT void nf_listener_set_data(nf_listener_t *l, void *data) { l->data = data; }
+
+/* ---- graceful shutdown ----------------------------------------------------------- */
+
+struct nf__shutdown {
+    nf_timer_t timer;
+    void (*done)(nf_loop_t *loop, unsigned forced, void *arg);
+    void *arg;
+    unsigned forced;
+    bool finished;
+};
+
+static void shutdown_finish(nf_loop_t *loop)
+{
+    struct nf__shutdown *sd = loop->shutdown;
+    if (sd->finished)
+        return;
+    sd->finished = true;
+    nf_timer_stop(&sd->timer);
+    loop->shutdown = NULL;
+    if (sd->done)
+        sd->done(loop, sd->forced, sd->arg);
+    free(sd);
+}
+
+void nf__shutdown_check(nf_loop_t *loop)
+{
+    if (nf__list_empty(&loop->conns))
+        shutdown_finish(loop);
+}
+
+static void close_forced(nf_conn_t *c, void *arg)
+{
+    unsigned *n = arg;
+    (*n)++;
+    nf_conn_close(c);
+}
+
+static void shutdown_deadline(nf_timer_t *t)
+{
+    nf_loop_t *loop = t->loop;
+    struct nf__shutdown *sd = loop->shutdown;
+    if (nf__list_empty(&loop->conns)) {
+        shutdown_finish(loop);
+        return;
+    }
+    /* the deadline passed: close what is left; done follows the last close */
+    nf_conn_walk(loop, close_forced, &sd->forced);
+}
+
+NF__EXPORT int nf_loop_shutdown(nf_loop_t *loop, uint64_t deadline_ms,
+                                void (*done)(nf_loop_t *loop, unsigned forced, void *arg), void *arg)
+{
+    if (loop->shutdown)
+        return -EALREADY;
+    struct nf__shutdown *sd = calloc(1, sizeof(*sd));
+    if (!sd)
+        return -ENOMEM;
+    sd->done = done;
+    sd->arg = arg;
+    loop->shutdown = sd;
+    nf__list_t *n;
+    while ((n = loop->listeners.next) != &loop->listeners)
+        nf_listener_close(nf__container_of(n, nf_listener_t, lnode), NULL);
+    nf_timer_init(loop, &sd->timer);
+    /* With no connection left, done runs at once from the loop (timer 0). */
+    nf_timer_start(&sd->timer, shutdown_deadline, nf__list_empty(&loop->conns) ? 0 : deadline_ms, 0);
+    return 0;
+}

@@ -1,0 +1,42 @@
+/* netframe — a TCP socket's options: the one place a connection's socket
+ * gets TCP_NODELAY, SO_KEEPALIVE and SO_OOBINLINE. */
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/tcp_private.h"
+
+/* ---- socket options --------------------------------------------------------- */
+
+int nf__sock_nodelay(int fd, int on)
+{
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0 ? -errno : 0;
+}
+
+int nf__sock_keepalive(int fd, int on, int idle_s)
+{
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
+        return -errno;
+    if (on && idle_s > 0 && setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s)) < 0)
+        return -errno;
+    return 0;
+}
+
+/* The one place a connection's socket gets its configured options: every
+ * accepted socket, and every socket a connect creates (numeric host or
+ * resolved name, first address or a later one). nodelay: 0 on, -1 off;
+ * keepalive_s > 0: SO_KEEPALIVE with that idle time. The connection is
+ * flagged inline only if SO_OOBINLINE was really set. */
+void nf__conn_sock_opts(nf_conn_t *c, int nodelay, int keepalive_s, bool oob_inline)
+{
+    if (oob_inline) {
+        int one = 1;
+        if (setsockopt(c->fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one)) == 0)
+            c->flags |= NF__C_OOBINLINE;
+    }
+    if (nodelay >= 0)
+        nf__sock_nodelay(c->fd, 1);
+    if (keepalive_s > 0)
+        nf__sock_keepalive(c->fd, 1, keepalive_s);
+}

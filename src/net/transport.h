@@ -1,0 +1,176 @@
+/* netframe — the transport: the net layer's private header.
+ *
+ * What a connection and a listener are (struct nf_conn, struct nf_listener),
+ * the calls the backends make up into the net layer, and the transport end
+ * of the filter stack. Built-in filters and the WebSocket layer include it
+ * for the calls below; nothing here is public API. */
+#ifndef NF_NET_TRANSPORT_H
+#define NF_NET_TRANSPORT_H
+
+#include "core/internal.h"
+#include "netframe/filter.h"
+#include "netframe/tcp.h"
+
+/* ---- listeners and connections (src/net/tcp.c) ---------------------------- */
+
+enum {
+    NF__C_OPEN = 1u << 0,         /* on_open delivered */
+    NF__C_CLOSING = 1u << 1,      /* close asked or failure: no new work */
+    NF__C_END = 1u << 2,          /* close once the queue is empty */
+    NF__C_SHUT_WR = 1u << 3,      /* shutdown(SHUT_WR) once the queue is empty */
+    NF__C_SHUT_DONE = 1u << 4,    /* shutdown(SHUT_WR) done */
+    NF__C_EOF = 1u << 5,          /* the peer's FIN was read */
+    NF__C_IN_FLUSH = 1u << 6,     /* on loop->flush */
+    NF__C_SENDING = 1u << 7,      /* a send is in flight (async) */
+    NF__C_CONNECTING = 1u << 8,   /* outbound, not yet connected */
+    NF__C_ABORT = 1u << 9,        /* reset on close */
+    NF__C_READING = 1u << 10,     /* reading armed */
+    NF__C_RELEASED = 1u << 11,    /* backend done; on loop->closing */
+    NF__C_WANT_WRITE = 1u << 12,  /* (epoll) waiting for writability */
+    NF__C_RPAUSED = 1u << 13,     /* nf_conn_read_stop: no on_read */
+    NF__C_RONCE = 1u << 14,       /* nf_conn_read_once: pause after one read */
+    NF__C_EOF_PENDING = 1u << 15, /* EOF seen while paused / stash not empty */
+    NF__C_OOBINLINE = 1u << 16,   /* SO_OOBINLINE set */
+    NF__C_PEER_END = 1u << 17,    /* closing because the peer ended (no on_eof) */
+    /* read holds (nf__conn_read_hold): NF__RHOLD_* << NF__C_RHOLD_SHIFT;
+     * NF__C_RPAUSED is set exactly while at least one of them is */
+    NF__C_RHOLD_APP = 1u << 18,    /* the program: nf_conn_read_stop / read_once */
+    NF__C_RHOLD_WQ = 1u << 19,     /* the write queue is over its high-water mark */
+    NF__C_RHOLD_FILTER = 1u << 20, /* a filter (flow control) */
+};
+#define NF__C_RHOLD_SHIFT 18
+#define NF__C_RHOLDS      (NF__C_RHOLD_APP | NF__C_RHOLD_WQ | NF__C_RHOLD_FILTER)
+
+/* Read holds: reading runs only while no hold is set. */
+#define NF__RHOLD_APP    1u /* nf_conn_read_stop / read_once */
+#define NF__RHOLD_WQ     2u /* transport write queue over its high-water mark */
+#define NF__RHOLD_FILTER 4u /* a filter (flow control: held output over its high-water mark) */
+/* Sets (on) or clears (!on) the holds in `who` (NF__RHOLD_* bits). The first
+ * hold set stops reading (reads already on their way are kept, in order, and
+ * an EOF waits behind them); clearing the last one starts reading again and
+ * delivers what was kept from the loop, never from inside this call. Holds
+ * change on a closing connection too, without touching the backend. */
+void nf__conn_read_hold(nf_conn_t *c, unsigned who, bool on);
+
+typedef struct nf__wseg {
+    struct nf__wseg *next;
+    nf_buf_t *buf;
+    size_t off; /* bytes of buf already sent */
+} nf__wseg_t;
+
+struct nf__connect_state; /* tcp.c */
+
+/* Write-queue limits as a connection keeps them (see tcp.h): the queue over
+ * `high` holds reading until it is back at or below `low`; a write that
+ * would take it over `max` fails with NF_EWQFULL. SIZE_MAX: off. */
+typedef struct nf__wlimits {
+    size_t high, low, max;
+} nf__wlimits_t;
+/* From a config's fields (0: default, NF_WRITE_LIMIT_OFF: off); 0 or -EINVAL. */
+int nf__wlimits_from_cfg(nf__wlimits_t *out, size_t high, size_t low, size_t max);
+/* Sets c's write-queue limits and applies them at once (reading held or
+ * released as the queue now stands). */
+void nf__conn_set_wlimits(nf_conn_t *c, const nf__wlimits_t *wl);
+
+struct nf_conn {
+    nf_loop_t *loop;
+    const nf_conn_handler_t *h;
+    void *data;
+    nf_listener_t *listener;
+    int fd;
+    uint32_t flags;
+    uint16_t be_flags;    /* backend-private bits */
+    uint16_t be_inflight; /* backend: operations in flight */
+    int reason;           /* close reason, set once */
+    nf__list_t node;      /* loop->conns, until on_close */
+    nf__handle_t hd;      /* loop->flush; once released, loop->closing */
+    nf__wseg_t *wq_head, *wq_tail;
+    size_t queued;
+    uint32_t wq_count; /* buffers in the write queue ("writes in flight") */
+    uint32_t be_slot;  /* backend: registered file slot + 1 (0: none) */
+    void *send_state;  /* backend: storage for an in-flight send */
+    struct nf__connect_state *cs;
+    nf_filter_t *fbottom, *ftop;    /* filter stack, NULL without filters */
+    nf__wseg_t *stash;              /* reads that arrived while paused, in order */
+    const nf_addr_t *peer_override; /* nf_conn_peer_addr's answer (PROXY filter), or NULL */
+    void (*released)(void *arg);    /* nf_conn_adopt_ex's on_released, after on_close */
+    void *released_arg;
+    nf__wlimits_t wl; /* write-queue limits */
+};
+
+struct nf_listener {
+    nf_loop_t *loop;
+    void *data;
+    const nf_conn_handler_t *h;
+    int fd;
+    uint16_t be_flags;
+    uint16_t be_inflight;
+    bool closing;
+    bool paused;  /* by the connection limit */
+    bool backoff; /* accept failed for lack of fds or memory: paused for a while */
+    nf_timer_t backoff_timer;
+    unsigned conns;
+    unsigned max_conns;
+    nf_limit_policy_t on_limit;
+    int nodelay;
+    int keepalive_s;
+    void (*close_cb)(nf_listener_t *l);
+    nf__handle_t hd;  /* loop->closing, once released */
+    nf__list_t lnode; /* loop->listeners */
+    nf_addr_t addr;
+    const nf_filter_spec_t *filters;
+    unsigned nfilters;
+    bool oob_inline;
+    nf__wlimits_t wl; /* write-queue limits of its connections */
+};
+
+/* Called by backends. */
+void nf__listener_accepted(nf_listener_t *l, int fd);
+void nf__listener_released(nf_listener_t *l);
+/* Delivers b->base[0..len) to on_read. The backend owns one reference to b;
+ * if b->refs > 1 afterwards the program kept it: drop the backend's reference
+ * and use a fresh buffer. */
+void nf__conn_read(nf_conn_t *c, nf_buf_t *b, size_t len);
+void nf__conn_read_end(nf_conn_t *c, int err); /* 0 = EOF, else -errno */
+void nf__conn_connected(nf_conn_t *c, int res);
+void nf__conn_sent(nf_conn_t *c, ssize_t res);
+void nf__conn_released(nf_conn_t *c);
+/* Fills iov with the head of the write queue; returns the count (<= max). */
+int nf__conn_iov(const nf_conn_t *c, struct iovec *iov, int max);
+/* Puts c on the loop's flush list (epoll: the socket became writable). */
+void nf__conn_schedule_flush(nf_conn_t *c);
+
+/* Urgent data (backends): the socket signalled POLLPRI. */
+void nf__conn_urgent(nf_conn_t *c);
+bool nf__conn_wants_urgent(const nf_conn_t *c);
+
+/* The transport end of requests (tcp.c), reached after the filters. */
+int nf__transport_write(nf_conn_t *c, nf_buf_t *b);
+int nf__transport_shutdown(nf_conn_t *c);
+void nf__transport_close(nf_conn_t *c, nf_close_how_t how);
+void nf__shutdown_check(nf_loop_t *loop);
+/* Closes c now with `reason` (filters: timeouts, slow consumers). */
+void nf__conn_fail(nf_conn_t *c, int reason);
+/* Puts bytes a bottom filter consumed from a read back in front of the
+ * reads kept while paused (takes a reference to b): delivered first when
+ * reading resumes (the PROXY filter, when on_open paused reading). */
+void nf__conn_unread(nf_conn_t *c, nf_buf_t *b);
+
+/* The filter stack (src/net/filter_stack.c). */
+int nf__filters_new(nf_conn_t *c, const nf_filter_spec_t *specs, unsigned n);
+int nf__filters_init(nf_conn_t *c);
+void nf__filters_close(nf_conn_t *c, int reason);
+void nf__filter_open(nf_filter_t *f);
+void nf__filter_read(nf_filter_t *f, const char *data, size_t len);
+void nf__filter_eof(nf_filter_t *f);
+void nf__filter_drain(nf_filter_t *f);
+int nf__filter_write(nf_filter_t *f, nf_buf_t *b);
+int nf__filter_shutdown(nf_filter_t *f);
+void nf__filter_close(nf_filter_t *f, nf_close_how_t how);
+
+/* Socket helpers (src/net/addr.c). */
+int nf__set_nonblock(int fd, bool on);
+/* The connect target of c (valid while NF__C_CONNECTING). */
+const nf_addr_t *nf__conn_target(const nf_conn_t *c);
+
+#endif
