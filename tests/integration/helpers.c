@@ -3,7 +3,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <linux/io_uring.h>
+#include <liburing.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -95,31 +95,100 @@ void h_print_backend(nf_loop_t *loop)
     }
 }
 
-/* Can this process create an io_uring at all? Asked with the raw syscall,
- * so the answer does not depend on the library under test. */
-static int h_kernel_has_uring(void)
+/* ---- skips and the kernel's own answers ---------------------------------- */
+
+static int h_skips;
+
+static int h_backend_is_epoll(void)
 {
-#ifdef __NR_io_uring_setup
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    int fd = (int)syscall(__NR_io_uring_setup, 4, &p);
-    if (fd >= 0) {
-        close(fd);
-        return 1;
+    const char *want = getenv("NF_BACKEND");
+    return want && strcmp(want, "epoll") == 0;
+}
+
+void h_skip(const char *fmt, ...)
+{
+    char why[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (h_backend_is_epoll())
+        fail_msg("cannot run on epoll, where nothing may be skipped: %s", why);
+    h_skips++;
+    print_message("[ NF-SKIP  ] %s\n", why);
+    skip();
+    abort(); /* skip() longjmps out of the test */
+}
+
+int h_group_result(int failures)
+{
+    if (failures != 0)
+        return failures;
+    return h_skips ? 77 : 0;
+}
+
+/* Can this process create an io_uring at all? Asked of the kernel through
+ * liburing, so the answer does not depend on the library under test. */
+int h_kernel_has_uring(void)
+{
+    struct io_uring ring;
+    if (io_uring_queue_init(4, &ring, 0) != 0)
+        return 0;
+    io_uring_queue_exit(&ring);
+    return 1;
+}
+
+int h_kernel_has_fixed_files(void)
+{
+    struct io_uring ring;
+    if (io_uring_queue_init(4, &ring, 0) != 0)
+        return 0;
+    int ok = io_uring_register_files_sparse(&ring, 8) == 0;
+    io_uring_queue_exit(&ring);
+    return ok;
+}
+
+int h_kernel_has_buf_ring(void)
+{
+    struct io_uring ring;
+    if (io_uring_queue_init(4, &ring, 0) != 0)
+        return 0;
+    size_t len = 8 * sizeof(struct io_uring_buf);
+    void *mem = NULL;
+    int ok = 0;
+    if (posix_memalign(&mem, (size_t)sysconf(_SC_PAGESIZE), len) == 0) {
+        memset(mem, 0, len);
+        struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)mem, .ring_entries = 8, .bgid = 7};
+        ok = io_uring_register_buf_ring(&ring, &reg, 0) == 0;
+        free(mem);
     }
-#endif
-    return 0;
+    io_uring_queue_exit(&ring);
+    return ok;
+}
+
+int h_kernel_has_send_zc(void)
+{
+    struct io_uring_probe *probe = io_uring_get_probe();
+    if (probe == NULL)
+        return 0;
+    int ok = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+    io_uring_free_probe(probe);
+    return ok;
+}
+
+void h_skip_if_uring_refused(int rc)
+{
+    const char *want = getenv("NF_BACKEND");
+    if (rc == NF_EBACKEND && want && strcmp(want, "uring") == 0 && !h_kernel_has_uring())
+        h_skip("the kernel refuses io_uring_setup here (sysctl or seccomp)");
 }
 
 nf_loop_t *h_loop_new_cfg(const nf_loop_config_t *cfg)
 {
     nf_loop_t *loop = NULL;
     int rc = nf_loop_new(&loop, cfg);
+    h_skip_if_uring_refused(rc);
     const char *want = getenv("NF_BACKEND");
-    if (rc == NF_EBACKEND && want && strcmp(want, "uring") == 0 && !h_kernel_has_uring()) {
-        print_message("[ info     ] io_uring is not available here: skipped\n");
-        skip();
-    }
     if (rc != 0 || loop == NULL)
         fail_msg("nf_loop_new = %d (%s)", rc, nf_err_name(rc));
     const char *name = nf_loop_backend_name(loop);

@@ -39,6 +39,37 @@
             fail_msg("peer thread failed: %s", (res)->msg);                                                            \
     } while (0)
 
+/* ---- skips ------------------------------------------------------------- */
+
+/* Skips the current test, printing "[ NF-SKIP  ] reason" (the line
+ * scripts/test_summary.sh collects). Only io_uring tests may skip, for what
+ * the machine lacks (the kernel refuses io_uring, no IPv6 loopback...): under
+ * NF_BACKEND=epoll the same call fails the test, since an epoll test that
+ * cannot run is a broken set-up. */
+void h_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* cmocka exits 0 when tests were skipped; the group's result goes through
+ * this instead: failures as they are, else 77 (ctest's SKIP_RETURN_CODE)
+ * when any test of the process called h_skip, else 0. */
+int h_group_result(int failures);
+#undef cmocka_run_group_tests
+#define cmocka_run_group_tests(group_tests, group_setup, group_teardown)                                               \
+    h_group_result(_cmocka_run_group_tests(#group_tests, group_tests, sizeof(group_tests) / sizeof((group_tests)[0]),  \
+                                           group_setup, group_teardown))
+#undef cmocka_run_group_tests_name
+#define cmocka_run_group_tests_name(group_name, group_tests, group_setup, group_teardown)                              \
+    h_group_result(_cmocka_run_group_tests(group_name, group_tests, sizeof(group_tests) / sizeof((group_tests)[0]),    \
+                                           group_setup, group_teardown))
+/* With NF_BACKEND=uring: skips (h_skip) when rc is NF_EBACKEND and the kernel
+ * itself refuses io_uring_setup (asked without the library). Any other
+ * NF_EBACKEND is the library's failure and is left to the caller to fail. */
+void h_skip_if_uring_refused(int rc);
+/* The kernel's own answers, independent of the library under test (liburing
+ * on a probe ring): 1 when the kernel supports the feature, 0 when not. */
+int h_kernel_has_uring(void);
+int h_kernel_has_fixed_files(void); /* a sparse registered file table */
+int h_kernel_has_buf_ring(void);    /* a provided-buffer ring (IORING_REGISTER_PBUF_RING) */
+int h_kernel_has_send_zc(void);     /* IORING_OP_SEND_ZC */
+
 /* ---- time -------------------------------------------------------------- */
 
 uint64_t h_now_ms(void);

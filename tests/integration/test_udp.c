@@ -443,11 +443,9 @@ static void test_multicast(void **state)
     nf_udp_local_addr(r, &ra);
     int err = nf_udp_join(r, "239.255.77.1", "127.0.0.1");
     if (err == -ENODEV || err == -EADDRNOTAVAIL || err == -EPERM) {
-        print_message("[ info     ] the kernel refused IP_ADD_MEMBERSHIP on lo: %s; multicast test skipped\n",
-                      nf_strerror(err));
         nf_udp_close(r);
         finish(loop);
-        skip();
+        h_skip("the kernel refused IP_ADD_MEMBERSHIP on lo: %s", nf_strerror(err));
     }
     H_ASSERT_ERR(err, 0);
     H_ASSERT_ERR(nf_udp_join(r, "not-a-group", NULL), NF_EADDR);
@@ -694,8 +692,7 @@ static void test_ipv6(void **state)
     if (probe < 0 || bind(probe, (struct sockaddr *)&a6, sizeof a6) != 0) {
         if (probe >= 0)
             close(probe);
-        print_message("[ info     ] no IPv6 loopback here: skipped\n");
-        skip();
+        h_skip("no IPv6 loopback here");
     }
     close(probe);
     nf_loop_t *loop = mk_loop();

@@ -43,6 +43,11 @@ if(NF_NODE AND NF_NPM)
         ENVIRONMENT "NF_BACKEND=${b}" FIXTURES_REQUIRED nf_node_ws)
     endforeach()
   endforeach()
+else()
+  # `make test` installs Node (make deps): without it the set-up is broken,
+  # so say so with a failing test instead of registering nothing.
+  add_test(NAME ws_interop_node
+    COMMAND sh -c "echo 'FAIL: node and npm are needed for the Node ws interop tests (Node 20)'; exit 1")
 endif()
 
 # The bytes after the opening handshake's head, however the head is cut
