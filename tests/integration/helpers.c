@@ -18,6 +18,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The ctest variants that turn a feature on from the environment
+ * (NAME.uring.fixed: NF_FIXED_FILES, NAME.uring.zc: NF_ZC_SEND_MIN): when
+ * the kernel has the feature, every loop must report it on (checked in
+ * h_loop_new_cfg) and the process must have used it at least once (checked
+ * in h_group_result), so a variant cannot pass on the plain path. */
+static struct {
+    int fixed_expected, zc_expected;
+    uint64_t fixed_peak, zc_sends;
+} h_var;
+
 /* ---- time -------------------------------------------------------------- */
 
 uint64_t h_now_ns(void)
@@ -58,6 +68,11 @@ int h_runner_step(h_runner_t *r)
     if (rc < 0) {
         nf_timer_stop(&r->tick);
         fail_msg("nf_loop_run(NF_RUN_ONCE) = %d (%s)", rc, nf_err_name(rc));
+    }
+    if (h_var.fixed_expected) {
+        nf_loop_stats_t s = h_stats(r->loop);
+        if (s.conns_fixed_file > h_var.fixed_peak)
+            h_var.fixed_peak = s.conns_fixed_file;
     }
     return 1;
 }
@@ -124,6 +139,16 @@ int h_group_result(int failures)
 {
     if (failures != 0)
         return failures;
+    if (h_var.fixed_expected && h_var.fixed_peak == 0) {
+        print_error(
+            "[  FAILED  ] NF_FIXED_FILES is set and the kernel has fixed files, yet no connection used a slot\n");
+        return 1;
+    }
+    if (h_var.zc_expected && h_var.zc_sends == 0) {
+        print_error("[  FAILED  ] NF_ZC_SEND_MIN is set and the kernel has IORING_OP_SEND_ZC, yet no zero-copy send "
+                    "completed\n");
+        return 1;
+    }
     return h_skips ? 77 : 0;
 }
 
@@ -148,21 +173,47 @@ int h_kernel_has_fixed_files(void)
     return ok;
 }
 
-int h_kernel_has_buf_ring(void)
+/* A provided-buffer ring and a multishot receive on it, tried for real on a
+ * socket pair: the receive must deliver the bytes and stay armed (F_MORE). */
+int h_kernel_has_multishot_recv(void)
 {
     struct io_uring ring;
     if (io_uring_queue_init(4, &ring, 0) != 0)
         return 0;
-    size_t len = 8 * sizeof(struct io_uring_buf);
-    void *mem = NULL;
-    int ok = 0;
-    if (posix_memalign(&mem, (size_t)sysconf(_SC_PAGESIZE), len) == 0) {
-        memset(mem, 0, len);
-        struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)mem, .ring_entries = 8, .bgid = 7};
-        ok = io_uring_register_buf_ring(&ring, &reg, 0) == 0;
-        free(mem);
+    enum { NBUF = 8, BUFSZ = 64, BGID = 7 };
+    static char bufs[NBUF][BUFSZ];
+    int sv[2] = {-1, -1}, ok = 0;
+    struct io_uring_buf_ring *br = NULL;
+    if (posix_memalign((void **)&br, (size_t)sysconf(_SC_PAGESIZE), NBUF * sizeof(struct io_uring_buf)) != 0)
+        goto out;
+    io_uring_buf_ring_init(br);
+    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = NBUF, .bgid = BGID};
+    if (io_uring_register_buf_ring(&ring, &reg, 0) != 0)
+        goto out;
+    for (int i = 0; i < NBUF; i++)
+        io_uring_buf_ring_add(br, bufs[i], BUFSZ, (unsigned short)i, io_uring_buf_ring_mask(NBUF), i);
+    io_uring_buf_ring_advance(br, NBUF);
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        goto out;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    if (io_uring_submit(&ring) != 1 || write(sv[1], "probe", 5) != 5)
+        goto out;
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts = {.tv_sec = 2};
+    if (io_uring_wait_cqe_timeout(&ring, &cqe, &ts) == 0) {
+        ok = cqe->res == 5 && (cqe->flags & IORING_CQE_F_MORE) && (cqe->flags & IORING_CQE_F_BUFFER);
+        io_uring_cqe_seen(&ring, cqe);
     }
-    io_uring_queue_exit(&ring);
+out:
+    if (sv[0] >= 0) {
+        close(sv[0]);
+        close(sv[1]);
+    }
+    io_uring_queue_exit(&ring); /* cancels the armed receive */
+    free(br);
     return ok;
 }
 
@@ -181,6 +232,28 @@ void h_skip_if_uring_refused(int rc)
     const char *want = getenv("NF_BACKEND");
     if (rc == NF_EBACKEND && want && strcmp(want, "uring") == 0 && !h_kernel_has_uring())
         h_skip("the kernel refuses io_uring_setup here (sysctl or seccomp)");
+}
+
+/* NF_FIXED_FILES / NF_ZC_SEND_MIN reach every io_uring loop whose config
+ * leaves the setting at 0: when the kernel has the feature, it must be on. */
+static void h_check_env_features(nf_loop_t *loop, const nf_loop_config_t *cfg)
+{
+    const char *feat = nf_loop_features(loop);
+    char want[64];
+    const char *ff = getenv("NF_FIXED_FILES");
+    if (ff && (!cfg || cfg->fixed_files == 0) && h_kernel_has_fixed_files()) {
+        snprintf(want, sizeof want, "files=fixed:%lu ", strtoul(ff, NULL, 0));
+        if (!strstr(feat, want))
+            fail_msg("NF_FIXED_FILES=%s and the kernel has fixed files, but the loop reports \"%s\"", ff, feat);
+        h_var.fixed_expected = 1;
+    }
+    const char *zc = getenv("NF_ZC_SEND_MIN");
+    if (zc && (!cfg || cfg->zc_send_min == 0) && h_kernel_has_send_zc()) {
+        snprintf(want, sizeof want, "send_zc=on>=%lu", strtoul(zc, NULL, 0));
+        if (!strstr(feat, want))
+            fail_msg("NF_ZC_SEND_MIN=%s and the kernel has IORING_OP_SEND_ZC, but the loop reports \"%s\"", zc, feat);
+        h_var.zc_expected = 1;
+    }
 }
 
 nf_loop_t *h_loop_new_cfg(const nf_loop_config_t *cfg)
@@ -204,6 +277,8 @@ nf_loop_t *h_loop_new_cfg(const nf_loop_config_t *cfg)
         if (nf_loop_mode(loop) != m)
             fail_msg("NF_MODE=%s but the loop runs mode %d", mode, nf_loop_mode(loop));
     }
+    if (strcmp(name, "io_uring") == 0)
+        h_check_env_features(loop, cfg);
     h_print_backend(loop);
     return loop;
 }
@@ -214,6 +289,7 @@ void h_loop_finish(nf_loop_t *loop, unsigned timeout_ms)
 {
     if (!h_run_until_idle(loop, timeout_ms))
         fail_msg("loop still has %u live handles after %u ms", nf_loop_alive(loop), timeout_ms);
+    h_var.zc_sends += h_stats(loop).zc_sends;
     int rc = nf_loop_free(loop);
     if (rc != 0)
         fail_msg("nf_loop_free = %d (%s)", rc, nf_err_name(rc));

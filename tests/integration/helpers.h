@@ -66,9 +66,9 @@ void h_skip_if_uring_refused(int rc);
 /* The kernel's own answers, independent of the library under test (liburing
  * on a probe ring): 1 when the kernel supports the feature, 0 when not. */
 int h_kernel_has_uring(void);
-int h_kernel_has_fixed_files(void); /* a sparse registered file table */
-int h_kernel_has_buf_ring(void);    /* a provided-buffer ring (IORING_REGISTER_PBUF_RING) */
-int h_kernel_has_send_zc(void);     /* IORING_OP_SEND_ZC */
+int h_kernel_has_fixed_files(void);    /* a sparse registered file table */
+int h_kernel_has_multishot_recv(void); /* a buffer ring and a multishot receive on it */
+int h_kernel_has_send_zc(void);        /* IORING_OP_SEND_ZC */
 
 /* ---- time -------------------------------------------------------------- */
 
