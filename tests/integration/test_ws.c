@@ -560,14 +560,40 @@ static void test_bad_input(void **state)
     h_loop_finish(loop, 5000);
 }
 
-/* A peer that stops mid-handshake is closed after the handshake timeout. */
+/* The TCP connection under the WebSocket layer, seen by a filter below it:
+ * when it opened and when and why it closed, on the loop's clock. */
+static struct {
+    int opened, closed, reason;
+    uint64_t t_open, t_close;
+} g_under;
+static void under_open(nf_filter_t *f)
+{
+    g_under.opened++;
+    g_under.t_open = nf_loop_now(nf_conn_loop(f->conn));
+    nf_filter_open_up(f);
+}
+static void under_close(nf_filter_t *f, int reason)
+{
+    g_under.closed++;
+    g_under.reason = reason;
+    g_under.t_close = nf_loop_now(nf_conn_loop(f->conn));
+}
+static const nf_filter_ops_t under_ops = {
+    .size = sizeof(nf_filter_ops_t), .name = "under", .on_open = under_open, .on_close = under_close};
+static const nf_filter_spec_t under_stack[] = {{.ops = &under_ops}};
+
+/* A peer that stops mid-handshake is closed after the handshake timeout:
+ * with -ETIMEDOUT, not before the 200 ms (on the loop's clock, the one the
+ * timer runs on; 1 ms of rounding), soon after (2 s: a loaded machine), and
+ * the peer sees the end. */
 static void test_handshake_timeout(void **state)
 {
     (void)state;
     nf_loop_t *loop = h_loop_new();
     memset(&srv, 0, sizeof srv);
+    memset(&g_under, 0, sizeof g_under);
     nf_ws_server_config_t cfg = {
-        .listen = {.host = "127.0.0.1"},
+        .listen = {.host = "127.0.0.1", .filters = under_stack, .nfilters = 1},
         .routes = s_routes,
         .nroutes = 1,
         .opts = {.handshake_timeout_ms = 200},
@@ -583,6 +609,17 @@ static void test_handshake_timeout(void **state)
     H_RUN_UNTIL(loop, nf_ws_server_conns(s) == 0, 3000);
     assert_int_equal(srv.opened, 0);
     assert_int_equal(srv.closed, 0);
+    assert_int_equal(g_under.opened, 1);
+    assert_int_equal(g_under.closed, 1);
+    H_ASSERT_ERR(g_under.reason, -ETIMEDOUT);
+    uint64_t took = g_under.t_close - g_under.t_open;
+    print_message("[ info     ] closed %llu ms after the connection opened (timeout 200 ms)\n",
+                  (unsigned long long)took);
+    if (took < 199 || took > 2200)
+        fail_msg("handshake timeout of 200 ms closed the connection after %llu ms", (unsigned long long)took);
+    int r = h_recv_eof(fd, 2000);
+    if (r != 0 && r != -ECONNRESET)
+        fail_msg("the peer did not see the end: h_recv_eof = %d", r);
     close(fd);
     server_closed = 0;
     nf_ws_server_close(s, 0, on_server_closed);
