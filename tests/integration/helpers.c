@@ -691,6 +691,46 @@ out:
     return ret;
 }
 
+/* ---- an echo client thread ---------------------------------------------- */
+
+void *h_echo_client_thread(void *arg)
+{
+    h_echo_client_t *cl = arg;
+    int fd = h_tcp_connect(cl->ip ? cl->ip : "127.0.0.1", cl->port);
+    if (fd < 0) {
+        h_result_fail(&cl->res, "connect: %s", strerror(-fd));
+        goto done;
+    }
+    h_set_nonblock(fd, 1);
+    size_t n = cl->sizes ? cl->nsizes : (size_t)cl->rounds;
+    for (size_t i = 0; i < n; i++) {
+        char err[256];
+        size_t size = cl->sizes ? cl->sizes[i] : cl->size;
+        if (h_echo_roundtrip(fd, size, cl->seed + (uint32_t)i, cl->timeout_ms ? cl->timeout_ms : 10000, err,
+                             sizeof err) != 0) {
+            h_result_fail(&cl->res, "%s", err);
+            break;
+        }
+    }
+    if (cl->ready)
+        atomic_fetch_add(cl->ready, 1);
+    uint64_t dl = h_now_ms() + 10000;
+    while (cl->release && !atomic_load(cl->release) && h_now_ms() < dl)
+        h_sleep_ms(1);
+    close(fd);
+done:
+    atomic_store(&cl->res.done, 1);
+    return NULL;
+}
+
+int h_echo_clients_done(h_echo_client_t *cl, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!atomic_load(&cl[i].res.done))
+            return 0;
+    return 1;
+}
+
 /* ---- process resources ------------------------------------------------- */
 
 int h_count_fds(void)

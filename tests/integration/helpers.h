@@ -238,6 +238,29 @@ int h_recv_eof(int fd, unsigned timeout_ms);
  * verifying every byte. 0 on success, -1 with a message in err. */
 int h_echo_roundtrip(int fd, size_t size, uint32_t seed, unsigned timeout_ms, char *err, size_t errlen);
 
+/* ---- an echo client thread (a plain socket) ----------------------------- */
+
+/* Connects to ip:port, runs pattern round trips (h_echo_roundtrip: every
+ * byte checked), optionally holds the connection until released, closes.
+ * Round i uses stream seed + i. Failures go to res; res.done is set last. */
+typedef struct h_echo_client {
+    const char *ip; /* NULL: 127.0.0.1 */
+    uint16_t port;
+    const size_t *sizes; /* one round trip per entry... */
+    size_t nsizes;
+    size_t size; /* ...or, with sizes NULL, `rounds` round trips of size */
+    int rounds;
+    uint32_t seed;
+    unsigned timeout_ms; /* per round trip; 0: 10 s */
+    atomic_int *ready;   /* if set: incremented after the round trips */
+    atomic_int *release; /* if set: the connection is held until non-zero (10 s at most) */
+    h_result_t res;
+} h_echo_client_t;
+
+void *h_echo_client_thread(void *arg);
+/* Whether all n clients have finished (res.done). */
+int h_echo_clients_done(h_echo_client_t *cl, int n);
+
 /* ---- process resources ------------------------------------------------- */
 
 /* Number of open file descriptors (entries of /proc/self/fd). */

@@ -201,9 +201,9 @@ static void test_connect_timeout(void **state)
 static void test_connect_bad_name(void **state)
 {
     (void)state;
-    rp_hosts_file("127.0.0.1 localhost\n");
     rp_dns_t dns;
-    H_ASSERT_ERR(rp_dns_start(&dns), 0);
+    const char *hosts;
+    H_ASSERT_ERR(rp_group_start("127.0.0.1 localhost\n", &hosts, &dns), 0);
     int fds0 = h_count_fds();
     nf_loop_config_t lcfg;
     nf_loop_config_init(&lcfg);
@@ -221,7 +221,7 @@ static void test_connect_bad_name(void **state)
     H_ASSERT_ERR(s.reason, NF_EADDR);
     h_loop_finish(loop, 5000);
     assert_int_equal(h_count_fds(), fds0);
-    rp_dns_stop(&dns);
+    rp_group_stop(hosts, &dns);
 }
 
 /* Calls that fail return an error and run no callback. */

@@ -36,53 +36,6 @@ static int require_feature(nf_loop_t *loop, int kernel_has, const char *what)
     return want;
 }
 
-/* ---- plain clients: connect, echo, hold the connection until released --- */
-
-typedef struct client {
-    uint16_t port;
-    size_t size;
-    int rounds;
-    uint32_t seed;
-    atomic_int *ready;   /* incremented after the first round trips */
-    atomic_int *release; /* close once non-zero */
-    h_result_t res;
-} client_t;
-
-static void *client_thread(void *arg)
-{
-    client_t *cl = arg;
-    int fd = h_tcp_connect("127.0.0.1", cl->port);
-    if (fd < 0) {
-        h_result_fail(&cl->res, "connect: %s", strerror(-fd));
-        goto done;
-    }
-    h_set_nonblock(fd, 1);
-    for (int i = 0; i < cl->rounds; i++) {
-        char err[256];
-        if (h_echo_roundtrip(fd, cl->size, cl->seed + (uint32_t)i, 10000, err, sizeof err) != 0) {
-            h_result_fail(&cl->res, "%s", err);
-            break;
-        }
-    }
-    if (cl->ready)
-        atomic_fetch_add(cl->ready, 1);
-    uint64_t dl = h_now_ms() + 10000;
-    while (cl->release && !atomic_load(cl->release) && h_now_ms() < dl)
-        h_sleep_ms(1);
-    close(fd);
-done:
-    atomic_store(&cl->res.done, 1);
-    return NULL;
-}
-
-static int all_done(client_t *cl, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (!atomic_load(&cl[i].res.done))
-            return 0;
-    return 1;
-}
-
 /* ---- the fixed file table runs full ------------------------------------- */
 
 static void test_fixed_table_full(void **state)
@@ -102,7 +55,7 @@ static void test_fixed_table_full(void **state)
 
     for (int phase = 0; phase < 2; phase++) { /* the second phase reuses the slots */
         atomic_int ready = 0, release = 0;
-        client_t cl[N];
+        h_echo_client_t cl[N];
         pthread_t th[N];
         memset(cl, 0, sizeof cl);
         for (int i = 0; i < N; i++) {
@@ -112,16 +65,16 @@ static void test_fixed_table_full(void **state)
             cl[i].seed = 100u * (uint32_t)phase + (uint32_t)i;
             cl[i].ready = &ready;
             cl[i].release = &release;
-            th[i] = h_thread_start(client_thread, &cl[i]);
+            th[i] = h_thread_start(h_echo_client_thread, &cl[i]);
         }
-        H_RUN_UNTIL(loop, atomic_load(&ready) == N || all_done(cl, N), 12000);
+        H_RUN_UNTIL(loop, atomic_load(&ready) == N || h_echo_clients_done(cl, N), 12000);
         nf_loop_stats_t s = h_stats(loop);
         print_message("[ info     ] phase %d: %llu of %d connections on fixed slots\n", phase,
                       (unsigned long long)s.conns_fixed_file, N);
         assert_int_equal(s.conns_open, N);
         assert_int_equal(s.conns_fixed_file, fixed ? SLOTS : 0); /* the rest: plain fds */
         atomic_store(&release, 1);
-        H_RUN_UNTIL(loop, all_done(cl, N) && h_echo.closed == (phase + 1) * N, 12000);
+        H_RUN_UNTIL(loop, h_echo_clients_done(cl, N) && h_echo.closed == (phase + 1) * N, 12000);
         for (int i = 0; i < N; i++) {
             h_thread_join(th[i], 5000);
             H_ASSERT_PEER_OK(&cl[i].res);
@@ -348,7 +301,7 @@ static void test_ring_dry_many_conns(void **state)
     h_echo_reset();
     nf_listener_t *l;
     uint16_t port = h_listen(loop, "127.0.0.1", &h_echo_handler, NULL, &l);
-    client_t cl[N];
+    h_echo_client_t cl[N];
     pthread_t th[N];
     memset(cl, 0, sizeof cl);
     uint64_t total = 0;
@@ -358,9 +311,9 @@ static void test_ring_dry_many_conns(void **state)
         cl[i].rounds = 2;
         cl[i].seed = 900u + (uint32_t)i;
         total += 2 * cl[i].size;
-        th[i] = h_thread_start(client_thread, &cl[i]);
+        th[i] = h_thread_start(h_echo_client_thread, &cl[i]);
     }
-    H_RUN_UNTIL(loop, all_done(cl, N) && h_echo.closed == N, 15000);
+    H_RUN_UNTIL(loop, h_echo_clients_done(cl, N) && h_echo.closed == N, 15000);
     for (int i = 0; i < N; i++) {
         h_thread_join(th[i], 5000);
         H_ASSERT_PEER_OK(&cl[i].res); /* every byte checked by the client */

@@ -404,23 +404,8 @@ static void test_option_oob_inline(void **state)
     assert_int_equal(s.oobinline, 0);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    g_hosts_path = rp_hosts_file(g_hosts);
-    if (!g_hosts_path)
-        return -1;
-    return rp_dns_start(&g_dns) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    rp_dns_stop(&g_dns);
-    if (g_hosts_path)
-        unlink(g_hosts_path);
-    return 0;
-}
+static int group_setup(void **state) { return (void)state, rp_group_start(g_hosts, &g_hosts_path, &g_dns); }
+static int group_teardown(void **state) { return (void)state, rp_group_stop(g_hosts_path, &g_dns), 0; }
 
 int main(void)
 {

@@ -74,38 +74,6 @@ static uint16_t port_of(nf_server_t *s)
     return nf_addr_port(&a);
 }
 
-/* ---- clients ------------------------------------------------------------------ */
-
-typedef struct client {
-    uint16_t port;
-    size_t size;
-    int rounds;
-    uint32_t seed;
-    h_result_t res;
-} client_t;
-
-static void *client_thread(void *arg)
-{
-    client_t *cl = arg;
-    int fd = h_tcp_connect("127.0.0.1", cl->port);
-    if (fd < 0) {
-        h_result_fail(&cl->res, "connect: %s", strerror(-fd));
-        goto done;
-    }
-    h_set_nonblock(fd, 1);
-    for (int i = 0; i < cl->rounds; i++) {
-        char err[256];
-        if (h_echo_roundtrip(fd, cl->size, cl->seed + (uint32_t)i, 8000, err, sizeof err) != 0) {
-            h_result_fail(&cl->res, "%s", err);
-            break;
-        }
-    }
-    close(fd);
-done:
-    atomic_store(&cl->res.done, 1);
-    return NULL;
-}
-
 static void wait_until(atomic_int *v, int want, unsigned ms)
 {
     uint64_t dl = h_now_ms() + ms;
@@ -123,7 +91,7 @@ static void echo_pool(nf_server_spread_t spread, int mode, unsigned buf_count, u
     enum { THREADS = 2, N = 16 };
     reset();
     nf_server_t *s = start(spread, mode, THREADS, buf_count, buf_size);
-    client_t cl[N];
+    h_echo_client_t cl[N];
     pthread_t th[N];
     memset(cl, 0, sizeof cl);
     for (int i = 0; i < N; i++) {
@@ -131,7 +99,8 @@ static void echo_pool(nf_server_spread_t spread, int mode, unsigned buf_count, u
         cl[i].size = i % 4 == 0 ? 300000 : 1 + (size_t)i * 500;
         cl[i].rounds = 3;
         cl[i].seed = 11u * (uint32_t)i;
-        th[i] = h_thread_start(client_thread, &cl[i]);
+        cl[i].timeout_ms = 8000;
+        th[i] = h_thread_start(h_echo_client_thread, &cl[i]);
     }
     for (int i = 0; i < N; i++) {
         h_thread_join(th[i], 9000);
