@@ -691,6 +691,26 @@ out:
     return ret;
 }
 
+/* ---- WebSocket servers --------------------------------------------------- */
+
+uint16_t h_ws_listen(nf_loop_t *loop, const nf_ws_server_config_t *cfg, nf_ws_server_t **out)
+{
+    H_ASSERT_ERR(nf_ws_listen(loop, cfg, out), 0);
+    nf_addr_t a;
+    H_ASSERT_ERR(nf_ws_server_addr(*out, &a), 0);
+    return nf_addr_port(&a);
+}
+
+static int h_ws_closed;
+static void h_ws_on_closed(nf_ws_server_t *s) { (void)s, h_ws_closed = 1; }
+
+void h_ws_server_stop(nf_loop_t *loop, nf_ws_server_t *s, unsigned code)
+{
+    h_ws_closed = 0;
+    nf_ws_server_close(s, code, h_ws_on_closed);
+    H_RUN_UNTIL(loop, h_ws_closed, 5000);
+}
+
 /* ---- an echo client thread ---------------------------------------------- */
 
 void *h_echo_client_thread(void *arg)

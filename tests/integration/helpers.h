@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include <netframe/netframe.h>
+#include <netframe/ws.h>
 
 /* ---- assertions -------------------------------------------------------- */
 
@@ -147,6 +148,13 @@ uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h,
 
 /* nf_connect to host:port with handler h and data; asserts nf_connect == 0. */
 nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h, void *data);
+
+/* ---- WebSocket servers --------------------------------------------------- */
+
+/* nf_ws_listen with *cfg; asserts success and returns the port it got. */
+uint16_t h_ws_listen(nf_loop_t *loop, const nf_ws_server_config_t *cfg, nf_ws_server_t **out);
+/* nf_ws_server_close(s, code) and runs the loop until its callback ran. */
+void h_ws_server_stop(nf_loop_t *loop, nf_ws_server_t *s, unsigned code);
 
 /* ---- a server and one plain peer ---------------------------------------- */
 

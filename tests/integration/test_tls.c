@@ -23,18 +23,9 @@
 
 static tc_certs_t certs;
 
-static int setup(void **state)
-{
-    (void)state;
-    return tc_make(&certs);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tc_cleanup(&certs);
-    return 0;
-}
+/* the certificates, made once for the group */
+static int setup(void **state) { return (void)state, tc_make(&certs); }
+static int teardown(void **state) { return (void)state, tc_cleanup(&certs), 0; }
 
 static nf_tls_ctx_t *ctx_new(const nf_tls_config_t *cfg)
 {

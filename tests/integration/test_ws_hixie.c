@@ -68,25 +68,13 @@ static nf_ws_server_t *start_server(nf_loop_t *loop, int hixie, uint64_t max_fra
         .legacy_hixie76 = hixie,
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    H_ASSERT_ERR(nf_ws_server_addr(s, &a), 0);
-    *port = nf_addr_port(&a);
+    *port = h_ws_listen(loop, &cfg, &s);
     return s;
-}
-
-static int server_closed;
-static void on_server_closed(nf_ws_server_t *s)
-{
-    (void)s;
-    server_closed = 1;
 }
 
 static void stop_server(nf_loop_t *loop, nf_ws_server_t *s)
 {
-    server_closed = 0;
-    nf_ws_server_close(s, NF_WS_CLOSE_GOING_AWAY, on_server_closed);
-    H_RUN_UNTIL(loop, server_closed, 5000);
+    h_ws_server_stop(loop, s, NF_WS_CLOSE_GOING_AWAY);
     h_loop_finish(loop, 5000);
 }
 

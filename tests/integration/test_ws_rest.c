@@ -152,11 +152,9 @@ static void test_codec_rest(void **state)
         .opts = {.deflate = 1, .pmd = {.threshold = 1}},
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    nf_ws_server_addr(s, &a);
+    uint16_t ws_port = h_ws_listen(loop, &cfg, &s);
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%u/rest", nf_addr_port(&a));
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/rest", ws_port);
     static cli_t c;
     memset(&c, 0, sizeof c);
     memset(&g_tap, 0, sizeof g_tap);

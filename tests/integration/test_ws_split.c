@@ -315,10 +315,7 @@ static nf_ws_server_t *start_server(nf_loop_t *loop, nf_tls_ctx_t *tls, size_t m
         cfg.listen.nfilters = 1;
     }
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    H_ASSERT_ERR(nf_ws_server_addr(s, &a), 0);
-    *port = nf_addr_port(&a);
+    *port = h_ws_listen(loop, &cfg, &s);
     return s;
 }
 
@@ -692,18 +689,9 @@ static void test_client_too_large(void **state)
     client_cuts(13, 0, 512, 513, 0);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return tc_make(&certs);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tc_cleanup(&certs);
-    return 0;
-}
+/* the certificates, made once for the group */
+static int setup(void **state) { return (void)state, tc_make(&certs); }
+static int teardown(void **state) { return (void)state, tc_cleanup(&certs), 0; }
 
 int main(void)
 {

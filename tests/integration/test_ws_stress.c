@@ -340,10 +340,7 @@ static void test_churn_mid_handshake(void **state)
         .opts = {.handshake_timeout_ms = 200},
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    nf_ws_server_addr(s, &a);
-    uint16_t port = nf_addr_port(&a);
+    uint16_t port = h_ws_listen(loop, &cfg, &s);
 
     static good_t g;
     memset(&g, 0, sizeof g);
