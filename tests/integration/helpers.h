@@ -95,20 +95,8 @@ void h_runner_begin(h_runner_t *r, nf_loop_t *loop, unsigned timeout_ms);
 int h_runner_step(h_runner_t *r);
 void h_runner_end(h_runner_t *r);
 
-/* Runs the loop until `cond` (re-evaluated between iterations) is true; fails
- * the test with the condition's text after timeout_ms. */
-#define H_RUN_UNTIL(loop, cond, timeout_ms)                                                                            \
-    do {                                                                                                               \
-        h_runner_t hr_;                                                                                                \
-        h_runner_begin(&hr_, (loop), (timeout_ms));                                                                    \
-        while (!(cond) && h_runner_step(&hr_)) {                                                                       \
-        }                                                                                                              \
-        h_runner_end(&hr_);                                                                                            \
-        if (!(cond))                                                                                                   \
-            fail_msg("timed out after %u ms waiting for: %s", (unsigned)(timeout_ms), #cond);                          \
-    } while (0)
-
-/* Like H_RUN_UNTIL but does not fail: sets `ok` to whether cond became true. */
+/* Runs the loop until cond (re-evaluated between iterations) is true or
+ * timeout_ms passed; sets `ok` to whether cond became true. */
 #define H_RUN_WAIT(ok, loop, cond, timeout_ms)                                                                         \
     do {                                                                                                               \
         h_runner_t hr_;                                                                                                \
@@ -117,6 +105,15 @@ void h_runner_end(h_runner_t *r);
         }                                                                                                              \
         h_runner_end(&hr_);                                                                                            \
         (ok) = (cond) ? 1 : 0;                                                                                         \
+    } while (0)
+
+/* The same, failing the test with the condition's text on timeout. */
+#define H_RUN_UNTIL(loop, cond, timeout_ms)                                                                            \
+    do {                                                                                                               \
+        int hok_;                                                                                                      \
+        H_RUN_WAIT(hok_, loop, cond, timeout_ms);                                                                      \
+        if (!hok_)                                                                                                     \
+            fail_msg("timed out after %u ms waiting for: %s", (unsigned)(timeout_ms), #cond);                          \
     } while (0)
 
 /* Runs the loop for about `ms` milliseconds, whatever happens. */
@@ -228,6 +225,9 @@ void h_thread_join(pthread_t t, unsigned timeout_ms);
 /* Blocking TCP connect to a numeric IPv4/IPv6 address. Returns the fd (with
  * 10 s SO_RCVTIMEO/SO_SNDTIMEO) or -errno. */
 int h_tcp_connect(const char *ip, uint16_t port);
+/* A plain listening socket on 127.0.0.1, a kernel-chosen port (returned
+ * through *port), that nobody accepts from until the caller does; asserts. */
+int h_tcp_listen(int backlog, uint16_t *port);
 /* Non-blocking connect started; returns fd or -errno (EINPROGRESS is ok). */
 int h_tcp_connect_nb(const char *ip, uint16_t port);
 int h_set_nonblock(int fd, int on);

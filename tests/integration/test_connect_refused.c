@@ -154,17 +154,8 @@ static void test_connect_localhost(void **state)
 static void test_connect_timeout(void **state)
 {
     (void)state;
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(lfd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof a;
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(lfd, 0), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
-    uint16_t port = ntohs(a.sin_port);
+    uint16_t port;
+    int lfd = h_tcp_listen(0, &port);
     int filler = h_tcp_connect("127.0.0.1", port); /* fills the queue of one */
     assert_true(filler >= 0);
 

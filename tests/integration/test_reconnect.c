@@ -445,14 +445,7 @@ static void test_stop_during_backoff(void **state)
 enum { FILLERS = 8 };
 static int stalled_listener(uint16_t *port, int fill[FILLERS])
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(fd, 0), 0);
-    socklen_t len = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    *port = ntohs(sa.sin_port);
+    int fd = h_tcp_listen(0, port);
     for (int i = 0; i < FILLERS; i++)
         fill[i] = -1;
     for (int i = 0; i < FILLERS; i++) {

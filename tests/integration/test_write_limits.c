@@ -617,15 +617,10 @@ static void test_connector_ceiling(void **state)
 {
     (void)state;
     nf_loop_t *loop = h_loop_new();
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(lfd, 4), 0);
-    socklen_t al = sizeof a;
-    getsockname(lfd, (struct sockaddr *)&a, &al);
+    uint16_t lport;
+    int lfd = h_tcp_listen(4, &lport);
     memset(&k, 0, sizeof k);
-    nf_connect_config_t cc = {
-        .host = "127.0.0.1", .port = ntohs(a.sin_port), .handler = &k_handler, .write_max = 1 << 20};
+    nf_connect_config_t cc = {.host = "127.0.0.1", .port = lport, .handler = &k_handler, .write_max = 1 << 20};
     nf_conn_t *c;
     assert_int_equal(nf_connect(loop, &cc, &c), 0);
     H_RUN_UNTIL(loop, k.closed == 1, 5000);

@@ -516,17 +516,13 @@ static void client_vs_raw(int mode)
 {
     nf_loop_t *loop = h_loop_new();
     rawsrv_t r = {.mode = mode};
-    r.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    assert_int_equal(bind(r.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(r.lfd, 4), 0);
-    getsockname(r.lfd, (struct sockaddr *)&sa, &sl);
+    uint16_t rport;
+    r.lfd = h_tcp_listen(4, &rport);
     pthread_t t = h_thread_start(rawsrv_main, &r);
     static cli_t c;
     memset(&c, 0, sizeof c);
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", ntohs(sa.sin_port));
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", rport);
     nf_ws_client_config_t cfg = {
         .handler = &c_handler, .data = &c, .version = 76, .opts = {.handshake_timeout_ms = 300}};
     H_ASSERT_ERR(nf_ws_connect(loop, url, &cfg, NULL), 0);

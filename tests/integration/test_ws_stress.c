@@ -113,13 +113,7 @@ static void client_vs_bad_server(const uint8_t *frame, size_t len)
 {
     nf_loop_t *loop = h_loop_new();
     rawsrv_t r = {.frame = frame, .frame_len = len};
-    r.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    assert_int_equal(bind(r.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(r.lfd, 4), 0);
-    getsockname(r.lfd, (struct sockaddr *)&sa, &sl);
-    r.port = ntohs(sa.sin_port);
+    r.lfd = h_tcp_listen(4, &r.port);
     pthread_t t = h_thread_start(rawsrv_main, &r);
     cli_t c = {0};
     char url[64];
