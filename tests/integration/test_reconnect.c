@@ -515,11 +515,10 @@ static void test_stop_while_connecting_and_up(void **state)
 }
 
 /* A server that accepts and never answers. */
-static void silent_read(nf_conn_t *c, const char *d, size_t n) { (void)c, (void)d, (void)n; }
 static int silent_opened;
 static void silent_open(nf_conn_t *c) { (void)c, silent_opened++; }
 static void silent_close(nf_conn_t *c, int r) { (void)c, (void)r; }
-static const nf_conn_handler_t k_silent = {.on_open = silent_open, .on_read = silent_read, .on_close = silent_close};
+static const nf_conn_handler_t k_silent = {.on_open = silent_open, .on_read = h_ignore_read, .on_close = silent_close};
 
 static void test_filters_each_connection(void **state)
 {

@@ -180,14 +180,13 @@ static void zc_on_open(nf_conn_t *c)
     g_zc.sent = off;
     nf_conn_end(c);
 }
-static void zc_on_read(nf_conn_t *c, const char *d, size_t n) { (void)c, (void)d, (void)n; }
 static void zc_on_close(nf_conn_t *c, int reason)
 {
     (void)c;
     g_zc.closed++;
     g_zc.reason = reason;
 }
-static const nf_conn_handler_t zc_handler = {.on_open = zc_on_open, .on_read = zc_on_read, .on_close = zc_on_close};
+static const nf_conn_handler_t zc_handler = {.on_open = zc_on_open, .on_read = h_ignore_read, .on_close = zc_on_close};
 
 typedef struct zc_reader {
     uint16_t port;

@@ -52,13 +52,6 @@ static void m_on_open(nf_conn_t *c)
     g->opened++;
 }
 
-static void m_on_read(nf_conn_t *c, const char *data, size_t len)
-{
-    (void)c;
-    (void)data;
-    (void)len;
-}
-
 static void m_on_close(nf_conn_t *c, int reason)
 {
     unsigned char *st = nf_conn_get_data(c);
@@ -78,7 +71,7 @@ static void m_on_close(nf_conn_t *c, int reason)
 
 static const nf_conn_handler_t m_handler = {
     .on_open = m_on_open,
-    .on_read = m_on_read,
+    .on_read = h_ignore_read,
     .on_close = m_on_close,
 };
 

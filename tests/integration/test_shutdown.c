@@ -56,13 +56,6 @@ static void on_open(nf_conn_t *c)
     g.opened++;
 }
 
-static void on_read(nf_conn_t *c, const char *data, size_t len)
-{
-    (void)c;
-    (void)data;
-    (void)len;
-}
-
 static void on_close(nf_conn_t *c, int reason)
 {
     int i = (int)(intptr_t)nf_conn_get_data(c);
@@ -76,7 +69,7 @@ static void on_close(nf_conn_t *c, int reason)
 
 static const nf_conn_handler_t handler = {
     .on_open = on_open,
-    .on_read = on_read,
+    .on_read = h_ignore_read,
     .on_close = on_close,
 };
 

@@ -604,14 +604,13 @@ static void k_open(nf_conn_t *c)
         k.written += sizeof buf;
     }
 }
-static void k_read(nf_conn_t *c, const char *d, size_t n) { (void)c, (void)d, (void)n; }
 static void k_close(nf_conn_t *c, int reason)
 {
     (void)c;
     k.closed++;
     k.reason = reason;
 }
-static const nf_conn_handler_t k_handler = {.on_open = k_open, .on_read = k_read, .on_close = k_close};
+static const nf_conn_handler_t k_handler = {.on_open = k_open, .on_read = h_ignore_read, .on_close = k_close};
 
 static void test_connector_ceiling(void **state)
 {
