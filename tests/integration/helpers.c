@@ -135,6 +135,13 @@ void h_skip(const char *fmt, ...)
     abort(); /* skip() longjmps out of the test */
 }
 
+void h_group_begin(void)
+{
+    const char *only = getenv("NF_TEST_FILTER");
+    if (only)
+        cmocka_set_test_filter(only);
+}
+
 int h_group_result(int failures)
 {
     if (failures != 0)

@@ -49,17 +49,22 @@
  * cannot run is a broken set-up. */
 void h_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* cmocka exits 0 when tests were skipped; the group's result goes through
- * this instead: failures as they are, else 77 (ctest's SKIP_RETURN_CODE)
- * when any test of the process called h_skip, else 0. */
+ * h_group_result instead: failures as they are, else 77 (ctest's
+ * SKIP_RETURN_CODE) when any test of the process called h_skip, else 0.
+ * h_group_begin applies NF_TEST_FILTER (e.g. NF_TEST_FILTER=test_x: run
+ * only the tests whose names match) to every integration test. */
+void h_group_begin(void);
 int h_group_result(int failures);
 #undef cmocka_run_group_tests
 #define cmocka_run_group_tests(group_tests, group_setup, group_teardown)                                               \
-    h_group_result(_cmocka_run_group_tests(#group_tests, group_tests, sizeof(group_tests) / sizeof((group_tests)[0]),  \
-                                           group_setup, group_teardown))
+    (h_group_begin(),                                                                                                  \
+     h_group_result(_cmocka_run_group_tests(#group_tests, group_tests, sizeof(group_tests) / sizeof((group_tests)[0]), \
+                                            group_setup, group_teardown)))
 #undef cmocka_run_group_tests_name
 #define cmocka_run_group_tests_name(group_name, group_tests, group_setup, group_teardown)                              \
-    h_group_result(_cmocka_run_group_tests(group_name, group_tests, sizeof(group_tests) / sizeof((group_tests)[0]),    \
-                                           group_setup, group_teardown))
+    (h_group_begin(),                                                                                                  \
+     h_group_result(_cmocka_run_group_tests(group_name, group_tests, sizeof(group_tests) / sizeof((group_tests)[0]),   \
+                                            group_setup, group_teardown)))
 /* With NF_BACKEND=uring: skips (h_skip) when rc is NF_EBACKEND and the kernel
  * itself refuses io_uring_setup (asked without the library). Any other
  * NF_EBACKEND is the library's failure and is left to the caller to fail. */

@@ -271,8 +271,5 @@ int main(void)
         cmocka_unit_test(test_shutdown_no_conns), cmocka_unit_test(test_shutdown_empty_loop),
         cmocka_unit_test(test_shutdown_outbound),
     };
-    const char *only = getenv("NF_TEST_FILTER"); /* e.g. NF_TEST_FILTER=test_x */
-    if (only)
-        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

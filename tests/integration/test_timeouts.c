@@ -309,8 +309,5 @@ int main(void)
         cmocka_unit_test(test_read_timeout_ignores_writes),   cmocka_unit_test(test_idle_timeout_writes_keep_alive),
         cmocka_unit_test(test_idle_timeout_reads_keep_alive), cmocka_unit_test(test_idle_timeout_silent),
     };
-    const char *only = getenv("NF_TEST_FILTER"); /* e.g. NF_TEST_FILTER=test_x */
-    if (only)
-        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
