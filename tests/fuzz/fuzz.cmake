@@ -48,7 +48,8 @@ if(CMAKE_C_COMPILER_ID MATCHES Clang)
   endforeach()
   nf_add_fuzz(fuzz_tls ${nf_fuzz_lib_src} ${CMAKE_CURRENT_SOURCE_DIR}/integration/tls_certs.c)
   target_include_directories(fuzz_tls PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
-  target_link_libraries(fuzz_tls PRIVATE PkgConfig::URING Threads::Threads ${NF_EXTRA_LIBS})
+  # every library source: the library's own dependencies too (c-ares since issue 13)
+  target_link_libraries(fuzz_tls PRIVATE PkgConfig::URING PkgConfig::CARES Threads::Threads ${NF_EXTRA_LIBS})
   # each input is a loopback connection: fewer smoke runs
   set_tests_properties(fuzz_tls.smoke PROPERTIES TIMEOUT 300)
 
