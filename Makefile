@@ -62,7 +62,12 @@ test: deps
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory test-fuzz
 
+# The fuzz smoke tests (ctest NAME.smoke, clang build only) with the summary,
+# then every target for FUZZ_CI_SECONDS.
 test-fuzz: build-fuzz
+	@cd $(BUILD_FUZZ) && ctest -j $(JOBS) -R '\.smoke$$' $(CTEST_REPORT) --output-junit $$(pwd)/ctest-junit.xml; \
+	  rc=$$?; cd $(CURDIR) && ./scripts/test_summary.sh $(BUILD_FUZZ) $(BUILD_FUZZ)/ctest-junit.xml -R '\.smoke$$' || rc=1; \
+	  [ $$rc -eq 0 ]
 	./scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_CI_SECONDS)
 
 fuzz: deps build-fuzz
@@ -76,12 +81,19 @@ soak: deps build
 check-layers: build
 	python3 scripts/check_layers.py $(BUILD)
 
+# ctest, then scripts/test_summary.sh over its JUnit file: how many ran, were
+# skipped and why; fails when fewer ran than registered minus named skips.
+# The output limits keep each test's whole output (a skip's reason) in it.
+CTEST_REPORT = --output-on-failure --test-output-size-passed 262144 --test-output-size-failed 262144
+
 test-plain: build
-	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+	@cd $(BUILD) && ctest -j $(JOBS) $(CTEST_REPORT) --output-junit $$(pwd)/ctest-junit.xml; \
+	  rc=$$?; cd $(CURDIR) && ./scripts/test_summary.sh $(BUILD) $(BUILD)/ctest-junit.xml || rc=1; [ $$rc -eq 0 ]
 
 test-asan: build-asan
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest -j $(JOBS) --output-on-failure
+	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest -j $(JOBS) $(CTEST_REPORT) --output-junit $$(pwd)/ctest-junit.xml; \
+	  rc=$$?; cd $(CURDIR) && ./scripts/test_summary.sh $(BUILD_ASAN) $(BUILD_ASAN)/ctest-junit.xml || rc=1; [ $$rc -eq 0 ]
 
 demo: deps build
 	@./scripts/demo.sh $(BUILD)

@@ -48,6 +48,7 @@ if(CMAKE_C_COMPILER_ID MATCHES Clang)
   endforeach()
   nf_add_fuzz(fuzz_tls ${nf_fuzz_lib_src} ${CMAKE_CURRENT_SOURCE_DIR}/integration/tls_certs.c)
   target_include_directories(fuzz_tls PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+  # every library source: the library's own dependencies too (c-ares since issue 13)
   target_link_libraries(fuzz_tls PRIVATE PkgConfig::URING PkgConfig::CARES Threads::Threads ${NF_EXTRA_LIBS})
   # each input is a loopback connection: fewer smoke runs
   set_tests_properties(fuzz_tls.smoke PROPERTIES TIMEOUT 300)
@@ -56,4 +57,15 @@ if(CMAKE_C_COMPILER_ID MATCHES Clang)
   add_custom_target(fuzz_all DEPENDS ${nf_fuzz_all})
   # the list scripts/fuzz.sh runs
   file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/fuzz_targets.txt CONTENT "$<JOIN:${nf_fuzz_all},\n>\n")
+else()
+  # This build is not clang's: the smoke runs happen in the clang build
+  # (make test-fuzz: build-fuzz/, ctest -R smoke). Without clang on the
+  # machine they cannot run anywhere, which is a broken set-up (make deps
+  # installs clang and libclang-rt-14-dev): say so with a failing test
+  # instead of letting them vanish.
+  find_program(NF_CLANG clang)
+  if(NOT NF_CLANG)
+    add_test(NAME fuzz_smoke
+      COMMAND sh -c "echo 'FAIL: clang (with libclang-rt-14-dev) is needed for the fuzz smoke tests'; exit 1")
+  endif()
 endif()

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "netframe/http.h"
 
 #define MAXH 16
@@ -80,14 +81,10 @@ static int check_end(parse_fn parse, const char *buf, size_t end, unsigned sel, 
 
 static int fuzz_head(parse_fn parse, size_t (*nheaders)(const head_t *), const uint8_t *data, size_t size)
 {
-    if (size < 1)
+    unsigned sel;
+    char *buf = fz_split(&data, &size, &sel);
+    if (!buf)
         return 0;
-    unsigned sel = data[0];
-    data++;
-    size--;
-    /* an exact-size heap copy so ASan sees any read past the end */
-    char *buf = malloc(size ? size : 1);
-    memcpy(buf, data, size);
     size_t max_head = (sel & 4) ? 256 : (sel & 8) ? 48 : 0;
     nf_http_limits_t lim = {(sel & 1) ? 64 : 0, (sel & 2) ? 32 : 0, max_head};
     head_t hd;

@@ -10,20 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "netframe/proxy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1)
+    unsigned sel;
+    unsigned char *buf = fz_split(&data, &size, &sel);
+    if (!buf)
         return 0;
-    unsigned sel = data[0];
-    data++;
-    size--;
-    /* An exact-size heap copy so ASan sees any read past the end. */
-    unsigned char *buf = malloc(size ? size : 1);
-    memcpy(buf, data, size);
     unsigned versions = sel & 3;
     size_t max = (sel & 4) ? 16 + (sel >> 3) * 8 : 0;
 

@@ -4,19 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "netframe/ws_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1)
+    unsigned sel;
+    char *buf = fz_split(&data, &size, &sel);
+    if (!buf)
         return 0;
-    unsigned sel = data[0];
-    data++;
-    size--;
-    char *buf = malloc(size ? size : 1);
-    memcpy(buf, data, size);
     nf_ws_pmd_params_t pa;
     char resp[128];
     nf_ws_pmd_config_t cfg = {.server_max_window_bits = (int)(sel >> 4),

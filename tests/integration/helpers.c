@@ -3,7 +3,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <linux/io_uring.h>
+#include <liburing.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -17,6 +17,16 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The ctest variants that turn a feature on from the environment
+ * (NAME.uring.fixed: NF_FIXED_FILES, NAME.uring.zc: NF_ZC_SEND_MIN): when
+ * the kernel has the feature, every loop must report it on (checked in
+ * h_loop_new_cfg) and the process must have used it at least once (checked
+ * in h_group_result), so a variant cannot pass on the plain path. */
+static struct {
+    int fixed_expected, zc_expected;
+    uint64_t fixed_peak, zc_sends;
+} h_var;
 
 /* ---- time -------------------------------------------------------------- */
 
@@ -59,6 +69,11 @@ int h_runner_step(h_runner_t *r)
         nf_timer_stop(&r->tick);
         fail_msg("nf_loop_run(NF_RUN_ONCE) = %d (%s)", rc, nf_err_name(rc));
     }
+    if (h_var.fixed_expected) {
+        nf_loop_stats_t s = h_stats(r->loop);
+        if (s.conns_fixed_file > h_var.fixed_peak)
+            h_var.fixed_peak = s.conns_fixed_file;
+    }
     return 1;
 }
 
@@ -95,31 +110,165 @@ void h_print_backend(nf_loop_t *loop)
     }
 }
 
-/* Can this process create an io_uring at all? Asked with the raw syscall,
- * so the answer does not depend on the library under test. */
-static int h_kernel_has_uring(void)
+/* ---- skips and the kernel's own answers ---------------------------------- */
+
+static int h_skips;
+
+static int h_backend_is_epoll(void)
 {
-#ifdef __NR_io_uring_setup
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    int fd = (int)syscall(__NR_io_uring_setup, 4, &p);
-    if (fd >= 0) {
-        close(fd);
+    const char *want = getenv("NF_BACKEND");
+    return want && strcmp(want, "epoll") == 0;
+}
+
+void h_skip(const char *fmt, ...)
+{
+    char why[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (h_backend_is_epoll())
+        fail_msg("cannot run on epoll, where nothing may be skipped: %s", why);
+    h_skips++;
+    print_message("[ NF-SKIP  ] %s\n", why);
+    skip();
+    abort(); /* skip() longjmps out of the test */
+}
+
+void h_group_begin(void)
+{
+    const char *only = getenv("NF_TEST_FILTER");
+    if (only)
+        cmocka_set_test_filter(only);
+}
+
+int h_group_result(int failures)
+{
+    if (failures != 0)
+        return failures;
+    if (h_var.fixed_expected && h_var.fixed_peak == 0) {
+        print_error(
+            "[  FAILED  ] NF_FIXED_FILES is set and the kernel has fixed files, yet no connection used a slot\n");
         return 1;
     }
-#endif
-    return 0;
+    if (h_var.zc_expected && h_var.zc_sends == 0) {
+        print_error("[  FAILED  ] NF_ZC_SEND_MIN is set and the kernel has IORING_OP_SEND_ZC, yet no zero-copy send "
+                    "completed\n");
+        return 1;
+    }
+    return h_skips ? 77 : 0;
+}
+
+/* Can this process create an io_uring at all? Asked of the kernel through
+ * liburing, so the answer does not depend on the library under test. */
+int h_kernel_has_uring(void)
+{
+    struct io_uring ring;
+    if (io_uring_queue_init(4, &ring, 0) != 0)
+        return 0;
+    io_uring_queue_exit(&ring);
+    return 1;
+}
+
+int h_kernel_has_fixed_files(void)
+{
+    struct io_uring ring;
+    if (io_uring_queue_init(4, &ring, 0) != 0)
+        return 0;
+    int ok = io_uring_register_files_sparse(&ring, 8) == 0;
+    io_uring_queue_exit(&ring);
+    return ok;
+}
+
+/* A provided-buffer ring and a multishot receive on it, tried for real on a
+ * socket pair: the receive must deliver the bytes and stay armed (F_MORE). */
+int h_kernel_has_multishot_recv(void)
+{
+    struct io_uring ring;
+    if (io_uring_queue_init(4, &ring, 0) != 0)
+        return 0;
+    enum { NBUF = 8, BUFSZ = 64, BGID = 7 };
+    static char bufs[NBUF][BUFSZ];
+    int sv[2] = {-1, -1}, ok = 0;
+    struct io_uring_buf_ring *br = NULL;
+    if (posix_memalign((void **)&br, (size_t)sysconf(_SC_PAGESIZE), NBUF * sizeof(struct io_uring_buf)) != 0)
+        goto out;
+    io_uring_buf_ring_init(br);
+    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = NBUF, .bgid = BGID};
+    if (io_uring_register_buf_ring(&ring, &reg, 0) != 0)
+        goto out;
+    for (int i = 0; i < NBUF; i++)
+        io_uring_buf_ring_add(br, bufs[i], BUFSZ, (unsigned short)i, io_uring_buf_ring_mask(NBUF), i);
+    io_uring_buf_ring_advance(br, NBUF);
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        goto out;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    if (io_uring_submit(&ring) != 1 || write(sv[1], "probe", 5) != 5)
+        goto out;
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts = {.tv_sec = 2};
+    if (io_uring_wait_cqe_timeout(&ring, &cqe, &ts) == 0) {
+        ok = cqe->res == 5 && (cqe->flags & IORING_CQE_F_MORE) && (cqe->flags & IORING_CQE_F_BUFFER);
+        io_uring_cqe_seen(&ring, cqe);
+    }
+out:
+    if (sv[0] >= 0) {
+        close(sv[0]);
+        close(sv[1]);
+    }
+    io_uring_queue_exit(&ring); /* cancels the armed receive */
+    free(br);
+    return ok;
+}
+
+int h_kernel_has_send_zc(void)
+{
+    struct io_uring_probe *probe = io_uring_get_probe();
+    if (probe == NULL)
+        return 0;
+    int ok = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+    io_uring_free_probe(probe);
+    return ok;
+}
+
+void h_skip_if_uring_refused(int rc)
+{
+    const char *want = getenv("NF_BACKEND");
+    if (rc == NF_EBACKEND && want && strcmp(want, "uring") == 0 && !h_kernel_has_uring())
+        h_skip("the kernel refuses io_uring_setup here (sysctl or seccomp)");
+}
+
+/* NF_FIXED_FILES / NF_ZC_SEND_MIN reach every io_uring loop whose config
+ * leaves the setting at 0: when the kernel has the feature, it must be on. */
+static void h_check_env_features(nf_loop_t *loop, const nf_loop_config_t *cfg)
+{
+    const char *feat = nf_loop_features(loop);
+    char want[64];
+    const char *ff = getenv("NF_FIXED_FILES");
+    if (ff && (!cfg || cfg->fixed_files == 0) && h_kernel_has_fixed_files()) {
+        snprintf(want, sizeof want, "files=fixed:%lu ", strtoul(ff, NULL, 0));
+        if (!strstr(feat, want))
+            fail_msg("NF_FIXED_FILES=%s and the kernel has fixed files, but the loop reports \"%s\"", ff, feat);
+        h_var.fixed_expected = 1;
+    }
+    const char *zc = getenv("NF_ZC_SEND_MIN");
+    if (zc && (!cfg || cfg->zc_send_min == 0) && h_kernel_has_send_zc()) {
+        snprintf(want, sizeof want, "send_zc=on>=%lu", strtoul(zc, NULL, 0));
+        if (!strstr(feat, want))
+            fail_msg("NF_ZC_SEND_MIN=%s and the kernel has IORING_OP_SEND_ZC, but the loop reports \"%s\"", zc, feat);
+        h_var.zc_expected = 1;
+    }
 }
 
 nf_loop_t *h_loop_new_cfg(const nf_loop_config_t *cfg)
 {
     nf_loop_t *loop = NULL;
     int rc = nf_loop_new(&loop, cfg);
+    h_skip_if_uring_refused(rc);
     const char *want = getenv("NF_BACKEND");
-    if (rc == NF_EBACKEND && want && strcmp(want, "uring") == 0 && !h_kernel_has_uring()) {
-        print_message("[ info     ] io_uring is not available here: skipped\n");
-        skip();
-    }
     if (rc != 0 || loop == NULL)
         fail_msg("nf_loop_new = %d (%s)", rc, nf_err_name(rc));
     const char *name = nf_loop_backend_name(loop);
@@ -135,6 +284,8 @@ nf_loop_t *h_loop_new_cfg(const nf_loop_config_t *cfg)
         if (nf_loop_mode(loop) != m)
             fail_msg("NF_MODE=%s but the loop runs mode %d", mode, nf_loop_mode(loop));
     }
+    if (strcmp(name, "io_uring") == 0)
+        h_check_env_features(loop, cfg);
     h_print_backend(loop);
     return loop;
 }
@@ -145,6 +296,7 @@ void h_loop_finish(nf_loop_t *loop, unsigned timeout_ms)
 {
     if (!h_run_until_idle(loop, timeout_ms))
         fail_msg("loop still has %u live handles after %u ms", nf_loop_alive(loop), timeout_ms);
+    h_var.zc_sends += h_stats(loop).zc_sends;
     int rc = nf_loop_free(loop);
     if (rc != 0)
         fail_msg("nf_loop_free = %d (%s)", rc, nf_err_name(rc));
@@ -207,6 +359,8 @@ nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_
 /* ---- echo server ------------------------------------------------------- */
 
 h_echo_state_t h_echo;
+
+void h_ignore_read(nf_conn_t *c, const char *data, size_t len) { (void)c, (void)data, (void)len; }
 
 void h_echo_reset(void) { memset(&h_echo, 0, sizeof h_echo); }
 
@@ -324,6 +478,19 @@ static int h_make_addr(const char *ip, uint16_t port, struct sockaddr_storage *s
         return AF_INET6;
     }
     return -1;
+}
+
+int h_tcp_listen(int backlog, uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
 }
 
 int h_set_nonblock(int fd, int on)
@@ -544,6 +711,66 @@ out:
     free(out);
     free(in);
     return ret;
+}
+
+/* ---- WebSocket servers --------------------------------------------------- */
+
+uint16_t h_ws_listen(nf_loop_t *loop, const nf_ws_server_config_t *cfg, nf_ws_server_t **out)
+{
+    H_ASSERT_ERR(nf_ws_listen(loop, cfg, out), 0);
+    nf_addr_t a;
+    H_ASSERT_ERR(nf_ws_server_addr(*out, &a), 0);
+    return nf_addr_port(&a);
+}
+
+static int h_ws_closed;
+static void h_ws_on_closed(nf_ws_server_t *s) { (void)s, h_ws_closed = 1; }
+
+void h_ws_server_stop(nf_loop_t *loop, nf_ws_server_t *s, unsigned code)
+{
+    h_ws_closed = 0;
+    nf_ws_server_close(s, code, h_ws_on_closed);
+    H_RUN_UNTIL(loop, h_ws_closed, 5000);
+}
+
+/* ---- an echo client thread ---------------------------------------------- */
+
+void *h_echo_client_thread(void *arg)
+{
+    h_echo_client_t *cl = arg;
+    int fd = h_tcp_connect(cl->ip ? cl->ip : "127.0.0.1", cl->port);
+    if (fd < 0) {
+        h_result_fail(&cl->res, "connect: %s", strerror(-fd));
+        goto done;
+    }
+    h_set_nonblock(fd, 1);
+    size_t n = cl->sizes ? cl->nsizes : (size_t)cl->rounds;
+    for (size_t i = 0; i < n; i++) {
+        char err[256];
+        size_t size = cl->sizes ? cl->sizes[i] : cl->size;
+        if (h_echo_roundtrip(fd, size, cl->seed + (uint32_t)i, cl->timeout_ms ? cl->timeout_ms : 10000, err,
+                             sizeof err) != 0) {
+            h_result_fail(&cl->res, "%s", err);
+            break;
+        }
+    }
+    if (cl->ready)
+        atomic_fetch_add(cl->ready, 1);
+    uint64_t dl = h_now_ms() + 10000;
+    while (cl->release && !atomic_load(cl->release) && h_now_ms() < dl)
+        h_sleep_ms(1);
+    close(fd);
+done:
+    atomic_store(&cl->res.done, 1);
+    return NULL;
+}
+
+int h_echo_clients_done(h_echo_client_t *cl, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!atomic_load(&cl[i].res.done))
+            return 0;
+    return 1;
 }
 
 /* ---- process resources ------------------------------------------------- */

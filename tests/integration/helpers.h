@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include <netframe/netframe.h>
+#include <netframe/ws.h>
 
 /* ---- assertions -------------------------------------------------------- */
 
@@ -38,6 +39,42 @@
         if ((res)->failed)                                                                                             \
             fail_msg("peer thread failed: %s", (res)->msg);                                                            \
     } while (0)
+
+/* ---- skips ------------------------------------------------------------- */
+
+/* Skips the current test, printing "[ NF-SKIP  ] reason" (the line
+ * scripts/test_summary.sh collects). Only io_uring tests may skip, for what
+ * the machine lacks (the kernel refuses io_uring, no IPv6 loopback...): under
+ * NF_BACKEND=epoll the same call fails the test, since an epoll test that
+ * cannot run is a broken set-up. */
+void h_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* cmocka exits 0 when tests were skipped; the group's result goes through
+ * h_group_result instead: failures as they are, else 77 (ctest's
+ * SKIP_RETURN_CODE) when any test of the process called h_skip, else 0.
+ * h_group_begin applies NF_TEST_FILTER (e.g. NF_TEST_FILTER=test_x: run
+ * only the tests whose names match) to every integration test. */
+void h_group_begin(void);
+int h_group_result(int failures);
+#undef cmocka_run_group_tests
+#define cmocka_run_group_tests(group_tests, group_setup, group_teardown)                                               \
+    (h_group_begin(),                                                                                                  \
+     h_group_result(_cmocka_run_group_tests(#group_tests, group_tests, sizeof(group_tests) / sizeof((group_tests)[0]), \
+                                            group_setup, group_teardown)))
+#undef cmocka_run_group_tests_name
+#define cmocka_run_group_tests_name(group_name, group_tests, group_setup, group_teardown)                              \
+    (h_group_begin(),                                                                                                  \
+     h_group_result(_cmocka_run_group_tests(group_name, group_tests, sizeof(group_tests) / sizeof((group_tests)[0]),   \
+                                            group_setup, group_teardown)))
+/* With NF_BACKEND=uring: skips (h_skip) when rc is NF_EBACKEND and the kernel
+ * itself refuses io_uring_setup (asked without the library). Any other
+ * NF_EBACKEND is the library's failure and is left to the caller to fail. */
+void h_skip_if_uring_refused(int rc);
+/* The kernel's own answers, independent of the library under test (liburing
+ * on a probe ring): 1 when the kernel supports the feature, 0 when not. */
+int h_kernel_has_uring(void);
+int h_kernel_has_fixed_files(void);    /* a sparse registered file table */
+int h_kernel_has_multishot_recv(void); /* a buffer ring and a multishot receive on it */
+int h_kernel_has_send_zc(void);        /* IORING_OP_SEND_ZC */
 
 /* ---- time -------------------------------------------------------------- */
 
@@ -63,20 +100,8 @@ void h_runner_begin(h_runner_t *r, nf_loop_t *loop, unsigned timeout_ms);
 int h_runner_step(h_runner_t *r);
 void h_runner_end(h_runner_t *r);
 
-/* Runs the loop until `cond` (re-evaluated between iterations) is true; fails
- * the test with the condition's text after timeout_ms. */
-#define H_RUN_UNTIL(loop, cond, timeout_ms)                                                                            \
-    do {                                                                                                               \
-        h_runner_t hr_;                                                                                                \
-        h_runner_begin(&hr_, (loop), (timeout_ms));                                                                    \
-        while (!(cond) && h_runner_step(&hr_)) {                                                                       \
-        }                                                                                                              \
-        h_runner_end(&hr_);                                                                                            \
-        if (!(cond))                                                                                                   \
-            fail_msg("timed out after %u ms waiting for: %s", (unsigned)(timeout_ms), #cond);                          \
-    } while (0)
-
-/* Like H_RUN_UNTIL but does not fail: sets `ok` to whether cond became true. */
+/* Runs the loop until cond (re-evaluated between iterations) is true or
+ * timeout_ms passed; sets `ok` to whether cond became true. */
 #define H_RUN_WAIT(ok, loop, cond, timeout_ms)                                                                         \
     do {                                                                                                               \
         h_runner_t hr_;                                                                                                \
@@ -85,6 +110,15 @@ void h_runner_end(h_runner_t *r);
         }                                                                                                              \
         h_runner_end(&hr_);                                                                                            \
         (ok) = (cond) ? 1 : 0;                                                                                         \
+    } while (0)
+
+/* The same, failing the test with the condition's text on timeout. */
+#define H_RUN_UNTIL(loop, cond, timeout_ms)                                                                            \
+    do {                                                                                                               \
+        int hok_;                                                                                                      \
+        H_RUN_WAIT(hok_, loop, cond, timeout_ms);                                                                      \
+        if (!hok_)                                                                                                     \
+            fail_msg("timed out after %u ms waiting for: %s", (unsigned)(timeout_ms), #cond);                          \
     } while (0)
 
 /* Runs the loop for about `ms` milliseconds, whatever happens. */
@@ -116,6 +150,13 @@ uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h,
 
 /* nf_connect to host:port with handler h and data; asserts nf_connect == 0. */
 nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h, void *data);
+
+/* ---- WebSocket servers --------------------------------------------------- */
+
+/* nf_ws_listen with *cfg; asserts success and returns the port it got. */
+uint16_t h_ws_listen(nf_loop_t *loop, const nf_ws_server_config_t *cfg, nf_ws_server_t **out);
+/* nf_ws_server_close(s, code) and runs the loop until its callback ran. */
+void h_ws_server_stop(nf_loop_t *loop, nf_ws_server_t *s, unsigned code);
 
 /* ---- a server and one plain peer ---------------------------------------- */
 
@@ -151,6 +192,9 @@ typedef struct h_echo_state {
 } h_echo_state_t;
 
 extern h_echo_state_t h_echo;
+/* An on_read that drops what it is given (for handlers that only count
+ * opens and closes, or readers that must not matter). */
+void h_ignore_read(nf_conn_t *c, const char *data, size_t len);
 extern const nf_conn_handler_t h_echo_handler;
 void h_echo_reset(void);
 
@@ -189,6 +233,9 @@ void h_thread_join(pthread_t t, unsigned timeout_ms);
 /* Blocking TCP connect to a numeric IPv4/IPv6 address. Returns the fd (with
  * 10 s SO_RCVTIMEO/SO_SNDTIMEO) or -errno. */
 int h_tcp_connect(const char *ip, uint16_t port);
+/* A plain listening socket on 127.0.0.1, a kernel-chosen port (returned
+ * through *port), that nobody accepts from until the caller does; asserts. */
+int h_tcp_listen(int backlog, uint16_t *port);
 /* Non-blocking connect started; returns fd or -errno (EINPROGRESS is ok). */
 int h_tcp_connect_nb(const char *ip, uint16_t port);
 int h_set_nonblock(int fd, int on);
@@ -206,6 +253,29 @@ int h_recv_eof(int fd, unsigned timeout_ms);
 /* Sends `size` pattern bytes of stream `seed` while reading the echo back,
  * verifying every byte. 0 on success, -1 with a message in err. */
 int h_echo_roundtrip(int fd, size_t size, uint32_t seed, unsigned timeout_ms, char *err, size_t errlen);
+
+/* ---- an echo client thread (a plain socket) ----------------------------- */
+
+/* Connects to ip:port, runs pattern round trips (h_echo_roundtrip: every
+ * byte checked), optionally holds the connection until released, closes.
+ * Round i uses stream seed + i. Failures go to res; res.done is set last. */
+typedef struct h_echo_client {
+    const char *ip; /* NULL: 127.0.0.1 */
+    uint16_t port;
+    const size_t *sizes; /* one round trip per entry... */
+    size_t nsizes;
+    size_t size; /* ...or, with sizes NULL, `rounds` round trips of size */
+    int rounds;
+    uint32_t seed;
+    unsigned timeout_ms; /* per round trip; 0: 10 s */
+    atomic_int *ready;   /* if set: incremented after the round trips */
+    atomic_int *release; /* if set: the connection is held until non-zero (10 s at most) */
+    h_result_t res;
+} h_echo_client_t;
+
+void *h_echo_client_thread(void *arg);
+/* Whether all n clients have finished (res.done). */
+int h_echo_clients_done(h_echo_client_t *cl, int n);
 
 /* ---- process resources ------------------------------------------------- */
 

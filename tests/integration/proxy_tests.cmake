@@ -5,10 +5,6 @@ nf_add_test(test_proxy       integration/test_proxy.c       integration/helpers.
 nf_add_test(test_reconnect   integration/test_reconnect.c   integration/helpers.c TIMEOUT 60)
 
 # Debian's HAProxy (send-proxy / send-proxy-v2) in front of echo_server --proxy.
-# Exit 77 (skipped) when haproxy is not installed; `make deps` installs it.
-foreach(b uring epoll)
-  add_test(NAME proxy_interop_haproxy.${b}
-    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/interop/haproxy_interop.py $<TARGET_FILE:echo_server>)
-  set_tests_properties(proxy_interop_haproxy.${b} PROPERTIES TIMEOUT 60
-    ENVIRONMENT "NF_BACKEND=${b}" SKIP_RETURN_CODE 77)
-endforeach()
+# A missing haproxy fails the test (`make deps` installs it).
+nf_add_backend_test(proxy_interop_haproxy TIMEOUT 60
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/interop/haproxy_interop.py $<TARGET_FILE:echo_server>)

@@ -158,3 +158,23 @@ int rp_threads(void)
     fclose(f);
     return n;
 }
+
+int rp_group_start(const char *hosts, const char **hosts_path, rp_dns_t *d)
+{
+    *hosts_path = rp_hosts_file(hosts);
+    if (!*hosts_path)
+        return -1;
+    if (rp_dns_start(d) != 0) {
+        unlink(*hosts_path);
+        *hosts_path = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void rp_group_stop(const char *hosts_path, rp_dns_t *d)
+{
+    rp_dns_stop(d);
+    if (hosts_path)
+        unlink(hosts_path);
+}

@@ -34,6 +34,12 @@ void rp_dns_stop(rp_dns_t *d);
  * never answered. Returns the fd (close it when done) and fills servers. */
 int rp_dns_silent(char *servers, size_t size);
 
+/* Both peers for a test group: the hosts file with `hosts` (CARES_HOSTS)
+ * and the DNS server. 0, or -1 with nothing left running. */
+int rp_group_start(const char *hosts, const char **hosts_path, rp_dns_t *d);
+/* Stops the server and removes the hosts file (path may be NULL). */
+void rp_group_stop(const char *hosts_path, rp_dns_t *d);
+
 /* The process's thread count (/proc/self/status Threads:), or -1. */
 int rp_threads(void);
 

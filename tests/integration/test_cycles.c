@@ -24,13 +24,6 @@ static void srv_on_open(nf_conn_t *c)
         nf_conn_close(c);
 }
 
-static void srv_on_read(nf_conn_t *c, const char *data, size_t len)
-{
-    (void)c;
-    (void)data;
-    (void)len;
-}
-
 static void srv_on_close(nf_conn_t *c, int reason)
 {
     (void)c;
@@ -49,7 +42,7 @@ static void srv_on_close(nf_conn_t *c, int reason)
 
 static const nf_conn_handler_t srv_handler = {
     .on_open = srv_on_open,
-    .on_read = srv_on_read,
+    .on_read = h_ignore_read,
     .on_close = srv_on_close,
 };
 
@@ -154,13 +147,6 @@ static void cl_on_open(nf_conn_t *c)
     nf_conn_close(c);
 }
 
-static void cl_on_read(nf_conn_t *c, const char *data, size_t len)
-{
-    (void)c;
-    (void)data;
-    (void)len;
-}
-
 static void cl_on_close(nf_conn_t *c, int reason)
 {
     (void)c;
@@ -176,7 +162,7 @@ static void cl_on_close(nf_conn_t *c, int reason)
 
 static const nf_conn_handler_t cl_handler = {
     .on_open = cl_on_open,
-    .on_read = cl_on_read,
+    .on_read = h_ignore_read,
     .on_close = cl_on_close,
 };
 
@@ -207,7 +193,7 @@ static void srv2_on_open(nf_conn_t *c)
 
 static const nf_conn_handler_t srv2_handler = {
     .on_open = srv2_on_open,
-    .on_read = srv_on_read,
+    .on_read = h_ignore_read,
     .on_close = srv_on_close,
 };
 

@@ -19,54 +19,13 @@ static uint64_t total_sizes(void)
     return t;
 }
 
-/* ---- plain-socket client thread ---------------------------------------- */
-
-typedef struct plain_client {
-    const char *ip;
-    uint16_t port;
-    const size_t *sizes;
-    size_t nsizes;
-    uint32_t seed_base;
-    h_result_t res;
-} plain_client_t;
-
-static void *plain_client_thread(void *arg)
-{
-    plain_client_t *pc = arg;
-    int fd = h_tcp_connect(pc->ip, pc->port);
-    if (fd < 0) {
-        h_result_fail(&pc->res, "connect: %s", strerror(-fd));
-        goto done;
-    }
-    h_set_nonblock(fd, 1);
-    for (size_t i = 0; i < pc->nsizes; i++) {
-        char err[256];
-        if (h_echo_roundtrip(fd, pc->sizes[i], pc->seed_base + (uint32_t)i, 10000, err, sizeof err) != 0) {
-            h_result_fail(&pc->res, "%s", err);
-            break;
-        }
-    }
-    close(fd);
-done:
-    atomic_store(&pc->res.done, 1);
-    return NULL;
-}
-
-static int clients_done(plain_client_t *pcs, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (!atomic_load(&pcs[i].res.done))
-            return 0;
-    return 1;
-}
-
 static void run_plain_echo(nf_loop_t *loop, int nclients, const size_t *sizes, size_t nsizes)
 {
     h_echo_reset();
     nf_listener_t *l;
     uint16_t port = h_listen(loop, "127.0.0.1", &h_echo_handler, NULL, &l);
 
-    plain_client_t *pcs = calloc((size_t)nclients, sizeof *pcs);
+    h_echo_client_t *pcs = calloc((size_t)nclients, sizeof *pcs);
     pthread_t *th = calloc((size_t)nclients, sizeof *th);
     assert_non_null(pcs);
     assert_non_null(th);
@@ -80,11 +39,11 @@ static void run_plain_echo(nf_loop_t *loop, int nclients, const size_t *sizes, s
         pcs[i].port = port;
         pcs[i].sizes = sizes;
         pcs[i].nsizes = nsizes;
-        pcs[i].seed_base = 1000u * (uint32_t)i + 7;
-        th[i] = h_thread_start(plain_client_thread, &pcs[i]);
+        pcs[i].seed = 1000u * (uint32_t)i + 7;
+        th[i] = h_thread_start(h_echo_client_thread, &pcs[i]);
     }
     int ok;
-    H_RUN_WAIT(ok, loop, clients_done(pcs, nclients) && h_echo.closed >= nclients, 12000);
+    H_RUN_WAIT(ok, loop, h_echo_clients_done(pcs, nclients) && h_echo.closed >= nclients, 12000);
     if (!ok) {
         for (int i = 0; i < nclients; i++)
             if (pcs[i].res.failed)

@@ -129,8 +129,5 @@ int main(void)
         cmocka_unit_test(test_emfile_backoff),
         cmocka_unit_test(test_close_during_backoff),
     };
-    const char *only = getenv("NF_TEST_FILTER");
-    if (only)
-        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -731,8 +731,5 @@ int main(void)
         cmocka_unit_test(test_connect_stack),
         cmocka_unit_test(test_connect_init_failure),
     };
-    const char *only = getenv("NF_TEST_FILTER"); /* e.g. NF_TEST_FILTER=test_x */
-    if (only)
-        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

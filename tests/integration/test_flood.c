@@ -73,18 +73,9 @@ static long rss_kib(void)
 
 static tc_certs_t certs;
 
-static int setup(void **state)
-{
-    (void)state;
-    return tc_make(&certs);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tc_cleanup(&certs);
-    return 0;
-}
+/* the certificates, made once for the group */
+static int setup(void **state) { return (void)state, tc_make(&certs); }
+static int teardown(void **state) { return (void)state, tc_cleanup(&certs), 0; }
 
 /* ---- what the server saw -------------------------------------------------- */
 
@@ -436,11 +427,8 @@ static void ws_flood(size_t ping_len, nf_flow_policy_t policy, int tls_on)
         .opts = {.max_frame = 4096, .max_message = 4096},
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    nf_ws_server_addr(s, &a);
-    peer_t bad = {.port = nf_addr_port(&a), .ping_len = ping_len, .tls = tls_on},
-           good = {.port = bad.port, .tls = tls_on};
+    uint16_t ws_port = h_ws_listen(loop, &cfg, &s);
+    peer_t bad = {.port = ws_port, .ping_len = ping_len, .tls = tls_on}, good = {.port = bad.port, .tls = tls_on};
     pthread_t tb = h_thread_start(ws_flooder, &bad);
     H_RUN_UNTIL(loop, srv.opened == 1, 5000);
     pthread_t tg = h_thread_start(ws_good, &good);

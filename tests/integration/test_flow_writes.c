@@ -28,7 +28,6 @@ static void on_open(nf_conn_t *c)
     }
     nf_conn_end(c); /* graceful: held writes still go out, then FIN */
 }
-static void on_read(nf_conn_t *c, const char *d, size_t n) { (void)c, (void)d, (void)n; }
 static void on_close(nf_conn_t *c, int reason)
 {
     (void)c;
@@ -40,7 +39,7 @@ static void test_inflight_writes(void **state)
 {
     (void)state;
     nf_loop_t *loop = h_loop_new();
-    static const nf_conn_handler_t h = {.on_open = on_open, .on_read = on_read, .on_close = on_close};
+    static const nf_conn_handler_t h = {.on_open = on_open, .on_read = h_ignore_read, .on_close = on_close};
     static const nf_flow_config_t fc = {.max_inflight_bytes = 1 << 20, .max_inflight_writes = 2};
     static const nf_filter_spec_t fs[] = {{&nf_flow_filter, &fc}};
     nf_listen_config_t cfg = {.handler = &h, .filters = fs, .nfilters = 1};
@@ -115,7 +114,7 @@ static int recv_some(int fd, char *buf, size_t cap, size_t *n)
 static void run_priority(nf_flow_policy_t policy)
 {
     nf_loop_t *loop = h_loop_new();
-    static const nf_conn_handler_t h = {.on_open = p_open, .on_read = on_read, .on_close = p_close};
+    static const nf_conn_handler_t h = {.on_open = p_open, .on_read = h_ignore_read, .on_close = p_close};
     nf_flow_config_t fc = {.max_inflight_bytes = 1,
                            .max_held_bytes = 1000,
                            .high_water = 4000,

@@ -106,7 +106,7 @@ static void test_ipv6_loopback(void **state)
 {
     (void)state;
     if (!ipv6_available())
-        skip();
+        h_skip("no IPv6 loopback here");
     h_echo_reset();
     nf_loop_t *loop = h_loop_new();
     nf_listener_t *l;
@@ -143,7 +143,7 @@ static void test_ipv6_dual_stack(void **state)
 {
     (void)state;
     if (!ipv6_available())
-        skip();
+        h_skip("no IPv6 loopback here");
     h_echo_reset();
     nf_loop_t *loop = h_loop_new();
     nf_listen_config_t cfg;

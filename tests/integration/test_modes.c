@@ -73,44 +73,6 @@ static void ev_finish(nf_loop_t *loop)
 
 /* ---- echo through threads, in every mode ------------------------------------- */
 
-typedef struct client {
-    uint16_t port;
-    const size_t *sizes;
-    size_t nsizes;
-    uint32_t seed;
-    h_result_t res;
-} client_t;
-
-static void *client_thread(void *arg)
-{
-    client_t *cl = arg;
-    int fd = h_tcp_connect("127.0.0.1", cl->port);
-    if (fd < 0) {
-        h_result_fail(&cl->res, "connect: %s", strerror(-fd));
-        goto done;
-    }
-    h_set_nonblock(fd, 1);
-    for (size_t i = 0; i < cl->nsizes; i++) {
-        char err[256];
-        if (h_echo_roundtrip(fd, cl->sizes[i], cl->seed + (uint32_t)i, 8000, err, sizeof err) != 0) {
-            h_result_fail(&cl->res, "%s", err);
-            break;
-        }
-    }
-    close(fd);
-done:
-    atomic_store(&cl->res.done, 1);
-    return NULL;
-}
-
-static int all_done(client_t *cl, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (!atomic_load(&cl[i].res.done))
-            return 0;
-    return 1;
-}
-
 static void echo_in_mode(int mode, int sqpoll)
 {
     enum { N = 4 };
@@ -121,7 +83,7 @@ static void echo_in_mode(int mode, int sqpoll)
     uint16_t port = h_listen(loop, NULL, &h_echo_handler, NULL, &l);
     if (mode == NF_MODE_EVENT)
         nf_loop_run(loop, NF_RUN_NOWAIT); /* hand the accept to the kernel */
-    client_t cl[N];
+    h_echo_client_t cl[N];
     pthread_t th[N];
     memset(cl, 0, sizeof cl);
     for (int i = 0; i < N; i++) {
@@ -129,12 +91,13 @@ static void echo_in_mode(int mode, int sqpoll)
         cl[i].sizes = sizes;
         cl[i].nsizes = sizeof sizes / sizeof sizes[0];
         cl[i].seed = 77u * (uint32_t)i + 3;
-        th[i] = h_thread_start(client_thread, &cl[i]);
+        cl[i].timeout_ms = 8000;
+        th[i] = h_thread_start(h_echo_client_thread, &cl[i]);
     }
     if (mode == NF_MODE_EVENT) {
-        EV_RUN_UNTIL(loop, all_done(cl, N) && h_echo.closed == N, 9000);
+        EV_RUN_UNTIL(loop, h_echo_clients_done(cl, N) && h_echo.closed == N, 9000);
     } else {
-        H_RUN_UNTIL(loop, all_done(cl, N) && h_echo.closed == N, 9000);
+        H_RUN_UNTIL(loop, h_echo_clients_done(cl, N) && h_echo.closed == N, 9000);
     }
     for (int i = 0; i < N; i++) {
         h_thread_join(th[i], 2000);

@@ -164,13 +164,6 @@ static void cl_on_open(nf_conn_t *c)
     nf_conn_write(c, "0123456789", 10);
 }
 
-static void cl_on_read(nf_conn_t *c, const char *data, size_t len)
-{
-    (void)c;
-    (void)data;
-    (void)len;
-}
-
 static void cl_on_close(nf_conn_t *c, int reason)
 {
     (void)c;
@@ -180,7 +173,7 @@ static void cl_on_close(nf_conn_t *c, int reason)
 
 static const nf_conn_handler_t cl_handler = {
     .on_open = cl_on_open,
-    .on_read = cl_on_read,
+    .on_read = h_ignore_read,
     .on_close = cl_on_close,
 };
 

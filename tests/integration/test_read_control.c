@@ -486,8 +486,5 @@ int main(void)
         cmocka_unit_test(test_read_once_chained),
         cmocka_unit_test(test_close_while_paused),
     };
-    const char *only = getenv("NF_TEST_FILTER"); /* e.g. NF_TEST_FILTER=test_x */
-    if (only)
-        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

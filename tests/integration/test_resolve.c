@@ -64,13 +64,6 @@ static void cl_on_open(nf_conn_t *c)
     s->oobinline = sockopt_int(fd, SOL_SOCKET, SO_OOBINLINE);
 }
 
-static void cl_on_read(nf_conn_t *c, const char *data, size_t len)
-{
-    (void)c;
-    (void)data;
-    (void)len;
-}
-
 static void cl_on_close(nf_conn_t *c, int reason)
 {
     cl_t *s = nf_conn_get_data(c);
@@ -83,7 +76,7 @@ static void cl_on_close(nf_conn_t *c, int reason)
 
 static const nf_conn_handler_t cl_handler = {
     .on_open = cl_on_open,
-    .on_read = cl_on_read,
+    .on_read = h_ignore_read,
     .on_close = cl_on_close,
 };
 
@@ -404,23 +397,8 @@ static void test_option_oob_inline(void **state)
     assert_int_equal(s.oobinline, 0);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    g_hosts_path = rp_hosts_file(g_hosts);
-    if (!g_hosts_path)
-        return -1;
-    return rp_dns_start(&g_dns) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    rp_dns_stop(&g_dns);
-    if (g_hosts_path)
-        unlink(g_hosts_path);
-    return 0;
-}
+static int group_setup(void **state) { return (void)state, rp_group_start(g_hosts, &g_hosts_path, &g_dns); }
+static int group_teardown(void **state) { return (void)state, rp_group_stop(g_hosts_path, &g_dns), 0; }
 
 int main(void)
 {

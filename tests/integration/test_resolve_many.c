@@ -52,13 +52,6 @@ static void m_on_open(nf_conn_t *c)
     g->opened++;
 }
 
-static void m_on_read(nf_conn_t *c, const char *data, size_t len)
-{
-    (void)c;
-    (void)data;
-    (void)len;
-}
-
 static void m_on_close(nf_conn_t *c, int reason)
 {
     unsigned char *st = nf_conn_get_data(c);
@@ -78,7 +71,7 @@ static void m_on_close(nf_conn_t *c, int reason)
 
 static const nf_conn_handler_t m_handler = {
     .on_open = m_on_open,
-    .on_read = m_on_read,
+    .on_read = h_ignore_read,
     .on_close = m_on_close,
 };
 
@@ -164,23 +157,8 @@ static void test_many_by_dns(void **state)
     run_many(RP_DNS_NAME, g_dns.servers, N_DNS);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    g_hosts_path = rp_hosts_file(g_hosts);
-    if (!g_hosts_path)
-        return -1;
-    return rp_dns_start(&g_dns) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    rp_dns_stop(&g_dns);
-    if (g_hosts_path)
-        unlink(g_hosts_path);
-    return 0;
-}
+static int group_setup(void **state) { return (void)state, rp_group_start(g_hosts, &g_hosts_path, &g_dns); }
+static int group_teardown(void **state) { return (void)state, rp_group_stop(g_hosts_path, &g_dns), 0; }
 
 int main(void)
 {

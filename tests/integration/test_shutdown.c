@@ -56,13 +56,6 @@ static void on_open(nf_conn_t *c)
     g.opened++;
 }
 
-static void on_read(nf_conn_t *c, const char *data, size_t len)
-{
-    (void)c;
-    (void)data;
-    (void)len;
-}
-
 static void on_close(nf_conn_t *c, int reason)
 {
     int i = (int)(intptr_t)nf_conn_get_data(c);
@@ -76,7 +69,7 @@ static void on_close(nf_conn_t *c, int reason)
 
 static const nf_conn_handler_t handler = {
     .on_open = on_open,
-    .on_read = on_read,
+    .on_read = h_ignore_read,
     .on_close = on_close,
 };
 
@@ -90,7 +83,7 @@ static void done(nf_loop_t *loop, unsigned forced, void *arg)
     g.done_loop = loop;
     g.done_seq = ++g.seq;
     g.closed_at_done = g.closed;
-    g.t_done = h_now_ms();
+    g.t_done = nf_loop_now(loop); /* the clock the deadline timer runs on */
 }
 
 static int call_shutdown(nf_loop_t *loop, uint64_t deadline_ms)
@@ -115,8 +108,13 @@ static void test_shutdown_deadline(void **state)
     }
     H_RUN_UNTIL(loop, g.opened == NCONN, 3000);
 
-    const unsigned deadline = 400;
-    uint64_t t0 = h_now_ms();
+    /* Timing: "two peers leave before the deadline" must hold on a loaded
+     * 2-CPU machine (ASan alongside), so the deadline is widened from 400 ms
+     * to 2 s; "done not before the deadline" is measured on the loop's own
+     * clock (nf_loop_now), so no slack is needed for it. */
+    const unsigned deadline = 2000;
+    nf_loop_update_time(loop);
+    uint64_t t0 = nf_loop_now(loop);
     H_ASSERT_ERR(call_shutdown(loop, deadline), 0);
     assert_int_equal(g.done_calls, 0);
     H_ASSERT_ERR(call_shutdown(loop, deadline), -EALREADY);
@@ -135,14 +133,17 @@ static void test_shutdown_deadline(void **state)
     close(fds[0]);
     close(fds[1]);
     H_RUN_UNTIL(loop, g.closed == 2, 3000);
-    assert_true(h_now_ms() - t0 < deadline);
+    nf_loop_update_time(loop);
+    if (nf_loop_now(loop) - t0 >= deadline)
+        fail_msg("the two peers' closes took %llu ms, past the %u ms deadline: the premise does not hold",
+                 (unsigned long long)(nf_loop_now(loop) - t0), deadline);
     assert_int_equal(g.done_calls, 0);
     H_ASSERT_ERR(g.reasons[0], NF_EOF);
     H_ASSERT_ERR(g.reasons[1], NF_EOF);
     assert_non_null(g.conns[2]);
 
     /* The third is closed at the deadline; done follows its on_close. */
-    H_RUN_UNTIL(loop, g.done_calls == 1, 3000);
+    H_RUN_UNTIL(loop, g.done_calls == 1, deadline + 3000);
     h_run_for(loop, 50);
     assert_int_equal(g.done_calls, 1);
     assert_int_equal(g.done_inside_call, 0);
@@ -153,7 +154,7 @@ static void test_shutdown_deadline(void **state)
     assert_int_equal(g.closed_at_done, NCONN);
     H_ASSERT_ERR(g.reasons[2], NF_CLOSE_LOCAL);
     assert_true(g.done_seq > g.close_seq[2]);
-    if (g.t_done + 3 < t0 + deadline)
+    if (g.t_done < t0 + deadline)
         fail_msg("done %llu ms after nf_loop_shutdown, before the %u ms deadline", (unsigned long long)(g.t_done - t0),
                  deadline);
     print_message("[ info     ] done %llu ms after nf_loop_shutdown (deadline %u ms)\n",
@@ -243,24 +244,17 @@ static void test_shutdown_outbound(void **state)
     (void)state;
     reset_g();
     nf_loop_t *loop = h_loop_new();
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(ls >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof a;
-    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(ls, 8), 0);
-    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
-    h_connect(loop, "127.0.0.1", ntohs(a.sin_port), &handler, NULL);
+    uint16_t lport;
+    int ls = h_tcp_listen(8, &lport);
+    h_connect(loop, "127.0.0.1", lport, &handler, NULL);
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     int peer = accept(ls, NULL, NULL);
     assert_true(peer >= 0);
-    uint64_t t0 = h_now_ms();
+    nf_loop_update_time(loop);
+    uint64_t t0 = nf_loop_now(loop); /* the loop's clock: the deadline is never early on it */
     H_ASSERT_ERR(call_shutdown(loop, 100), 0);
     H_RUN_UNTIL(loop, g.done_calls == 1, 2000);
-    assert_true(h_now_ms() - t0 >= 97);
+    assert_true(g.t_done - t0 >= 100);
     assert_int_equal(g.forced, 1);
     assert_int_equal(g.closed_at_done, 1);
     H_ASSERT_ERR(g.reasons[0], NF_CLOSE_LOCAL);
@@ -277,8 +271,5 @@ int main(void)
         cmocka_unit_test(test_shutdown_no_conns), cmocka_unit_test(test_shutdown_empty_loop),
         cmocka_unit_test(test_shutdown_outbound),
     };
-    const char *only = getenv("NF_TEST_FILTER"); /* e.g. NF_TEST_FILTER=test_x */
-    if (only)
-        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

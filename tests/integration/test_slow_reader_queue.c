@@ -50,13 +50,6 @@ static void on_open(nf_conn_t *c)
     nf_timer_start(&g.timer, write_tick, 1, 3);
 }
 
-static void on_read(nf_conn_t *c, const char *data, size_t len)
-{
-    (void)c;
-    (void)data;
-    (void)len;
-}
-
 static void on_drain(nf_conn_t *c)
 {
     (void)c;
@@ -74,7 +67,7 @@ static void on_close(nf_conn_t *c, int reason)
 
 static const nf_conn_handler_t handler = {
     .on_open = on_open,
-    .on_read = on_read,
+    .on_read = h_ignore_read,
     .on_drain = on_drain,
     .on_close = on_close,
 };

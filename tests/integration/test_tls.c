@@ -23,18 +23,9 @@
 
 static tc_certs_t certs;
 
-static int setup(void **state)
-{
-    (void)state;
-    return tc_make(&certs);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tc_cleanup(&certs);
-    return 0;
-}
+/* the certificates, made once for the group */
+static int setup(void **state) { return (void)state, tc_make(&certs); }
+static int teardown(void **state) { return (void)state, tc_cleanup(&certs), 0; }
 
 static nf_tls_ctx_t *ctx_new(const nf_tls_config_t *cfg)
 {
@@ -484,19 +475,13 @@ static void raw_open(nf_conn_t *c)
     if (r->send)
         nf_conn_write(c, r->send, r->len ? r->len : strlen(r->send));
 }
-static void raw_read(nf_conn_t *c, const char *d, size_t n)
-{
-    (void)c;
-    (void)d;
-    (void)n;
-}
 static void raw_close(nf_conn_t *c, int reason)
 {
     raw_t *r = nf_conn_get_data(c);
     r->closed++;
     r->reason = reason;
 }
-static const nf_conn_handler_t raw_handler = {.on_open = raw_open, .on_read = raw_read, .on_close = raw_close};
+static const nf_conn_handler_t raw_handler = {.on_open = raw_open, .on_read = h_ignore_read, .on_close = raw_close};
 
 static void test_garbage(void **state)
 {
@@ -655,19 +640,13 @@ static void push_open(nf_conn_t *c)
     setsockopt(nf_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     push(c);
 }
-static void push_read(nf_conn_t *c, const char *d, size_t n)
-{
-    (void)c;
-    (void)d;
-    (void)n;
-}
 static void push_close(nf_conn_t *c, int reason)
 {
     nf_flow_stats(c, &push_state.st);
     push_state.closed++;
     push_state.reason = reason;
 }
-static const nf_conn_handler_t push_handler = {push_open, push_read, NULL, push, push_close, NULL};
+static const nf_conn_handler_t push_handler = {push_open, h_ignore_read, NULL, push, push_close, NULL};
 
 typedef struct slow {
     nf_timer_t t;

@@ -366,8 +366,5 @@ int main(void)
         cmocka_unit_test(test_peer_urgent_inline),  cmocka_unit_test(test_server_sends_urgent),
         cmocka_unit_test(test_send_urgent_closing), cmocka_unit_test(test_nf_to_nf),
     };
-    const char *only = getenv("NF_TEST_FILTER"); /* e.g. NF_TEST_FILTER=test_x */
-    if (only)
-        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

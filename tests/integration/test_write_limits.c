@@ -604,28 +604,22 @@ static void k_open(nf_conn_t *c)
         k.written += sizeof buf;
     }
 }
-static void k_read(nf_conn_t *c, const char *d, size_t n) { (void)c, (void)d, (void)n; }
 static void k_close(nf_conn_t *c, int reason)
 {
     (void)c;
     k.closed++;
     k.reason = reason;
 }
-static const nf_conn_handler_t k_handler = {.on_open = k_open, .on_read = k_read, .on_close = k_close};
+static const nf_conn_handler_t k_handler = {.on_open = k_open, .on_read = h_ignore_read, .on_close = k_close};
 
 static void test_connector_ceiling(void **state)
 {
     (void)state;
     nf_loop_t *loop = h_loop_new();
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(lfd, 4), 0);
-    socklen_t al = sizeof a;
-    getsockname(lfd, (struct sockaddr *)&a, &al);
+    uint16_t lport;
+    int lfd = h_tcp_listen(4, &lport);
     memset(&k, 0, sizeof k);
-    nf_connect_config_t cc = {
-        .host = "127.0.0.1", .port = ntohs(a.sin_port), .handler = &k_handler, .write_max = 1 << 20};
+    nf_connect_config_t cc = {.host = "127.0.0.1", .port = lport, .handler = &k_handler, .write_max = 1 << 20};
     nf_conn_t *c;
     assert_int_equal(nf_connect(loop, &cc, &c), 0);
     H_RUN_UNTIL(loop, k.closed == 1, 5000);

@@ -94,10 +94,7 @@ static nf_ws_server_t *start_server(nf_loop_t *loop, int deflate, uint64_t max_m
                  .close_timeout_ms = 2000},
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    H_ASSERT_ERR(nf_ws_server_addr(s, &a), 0);
-    *port = nf_addr_port(&a);
+    *port = h_ws_listen(loop, &cfg, &s);
     return s;
 }
 
@@ -224,9 +221,7 @@ static void run_echo(const char *path, int deflate, size_t fragment)
     H_ASSERT_ERR(c.error, 0);
     assert_int_equal(srv.last_code, 1000);
     H_ASSERT_ERR(srv.last_error, 0);
-    server_closed = 0;
-    nf_ws_server_close(s, NF_WS_CLOSE_GOING_AWAY, on_server_closed);
-    H_RUN_UNTIL(loop, server_closed, 5000);
+    h_ws_server_stop(loop, s, NF_WS_CLOSE_GOING_AWAY);
     h_loop_finish(loop, 5000);
 }
 
@@ -286,9 +281,7 @@ static void test_client_failures(void **state)
     H_ASSERT_ERR(nf_ws_connect(loop, "wss://127.0.0.1/", &bad, &ws), -EINVAL); /* wss:// needs cfg.tls */
     H_ASSERT_ERR(nf_ws_connect(loop, "ws://127.0.0.1:99999/", &bad, &ws), -EINVAL);
     H_ASSERT_ERR(nf_ws_connect(loop, "ws:///x", &bad, &ws), -EINVAL);
-    server_closed = 0;
-    nf_ws_server_close(s, 0, on_server_closed);
-    H_RUN_UNTIL(loop, server_closed, 5000);
+    h_ws_server_stop(loop, s, 0);
     h_loop_finish(loop, 5000);
 }
 
@@ -554,39 +547,70 @@ static void test_bad_input(void **state)
     nf_ws_close(gws, NF_WS_CLOSE_NORMAL, NULL, 0);
     H_RUN_UNTIL(loop, good.closed, 5000);
     assert_int_equal(good.code, 1000);
-    server_closed = 0;
-    nf_ws_server_close(s, 0, on_server_closed);
-    H_RUN_UNTIL(loop, server_closed, 5000);
+    h_ws_server_stop(loop, s, 0);
     h_loop_finish(loop, 5000);
 }
 
-/* A peer that stops mid-handshake is closed after the handshake timeout. */
+/* The TCP connection under the WebSocket layer, seen by a filter below it:
+ * when it opened and when and why it closed, on the loop's clock. */
+static struct {
+    int opened, closed, reason;
+    uint64_t t_open, t_close;
+} g_under;
+static void under_open(nf_filter_t *f)
+{
+    g_under.opened++;
+    g_under.t_open = nf_loop_now(nf_conn_loop(f->conn));
+    nf_filter_open_up(f);
+}
+static void under_close(nf_filter_t *f, int reason)
+{
+    g_under.closed++;
+    g_under.reason = reason;
+    g_under.t_close = nf_loop_now(nf_conn_loop(f->conn));
+}
+static const nf_filter_ops_t under_ops = {
+    .size = sizeof(nf_filter_ops_t), .name = "under", .on_open = under_open, .on_close = under_close};
+static const nf_filter_spec_t under_stack[] = {{.ops = &under_ops}};
+
+/* A peer that stops mid-handshake is closed after the handshake timeout:
+ * with -ETIMEDOUT, not before the 200 ms (on the loop's clock, the one the
+ * timer runs on; 1 ms of rounding), soon after (2 s: a loaded machine), and
+ * the peer sees the end. */
 static void test_handshake_timeout(void **state)
 {
     (void)state;
     nf_loop_t *loop = h_loop_new();
     memset(&srv, 0, sizeof srv);
+    memset(&g_under, 0, sizeof g_under);
     nf_ws_server_config_t cfg = {
-        .listen = {.host = "127.0.0.1"},
+        .listen = {.host = "127.0.0.1", .filters = under_stack, .nfilters = 1},
         .routes = s_routes,
         .nroutes = 1,
         .opts = {.handshake_timeout_ms = 200},
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    nf_ws_server_addr(s, &a);
-    int fd = h_tcp_connect("127.0.0.1", nf_addr_port(&a));
+    uint16_t ws_port = h_ws_listen(loop, &cfg, &s);
+    int fd = h_tcp_connect("127.0.0.1", ws_port);
     assert_true(fd >= 0);
     assert_int_equal(h_send_all(fd, "GET /echo HTTP/1.1\r\nHost:", 25, 1000), 0);
     H_RUN_UNTIL(loop, nf_ws_server_conns(s) == 1, 2000);
     H_RUN_UNTIL(loop, nf_ws_server_conns(s) == 0, 3000);
     assert_int_equal(srv.opened, 0);
     assert_int_equal(srv.closed, 0);
+    assert_int_equal(g_under.opened, 1);
+    assert_int_equal(g_under.closed, 1);
+    H_ASSERT_ERR(g_under.reason, -ETIMEDOUT);
+    uint64_t took = g_under.t_close - g_under.t_open;
+    print_message("[ info     ] closed %llu ms after the connection opened (timeout 200 ms)\n",
+                  (unsigned long long)took);
+    if (took < 199 || took > 2200)
+        fail_msg("handshake timeout of 200 ms closed the connection after %llu ms", (unsigned long long)took);
+    int r = h_recv_eof(fd, 2000);
+    if (r != 0 && r != -ECONNRESET)
+        fail_msg("the peer did not see the end: h_recv_eof = %d", r);
     close(fd);
-    server_closed = 0;
-    nf_ws_server_close(s, 0, on_server_closed);
-    H_RUN_UNTIL(loop, server_closed, 5000);
+    h_ws_server_stop(loop, s, 0);
     h_loop_finish(loop, 5000);
 }
 
@@ -641,9 +665,7 @@ static void test_keepalive(void **state)
     H_RUN_UNTIL(loop, srv.closed == 1, 5000);
     assert_int_equal(srv.last_code, 1001);
     H_ASSERT_ERR(srv.last_error, -ETIMEDOUT);
-    server_closed = 0;
-    nf_ws_server_close(s, 0, on_server_closed);
-    H_RUN_UNTIL(loop, server_closed, 5000);
+    h_ws_server_stop(loop, s, 0);
     h_loop_finish(loop, 5000);
 }
 
@@ -657,13 +679,11 @@ static void test_flow_below(void **state)
     static const nf_filter_spec_t flow[] = {{&nf_flow_filter, &fc}};
     nf_ws_server_config_t cfg = {.listen = {.host = "127.0.0.1"}, .routes = s_routes, .nroutes = 1};
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    nf_ws_server_addr(s, &a);
+    uint16_t ws_port = h_ws_listen(loop, &cfg, &s);
     cli_t c;
     memset(&c, 0, sizeof c);
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%u/echo", nf_addr_port(&a));
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/echo", ws_port);
     nf_ws_client_config_t ccfg = {.connect = {.filters = flow, .nfilters = 1}, .handler = &c_handler, .data = &c};
     nf_ws_conn_t *ws;
     H_ASSERT_ERR(nf_ws_connect(loop, url, &ccfg, &ws), 0);
@@ -682,9 +702,7 @@ static void test_flow_below(void **state)
     nf_ws_abort(ws);
     H_RUN_UNTIL(loop, c.closed, 5000);
     assert_int_equal(c.code, 1006);
-    server_closed = 0;
-    nf_ws_server_close(s, NF_WS_CLOSE_GOING_AWAY, on_server_closed);
-    H_RUN_UNTIL(loop, server_closed, 5000);
+    h_ws_server_stop(loop, s, NF_WS_CLOSE_GOING_AWAY);
     h_loop_finish(loop, 5000);
 }
 

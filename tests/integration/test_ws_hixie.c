@@ -68,25 +68,13 @@ static nf_ws_server_t *start_server(nf_loop_t *loop, int hixie, uint64_t max_fra
         .legacy_hixie76 = hixie,
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    H_ASSERT_ERR(nf_ws_server_addr(s, &a), 0);
-    *port = nf_addr_port(&a);
+    *port = h_ws_listen(loop, &cfg, &s);
     return s;
-}
-
-static int server_closed;
-static void on_server_closed(nf_ws_server_t *s)
-{
-    (void)s;
-    server_closed = 1;
 }
 
 static void stop_server(nf_loop_t *loop, nf_ws_server_t *s)
 {
-    server_closed = 0;
-    nf_ws_server_close(s, NF_WS_CLOSE_GOING_AWAY, on_server_closed);
-    H_RUN_UNTIL(loop, server_closed, 5000);
+    h_ws_server_stop(loop, s, NF_WS_CLOSE_GOING_AWAY);
     h_loop_finish(loop, 5000);
 }
 
@@ -528,17 +516,13 @@ static void client_vs_raw(int mode)
 {
     nf_loop_t *loop = h_loop_new();
     rawsrv_t r = {.mode = mode};
-    r.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    assert_int_equal(bind(r.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(r.lfd, 4), 0);
-    getsockname(r.lfd, (struct sockaddr *)&sa, &sl);
+    uint16_t rport;
+    r.lfd = h_tcp_listen(4, &rport);
     pthread_t t = h_thread_start(rawsrv_main, &r);
     static cli_t c;
     memset(&c, 0, sizeof c);
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", ntohs(sa.sin_port));
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", rport);
     nf_ws_client_config_t cfg = {
         .handler = &c_handler, .data = &c, .version = 76, .opts = {.handshake_timeout_ms = 300}};
     H_ASSERT_ERR(nf_ws_connect(loop, url, &cfg, NULL), 0);

@@ -214,10 +214,8 @@ static void run_policy(nf_flow_policy_t policy)
         .opts = {.close_timeout_ms = 5000},
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    nf_ws_server_addr(s, &a);
-    peer_t p = {.port = nf_addr_port(&a), .read_all = 1};
+    uint16_t ws_port = h_ws_listen(loop, &cfg, &s);
+    peer_t p = {.port = ws_port, .read_all = 1};
     pthread_t t = h_thread_start(peer_main, &p);
     H_RUN_UNTIL(loop, atomic_load(&p.res.done) && srv.closed, 10000);
     h_thread_join(t, 5000);
@@ -254,10 +252,8 @@ static void test_close_timer_fallback(void **state)
         .opts = {.close_timeout_ms = 300},
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    nf_ws_server_addr(s, &a);
-    peer_t p = {.port = nf_addr_port(&a), .read_all = 0};
+    uint16_t ws_port = h_ws_listen(loop, &cfg, &s);
+    peer_t p = {.port = ws_port, .read_all = 0};
     pthread_t t = h_thread_start(peer_main, &p);
     H_RUN_UNTIL(loop, srv.closed, 10000);
     assert_int_equal(srv.code, 1000);

@@ -8,7 +8,10 @@
  * the client, between frames, drops its own. The rest of the message goes,
  * the echo comes back compressed with the context of the first message, and
  * a compressed message from the client's new codec is echoed too. Peeks at
- * the private state through src/ws/conn.h. */
+ * the private state through src/ws/conn.h; "compressed" is checked on the
+ * wire: a filter under the client's WebSocket layer parses the frames the
+ * server sends and records RSV1 (RFC 7692's "per-message compressed") of
+ * each data message's first frame. */
 #include "helpers.h"
 
 #include <errno.h>
@@ -32,6 +35,80 @@ static void s_close(nf_ws_conn_t *ws, unsigned code, const char *r, size_t rl)
 }
 static const nf_ws_handler_t s_h = {.on_open = s_open, .on_message = s_message, .on_close = s_close};
 static const nf_ws_route_t s_routes[] = {{.path = "/rest", .handler = &s_h}};
+
+/* ---- a tap under the client's WebSocket filter: the server's frames ------- */
+
+static struct {
+    int head_done;      /* the HTTP answer's head has gone by */
+    char hold[16];      /* a frame header cut by a read */
+    size_t held;        /* bytes in hold */
+    uint64_t skip;      /* payload bytes of the current frame still to pass */
+    int in_message;     /* a data message's first frame was seen, not its last */
+    int data_messages;  /* data messages started */
+    int last_rsv1;      /* RSV1 of the last data message's first frame */
+    unsigned head_tail; /* matches of "\r\n\r\n" so far */
+} g_tap;
+
+static void tap_bytes(const unsigned char *p, size_t n)
+{
+    static const char crlf2[] = "\r\n\r\n";
+    while (n > 0) {
+        if (!g_tap.head_done) {
+            g_tap.head_tail = *p == (unsigned char)crlf2[g_tap.head_tail] ? g_tap.head_tail + 1 : (*p == '\r');
+            g_tap.head_done = g_tap.head_tail == 4;
+            p++, n--;
+            continue;
+        }
+        if (g_tap.skip > 0) {
+            size_t k = n < g_tap.skip ? n : (size_t)g_tap.skip;
+            g_tap.skip -= k;
+            p += k, n -= k;
+            continue;
+        }
+        g_tap.hold[g_tap.held++] = (char)*p++, n--;
+        const unsigned char *h = (const unsigned char *)g_tap.hold;
+        if (g_tap.held < 2)
+            continue;
+        size_t len7 = h[1] & 0x7f, need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0);
+        assert_int_equal(h[1] & 0x80, 0); /* server frames are not masked */
+        if (g_tap.held < need)
+            continue;
+        uint64_t len = len7;
+        if (len7 >= 126) {
+            len = 0;
+            for (size_t i = 2; i < need; i++)
+                len = len << 8 | h[i];
+        }
+        unsigned op = h[0] & 0x0f;
+        if (op == NF_WS_OP_TEXT || op == NF_WS_OP_BINARY) {
+            g_tap.data_messages++;
+            g_tap.last_rsv1 = (h[0] & 0x40) != 0;
+            g_tap.in_message = !(h[0] & 0x80);
+        } else if (op == NF_WS_OP_CONT) {
+            assert_int_equal(h[0] & 0x40, 0); /* RSV1 only on a message's first frame */
+            g_tap.in_message = !(h[0] & 0x80);
+        }
+        g_tap.skip = len;
+        g_tap.held = 0;
+    }
+}
+
+static void tap_on_read(nf_filter_t *f, const char *data, size_t len)
+{
+    tap_bytes((const unsigned char *)data, len);
+    nf_filter_read_up(f, data, len);
+}
+static const nf_filter_ops_t tap_ops = {.size = sizeof(nf_filter_ops_t), .name = "tap", .on_read = tap_on_read};
+static const nf_filter_spec_t tap_stack[] = {{.ops = &tap_ops}};
+
+/* The echo that just arrived came as a compressed message (RSV1 set). */
+static void assert_came_compressed(int messages)
+{
+    assert_int_equal(g_tap.data_messages, messages);
+    assert_int_equal(g_tap.in_message, 0);
+    if (!g_tap.last_rsv1)
+        fail_msg("echo %d came back without RSV1: not compressed", messages);
+}
 
 typedef struct cli {
     int opened, closed, got;
@@ -75,14 +152,16 @@ static void test_codec_rest(void **state)
         .opts = {.deflate = 1, .pmd = {.threshold = 1}},
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    nf_ws_server_addr(s, &a);
+    uint16_t ws_port = h_ws_listen(loop, &cfg, &s);
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%u/rest", nf_addr_port(&a));
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/rest", ws_port);
     static cli_t c;
     memset(&c, 0, sizeof c);
-    nf_ws_client_config_t ccfg = {.handler = &c_h, .data = &c, .opts = {.deflate = 1, .pmd = {.threshold = 1}}};
+    memset(&g_tap, 0, sizeof g_tap);
+    nf_ws_client_config_t ccfg = {.connect = {.filters = tap_stack, .nfilters = 1},
+                                  .handler = &c_h,
+                                  .data = &c,
+                                  .opts = {.deflate = 1, .pmd = {.threshold = 1}}};
     nf_ws_conn_t *ws;
     H_ASSERT_ERR(nf_ws_connect(loop, url, &ccfg, &ws), 0);
     H_RUN_UNTIL(loop, c.opened && g_srv_ws, 5000);
@@ -96,6 +175,7 @@ static void test_codec_rest(void **state)
     static const char m1[] = "the same words, the same words, the same words";
     H_ASSERT_ERR(nf_ws_send(ws, NF_WS_OP_TEXT, m1, sizeof m1 - 1), NF_WRITE_OK);
     expect_echo(loop, &c, 0, m1, sizeof m1 - 1);
+    assert_came_compressed(1);
     assert_non_null(ws->cx);
     assert_non_null(g_srv_ws->cx);
 
@@ -106,10 +186,12 @@ static void test_codec_rest(void **state)
     assert_non_null(g_srv_ws->cx); /* the server is inside a message */
     H_ASSERT_ERR(nf_ws_send_fragment(ws, NF_WS_OP_CONT, "words, the same words", 21, 1), NF_WRITE_OK);
     expect_echo(loop, &c, 1, "the same words, the same words", 30);
-    assert_non_null(ws->cx); /* allocated again for the echo */
+    assert_came_compressed(2); /* with the context of the first message */
+    assert_non_null(ws->cx);   /* allocated again for the echo */
     static const char m3[] = "the same words once more, the same words";
     H_ASSERT_ERR(nf_ws_send(ws, NF_WS_OP_TEXT, m3, sizeof m3 - 1), NF_WRITE_OK);
     expect_echo(loop, &c, 2, m3, sizeof m3 - 1);
+    assert_came_compressed(3);
 
     H_ASSERT_ERR(nf_ws_close(ws, NF_WS_CLOSE_NORMAL, NULL, 0), 0);
     H_RUN_UNTIL(loop, c.closed && s_closed, 5000);

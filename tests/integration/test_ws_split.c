@@ -315,10 +315,7 @@ static nf_ws_server_t *start_server(nf_loop_t *loop, nf_tls_ctx_t *tls, size_t m
         cfg.listen.nfilters = 1;
     }
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    H_ASSERT_ERR(nf_ws_server_addr(s, &a), 0);
-    *port = nf_addr_port(&a);
+    *port = h_ws_listen(loop, &cfg, &s);
     return s;
 }
 
@@ -507,14 +504,8 @@ static const nf_ws_handler_t c_handler = {.on_open = c_open, .on_message = c_mes
 
 static int listen_raw(uint16_t *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fd, 16), 0);
-    socklen_t al = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-    *port = ntohs(a.sin_port);
+    int fd = h_tcp_listen(16, port);
+    h_set_nonblock(fd, 1);
     return fd;
 }
 
@@ -692,18 +683,9 @@ static void test_client_too_large(void **state)
     client_cuts(13, 0, 512, 513, 0);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return tc_make(&certs);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tc_cleanup(&certs);
-    return 0;
-}
+/* the certificates, made once for the group */
+static int setup(void **state) { return (void)state, tc_make(&certs); }
+static int teardown(void **state) { return (void)state, tc_cleanup(&certs), 0; }
 
 int main(void)
 {

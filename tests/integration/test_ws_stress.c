@@ -113,13 +113,7 @@ static void client_vs_bad_server(const uint8_t *frame, size_t len)
 {
     nf_loop_t *loop = h_loop_new();
     rawsrv_t r = {.frame = frame, .frame_len = len};
-    r.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    assert_int_equal(bind(r.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(r.lfd, 4), 0);
-    getsockname(r.lfd, (struct sockaddr *)&sa, &sl);
-    r.port = ntohs(sa.sin_port);
+    r.lfd = h_tcp_listen(4, &r.port);
     pthread_t t = h_thread_start(rawsrv_main, &r);
     cli_t c = {0};
     char url[64];
@@ -340,10 +334,7 @@ static void test_churn_mid_handshake(void **state)
         .opts = {.handshake_timeout_ms = 200},
     };
     nf_ws_server_t *s;
-    H_ASSERT_ERR(nf_ws_listen(loop, &cfg, &s), 0);
-    nf_addr_t a;
-    nf_ws_server_addr(s, &a);
-    uint16_t port = nf_addr_port(&a);
+    uint16_t port = h_ws_listen(loop, &cfg, &s);
 
     static good_t g;
     memset(&g, 0, sizeof g);

@@ -6,7 +6,7 @@ nf_add_test(test_echo               integration/test_echo.c               ${NF_I
 nf_add_test(test_many_conns         integration/test_many_conns.c         ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_peer_close         integration/test_peer_close.c         ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_peer_reset         integration/test_peer_reset.c         ${NF_IT_HELPERS} TIMEOUT 60)
-nf_add_test(test_connect_refused    integration/test_connect_refused.c    ${NF_IT_HELPERS} TIMEOUT 60)
+nf_add_test(test_connect_refused    integration/test_connect_refused.c integration/resolve_peer.c ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_timers             integration/test_timers.c             ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_post               integration/test_post.c               ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_cycles             integration/test_cycles.c             ${NF_IT_HELPERS} TIMEOUT 60)

@@ -10,30 +10,25 @@ target_link_libraries(tls_mkcerts PRIVATE OpenSSL::Crypto)
 # Interop, once per backend: openssl s_client / s_server, Python's ssl.
 set(NF_TLS_INTEROP ${CMAKE_CURRENT_SOURCE_DIR}/interop)
 find_program(NF_OPENSSL openssl)
-foreach(b uring epoll)
-  set(_modes py_client py_server bad_peer)
-  if(NF_OPENSSL)
-    list(APPEND _modes s_client s_server)
+foreach(mode py_client py_server bad_peer s_client s_server)
+  if(NOT NF_OPENSSL AND mode MATCHES "^s_")
+    nf_add_missing_peer(tls_interop_${mode} "the openssl command is needed for ${mode}")
+    continue()
   endif()
-  foreach(mode ${_modes})
-    add_test(NAME tls_interop_${mode}.${b}
-      COMMAND /usr/bin/python3 ${NF_TLS_INTEROP}/tls_interop.py ${mode}
-              $<TARGET_FILE:tls_mkcerts> $<TARGET_FILE:echo_server> $<TARGET_FILE:tls_client>)
-    set_tests_properties(tls_interop_${mode}.${b} PROPERTIES TIMEOUT 60 ENVIRONMENT "NF_BACKEND=${b}")
-  endforeach()
+  nf_add_backend_test(tls_interop_${mode} TIMEOUT 60
+    COMMAND /usr/bin/python3 ${NF_TLS_INTEROP}/tls_interop.py ${mode}
+            $<TARGET_FILE:tls_mkcerts> $<TARGET_FILE:echo_server> $<TARGET_FILE:tls_client>)
 endforeach()
 
 # Node's ws over wss://, both ways (the ws@8 fixture of ws_tests.cmake).
 if(NF_NODE AND NF_NPM)
-  foreach(b uring epoll)
-    foreach(mode wss_node_client wss_node_server)
-      add_test(NAME tls_interop_${mode}.${b}
-        COMMAND ${NF_NODE} ${NF_TLS_INTEROP}/tls_node.js ${mode}
-                $<TARGET_FILE:tls_mkcerts> $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
-      set_tests_properties(tls_interop_${mode}.${b} PROPERTIES TIMEOUT 60
-        ENVIRONMENT "NF_BACKEND=${b}" FIXTURES_REQUIRED nf_node_ws)
-    endforeach()
+  foreach(mode wss_node_client wss_node_server)
+    nf_add_backend_test(tls_interop_${mode} TIMEOUT 60 FIXTURE nf_node_ws
+      COMMAND ${NF_NODE} ${NF_TLS_INTEROP}/tls_node.js ${mode}
+              $<TARGET_FILE:tls_mkcerts> $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
   endforeach()
+else()
+  nf_add_missing_peer(tls_interop_wss_node "node and npm are needed for the wss Node interop tests (Node 20)")
 endif()
 
 # Floods that make the server answer without reading the answers (issue 13):

@@ -16,14 +16,10 @@ set_tests_properties(test_udp.uring.fallback PROPERTIES TIMEOUT 60
 
 # Interop with Python's socket module (Debian's /usr/bin/python3), both directions.
 nf_add_test(test_udp_python integration/test_udp_python.c ${NF_UDP_HELPERS} TIMEOUT 60)
-foreach(b uring epoll)
-  target_compile_definitions(test_udp_python PRIVATE
-    NF_UDP_INTEROP_PY="${CMAKE_CURRENT_SOURCE_DIR}/interop/udp_interop.py")
-  add_test(NAME udp_interop_py_client.${b}
-    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/interop/udp_interop.py client
-            $<TARGET_FILE:udp_echo_server>)
-  set_tests_properties(udp_interop_py_client.${b} PROPERTIES TIMEOUT 60 ENVIRONMENT "NF_BACKEND=${b}")
-endforeach()
+target_compile_definitions(test_udp_python PRIVATE
+  NF_UDP_INTEROP_PY="${CMAKE_CURRENT_SOURCE_DIR}/interop/udp_interop.py")
+nf_add_backend_test(udp_interop_py_client TIMEOUT 60
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/interop/udp_interop.py client $<TARGET_FILE:udp_echo_server>)
 
 # The example echoes what it receives (issue 13 part 4): udp_echo_server with
 # its default options on every backend and mode (block with 2 threads), 0 to

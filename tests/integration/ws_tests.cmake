@@ -3,46 +3,29 @@
 # tests/unit/ws_tests.cmake; paths are relative to tests/.
 nf_add_test(test_ws integration/test_ws.c integration/helpers.c TIMEOUT 120)
 
-# Interop. Each test registers once per backend, like nf_add_test.
+# Interop, once per backend (NAME.uring, NAME.epoll).
 set(NF_INTEROP_DIR ${CMAKE_CURRENT_SOURCE_DIR}/interop)
 set(NF_PY /usr/bin/python3)
-foreach(b uring epoll)
-  foreach(mode py_client py_server py_client_deflate py_server_deflate)
-    add_test(NAME ws_interop_${mode}.${b}
-      COMMAND ${NF_PY} ${NF_INTEROP_DIR}/py_interop.py ${mode}
-              $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
-    set_tests_properties(ws_interop_${mode}.${b} PROPERTIES TIMEOUT 60
-      ENVIRONMENT "NF_BACKEND=${b}")
-  endforeach()
-  # permessage-deflate messages ended by a BFINAL block (RFC 7692 7.2.3.4),
-  # from websockets with its compressor swapped for Z_FINISH, both ways
-  foreach(mode bfinal_client bfinal_server)
-    add_test(NAME ws_interop_py_${mode}.${b}
-      COMMAND ${NF_PY} ${NF_INTEROP_DIR}/py_bfinal.py ${mode}
-              $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
-    set_tests_properties(ws_interop_py_${mode}.${b} PROPERTIES TIMEOUT 60
-      ENVIRONMENT "NF_BACKEND=${b}")
-  endforeach()
+foreach(mode py_client py_server py_client_deflate py_server_deflate)
+  nf_add_backend_test(ws_interop_${mode} TIMEOUT 60
+    COMMAND ${NF_PY} ${NF_INTEROP_DIR}/py_interop.py ${mode} $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
+endforeach()
+# permessage-deflate messages ended by a BFINAL block (RFC 7692 7.2.3.4),
+# from websockets with its compressor swapped for Z_FINISH, both ways
+foreach(mode bfinal_client bfinal_server)
+  nf_add_backend_test(ws_interop_py_${mode} TIMEOUT 60
+    COMMAND ${NF_PY} ${NF_INTEROP_DIR}/py_bfinal.py ${mode} $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
 endforeach()
 
 # Node's ws@8, installed into tests/interop/node_modules when missing.
-find_program(NF_NODE node)
-find_program(NF_NPM npm)
 if(NF_NODE AND NF_NPM)
-  add_test(NAME ws_interop_npm_install
-    COMMAND sh -c "test -f node_modules/ws/package.json || ${NF_NPM} install --no-audit --no-fund --no-save --no-package-lock ws@8"
-    WORKING_DIRECTORY ${NF_INTEROP_DIR})
-  set_tests_properties(ws_interop_npm_install PROPERTIES TIMEOUT 300 FIXTURES_SETUP nf_node_ws)
-  foreach(b uring epoll)
-    foreach(mode node_client node_server node_client_deflate node_server_deflate
-                 node_client_hybi8 node_server_hybi8)
-      add_test(NAME ws_interop_${mode}.${b}
-        COMMAND ${NF_NODE} ${NF_INTEROP_DIR}/node_interop.js ${mode}
-                $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
-      set_tests_properties(ws_interop_${mode}.${b} PROPERTIES TIMEOUT 60
-        ENVIRONMENT "NF_BACKEND=${b}" FIXTURES_REQUIRED nf_node_ws)
-    endforeach()
+  nf_add_npm_fixture(ws_interop_npm_install ${NF_INTEROP_DIR} nf_node_ws ws@8)
+  foreach(mode node_client node_server node_client_deflate node_server_deflate node_client_hybi8 node_server_hybi8)
+    nf_add_backend_test(ws_interop_${mode} TIMEOUT 60 FIXTURE nf_node_ws
+      COMMAND ${NF_NODE} ${NF_INTEROP_DIR}/node_interop.js ${mode} $<TARGET_FILE:ws_echo_server> $<TARGET_FILE:ws_client>)
   endforeach()
+else()
+  nf_add_missing_peer(ws_interop_node "node and npm are needed for the Node ws interop tests (Node 20)")
 endif()
 
 # The bytes after the opening handshake's head, however the head is cut

@@ -16,20 +16,20 @@ FAIL: line otherwise."""
 import asyncio
 import http.client
 import json
-import os
 import re
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 
 import websockets
 
+import nfpeer
+
 ARGS = sys.argv[1:]
 DEFLATE = "--deflate" in ARGS
 QUICK = "--quick" in ARGS or "--url" in ARGS
-BACKEND = {"uring": "uring", "epoll": "epoll"}.get(os.environ.get("NF_BACKEND", ""), "auto")
+BACKEND = nfpeer.BACKEND
 # --url https://...: TLS for the page and the WebSocket (set in main)
 TLS = None
 
@@ -38,9 +38,7 @@ def ws_uri(port, path):
     return "%s://127.0.0.1:%d%s" % ("wss" if TLS else "ws", port, path)
 
 
-def fail(msg):
-    print("FAIL:", msg, flush=True)
-    sys.exit(1)
+fail = nfpeer.fail
 
 
 def http_get(port, method, path, headers=None):
@@ -248,13 +246,8 @@ def main():
         return
     server = ARGS[0]
     cmd = [server, "--port", "0", "--backend", BACKEND, "--stats-ms", "200", "--max-held-kb", "32"]
-    proc = subprocess.Popen(cmd + (["--deflate"] if DEFLATE else []), stdout=subprocess.PIPE, text=True)
+    proc, port = nfpeer.start(cmd + (["--deflate"] if DEFLATE else []))
     try:
-        line = proc.stdout.readline()
-        if not line.startswith("listening on "):
-            fail("server said %r" % line)
-        port = int(line.split()[2].rsplit(":", 1)[1])
-        print(line.strip(), flush=True)
         check_http(port)
         asyncio.run(room(port, proc))
         if QUICK:

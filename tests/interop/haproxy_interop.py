@@ -11,7 +11,8 @@ the HAProxy side as the transport, and the PROXY version used. The v2 backend al
 with `check-send-proxy`, which arrive as v2 LOCAL connections: one must be
 logged as such.
 
-Usage: haproxy_interop.py ECHO_SERVER. Exit 0 ok, 1 failure, 77 skipped
+Usage: haproxy_interop.py ECHO_SERVER. Exit 0 ok, 1 failure (a missing
+haproxy too: make deps installs it, so its absence is a broken set-up)
 (haproxy not installed). NF_BACKEND picks the echo_server backend."""
 import os
 import shutil
@@ -77,8 +78,8 @@ def main():
     echo_server = sys.argv[1]
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not os.path.exists(haproxy):
-        print("SKIP: haproxy is not installed (apt-get install haproxy)")
-        return 77
+        print("FAIL: haproxy is not installed (make deps / apt-get install haproxy)")
+        return 1
     version = subprocess.run([haproxy, "-v"], capture_output=True, text=True).stdout.splitlines()[0]
     print(version)
 
@@ -166,6 +167,7 @@ def main():
         else:
             print(f"ok v2 LOCAL (health check): {local}")
     finally:
+        killed = set()
         for p in (hp, es):
             if p is None:
                 continue
@@ -173,11 +175,17 @@ def main():
             try:
                 p.wait(5)
             except subprocess.TimeoutExpired:
+                killed.add(p)
                 p.kill()
                 p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    if es.returncode not in (0, -15):
-        failed.append(f"echo_server exit {es.returncode}")
+    # echo_server handles SIGTERM (stops, closes, frees) and exits 0: death by
+    # the signal itself (-15) or any other status is a failure, and so is a
+    # shutdown that took more than 5 s.
+    if es in killed:
+        failed.append("echo_server did not exit within 5 s of SIGTERM (killed)")
+    elif es.returncode != 0:
+        failed.append(f"echo_server exit {es.returncode} after SIGTERM, expected 0")
     for f in failed:
         print("FAIL:", f)
     return 1 if failed else 0

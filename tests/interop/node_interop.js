@@ -13,11 +13,11 @@
 const path = require('path');
 const { spawn } = require('child_process');
 const WebSocket = require(path.join(__dirname, 'node_modules', 'ws'));
+const { backend, startServer, stopServer } = require('./nfpeer');
 
 const [mode, server, client] = process.argv.slice(2);
 const deflate = mode.endsWith('_deflate');
 const hybi8 = mode.endsWith('_hybi8');
-const backend = { uring: 'uring', epoll: 'epoll' }[process.env.NF_BACKEND] || 'auto';
 
 function fail(msg) {
   console.log('FAIL: ' + msg);
@@ -40,18 +40,8 @@ async function clientSide() {
   const args = ['--port', '0', '--backend', backend]
     .concat(deflate ? ['--deflate'] : [])
     .concat(hybi8 ? ['--legacy'] : []);
-  const proc = spawn(server, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
-  const line = await new Promise((resolve) => {
-    let buf = '';
-    proc.stdout.on('data', (d) => {
-      buf += d;
-      if (buf.includes('\n')) resolve(buf.split('\n')[0]);
-    });
-  });
-  if (!line.startsWith('listening on ')) fail('server said ' + line);
-  console.log(line);
-  const port = Number(line.split(' ')[2].split(':').pop());
+  const srv = await startServer(server, args, fail);
+  const port = srv.port;
   const ws = new WebSocket(`ws://127.0.0.1:${port}/node`, {
     perMessageDeflate: deflate ? { threshold: 0 } : false,
     maxPayload: 0,
@@ -86,9 +76,7 @@ async function clientSide() {
     ws.close(1000, 'bye');
   });
   if (code !== 1000) fail('close code ' + code);
-  proc.kill('SIGTERM');
-  const rc = await exited;
-  if (rc !== 0) fail('server exit status ' + rc);
+  await stopServer(srv, fail);
 }
 
 async function serverSide() {

@@ -13,24 +13,20 @@ also sends a final block followed by garbage and expects close 1007.
 Loopback only; every step has a timeout. Exit 0 on success."""
 import asyncio
 import dataclasses
-import os
-import signal
 import subprocess
 import sys
 import zlib
 
 import websockets
+
+import nfpeer
 from websockets.extensions.permessage_deflate import (ClientPerMessageDeflateFactory, PerMessageDeflate,
                                                       ServerPerMessageDeflateFactory)
 from websockets.frames import CTRL_OPCODES, OP_CONT
 
 MODE, SERVER, CLIENT = sys.argv[1], sys.argv[2], sys.argv[3]
-BACKEND = {"uring": "uring", "epoll": "epoll"}.get(os.environ.get("NF_BACKEND", ""), "auto")
-
-
-def fail(msg):
-    print("FAIL:", msg, flush=True)
-    sys.exit(1)
+BACKEND = nfpeer.BACKEND
+fail = nfpeer.fail
 
 
 class FinalBlockDeflate(PerMessageDeflate):
@@ -83,14 +79,8 @@ def messages():
 
 
 async def client_side():
-    proc = subprocess.Popen([SERVER, "--port", "0", "--backend", BACKEND, "--deflate"], stdout=subprocess.PIPE,
-                            text=True)
+    proc, port = nfpeer.start([SERVER, "--port", "0", "--backend", BACKEND, "--deflate"])
     try:
-        line = proc.stdout.readline()
-        if not line.startswith("listening on "):
-            fail("server said %r" % line)
-        port = int(line.split()[2].rsplit(":", 1)[1])
-        print(line.strip(), flush=True)
         uri = "ws://127.0.0.1:%d/" % port
         for no_takeover in (False, True):
             FinalBlockDeflate.garbage = None
@@ -130,14 +120,7 @@ async def client_side():
             FinalBlockDeflate.garbage = None
         print("ok: garbage after the final block is 1007", flush=True)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            fail("server did not exit on SIGTERM")
-    if rc != 0:
-        fail("server exit status %d" % rc)
+        nfpeer.stop(proc)
 
 
 async def server_side():

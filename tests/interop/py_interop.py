@@ -7,32 +7,22 @@ MODE: py_client, py_client_deflate (websockets client -> ws_echo_server),
       py_server, py_server_deflate (ws_client -> websockets echo server).
 Loopback only; every step has a timeout. Exit 0 on success."""
 import asyncio
-import os
-import signal
 import subprocess
 import sys
 
 import websockets
 
+import nfpeer
+
 MODE, SERVER, CLIENT = sys.argv[1], sys.argv[2], sys.argv[3]
 DEFLATE = MODE.endswith("_deflate")
-BACKEND = {"uring": "uring", "epoll": "epoll"}.get(os.environ.get("NF_BACKEND", ""), "auto")
-
-
-def fail(msg):
-    print("FAIL:", msg, flush=True)
-    sys.exit(1)
+BACKEND = nfpeer.BACKEND
+fail = nfpeer.fail
 
 
 async def client_side():
-    proc = subprocess.Popen([SERVER, "--port", "0", "--backend", BACKEND] + (["--deflate"] if DEFLATE else []),
-                            stdout=subprocess.PIPE, text=True)
+    proc, port = nfpeer.start([SERVER, "--port", "0", "--backend", BACKEND] + (["--deflate"] if DEFLATE else []))
     try:
-        line = proc.stdout.readline()
-        if not line.startswith("listening on "):
-            fail("server said %r" % line)
-        port = int(line.split()[2].rsplit(":", 1)[1])
-        print(line.strip(), flush=True)
         uri = "ws://127.0.0.1:%d/any/path?q=1" % port
         async with websockets.connect(uri, compression="deflate" if DEFLATE else None, max_size=None,
                                       open_timeout=10, close_timeout=10) as ws:
@@ -79,14 +69,7 @@ async def client_side():
             fail("426: %r" % head[:120])
         w.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            fail("server did not exit on SIGTERM")
-    if rc != 0:
-        fail("server exit status %d" % rc)
+        nfpeer.stop(proc)
 
 
 async def server_side():

@@ -12,9 +12,9 @@ const https = require('https');
 const path = require('path');
 const { spawn, execFileSync } = require('child_process');
 const WebSocket = require(path.join(__dirname, 'node_modules', 'ws'));
+const { backend, startServer, stopServer } = require('./nfpeer');
 
 const [mode, mkcerts, server, client] = process.argv.slice(2);
-const backend = { uring: 'uring', epoll: 'epoll' }[process.env.NF_BACKEND] || 'auto';
 const dir = execFileSync(mkcerts, { encoding: 'utf8' }).trim();
 const cert = (f) => path.join(dir, f);
 
@@ -28,17 +28,8 @@ setTimeout(() => fail('timeout'), 50000).unref();
 
 async function nodeClient() {
   const args = ['--port', '0', '--backend', backend, '--tls-cert', cert('server.pem'), '--tls-key', cert('server.key')];
-  const proc = spawn(server, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
-  const line = await new Promise((resolve) => {
-    let buf = '';
-    proc.stdout.on('data', (d) => {
-      buf += d;
-      if (buf.includes('\n')) resolve(buf.split('\n')[0]);
-    });
-  });
-  if (!line.startsWith('listening on ')) fail('server said ' + line);
-  const port = Number(line.split(' ')[2].split(':').pop());
+  const srv = await startServer(server, args, fail);
+  const port = srv.port;
   const ws = new WebSocket(`wss://localhost:${port}/node`, { ca: fs.readFileSync(cert('ca.pem')), maxPayload: 0 });
   ws.on('error', (e) => fail('client error ' + e.message));
   await new Promise((resolve) => ws.once('open', resolve));
@@ -51,9 +42,7 @@ async function nodeClient() {
   console.log('node wss client: echo ok over ' + ws._socket.getProtocol());
   ws.close(1000);
   await new Promise((resolve) => ws.once('close', resolve));
-  proc.kill('SIGTERM');
-  const code = await exited;
-  if (code !== 0) fail('ws_echo_server exit ' + code);
+  await stopServer(srv, fail);
   done(0, 'ok');
 }
 
