@@ -32,6 +32,7 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 0
 table.head, table.foot { width: 100%; border: 0; color: #666; }
 table.head td, table.foot td { border: 0; }
 td.head-rtitle, td.foot-os { text-align: right; } td.head-vol { text-align: center; }
+a.permalink { color: inherit; }
 h1.Sh { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 dl.Bl-tag > dt { font-weight: normal; margin-top: 0.5em; } dl.Bl-tag > dd { margin-left: 2.5em; }
 nav.top { font-size: 0.9em; margin-bottom: 1em; }
@@ -159,7 +160,7 @@ env = dict(os.environ, NF_DOCS_FUNCS=os.path.join(tmp, 'funcs'), NF_DOCS_MDS=os.
 def title_of(md):
     for line in open(md):
         if line.startswith('# '):
-            return line[2:].strip()
+            return line[2:].strip().replace('`', '')
     return os.path.basename(md)
 
 def render_md(src, dst):
