@@ -139,6 +139,9 @@ function Code(c)
     return pandoc.Link({c}, docroot .. doc .. ".html")
   end
   if s == "README.md" then return pandoc.Link({c}, docroot .. "../README.html") end
+  if s == "CHANGELOG.md" and os.getenv("NF_DOCS_CHANGELOG") == "1" then
+    return pandoc.Link({c}, docroot .. "../CHANGELOG.html")
+  end
   local fn = s:match("^(nf_[%w_]+)%(?%)?$") or s:match("^(nf_[%w_]+)%(")
   if fn and funcs[fn] then
     return pandoc.Link({c}, manroot .. funcs[fn] .. ".3.html")
@@ -155,7 +158,8 @@ write(lua, LUA)
 write(os.path.join(tmp, 'funcs'), ''.join('%s %s\n' % (n, m) for n, (s, m) in pages.items() if s == '3'))
 guides = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, 'docs')) if f.endswith('.md'))
 write(os.path.join(tmp, 'mds'), '\n'.join(guides) + '\n')
-env = dict(os.environ, NF_DOCS_FUNCS=os.path.join(tmp, 'funcs'), NF_DOCS_MDS=os.path.join(tmp, 'mds'))
+env = dict(os.environ, NF_DOCS_FUNCS=os.path.join(tmp, 'funcs'), NF_DOCS_MDS=os.path.join(tmp, 'mds'),
+           NF_DOCS_CHANGELOG='1' if os.path.exists(os.path.join(ROOT, 'CHANGELOG.md')) else '0')
 
 def title_of(md):
     for line in open(md):
