@@ -120,3 +120,14 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+
+# The API reference: `make test` fails when a public function has no man page
+# (scripts/check_man.sh, also the ctest man_pages); `make docs` renders the man
+# pages and the guides to HTML in $(BUILD)/docs/html/ (index.html).
+DEBS += mandoc pandoc
+.PHONY: test-man docs
+test: test-man
+test-man:
+	./scripts/check_man.sh
+docs: deps
+	./scripts/make_docs.py $(BUILD)/docs/html
