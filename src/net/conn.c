@@ -465,11 +465,9 @@ void nf__conn_read_hold(nf_conn_t *c, unsigned who, bool on)
         return;
     c->flags = (c->flags & ~NF__C_RHOLDS) | after;
     if (!before) { /* the first hold: stop reading */
-        c->flags |= NF__C_RPAUSED;
         if ((c->flags & NF__C_READING) && !(c->flags & NF__C_CLOSING))
             c->loop->ops->read_stop(c);
     } else if (!after) { /* the last hold gone: read again */
-        c->flags &= ~NF__C_RPAUSED;
         if (c->flags & (NF__C_CLOSING | NF__C_END))
             return;
         /* Kept reads go first, from the loop; the socket is read again only

@@ -27,19 +27,21 @@ enum {
     NF__C_READING = 1u << 10,     /* reading armed */
     NF__C_RELEASED = 1u << 11,    /* backend done; on loop->closing */
     NF__C_WANT_WRITE = 1u << 12,  /* (epoll) waiting for writability */
-    NF__C_RPAUSED = 1u << 13,     /* nf_conn_read_stop: no on_read */
     NF__C_RONCE = 1u << 14,       /* nf_conn_read_once: pause after one read */
     NF__C_EOF_PENDING = 1u << 15, /* EOF seen while paused / stash not empty */
     NF__C_OOBINLINE = 1u << 16,   /* SO_OOBINLINE set */
     NF__C_PEER_END = 1u << 17,    /* closing because the peer ended (no on_eof) */
     /* read holds (nf__conn_read_hold): NF__RHOLD_* << NF__C_RHOLD_SHIFT;
-     * NF__C_RPAUSED is set exactly while at least one of them is */
+     * NF__C_RPAUSED tests whether any of them is set */
     NF__C_RHOLD_APP = 1u << 18,    /* the program: nf_conn_read_stop / read_once */
     NF__C_RHOLD_WQ = 1u << 19,     /* the write queue is over its high-water mark */
     NF__C_RHOLD_FILTER = 1u << 20, /* a filter (flow control) */
 };
 #define NF__C_RHOLD_SHIFT 18
 #define NF__C_RHOLDS      (NF__C_RHOLD_APP | NF__C_RHOLD_WQ | NF__C_RHOLD_FILTER)
+/* Reading is paused (no on_read) while any hold is set: derived from the
+ * holds, never set on its own. */
+#define NF__C_RPAUSED NF__C_RHOLDS
 
 /* Read holds: reading runs only while no hold is set. */
 #define NF__RHOLD_APP    1u /* nf_conn_read_stop / read_once */
