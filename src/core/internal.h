@@ -154,6 +154,34 @@ typedef struct nf__freeblk {
     struct nf__freeblk *next;
 } nf__freeblk_t;
 
+/* ---- per-loop state of the layers above ---------------------------------
+ *
+ * The loop keeps no field for any upper layer: a layer that needs state per
+ * loop (its lists, its counters, a resolver) asks for a record with
+ * nf__loop_ext, keyed by its ops table, and the loop hands the same record
+ * back on every later call. The loop frees the records in nf_loop_free
+ * (before the backend goes: a record may still hold watches), and
+ * nf_loop_stats lets each record add its counters to the public struct:
+ * each layer owns its counters, the loop's struct only gathers them.
+ * Look-up walks a short list: a layer on a hot path keeps the pointer. */
+typedef struct nf__loop_ext nf__loop_ext_t;
+typedef struct nf__loop_ext_ops {
+    const char *name;
+    /* adds the record's counters to *out (may be NULL) */
+    void (*stats)(const nf__loop_ext_t *x, nf_loop_stats_t *out);
+    /* releases what the record holds, not the record (may be NULL) */
+    void (*free)(nf__loop_ext_t *x, nf_loop_t *loop);
+} nf__loop_ext_ops_t;
+struct nf__loop_ext {
+    nf__loop_ext_t *next;
+    const nf__loop_ext_ops_t *ops;
+};
+/* The loop's record for `ops`, made on first use with `size` bytes (at least
+ * sizeof(nf__loop_ext_t), the rest zeroed); NULL if memory ran out. */
+nf__loop_ext_t *nf__loop_ext(nf_loop_t *loop, const nf__loop_ext_ops_t *ops, size_t size);
+/* The loop's record for `ops`, or NULL if none was made. */
+nf__loop_ext_t *nf__loop_ext_find(const nf_loop_t *loop, const nf__loop_ext_ops_t *ops);
+
 /* ---- the loop ------------------------------------------------------------ */
 
 struct nf_loop {
@@ -197,6 +225,7 @@ struct nf_loop {
     unsigned seg_pool_len;
 
     nf_loop_stats_t stats;
+    nf__loop_ext_t *ext; /* the upper layers' per-loop records (nf__loop_ext) */
     char features[320];
 
     /* completion modes (issue 4) */
@@ -205,11 +234,6 @@ struct nf_loop {
     uint64_t timer_fd_due; /* what timer_fd is armed for (0: disarmed) */
     bool kicked;           /* NF_MODE_EVENT: the wake fd was written by nf__kick */
     int kick_fd;           /* NF_MODE_EVENT: eventfd that makes nf_loop_fd readable */
-
-    /* name resolution (src/net/resolve.c): made at the first connect by
-     * name; resolver_free is called by nf_loop_free, before the backend goes */
-    struct nf__resolver *resolver;
-    void (*resolver_free)(nf_loop_t *loop);
 };
 
 /* Queues h for its flush op at the next flush point of the loop. */

@@ -160,8 +160,13 @@ NF__EXPORT int nf_loop_free(nf_loop_t *loop)
         free(p);
         p = n;
     }
-    if (loop->resolver_free) /* its sockets' watches go before the backend */
-        loop->resolver_free(loop);
+    while (loop->ext) { /* the upper layers' records, newest first: before the backend (watches) */
+        nf__loop_ext_t *x = loop->ext;
+        loop->ext = x->next;
+        if (x->ops->free)
+            x->ops->free(x, loop);
+        free(x);
+    }
     loop->ops->destroy(loop);
     while (loop->chunk_pool_len > 0)
         nf_buf_unref(loop->chunk_pool[--loop->chunk_pool_len]);
@@ -223,7 +228,37 @@ NF__EXPORT void *nf_loop_get_data(const nf_loop_t *loop) { return loop->data; }
 
 NF__EXPORT void nf_loop_set_data(nf_loop_t *loop, void *data) { loop->data = data; }
 
-NF__EXPORT void nf_loop_stats(const nf_loop_t *loop, nf_loop_stats_t *out) { *out = loop->stats; }
+NF__EXPORT void nf_loop_stats(const nf_loop_t *loop, nf_loop_stats_t *out)
+{
+    *out = loop->stats;
+    for (const nf__loop_ext_t *x = loop->ext; x; x = x->next)
+        if (x->ops->stats)
+            x->ops->stats(x, out);
+}
+
+nf__loop_ext_t *nf__loop_ext_find(const nf_loop_t *loop, const nf__loop_ext_ops_t *ops)
+{
+    for (nf__loop_ext_t *x = loop->ext; x; x = x->next)
+        if (x->ops == ops)
+            return x;
+    return NULL;
+}
+
+nf__loop_ext_t *nf__loop_ext(nf_loop_t *loop, const nf__loop_ext_ops_t *ops, size_t size)
+{
+    nf__loop_ext_t *x = nf__loop_ext_find(loop, ops);
+    if (x)
+        return x;
+    if (size < sizeof(*x))
+        size = sizeof(*x);
+    x = calloc(1, size);
+    if (!x)
+        return NULL;
+    x->ops = ops;
+    x->next = loop->ext;
+    loop->ext = x;
+    return x;
+}
 
 /* ---- posts ---------------------------------------------------------------- */
 

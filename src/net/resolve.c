@@ -1,7 +1,7 @@
 /* netframe — name resolution on the loop, with c-ares.
  *
  * One c-ares channel per loop, made at the first nf_connect to a name and
- * destroyed with the loop (nf_loop_free calls loop->resolver_free). No thread
+ * destroyed with the loop (a per-loop record, nf__loop_ext: nf_loop_free frees it). No thread
  * is started: c-ares tells us (ARES_OPT_SOCK_STATE_CB) which of its sockets
  * to watch for reading or writing, the backend watches them like any other
  * file descriptor (epoll: level-triggered registration; io_uring: one-shot
@@ -171,9 +171,15 @@ static int sock_configure(ares_socket_t fd, int type, void *data)
 
 /* ---- the channel ------------------------------------------------------------------ */
 
-static void resolver_free(nf_loop_t *loop)
+/* The loop's record: the resolver, once made. */
+struct resolver_ext {
+    nf__loop_ext_t x;
+    struct nf__resolver *r;
+};
+
+static void resolver_free(nf__loop_ext_t *x, nf_loop_t *loop)
 {
-    struct nf__resolver *r = loop->resolver;
+    struct nf__resolver *r = ((struct resolver_ext *)x)->r;
     if (!r)
         return;
     r->busy++;
@@ -185,13 +191,18 @@ static void resolver_free(nf_loop_t *loop)
     }
     nf_timer_stop(&r->timer);
     free(r);
-    loop->resolver = NULL;
+    ((struct resolver_ext *)x)->r = NULL;
 }
+
+static const nf__loop_ext_ops_t resolver_ext_ops = {.name = "resolver", .free = resolver_free};
 
 static int resolver_get(nf_loop_t *loop, struct nf__resolver **out)
 {
-    if (loop->resolver) {
-        *out = loop->resolver;
+    struct resolver_ext *rx = (struct resolver_ext *)nf__loop_ext(loop, &resolver_ext_ops, sizeof(*rx));
+    if (!rx)
+        return -ENOMEM;
+    if (rx->r) {
+        *out = rx->r;
         return 0;
     }
     pthread_once(&g_once, lib_init);
@@ -223,8 +234,7 @@ static int resolver_get(nf_loop_t *loop, struct nf__resolver **out)
     ares_set_socket_configure_callback(r->ch, sock_configure, NULL);
     nf_timer_init(loop, &r->timer);
     r->timer.data = r;
-    loop->resolver = r;
-    loop->resolver_free = resolver_free;
+    rx->r = r;
     *out = r;
     return 0;
 }
