@@ -27,7 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "filter/tls_private.h"
-#include "net/transport.h"
+#include "base/export.h"
 
 /* ---- the context ----------------------------------------------------------- */
 
