@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/export.h"
+#include "base/fifo.h"
 #include "netframe/buf.h"
 #include "netframe/error.h"
 #include "netframe/flow.h" /* NF_WRITE_HELD / NF_WRITE_DROPPED */
@@ -23,13 +25,6 @@
 #include "netframe/tcp.h"
 #include "netframe/timer.h"
 #include "netframe/reconnect.h"
-
-#define NF__EXPORT __attribute__((visibility("default")))
-
-typedef struct held {
-    struct held *next;
-    nf_buf_t *buf;
-} held_t;
 
 struct nf_reconnect {
     nf_loop_t *loop;
@@ -42,8 +37,8 @@ struct nf_reconnect {
     bool stopping;
     uint64_t prev_delay; /* decorrelated jitter */
     uint64_t rng;
-    held_t *head, *tail;
-    nf_reconnect_stats_t st;
+    nf__fifo_t held;         /* copies of writes made while down */
+    nf_reconnect_stats_t st; /* held_bytes, held_writes: see held */
 };
 
 static void do_connect(nf_timer_t *t);
@@ -107,32 +102,16 @@ static uint64_t next_delay(nf_reconnect_t *rc)
 
 static void drop_held(nf_reconnect_t *rc)
 {
-    while (rc->head) {
-        held_t *h = rc->head;
-        rc->head = h->next;
-        rc->st.writes_dropped++;
-        rc->st.bytes_dropped += h->buf->len;
-        nf_buf_unref(h->buf);
-        free(h);
-    }
-    rc->tail = NULL;
-    rc->st.held_bytes = 0;
-    rc->st.held_writes = 0;
+    rc->st.writes_dropped += rc->held.count;
+    rc->st.bytes_dropped += rc->held.bytes;
+    nf__fifo_clear(&rc->held);
 }
 
 static void flush_held(nf_reconnect_t *rc, nf_conn_t *c)
 {
-    while (rc->head && !nf_conn_is_closing(c)) {
-        held_t *h = rc->head;
-        rc->head = h->next;
-        if (!rc->head)
-            rc->tail = NULL;
-        rc->st.held_bytes -= h->buf->len;
-        rc->st.held_writes--;
+    while (!nf__fifo_empty(&rc->held) && !nf_conn_is_closing(c)) {
         rc->st.writes_flushed++;
-        nf_buf_t *b = h->buf;
-        free(h);
-        nf_conn_write_buf(c, b); /* takes the reference */
+        nf_conn_write_buf(c, nf__fifo_pop(&rc->held)); /* takes the reference */
     }
 }
 
@@ -294,29 +273,20 @@ NF__EXPORT int nf_reconnect_write(nf_reconnect_t *rc, const void *data, size_t l
     }
     size_t max_bytes = rc->cfg.max_held_bytes ? rc->cfg.max_held_bytes : 1024 * 1024;
     size_t max_writes = rc->cfg.max_held_writes ? rc->cfg.max_held_writes : SIZE_MAX;
-    if (len > max_bytes - rc->st.held_bytes || rc->st.held_writes >= max_writes) {
+    if (len > max_bytes - rc->held.bytes || rc->held.count >= max_writes) {
         rc->st.writes_dropped++;
         rc->st.bytes_dropped += len;
         return NF_WRITE_DROPPED;
     }
-    held_t *h = malloc(sizeof(*h));
     nf_buf_t *b = nf_buf_new(len);
-    if (!h || !b) {
-        free(h);
+    if (b) {
+        memcpy(b->base, data, len);
+        b->len = len;
+    }
+    if (!b || nf__fifo_push(&rc->held, b) != 0) {
         nf_buf_unref(b);
         return -ENOMEM;
     }
-    memcpy(b->base, data, len);
-    b->len = len;
-    h->buf = b;
-    h->next = NULL;
-    if (rc->tail)
-        rc->tail->next = h;
-    else
-        rc->head = h;
-    rc->tail = h;
-    rc->st.held_bytes += len;
-    rc->st.held_writes++;
     rc->st.writes_held++;
     return NF_WRITE_HELD;
 }
@@ -343,6 +313,11 @@ NF__EXPORT nf_conn_t *nf_reconnect_conn(const nf_reconnect_t *rc)
     return rc->state == NF_RC_UP && !rc->stopping ? rc->conn : NULL;
 }
 NF__EXPORT nf_reconnect_state_t nf_reconnect_state(const nf_reconnect_t *rc) { return rc->state; }
-NF__EXPORT void nf_reconnect_stats(const nf_reconnect_t *rc, nf_reconnect_stats_t *out) { *out = rc->st; }
+NF__EXPORT void nf_reconnect_stats(const nf_reconnect_t *rc, nf_reconnect_stats_t *out)
+{
+    *out = rc->st;
+    out->held_bytes = rc->held.bytes;
+    out->held_writes = rc->held.count;
+}
 NF__EXPORT void *nf_reconnect_get_data(const nf_reconnect_t *rc) { return rc->data; }
 NF__EXPORT void nf_reconnect_set_data(nf_reconnect_t *rc, void *data) { rc->data = data; }

@@ -21,8 +21,38 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net/transport.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "base/export.h"
 #include "netframe/server.h"
+#include "netframe/tcp.h"
+#include "netframe/timer.h"
+
+/* Write-queue limits as nf_conn_set_write_limits takes them. */
+typedef struct wlimits {
+    size_t high, low, max;
+} wlimits_t;
+
+/* The limits a listener with listen.write_* gives its connections (tcp.h:
+ * 0 the default, NF_WRITE_LIMIT_OFF off, a lone high-water mark with a
+ * quarter of it as low-water): the ACCEPTOR applies them to the sockets it
+ * hands over. -EINVAL when the low-water mark is not below the high one, as
+ * nf_listen says. */
+static int wlimits_of(const nf_listen_config_t *lc, wlimits_t *out)
+{
+    size_t high = lc->write_high_water ? lc->write_high_water : NF_WRITE_HIGH_DEFAULT, low = lc->write_low_water;
+    if (low == NF_WRITE_LIMIT_OFF)
+        low = 0; /* resume once empty */
+    else if (!low)
+        low = !lc->write_high_water ? NF_WRITE_LOW_DEFAULT : high == NF_WRITE_LIMIT_OFF ? 0 : high / 4;
+    if (high != NF_WRITE_LIMIT_OFF && low >= high)
+        return -EINVAL;
+    *out = (wlimits_t){high, low, lc->write_max ? lc->write_max : NF_WRITE_MAX_DEFAULT};
+    return 0;
+}
 
 typedef struct worker {
     nf_server_t *s;
@@ -56,8 +86,8 @@ struct nf_server {
     unsigned rr;
     nf_addr_t addr;
     bool waited;
-    nf__wlimits_t wl; /* ACCEPTOR: listen.write_* for adopted connections */
-    bool wl_set;      /* ... when the config named any */
+    wlimits_t wl; /* ACCEPTOR: listen.write_* for adopted connections */
+    bool wl_set;  /* ... when the config named any */
 };
 
 NF__EXPORT void nf_server_config_init(nf_server_config_t *cfg)
@@ -107,7 +137,7 @@ static void adopt_post(nf_loop_t *loop, void *arg)
         close(fd);
         slot_release(s);
     } else if (s->wl_set && !nf_conn_is_closing(c)) /* as a listener would have (on_open saw the defaults) */
-        nf__conn_set_wlimits(c, &s->wl);
+        nf_conn_set_write_limits(c, s->wl.high, s->wl.low, s->wl.max);
 }
 
 static void apply_sockopts(const nf_listen_config_t *lc, int fd)
@@ -312,6 +342,7 @@ static void *worker_main(void *arg)
 
 /* ---- start / stop / wait ------------------------------------------------------- */
 
+/* TODO(issue 14): use the net layer's listen setup */
 static int acceptor_listen(nf_server_t *s)
 {
     const nf_listen_config_t *lc = &s->cfg.listen;
@@ -375,8 +406,8 @@ NF__EXPORT int nf_server_start(nf_server_t **out, const nf_server_config_t *cfg)
     } else if (!cfg->listen.handler->on_read || !cfg->listen.handler->on_close) {
         return -EINVAL;
     }
-    nf__wlimits_t wl;
-    if (nf__wlimits_from_cfg(&wl, cfg->listen.write_high_water, cfg->listen.write_low_water, cfg->listen.write_max))
+    wlimits_t wl;
+    if (wlimits_of(&cfg->listen, &wl))
         return -EINVAL;
     nf_server_t *s = calloc(1, sizeof(*s));
     if (!s)

@@ -10,26 +10,49 @@
  * policy applies to them too. While more than high_water bytes are held the
  * filter holds reading (NF__RHOLD_FILTER) until they drain to low_water: a
  * peer whose input makes output it does not read closes its own window
- * (accepted connections by default; read_hold). */
+ * (accepted connections by default; read_hold).
+ *
+ * The filter uses the public filter API, apart from one read of the
+ * transport's count of queued buffers (max_inflight_writes: no public call
+ * gives it yet). Its loop-wide counters are its own per-loop record
+ * (nf__loop_ext), added to nf_loop_stats. */
 #include <stdlib.h>
 
-#include "net/transport.h"
+#include "base/export.h"
+#include "base/fifo.h"
+#include "core/internal.h"
+#include "net/transport.h" /* writes_below() only */
 #include "netframe/flow.h"
 
-typedef struct held {
-    struct held *next;
-    nf_buf_t *buf;
-} held_t;
+/* The loop's flow-control counters (nf_loop_stats_t's flow_* and, with the
+ * TLS filter's, conns_closed_slow). */
+typedef struct flow_loop {
+    nf__loop_ext_t x;
+    uint64_t bytes_held, held_hwm, writes_dropped, closed_slow;
+} flow_loop_t;
+
+static void flow_loop_stats(const nf__loop_ext_t *x, nf_loop_stats_t *out)
+{
+    const flow_loop_t *fx = (const flow_loop_t *)x;
+    out->flow_bytes_held += fx->bytes_held;
+    if (fx->held_hwm > out->flow_held_hwm)
+        out->flow_held_hwm = fx->held_hwm;
+    out->flow_writes_dropped += fx->writes_dropped;
+    out->conns_closed_slow += fx->closed_slow;
+}
+
+static const nf__loop_ext_ops_t flow_loop_ops = {.name = "flow", .stats = flow_loop_stats};
 
 typedef struct flow {
-    held_t *head, *tail;
+    nf__fifo_t q;          /* held writes; q.bytes / q.count are st.held_bytes / held_writes */
+    flow_loop_t *lx;       /* the loop's counters */
     bool above;            /* rose above high_water since the last drain callback */
     bool end_pending;      /* nf_conn_end asked while writes were held */
     bool shutdown_pending; /* nf_conn_shutdown asked while writes were held */
     bool may_hold;         /* read holds are on for this connection (read_hold) */
     bool rhold;            /* holding reading: held_bytes rose above high_water */
-    size_t prio_bytes;     /* of held_bytes, in priority writes */
-    nf_flow_stats_t st;
+    size_t prio_bytes;     /* of q.bytes, in priority writes */
+    nf_flow_stats_t st;    /* held_bytes, held_writes: see q */
 } flow_t;
 
 typedef struct limits {
@@ -51,45 +74,38 @@ static limits_t limits_of(const nf_filter_t *f)
     return l;
 }
 
-static void account(nf_filter_t *f, flow_t *fl, long long delta)
+/* The held bytes changed by delta (fl->q already counts it). */
+static void account(flow_t *fl, long long delta)
 {
-    nf_loop_t *loop = f->conn->loop;
-    fl->st.held_bytes = (size_t)((long long)fl->st.held_bytes + delta);
-    loop->stats.flow_bytes_held = (uint64_t)((long long)loop->stats.flow_bytes_held + delta);
-    if (fl->st.held_bytes > fl->st.held_bytes_hwm)
-        fl->st.held_bytes_hwm = fl->st.held_bytes;
-    if (fl->st.held_bytes_hwm > loop->stats.flow_held_hwm)
-        loop->stats.flow_held_hwm = fl->st.held_bytes_hwm;
+    fl->lx->bytes_held = (uint64_t)((long long)fl->lx->bytes_held + delta);
+    if (fl->q.bytes > fl->st.held_bytes_hwm)
+        fl->st.held_bytes_hwm = fl->q.bytes;
+    if (fl->st.held_bytes_hwm > fl->lx->held_hwm)
+        fl->lx->held_hwm = fl->st.held_bytes_hwm;
 }
 
-static void dropped(nf_filter_t *f, flow_t *fl, nf_buf_t *b)
+static void dropped(flow_t *fl, nf_buf_t *b)
 {
     fl->st.writes_dropped++;
     fl->st.bytes_dropped += b->len;
-    f->conn->loop->stats.flow_writes_dropped++;
+    fl->lx->writes_dropped++;
     nf_buf_unref(b);
 }
 
 /* Drops up to n of the oldest held writes, never a priority one (those
  * stay, in order). */
-static size_t drop_oldest(nf_filter_t *f, flow_t *fl, size_t n)
+static size_t drop_oldest(flow_t *fl, size_t n)
 {
     size_t done = 0;
-    held_t **pp = &fl->head, *prev = NULL;
+    nf__fifo_node_t **pp = &fl->q.head;
     while (done < n && *pp) {
-        held_t *h = *pp;
-        if (h->buf->flags & NF_BUF_PRIORITY) {
-            prev = h;
-            pp = &h->next;
+        if ((*pp)->buf->flags & NF_BUF_PRIORITY) {
+            pp = &(*pp)->next;
             continue;
         }
-        *pp = h->next;
-        if (fl->tail == h)
-            fl->tail = prev;
-        account(f, fl, -(long long)h->buf->len);
-        fl->st.held_writes--;
-        dropped(f, fl, h->buf);
-        free(h);
+        nf_buf_t *b = nf__fifo_unlink(&fl->q, pp);
+        account(fl, -(long long)b->len);
+        dropped(fl, b);
         done++;
     }
     return done;
@@ -98,36 +114,40 @@ static size_t drop_oldest(nf_filter_t *f, flow_t *fl, size_t n)
 /* Reading follows what is held: stop above high_water, resume at low_water. */
 static void read_follow(const limits_t *l, flow_t *fl, nf_filter_t *f)
 {
-    if (!fl->rhold && fl->may_hold && fl->st.held_bytes > l->high) {
+    if (!fl->rhold && fl->may_hold && fl->q.bytes > l->high) {
         fl->rhold = true;
         nf_filter_read_hold(f, true);
-    } else if (fl->rhold && fl->st.held_bytes <= l->low) {
+    } else if (fl->rhold && fl->q.bytes <= l->low) {
         fl->rhold = false;
         nf_filter_read_hold(f, false);
     }
 }
 
-static void slow(nf_filter_t *f, nf_buf_t *b)
+static void slow(nf_filter_t *f, flow_t *fl, nf_buf_t *b)
 {
     nf_buf_unref(b);
-    f->conn->loop->stats.conns_closed_slow++;
+    fl->lx->closed_slow++;
     nf_filter_fail(f, NF_ESLOW);
 }
+
+/* Buffers in the transport's write queue. The one read of struct nf_conn:
+ * the public API has the queue's bytes (nf_conn_queued) but not its count. */
+static size_t writes_below(const nf_conn_t *c) { return c->wq_count; }
 
 /* Room below: the transport takes more bytes and more buffers. */
 static bool room_below(const limits_t *l, const nf_conn_t *c)
 {
-    return nf_conn_queued(c) < l->inflight && c->wq_count < l->inflight_writes;
+    return nf_conn_queued(c) < l->inflight && writes_below(c) < l->inflight_writes;
 }
 
 static bool fits(const limits_t *l, const flow_t *fl, size_t len)
 {
-    return fl->st.held_bytes + len <= l->held_bytes && fl->st.held_writes + 1 <= l->held_writes;
+    return fl->q.bytes + len <= l->held_bytes && fl->q.count + 1 <= l->held_writes;
 }
 
 static void check_high(const limits_t *l, flow_t *fl, nf_conn_t *c)
 {
-    if (fl->st.held_bytes + nf_conn_queued(c) > l->high)
+    if (fl->q.bytes + nf_conn_queued(c) > l->high)
         fl->above = true;
 }
 
@@ -140,7 +160,7 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
         nf_buf_unref(b);
         return NF_ECLOSED;
     }
-    if (!fl->head && room_below(&l, c)) {
+    if (nf__fifo_empty(&fl->q) && room_below(&l, c)) {
         int r = nf_filter_write_down(f, b);
         check_high(&l, fl, c);
         return r;
@@ -154,19 +174,19 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
     if (prio ? fl->prio_bytes + len > l.prio : !fits(&l, fl, len)) {
         const nf_flow_config_t *cfg = f->config;
         switch (cfg ? cfg->policy : NF_FLOW_DROP_NEWEST) {
-        case NF_FLOW_DROP_NEWEST: dropped(f, fl, b); return NF_WRITE_DROPPED;
+        case NF_FLOW_DROP_NEWEST: dropped(fl, b); return NF_WRITE_DROPPED;
         case NF_FLOW_DROP_OLDEST:
             /* held priority writes are never dropped for a newer one: the
              * newest is, and its writer learns it (the WebSocket layer
              * closes the connection when that was its close frame) */
             if (prio || len > l.held_bytes) { /* can never fit: keep what is held */
-                dropped(f, fl, b);
+                dropped(fl, b);
                 return NF_WRITE_DROPPED;
             }
-            while (!fits(&l, fl, len) && drop_oldest(f, fl, 1)) {
+            while (!fits(&l, fl, len) && drop_oldest(fl, 1)) {
             }
             if (!fits(&l, fl, len)) { /* larger than the whole allowance */
-                dropped(f, fl, b);
+                dropped(fl, b);
                 return NF_WRITE_DROPPED;
             }
             break;
@@ -177,35 +197,26 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
                 return NF_ECLOSED;
             }
             if (d == NF_FLOW_DROP) {
-                dropped(f, fl, b);
+                dropped(fl, b);
                 return NF_WRITE_DROPPED;
             }
             if (d == NF_FLOW_SLOW) {
-                slow(f, b);
+                slow(f, fl, b);
                 return NF_ESLOW;
             }
             break; /* NF_FLOW_HOLD */
         }
-        case NF_FLOW_CLOSE: slow(f, b); return NF_ESLOW;
+        case NF_FLOW_CLOSE: slow(f, fl, b); return NF_ESLOW;
         }
     }
-    held_t *h = malloc(sizeof(*h));
-    if (!h) {
+    if (nf__fifo_push(&fl->q, b) != 0) {
         nf_buf_unref(b);
         return -ENOMEM;
     }
-    h->next = NULL;
-    h->buf = b;
-    if (fl->tail)
-        fl->tail->next = h;
-    else
-        fl->head = h;
-    fl->tail = h;
-    fl->st.held_writes++;
     fl->st.writes_held++;
     if (prio)
         fl->prio_bytes += len;
-    account(f, fl, (long long)len);
+    account(fl, (long long)len);
     check_high(&l, fl, c);
     read_follow(&l, fl, f);
     return NF_WRITE_HELD;
@@ -216,31 +227,25 @@ static void f_drain(nf_filter_t *f)
     flow_t *fl = f->state;
     nf_conn_t *c = f->conn;
     limits_t l = limits_of(f);
-    while (fl->head && room_below(&l, c) && !nf_filter_closing(f)) {
-        held_t *h = fl->head;
-        fl->head = h->next;
-        if (!fl->head)
-            fl->tail = NULL;
-        fl->st.held_writes--;
-        account(f, fl, -(long long)h->buf->len);
-        nf_buf_t *b = h->buf;
+    while (!nf__fifo_empty(&fl->q) && room_below(&l, c) && !nf_filter_closing(f)) {
+        nf_buf_t *b = nf__fifo_pop(&fl->q);
+        account(fl, -(long long)b->len);
         if (b->flags & NF_BUF_PRIORITY)
             fl->prio_bytes -= b->len;
-        free(h);
         if (nf_filter_write_down(f, b) < 0)
             return; /* the transport refused (closing): on_close frees the rest */
     }
     read_follow(&l, fl, f);
-    if (!fl->head && fl->end_pending) { /* everything held went down: end now */
+    if (nf__fifo_empty(&fl->q) && fl->end_pending) { /* everything held went down: end now */
         fl->end_pending = false;
         nf_filter_close_down(f, NF_HOW_END);
         return;
     }
-    if (!fl->head && fl->shutdown_pending) {
+    if (nf__fifo_empty(&fl->q) && fl->shutdown_pending) {
         fl->shutdown_pending = false;
         nf_filter_shutdown_down(f);
     }
-    if (fl->above && fl->st.held_bytes + nf_conn_queued(c) <= l.low) {
+    if (fl->above && fl->q.bytes + nf_conn_queued(c) <= l.low) {
         fl->above = false;
         fl->st.drains++;
         nf_filter_drain_up(f);
@@ -252,7 +257,7 @@ static void f_drain(nf_filter_t *f)
 static void f_close_req(nf_filter_t *f, nf_close_how_t how)
 {
     flow_t *fl = f->state;
-    if (how == NF_HOW_END && fl->head) {
+    if (how == NF_HOW_END && !nf__fifo_empty(&fl->q)) {
         fl->end_pending = true;
         return;
     }
@@ -264,7 +269,7 @@ static int f_shutdown(nf_filter_t *f)
     flow_t *fl = f->state;
     if (fl->end_pending || fl->shutdown_pending)
         return 0;
-    if (fl->head) {
+    if (!nf__fifo_empty(&fl->q)) {
         fl->shutdown_pending = true;
         return 0;
     }
@@ -280,22 +285,20 @@ static int f_init(nf_filter_t *f)
     const nf_flow_config_t *cfg = f->config;
     int rh = cfg ? cfg->read_hold : 0;
     fl->may_hold = rh > 0 || (rh == 0 && nf_conn_listener(f->conn) != NULL);
-    return 0;
+    /* the loop's record, kept here: no look-up per write */
+    fl->lx = (flow_loop_t *)nf__loop_ext(nf_conn_loop(f->conn), &flow_loop_ops, sizeof(flow_loop_t));
+    return fl->lx ? 0 : -ENOMEM;
 }
 
 static void f_close(nf_filter_t *f, int reason)
 {
     (void)reason;
     flow_t *fl = f->state;
-    while (fl->head) {
-        held_t *h = fl->head;
-        fl->head = h->next;
-        account(f, fl, -(long long)h->buf->len);
-        nf_buf_unref(h->buf);
-        free(h);
+    while (!nf__fifo_empty(&fl->q)) { /* q is empty when init did not run */
+        nf_buf_t *b = nf__fifo_pop(&fl->q);
+        account(fl, -(long long)b->len);
+        nf_buf_unref(b);
     }
-    fl->tail = NULL;
-    fl->st.held_writes = 0;
     fl->prio_bytes = 0;
 }
 
@@ -316,7 +319,10 @@ NF__EXPORT int nf_flow_stats(const nf_conn_t *c, nf_flow_stats_t *out)
     nf_filter_t *f = nf_conn_filter(c, &nf_flow_filter);
     if (!f)
         return -ENOENT;
-    *out = ((flow_t *)f->state)->st;
+    const flow_t *fl = f->state;
+    *out = fl->st;
+    out->held_bytes = fl->q.bytes;
+    out->held_writes = fl->q.count;
     return 0;
 }
 
@@ -325,7 +331,7 @@ NF__EXPORT size_t nf_flow_drop_oldest(nf_conn_t *c, size_t n)
     nf_filter_t *f = nf_conn_filter(c, &nf_flow_filter);
     if (!f)
         return 0;
-    size_t done = drop_oldest(f, f->state, n);
+    size_t done = drop_oldest(f->state, n);
     limits_t l = limits_of(f);
     read_follow(&l, f->state, f);
     return done;

@@ -6,19 +6,38 @@
  * bytes gather in a buffer of at most max_header bytes (inline for v1 and
  * small v2 headers). Once the header is parsed: the peer address is set, the
  * timer stops, on_open goes up, then the bytes after the header in that same
- * read. */
+ * read.
+ *
+ * Public filter API only; conns_closed_proxy is the filter's own per-loop
+ * record (nf__loop_ext), added to nf_loop_stats. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/transport.h"
+#include "base/export.h"
+#include "core/internal.h"
+#include "netframe/filter.h"
 #include "netframe/proxy.h"
 
 #define INLINE_CAP 232 /* v1 (107) and v2 IPv6 with a few TLVs */
 
 enum { P_WAIT = 0, P_DONE, P_NOHEADER };
 
+/* The loop's PROXY counters. */
+typedef struct proxy_loop {
+    nf__loop_ext_t x;
+    uint64_t closed; /* conns_closed_proxy */
+} proxy_loop_t;
+
+static void proxy_loop_stats(const nf__loop_ext_t *x, nf_loop_stats_t *out)
+{
+    out->conns_closed_proxy += ((const proxy_loop_t *)x)->closed;
+}
+
+static const nf__loop_ext_ops_t proxy_loop_ops = {.name = "proxy", .stats = proxy_loop_stats};
+
 typedef struct pstate {
     nf_timer_t timer;
+    proxy_loop_t *lx; /* the loop's counters */
     int phase;
     char *acc; /* gathered bytes of an incomplete header */
     size_t acc_len, acc_cap;
@@ -54,13 +73,15 @@ static void timed_out(nf_timer_t *t) { fail(t->data, NF_EPROXY_TIMEOUT); }
 static int p_init(nf_filter_t *f)
 {
     pstate_t *st = f->state;
-    nf_timer_init(f->conn->loop, &st->timer); /* on_close runs even when init fails */
+    nf_loop_t *loop = nf_conn_loop(f->conn);
+    nf_timer_init(loop, &st->timer); /* on_close runs even when init fails */
     st->timer.data = f;
     st->acc = st->inl;
     st->acc_cap = sizeof(st->inl);
     if (f->down) /* the header is the first thing on the wire */
         return -EINVAL;
-    return 0;
+    st->lx = (proxy_loop_t *)nf__loop_ext(loop, &proxy_loop_ops, sizeof(proxy_loop_t));
+    return st->lx ? 0 : -ENOMEM;
 }
 
 static void p_open(nf_filter_t *f)
@@ -127,7 +148,7 @@ static void fail(nf_filter_t *f, int err)
     pstate_t *st = f->state;
     nf_timer_stop(&st->timer);
     release(st);
-    f->conn->loop->stats.conns_closed_proxy++;
+    st->lx->closed++;
     nf_filter_fail(f, err);
 }
 

@@ -13,7 +13,10 @@
  * buffer it sent down and counts the bytes still held below (a filter or
  * the transport's queue: the kernel has not taken them); past
  * max_self_bytes the peer is asking for more than it reads, and the
- * connection closes with NF_ESLOW. */
+ * connection closes with NF_ESLOW.
+ *
+ * Public filter API only; conns_closed_slow is counted in the filter's own
+ * per-loop record (nf__loop_ext), added to nf_loop_stats. */
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,8 +28,24 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "base/export.h"
+#include "core/internal.h"
 #include "filter/tls_private.h"
-#include "net/transport.h"
+#include "netframe/filter.h"
+
+/* ---- the loop's counters ------------------------------------------------------ */
+
+struct tls_loop {
+    nf__loop_ext_t x;
+    uint64_t closed_slow; /* conns_closed_slow, with the flow filter's */
+};
+
+static void tls_loop_stats(const nf__loop_ext_t *x, nf_loop_stats_t *out)
+{
+    out->conns_closed_slow += ((const tls_loop_t *)x)->closed_slow;
+}
+
+static const nf__loop_ext_ops_t tls_loop_ops = {.name = "tls", .stats = tls_loop_stats};
 
 /* ---- per connection -------------------------------------------------------- */
 
@@ -157,30 +176,15 @@ static int flush_out(tls_t *st)
 /* Bytes of our own records still held below; forgets the ones released. */
 static size_t self_below(tls_t *st)
 {
-    held_t **pp = &st->self_head;
+    nf__fifo_node_t **pp = &st->self.head;
     while (*pp) {
-        held_t *h = *pp;
-        if (h->buf->refs > 1) { /* a filter or the transport still has it */
-            pp = &h->next;
+        if ((*pp)->buf->refs > 1) { /* a filter or the transport still has it */
+            pp = &(*pp)->next;
             continue;
         }
-        *pp = h->next;
-        st->self_bytes -= h->buf->len;
-        nf_buf_unref(h->buf);
-        free(h);
+        nf_buf_unref(nf__fifo_unlink(&st->self, pp));
     }
-    return st->self_bytes;
-}
-
-static void self_free(tls_t *st)
-{
-    while (st->self_head) {
-        held_t *h = st->self_head;
-        st->self_head = h->next;
-        nf_buf_unref(h->buf);
-        free(h);
-    }
-    st->self_bytes = 0;
+    return st->self.bytes;
 }
 
 /* Sends what OpenSSL wrote while reading (the peer's messages asked for
@@ -190,35 +194,19 @@ static int flush_self(tls_t *st)
     nf_buf_t *b = st->out;
     if (!b || b->len == 0)
         return NF_WRITE_OK;
-    held_t *h = malloc(sizeof *h);
-    if (h) {
-        h->buf = nf_buf_ref(b);
-        h->next = st->self_head;
-        st->self_head = h;
-        st->self_bytes += b->len;
-    }
+    if (nf__fifo_push(&st->self, nf_buf_ref(b)) != 0)
+        nf_buf_unref(b); /* out of memory: not watched */
     int r = flush_out(st);
     if (r < 0)
         return r;
     const nf_tls_ctx_t *ctx = st->f->config;
     if (self_below(st) > ctx->max_self_bytes) {
         set_err(st, "the peer does not read what its messages ask for (%s%s)", "KeyUpdate flood?", NULL);
-        st->f->conn->loop->stats.conns_closed_slow++;
+        st->lx->closed_slow++;
         nf_filter_fail(st->f, NF_ESLOW);
         return NF_ESLOW;
     }
     return r;
-}
-
-static void held_free(tls_t *st)
-{
-    while (st->head) {
-        held_t *h = st->head;
-        st->head = h->next;
-        nf_buf_unref(h->buf);
-        free(h);
-    }
-    st->tail = NULL;
 }
 
 /* Plaintext whose life is tied to the record that carries it. */
@@ -282,14 +270,8 @@ static void established(tls_t *st)
     if (flush_out(st) < 0 || nf_filter_closing(st->f))
         return;
     /* writes made before the handshake completed, in order */
-    while (st->head && !nf_filter_closing(st->f)) {
-        held_t *h = st->head;
-        st->head = h->next;
-        if (!st->head)
-            st->tail = NULL;
-        nf_buf_t *b = h->buf;
-        free(h);
-        if (encrypt(st, b) < 0)
+    while (!nf__fifo_empty(&st->held) && !nf_filter_closing(st->f)) {
+        if (encrypt(st, nf__fifo_pop(&st->held)) < 0)
             return;
     }
     if (st->end_pending) {
@@ -380,10 +362,14 @@ static int f_init(nf_filter_t *f)
     tls_t *st = f->state;
     nf_tls_ctx_t *ctx = (nf_tls_ctx_t *)f->config;
     st->f = f;
-    nf_timer_init(f->conn->loop, &st->timer);
+    nf_loop_t *loop = nf_conn_loop(f->conn);
+    nf_timer_init(loop, &st->timer);
     st->timer.data = st;
     if (!ctx)
         return -EINVAL;
+    st->lx = (tls_loop_t *)nf__loop_ext(loop, &tls_loop_ops, sizeof(tls_loop_t));
+    if (!st->lx)
+        return -ENOMEM;
     st->ssl = SSL_new(ctx->ssl);
     BIO *bio = st->ssl ? BIO_new(nf__tls_bio_method) : NULL;
     if (!bio) {
@@ -508,18 +494,10 @@ static int f_write(nf_filter_t *f, nf_buf_t *b)
     }
     if (st->established)
         return encrypt(st, b);
-    held_t *h = malloc(sizeof *h);
-    if (!h) {
+    if (nf__fifo_push(&st->held, b) != 0) {
         nf_buf_unref(b);
         return -ENOMEM;
     }
-    h->next = NULL;
-    h->buf = b;
-    if (st->tail)
-        st->tail->next = h;
-    else
-        st->head = h;
-    st->tail = h;
     return NF_WRITE_OK;
 }
 
@@ -540,7 +518,7 @@ static void f_close_req(nf_filter_t *f, nf_close_how_t how)
 {
     tls_t *st = f->state;
     if (how == NF_HOW_END && !st->failed) {
-        if (!st->established && st->head) {
+        if (!st->established && !nf__fifo_empty(&st->held)) {
             st->end_pending = true; /* finish the handshake, send, then end */
             return;
         }
@@ -553,8 +531,8 @@ static void f_close(nf_filter_t *f, int reason)
 {
     tls_t *st = f->state;
     nf_timer_stop(&st->timer);
-    held_free(st);
-    self_free(st);
+    nf__fifo_clear(&st->held);
+    nf__fifo_clear(&st->self);
     nf_buf_unref(st->out);
     st->out = NULL;
     if (st->ssl) {

@@ -26,8 +26,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "base/export.h"
 #include "filter/tls_private.h"
-#include "net/transport.h"
 
 /* ---- the context ----------------------------------------------------------- */
 

@@ -9,6 +9,7 @@
 
 #include <openssl/ssl.h>
 
+#include "base/fifo.h"
 #include "netframe/timer.h"
 #include "netframe/tls.h"
 
@@ -43,10 +44,7 @@ struct nf_tls_ctx {
 
 /* One connection's state (tls_conn.c): the filter's state_size. */
 typedef struct tls tls_t;
-typedef struct held {
-    struct held *next;
-    nf_buf_t *buf;
-} held_t;
+typedef struct tls_loop tls_loop_t; /* the loop's TLS counters (tls_conn.c) */
 
 struct tls {
     nf_filter_t *f;
@@ -54,12 +52,12 @@ struct tls {
     nf_timer_t timer;
     const char *in; /* ciphertext not yet taken by OpenSSL (this on_read) */
     size_t in_len;
-    nf_buf_t *out;       /* ciphertext OpenSSL wrote, not yet sent down */
-    held_t *head, *tail; /* plaintext written before the handshake completed */
-    held_t *self_head;   /* our references to records we made by ourselves, sent down */
-    size_t self_bytes;   /* their bytes */
-    char *host;          /* client: server name for this connection */
-    char err[128];       /* why it failed, "" if it did not */
+    nf_buf_t *out;   /* ciphertext OpenSSL wrote, not yet sent down */
+    nf__fifo_t held; /* plaintext written before the handshake completed */
+    nf__fifo_t self; /* our references to records we made by ourselves, sent down */
+    tls_loop_t *lx;  /* the loop's counters */
+    char *host;      /* client: server name for this connection */
+    char err[128];   /* why it failed, "" if it did not */
     bool established;
     bool opened_up;
     bool eof_up;       /* on_eof passed up */

@@ -192,32 +192,10 @@ static int parse_fields(const char *buf, size_t len, size_t p, const lim_t *l, n
     }
 }
 
-int nf_http_parse_request(const char *buf, size_t len, size_t last_len, nf_http_request_t *req,
-                          nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
+/* The request line s[0..sl) (RFC 9112 3): method SP target SP version. */
+static int request_line(const char *s, size_t sl, nf_http_request_t *req)
 {
-    lim_t l;
-    get_limits(&l, limits);
-    if (still_incomplete(buf, len, last_len, &l))
-        return NF_EHTTP_INCOMPLETE;
-    size_t p = 0;
-    /* RFC 9112 2.2: ignore empty lines received before the request line. */
-    while (p < len && buf[p] == '\r') {
-        if (p + 1 >= len)
-            return NF_EHTTP_INCOMPLETE;
-        if (buf[p + 1] != '\n')
-            return NF_EHTTP_BAD;
-        p += 2;
-        if (p > l.max_head)
-            return NF_EHTTP_TOOLARGE;
-    }
-    if (p < len && buf[p] == '\n')
-        return NF_EHTTP_BAD;
-    size_t cr;
-    int rc = find_line(buf, len, p, l.max_line, NF_EHTTP_URITOOLONG, &cr);
-    if (rc)
-        return rc;
-    const char *s = buf + p;
-    size_t sl = cr - p, i = 0;
+    size_t i = 0;
     while (i < sl && is_tchar((unsigned char)s[i]))
         i++;
     if (i == 0 || i == sl || s[i] != ' ')
@@ -232,38 +210,19 @@ int nf_http_parse_request(const char *buf, size_t len, size_t last_len, nf_http_
     req->target = s + t;
     req->target_len = i - t;
     i++;
-    rc = parse_version(s + i, sl - i);
+    int rc = parse_version(s + i, sl - i);
     if (rc < 0)
         return rc;
     req->minor_version = rc;
-    req->headers = headers;
-    req->num_headers = 0;
-    rc = parse_fields(buf, len, cr + 2, &l, headers, max_headers, &req->num_headers);
-    if (rc < 0)
-        return rc;
-    /* RFC 9112 3.2: exactly one Host in HTTP/1.1; never more than one. */
-    size_t hosts = nf_http_count_headers(headers, req->num_headers, "host");
-    if (hosts > 1 || (req->minor_version == 1 && hosts == 0))
-        return NF_EHTTP_BAD;
-    return rc;
+    return 0;
 }
 
-int nf_http_parse_response(const char *buf, size_t len, size_t last_len, nf_http_response_t *res,
-                           nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
+/* The status line s[0..sl) (RFC 9112 4): version SP 3DIGIT SP [reason]. */
+static int status_line(const char *s, size_t sl, nf_http_response_t *res)
 {
-    lim_t l;
-    get_limits(&l, limits);
-    if (still_incomplete(buf, len, last_len, &l))
-        return NF_EHTTP_INCOMPLETE;
-    size_t cr;
-    int rc = find_line(buf, len, 0, l.max_line, NF_EHTTP_TOOLARGE, &cr);
-    if (rc)
-        return rc;
-    const char *s = buf;
-    size_t sl = cr;
     if (sl < 12 || s[8] != ' ')
         return NF_EHTTP_BAD;
-    rc = parse_version(s, 8);
+    int rc = parse_version(s, 8);
     if (rc < 0)
         return rc;
     res->minor_version = rc;
@@ -273,18 +232,76 @@ int nf_http_parse_response(const char *buf, size_t len, size_t last_len, nf_http
     if (sl == 12) {
         res->reason = s + 12;
         res->reason_len = 0;
-    } else {
-        if (s[12] != ' ')
-            return NF_EHTTP_BAD;
-        for (size_t k = 13; k < sl; k++)
-            if (!is_field_char((unsigned char)s[k]))
-                return NF_EHTTP_BAD;
-        res->reason = s + 13;
-        res->reason_len = sl - 13;
+        return 0;
     }
-    res->headers = headers;
-    res->num_headers = 0;
-    return parse_fields(buf, len, cr + 2, &l, headers, max_headers, &res->num_headers);
+    if (s[12] != ' ')
+        return NF_EHTTP_BAD;
+    for (size_t k = 13; k < sl; k++)
+        if (!is_field_char((unsigned char)s[k]))
+            return NF_EHTTP_BAD;
+    res->reason = s + 13;
+    res->reason_len = sl - 13;
+    return 0;
+}
+
+/* One head, a request's (req set) or a response's (res set): the limits,
+ * NF_EHTTP_INCOMPLETE at once when the bytes added since last_len cannot
+ * have completed it, the first line, then the fields. A request skips
+ * empty lines before its request line (RFC 9112 2.2), says URITOOLONG for a
+ * line over max_line and must name its Host once (3.2); a response starts
+ * at byte 0 and says TOOLARGE. */
+static int parse_head(const char *buf, size_t len, size_t last_len, const nf_http_limits_t *limits,
+                      nf_http_request_t *req, nf_http_response_t *res, nf_http_header_t *headers, size_t max_headers)
+{
+    lim_t l;
+    get_limits(&l, limits);
+    if (still_incomplete(buf, len, last_len, &l))
+        return NF_EHTTP_INCOMPLETE;
+    size_t p = 0;
+    while (req && p < len && buf[p] == '\r') {
+        if (p + 1 >= len)
+            return NF_EHTTP_INCOMPLETE;
+        if (buf[p + 1] != '\n')
+            return NF_EHTTP_BAD;
+        p += 2;
+        if (p > l.max_head)
+            return NF_EHTTP_TOOLARGE;
+    }
+    if (req && p < len && buf[p] == '\n')
+        return NF_EHTTP_BAD;
+    size_t cr;
+    int rc = find_line(buf, len, p, l.max_line, req ? NF_EHTTP_URITOOLONG : NF_EHTTP_TOOLARGE, &cr);
+    if (rc)
+        return rc;
+    rc = req ? request_line(buf + p, cr - p, req) : status_line(buf + p, cr - p, res);
+    if (rc < 0)
+        return rc;
+    size_t *num = req ? &req->num_headers : &res->num_headers;
+    if (req)
+        req->headers = headers;
+    else
+        res->headers = headers;
+    *num = 0;
+    rc = parse_fields(buf, len, cr + 2, &l, headers, max_headers, num);
+    if (rc < 0 || !req)
+        return rc;
+    /* RFC 9112 3.2: exactly one Host in HTTP/1.1; never more than one. */
+    size_t hosts = nf_http_count_headers(headers, req->num_headers, "host");
+    if (hosts > 1 || (req->minor_version == 1 && hosts == 0))
+        return NF_EHTTP_BAD;
+    return rc;
+}
+
+int nf_http_parse_request(const char *buf, size_t len, size_t last_len, nf_http_request_t *req,
+                          nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
+{
+    return parse_head(buf, len, last_len, limits, req, NULL, headers, max_headers);
+}
+
+int nf_http_parse_response(const char *buf, size_t len, size_t last_len, nf_http_response_t *res,
+                           nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
+{
+    return parse_head(buf, len, last_len, limits, NULL, res, headers, max_headers);
 }
 
 int nf_http_error_status(int err)

@@ -3,8 +3,20 @@
 #ifndef NF_WS_CONN_H
 #define NF_WS_CONN_H
 
-#include "net/transport.h"
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/export.h"
+#include "base/list.h"
+#include "netframe/filter.h"
+#include "netframe/loop.h"
+#include "netframe/timer.h"
 #include "netframe/ws.h"
+/* The WebSocket layer itself uses the public filter API only; this is for
+ * bench/ws_idle_mem.c, which reads sizeof(nf_conn_t) through this header.
+ * TODO(issue 14): the bench includes net/transport.h itself; then drop it. */
+#include "net/transport.h"
 
 /* States of one connection. */
 enum {
@@ -173,5 +185,20 @@ void nf__ws_linger(nf_ws_conn_t *ws);
 /* Fails the handshake or connection with error err (no close frame). */
 void nf__ws_drop(nf_ws_conn_t *ws, int err);
 void nf__ws_arm(nf_ws_conn_t *ws, uint64_t ms);
+/* The codec of an open connection, made on its first byte in or out after
+ * the handshake (or after it was released at rest); NULL: no memory. */
+nf__ws_codec_t *nf__ws_codec_new(nf_ws_conn_t *ws);
+static inline nf__ws_codec_t *nf__ws_codec(nf_ws_conn_t *ws) { return ws->cx ? ws->cx : nf__ws_codec_new(ws); }
+
+/* send.c: the send path. */
+/* A masking key for a client frame (the encoder's mask_key). */
+void nf__ws_rand_key(void *arg, uint8_t key[4]);
+/* Encodes one message (or a ping) and writes it down: NF_WRITE_* or an error. */
+int nf__ws_write_msg(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len);
+/* Answers a ping (one pong below at a time, see nf__ws_codec_t). */
+int nf__ws_send_pong(nf_ws_conn_t *ws, const void *data, size_t len);
+/* Sends a close frame (code 0: none); NF_ESLOW after dropping the connection
+ * when a flow-control policy below dropped the frame. */
+int nf__ws_send_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen);
 
 #endif

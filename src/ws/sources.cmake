@@ -12,11 +12,13 @@ find_package(ZLIB REQUIRED)
 list(APPEND NF_EXTRA_LIBS ZLIB::ZLIB)
 list(APPEND NF_PC_EXTRA_REQUIRES zlib)
 
-# The WebSocket server and client: a connection filter over TCP (conn.c),
+# The WebSocket server and client: a connection filter over TCP (conn.c, its
+# send path in send.c),
 # the handshakes and the server / client objects (handshake_server.c, handshake_client.c). SHA-1 and base64 for
 # Sec-WebSocket-Accept come from OpenSSL's libcrypto.
 list(APPEND NF_SOURCES
   src/ws/conn.c
+  src/ws/send.c
   src/ws/handshake_server.c
   src/ws/handshake_client.c
   src/ws/hixie.c

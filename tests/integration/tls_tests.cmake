@@ -35,3 +35,7 @@ endif()
 # WebSocket pings and TLS 1.3 KeyUpdates, with a well-behaved peer alongside.
 nf_add_test(test_flood integration/test_flood.c integration/tls_certs.c integration/helpers.c TIMEOUT 180)
 target_link_libraries(test_flood PRIVATE OpenSSL::SSL)
+
+# The filters' loop counters in their own per-loop records (issue 14).
+nf_add_test(test_ul_stats integration/test_ul_stats.c integration/tls_certs.c integration/helpers.c TIMEOUT 60)
+target_link_libraries(test_ul_stats PRIVATE OpenSSL::SSL)
