@@ -434,6 +434,22 @@ void h_result_fail(h_result_t *r, const char *fmt, ...)
     r->failed = 1;
 }
 
+int h_peer_connect(h_result_t *res, const char *ip, uint16_t port)
+{
+    int fd = h_tcp_connect(ip, port);
+    if (fd < 0) {
+        h_result_fail(res, "connect [%s]:%u: %s", ip, port, strerror(-fd));
+        return -1;
+    }
+    return fd;
+}
+
+void *h_peer_done(h_result_t *res)
+{
+    atomic_store(&res->done, 1);
+    return NULL;
+}
+
 pthread_t h_thread_start(void *(*fn)(void *), void *arg)
 {
     pthread_t t;
@@ -738,11 +754,9 @@ void h_ws_server_stop(nf_loop_t *loop, nf_ws_server_t *s, unsigned code)
 void *h_echo_client_thread(void *arg)
 {
     h_echo_client_t *cl = arg;
-    int fd = h_tcp_connect(cl->ip ? cl->ip : "127.0.0.1", cl->port);
-    if (fd < 0) {
-        h_result_fail(&cl->res, "connect: %s", strerror(-fd));
-        goto done;
-    }
+    int fd = h_peer_connect(&cl->res, cl->ip ? cl->ip : "127.0.0.1", cl->port);
+    if (fd < 0)
+        return h_peer_done(&cl->res);
     h_set_nonblock(fd, 1);
     size_t n = cl->sizes ? cl->nsizes : (size_t)cl->rounds;
     for (size_t i = 0; i < n; i++) {
@@ -760,9 +774,7 @@ void *h_echo_client_thread(void *arg)
     while (cl->release && !atomic_load(cl->release) && h_now_ms() < dl)
         h_sleep_ms(1);
     close(fd);
-done:
-    atomic_store(&cl->res.done, 1);
-    return NULL;
+    return h_peer_done(&cl->res);
 }
 
 int h_echo_clients_done(h_echo_client_t *cl, int n)
@@ -827,8 +839,20 @@ void h_fixture_open(h_fixture_t *f, nf_listen_config_t *cfg)
         fail_msg("peer connect to port %u: %s", f->port, strerror(-f->fd));
 }
 
-void h_fixture_end(h_fixture_t *f)
+void h_fixture_start(h_fixture_t *f, const nf_conn_handler_t *h, void *data)
+{
+    nf_listen_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.handler = h;
+    cfg.data = data;
+    cfg.backlog = 1024;
+    h_fixture_open(f, &cfg);
+}
+
+void h_fixture_finish(h_fixture_t *f, unsigned timeout_ms)
 {
     nf_listener_close(f->l, NULL);
-    h_loop_finish(f->loop, 3000);
+    h_loop_finish(f->loop, timeout_ms);
 }
+
+void h_fixture_end(h_fixture_t *f) { h_fixture_finish(f, 3000); }

@@ -171,9 +171,14 @@ typedef struct h_fixture {
 } h_fixture_t;
 
 void h_fixture_open(h_fixture_t *f, nf_listen_config_t *cfg);
+/* The same with a plain listener as h_listen makes it: handler h, data,
+ * backlog 1024, no filters. */
+void h_fixture_start(h_fixture_t *f, const nf_conn_handler_t *h, void *data);
 /* Closes the listener and runs the loop out (h_loop_finish). The peer's fd
  * is the caller's to close. */
 void h_fixture_end(h_fixture_t *f);
+/* The same with the caller's timeout for running the loop out. */
+void h_fixture_finish(h_fixture_t *f, unsigned timeout_ms);
 
 /* ---- a ready-made echo server (one per process, reset by h_echo_reset) -- */
 
@@ -224,6 +229,13 @@ typedef struct h_result {
 
 /* Records the first failure of a peer thread (printf-style). */
 void h_result_fail(h_result_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A peer thread's blocking connect to ip:port (h_tcp_connect): the fd, or
+ * -1 after recording "connect [ip]:port: error" in res. */
+int h_peer_connect(h_result_t *res, const char *ip, uint16_t port);
+/* The last step of a peer thread: marks res done; returns NULL (the
+ * thread's result). */
+void *h_peer_done(h_result_t *res);
 
 /* Starts a thread; asserts success (main thread only). */
 pthread_t h_thread_start(void *(*fn)(void *), void *arg);

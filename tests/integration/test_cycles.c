@@ -73,8 +73,7 @@ static void *cycler_thread(void *arg)
         }
         close(fd);
     }
-    atomic_store(&cy->res.done, 1);
-    return NULL;
+    return h_peer_done(&cy->res);
 }
 
 static void test_cycles_plain(void **state)

@@ -293,8 +293,7 @@ static void *ws_flooder(void *arg)
     }
 out:
     io_close(&io);
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 /* Reads one server frame (unmasked); returns its opcode and payload size, or -1. */
@@ -350,8 +349,7 @@ static void *ws_good(void *arg)
     }
 out:
     io_close(&io);
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 /* ---- WebSocket server ------------------------------------------------------ */
@@ -541,8 +539,7 @@ out:
     SSL_CTX_free(ctx);
     if (fd >= 0)
         close(fd);
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 static void *tls_good(void *arg)
@@ -580,8 +577,7 @@ out:
     SSL_CTX_free(ctx);
     if (fd >= 0)
         close(fd);
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 static void e_open(nf_conn_t *c)

@@ -186,8 +186,7 @@ static void *reader_thread(void *arg)
     }
 out:
     free(buf);
-    atomic_store(&r->res.done, 1);
-    return NULL;
+    return h_peer_done(&r->res);
 }
 
 /* ---- the server -------------------------------------------------------------- */
@@ -1111,17 +1110,15 @@ static const nf_conn_handler_t nofilter_handler = {
 static void test_no_filter(void **state)
 {
     (void)state;
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &nofilter_handler, NULL, &l);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &nofilter_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g_nofilter_closed == 1, 3000);
     H_ASSERT_ERR(g_nofilter_rc, -ENOENT);
     assert_int_equal(g_nofilter_dropped, 0);
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_finish(&f, 3000);
 }
 
 /* NF_ESLOW is a close reason programs will log: nf_err_name / nf_strerror

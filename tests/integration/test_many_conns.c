@@ -61,8 +61,7 @@ static void *many_plain_thread(void *arg)
 out:
     for (int i = 0; i < n; i++)
         close(m->fds[i]);
-    atomic_store(&m->res.done, 1);
-    return NULL;
+    return h_peer_done(&m->res);
 }
 
 static void test_many_plain_clients(void **state)

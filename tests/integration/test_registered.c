@@ -198,11 +198,9 @@ typedef struct zc_reader {
 static void *zc_reader_thread(void *arg)
 {
     zc_reader_t *r = arg;
-    int fd = h_tcp_connect("127.0.0.1", r->port);
-    if (fd < 0) {
-        h_result_fail(&r->res, "connect: %s", strerror(-fd));
-        goto done;
-    }
+    int fd = h_peer_connect(&r->res, "127.0.0.1", r->port);
+    if (fd < 0)
+        return h_peer_done(&r->res);
     h_sleep_ms(100); /* the server's queue fills up first */
     static char buf[65536];
     for (;;) {
@@ -229,9 +227,7 @@ static void *zc_reader_thread(void *arg)
         h_close_reset(fd);
     else
         close(fd);
-done:
-    atomic_store(&r->res.done, 1);
-    return NULL;
+    return h_peer_done(&r->res);
 }
 
 static void zc_run(int leave_early)

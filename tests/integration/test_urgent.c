@@ -267,16 +267,14 @@ static void test_send_urgent_closing(void **state)
 {
     (void)state;
     reset_g();
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &closing_handler, NULL, &l);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &closing_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     H_ASSERT_ERR(g.send_rc, NF_ECLOSED);
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_finish(&f, 3000);
 }
 
 /* ---- netframe to netframe ------------------------------------------------------- */

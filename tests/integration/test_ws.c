@@ -379,8 +379,7 @@ static void *raw_peer(void *arg)
 out:
     close(fd);
 done:
-    atomic_store(&rc->res.done, 1);
-    return NULL;
+    return h_peer_done(&rc->res);
 }
 
 /* Frames a client would send: masked with a zero key, so payload bytes go

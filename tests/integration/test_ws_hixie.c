@@ -241,8 +241,7 @@ static void *raw_peer(void *arg)
     }
     close(fd);
 done:
-    atomic_store(&r->res.done, 1);
-    return NULL;
+    return h_peer_done(&r->res);
 }
 
 static void run_raw(nf_loop_t *loop, raw_t *r)
@@ -508,8 +507,7 @@ static void *rawsrv_main(void *arg)
 out:
     if (fd >= 0)
         close(fd);
-    atomic_store(&r->res.done, 1);
-    return NULL;
+    return h_peer_done(&r->res);
 }
 
 static void client_vs_raw(int mode)

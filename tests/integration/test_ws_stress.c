@@ -88,8 +88,7 @@ static void *rawsrv_main(void *arg)
 out:
     close(fd);
 done:
-    atomic_store(&r->res.done, 1);
-    return NULL;
+    return h_peer_done(&r->res);
 }
 
 typedef struct cli {
@@ -257,8 +256,7 @@ static void *churn_main(void *arg)
         while (atomic_load(&g_server_conns) > 1 + BATCH / 2 && h_now_ms() < deadline)
             h_sleep_ms(1);
     }
-    atomic_store(&ch->res.done, 1);
-    return NULL;
+    return h_peer_done(&ch->res);
 }
 
 /* the good client: echoes patterned messages and checks every byte */
