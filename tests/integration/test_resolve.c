@@ -351,13 +351,20 @@ static void open_by_name(nf_connect_config_t *cfg, cl_t *s)
     h_loop_finish(loop, 5000);
 }
 
+/* What open_by_name's callers start from: a 5 s connect timeout. */
+static nf_connect_config_t open_cfg(void)
+{
+    nf_connect_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.timeout_ms = 5000;
+    return cfg;
+}
+
 static void test_option_nodelay(void **state)
 {
     (void)state;
-    nf_connect_config_t cfg;
+    nf_connect_config_t cfg = open_cfg();
     cl_t s;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.timeout_ms = 5000;
     cfg.nodelay = 0; /* on */
     open_by_name(&cfg, &s);
     assert_int_equal(s.nodelay, 1);
@@ -369,10 +376,8 @@ static void test_option_nodelay(void **state)
 static void test_option_keepalive(void **state)
 {
     (void)state;
-    nf_connect_config_t cfg;
+    nf_connect_config_t cfg = open_cfg();
     cl_t s;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.timeout_ms = 5000;
     cfg.keepalive_s = 17;
     open_by_name(&cfg, &s);
     assert_int_equal(s.keepalive, 1);
@@ -385,10 +390,8 @@ static void test_option_keepalive(void **state)
 static void test_option_oob_inline(void **state)
 {
     (void)state;
-    nf_connect_config_t cfg;
+    nf_connect_config_t cfg = open_cfg();
     cl_t s;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.timeout_ms = 5000;
     cfg.oob_inline = 1;
     open_by_name(&cfg, &s);
     assert_int_equal(s.oobinline, 1);

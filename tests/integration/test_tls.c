@@ -112,16 +112,22 @@ typedef struct server {
     uint16_t port;
 } server_t;
 
-static void server_start(nf_loop_t *loop, server_t *s, nf_tls_ctx_t *ctx)
+/* A TLS listener (ctx) with handler h; srv starts from zero. */
+static void server_start_with(nf_loop_t *loop, server_t *s, nf_tls_ctx_t *ctx, const nf_conn_handler_t *h)
 {
     memset(&srv, 0, sizeof srv);
     s->spec[0].ops = &nf_tls_filter;
     s->spec[0].config = ctx;
     nf_listen_config_t lc = {0};
-    lc.handler = &srv_handler;
+    lc.handler = h;
     lc.filters = s->spec;
     lc.nfilters = 1;
     s->port = h_listen_cfg(loop, &lc, &s->l);
+}
+
+static void server_start(nf_loop_t *loop, server_t *s, nf_tls_ctx_t *ctx)
+{
+    server_start_with(loop, s, ctx, &srv_handler);
 }
 
 /* The client: writes `total` pattern bytes, checks the echo, then ends. */
@@ -573,14 +579,11 @@ static void test_reset_mid_write(void **state)
     nf_loop_t *loop = h_loop_new();
     nf_tls_ctx_t *sctx = server_ctx("server");
     nf_tls_ctx_t *cctx = client_ctx();
-    memset(&srv, 0, sizeof srv);
-    nf_filter_spec_t spec[1] = {{&nf_tls_filter, sctx}};
-    nf_listen_config_t lc = {.handler = &stream_handler, .filters = spec, .nfilters = 1};
-    nf_listener_t *l;
-    uint16_t port = h_listen_cfg(loop, &lc, &l);
+    server_t s;
+    server_start_with(loop, &s, sctx, &stream_handler);
     static side_t stream_srv;
     client_t cl;
-    client_start(loop, &cl, cctx, port, 0, NULL);
+    client_start(loop, &cl, cctx, s.port, 0, NULL);
     cl.abort_at = 100000;
     H_RUN_UNTIL(loop, cl.s.closed && srv.closed, 10000);
     stream_srv = srv;
@@ -595,7 +598,7 @@ static void test_reset_mid_write(void **state)
     H_RUN_UNTIL(loop, ok.s.closed && srv.closed, 10000);
     expect_ok(&ok);
     nf_listener_close(s2.l, NULL);
-    nf_listener_close(l, NULL);
+    nf_listener_close(s.l, NULL);
     h_loop_finish(loop, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
@@ -805,14 +808,11 @@ static void test_half_close(void **state)
     nf_loop_t *loop = h_loop_new();
     nf_tls_ctx_t *sctx = server_ctx("server");
     nf_tls_ctx_t *cctx = client_ctx();
-    memset(&srv, 0, sizeof srv);
-    nf_filter_spec_t spec[1] = {{&nf_tls_filter, sctx}};
-    nf_listen_config_t lc = {.handler = &hc_srv_handler, .filters = spec, .nfilters = 1};
-    nf_listener_t *l;
-    uint16_t port = h_listen_cfg(loop, &lc, &l);
+    server_t s;
+    server_start_with(loop, &s, sctx, &hc_srv_handler);
     nf_filter_spec_t cspec[1] = {{&nf_tls_filter, cctx}};
     nf_connect_config_t cc = {
-        .host = "127.0.0.1", .port = port, .handler = &hc_cli_handler, .filters = cspec, .nfilters = 1};
+        .host = "127.0.0.1", .port = s.port, .handler = &hc_cli_handler, .filters = cspec, .nfilters = 1};
     nf_conn_t *c;
     assert_int_equal(nf_connect(loop, &cc, &c), 0);
     H_RUN_UNTIL(loop, hc_client_closed && srv.closed, 10000);
@@ -823,7 +823,7 @@ static void test_half_close(void **state)
     assert_int_equal(hc_client_reason, NF_CLOSE_LOCAL);
     assert_int_equal(srv.reason, NF_CLOSE_LOCAL);
     assert_string_equal(srv.err, "");
-    nf_listener_close(l, NULL);
+    nf_listener_close(s.l, NULL);
     h_loop_finish(loop, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
