@@ -302,6 +302,12 @@ void h_loop_finish(nf_loop_t *loop, unsigned timeout_ms)
         fail_msg("nf_loop_free = %d (%s)", rc, nf_err_name(rc));
 }
 
+void h_listener_finish(nf_loop_t *loop, nf_listener_t *l, unsigned timeout_ms)
+{
+    nf_listener_close(l, NULL);
+    h_loop_finish(loop, timeout_ms);
+}
+
 nf_loop_stats_t h_stats(nf_loop_t *loop)
 {
     nf_loop_stats_t s;
@@ -849,10 +855,6 @@ void h_fixture_start(h_fixture_t *f, const nf_conn_handler_t *h, void *data)
     h_fixture_open(f, &cfg);
 }
 
-void h_fixture_finish(h_fixture_t *f, unsigned timeout_ms)
-{
-    nf_listener_close(f->l, NULL);
-    h_loop_finish(f->loop, timeout_ms);
-}
+void h_fixture_finish(h_fixture_t *f, unsigned timeout_ms) { h_listener_finish(f->loop, f->l, timeout_ms); }
 
 void h_fixture_end(h_fixture_t *f) { h_fixture_finish(f, 3000); }

@@ -138,6 +138,10 @@ nf_loop_t *h_loop_new_cfg(const nf_loop_config_t *cfg);
  * then asserts nf_loop_free() == 0. */
 void h_loop_finish(nf_loop_t *loop, unsigned timeout_ms);
 
+/* The usual end of a test with one listener: nf_listener_close(l, NULL),
+ * then h_loop_finish(loop, timeout_ms). */
+void h_listener_finish(nf_loop_t *loop, nf_listener_t *l, unsigned timeout_ms);
+
 nf_loop_stats_t h_stats(nf_loop_t *loop);
 
 /* ---- listeners --------------------------------------------------------- */

@@ -145,8 +145,7 @@ static void test_connect_localhost(void **state)
     H_ASSERT_ERR(s.reason, NF_CLOSE_LOCAL);
     assert_int_equal(h_stats(loop).conns_connected, 1);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* A listener whose accept queue is full drops SYNs: the connect can only end
@@ -242,8 +241,7 @@ static void test_connect_and_listen_errors(void **state)
     H_ASSERT_ERR(nf_listen(loop, &lc, &l2), NF_EADDR);
     nf_addr_t a;
     H_ASSERT_ERR(nf_addr_parse(&a, "1.2.3.4.5", 1), NF_EADDR);
-    nf_listener_close(l1, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l1, 5000);
 }
 
 int main(void)

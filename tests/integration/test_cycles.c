@@ -125,8 +125,7 @@ static void test_cycles_plain(void **state)
     if (fds_after != fds_before)
         fail_msg("%d descriptors before the cycles, %d after", fds_before, fds_after);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
     assert_int_equal(h_count_fds(), fds_before_loop);
 }
 
@@ -224,8 +223,7 @@ static void test_cycles_nf(void **state)
     assert_int_equal(s.conns_accepted, N_NF);
     assert_int_equal(s.conns_closed, 2 * N_NF);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
     int fds_after = h_count_fds();
     if (fds_after != fds_before_loop)
         fail_msg("%d descriptors before the loop, %d after it was freed", fds_before_loop, fds_after);

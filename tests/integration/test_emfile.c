@@ -94,8 +94,7 @@ static void test_emfile_backoff(void **state)
     for (int i = 0; i < NPEERS; i++)
         close(fds[i]);
     H_RUN_UNTIL(loop, h_stats(loop).conns_open == 0, 3000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 /* Closing the listener while it backs off cancels the back-off timer. */

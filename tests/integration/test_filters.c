@@ -524,8 +524,7 @@ static void test_server_stack(void **state)
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.conns_open, 0);
     assert_int_equal(s.conns_closed, 1);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 /* A filter whose init fails: the connection closes with that error, the
@@ -603,8 +602,7 @@ static void test_init_failure(void **state)
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.conns_open, 0);
     assert_int_equal(s.conns_closed, 1);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 /* Outbound: the same stack on an nf_connect to an echo server. The client
@@ -688,8 +686,7 @@ static void test_connect_stack(void **state)
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.conns_connected, 1);
     assert_int_equal(s.conns_open, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 /* An outbound connection whose filter init fails: on_close with the error,
@@ -719,8 +716,7 @@ static void test_connect_init_failure(void **state)
     H_ASSERT_ERR(g.reason, -EPROTO);
     assert_int_equal(g.up_closes_at_close, 1);
     assert_true(log_last(EV_UP_CLOSE) < log_last(EV_PROG_CLOSE));
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 int main(void)

@@ -648,8 +648,7 @@ static void tls_flood(stack_kind_t stack)
     H_ASSERT_ERR(srv.flood_reason, NF_ESLOW); /* it asked for more than it read */
     assert_true(bad.closed);
     forget_ws();
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
     nf_tls_ctx_free(tls);
 }
 

@@ -342,8 +342,7 @@ static void setup_begin(setup_t *su, const nf_flow_config_t *fc)
 
 static void setup_end(setup_t *su)
 {
-    nf_listener_close(su->l, NULL);
-    h_loop_finish(su->loop, 5000);
+    h_listener_finish(su->loop, su->l, 5000);
 }
 
 /* Accepts one more peer; returns its fd and sets *sc. */

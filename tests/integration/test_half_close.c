@@ -155,8 +155,7 @@ static void test_write_after_peer_eof(void **state)
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.bytes_out, REPLY_SIZE);
     assert_int_equal(s.bytes_in, REQ_SIZE);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* Without on_eof: an echo server whose queue still holds megabytes when EOF
@@ -185,8 +184,7 @@ static void test_eof_flushes_queue(void **state)
     assert_int_equal(h_echo.closed, 1);
     H_ASSERT_ERR(h_echo.last_reason, NF_EOF);
     assert_int_equal(h_echo.bytes, 8u << 20);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* nf_conn_shutdown on the server: the client reads the greeting and EOF,
@@ -326,8 +324,7 @@ static void test_nf_both_ends(void **state)
      * on_eof closes, NF_CLOSE_LOCAL). */
     assert_true(gc.eofs <= 1);
     H_ASSERT_ERR(gc.reason, gc.eofs ? NF_CLOSE_LOCAL : NF_EOF);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 int main(void)

@@ -111,8 +111,7 @@ static void test_ipv6_loopback(void **state)
     nf_echo_once(loop, "::1", port, AF_INET6);
     nf_echo_once(loop, "[::1]", port, AF_INET6);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* On "::" with ipv6_only = 0 an IPv4 client gets in (v4-mapped); with
@@ -143,8 +142,7 @@ static void test_ipv6_dual_stack(void **state)
     H_ASSERT_ERR(fd, -ECONNREFUSED);
 
     nf_listener_close(dual, NULL);
-    nf_listener_close(only, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, only, 5000);
 }
 
 int main(void)

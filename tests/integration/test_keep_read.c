@@ -140,8 +140,7 @@ static void test_keep_read_buffers(void **state)
     H_RUN_UNTIL(loop, g.closed == 1, 5000);
     H_ASSERT_ERR(g.reason, NF_EOF);
     free(data);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* A buffer kept until after the connection closed is still valid, and the
@@ -228,8 +227,7 @@ static void test_zero_copy_echo(void **state)
     assert_int_equal(s.bufs_kept, 0); /* every write_buf reference was dropped */
     assert_int_equal(s.bufs_in_use, s0.bufs_in_use);
     assert_int_equal(s.bytes_out, 4u << 20);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* nf_buf_wrap: the free callback runs exactly once, after the bytes left. */

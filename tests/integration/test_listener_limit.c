@@ -124,8 +124,7 @@ static void test_limit_close(void **state)
     close(c4);
     H_RUN_UNTIL(loop, h_echo.close_eof == 3, 5000);
     assert_int_equal(h_stats(loop).conns_open, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 static void test_limit_pause(void **state)
@@ -170,8 +169,7 @@ static void test_limit_pause(void **state)
     H_RUN_UNTIL(loop, h_echo.closed == 3, 5000);
     assert_int_equal(h_echo.close_eof, 3);
     assert_int_equal(h_stats(loop).conns_open, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 int main(void)

@@ -111,8 +111,7 @@ static void test_many_plain_clients(void **state)
     assert_int_equal(s.conns_closed, NCONN);
     assert_int_equal(s.conns_refused, 0);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* ---- netframe peers on the same loop ------------------------------------ */
@@ -209,8 +208,7 @@ static void test_many_nf_clients(void **state)
     assert_int_equal(s.conns_open, 0);
     assert_int_equal(s.conns_closed, 2 * NCONN);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 int main(void)

@@ -133,8 +133,7 @@ static void test_peer_close_mid_write(void **state)
 
     check_second_client(loop, port);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* The same with a netframe peer on the same loop that reads 64 KiB and then
@@ -193,8 +192,7 @@ static void test_nf_peer_close_mid_write(void **state)
 
     check_second_client(loop, port);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 static int setup(void **state)

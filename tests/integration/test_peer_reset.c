@@ -144,8 +144,7 @@ static void test_reset_while_writing(void **state)
     print_message("[ info     ] reasons over 5 tries: ECONNRESET=%d EPIPE=%d NF_EOF=%d\n", n_reset, n_pipe, n_eof);
     assert_true(n_reset >= 1);
     assert_int_equal(h_stats(loop).conns_open, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* nf_conn_abort on a netframe client: the server side sees -ECONNRESET, the
@@ -193,8 +192,7 @@ static void test_nf_abort_client(void **state)
     assert_int_equal(g_srv.closed, 1);
     H_ASSERT_ERR(g_srv.reason, -ECONNRESET);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* nf_conn_abort on the server: a plain client reading sees ECONNRESET. */

@@ -123,8 +123,7 @@ static nf_loop_t *start(const nf_proxy_config_t *cfg, uint16_t *port, nf_listene
 
 static void finish(nf_loop_t *loop, nf_listener_t *l)
 {
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 static int client(uint16_t port)

@@ -510,8 +510,7 @@ static void test_stop_while_connecting_and_up(void **state)
     H_RUN_UNTIL(loop, g.stopped == 1, 5000);
     H_RUN_UNTIL(loop, h_echo.bytes == sizeof big, 5000); /* the server got all of it */
     assert_int_equal(g.downs, 0);                        /* no DOWN: STOPPED is the end */
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* A server that accepts and never answers. */

@@ -145,8 +145,7 @@ static void test_hosts_entry(void **state)
     nf_conn_close(c0);
     nf_conn_close(c1);
     H_RUN_UNTIL(loop, s[0].closed == 1 && s[1].closed == 1, 5000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* ---- DNS, through the loop's watch on c-ares's socket -------------------------- */
@@ -169,8 +168,7 @@ static void test_dns_answer(void **state)
     assert_one_thread();
     nf_conn_close(c);
     H_RUN_UNTIL(loop, s.closed == 1, 5000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 static void test_name_not_found(void **state)
@@ -271,8 +269,7 @@ static void test_cancel_while_resolving(void **state)
     assert_int_equal(s[0].closed, 1);
     H_ASSERT_ERR(s[0].reason, NF_CLOSE_LOCAL);
     nf_conn_close(c1);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
     assert_int_equal(s[0].closed, 1);
 }
 
@@ -347,8 +344,7 @@ static void open_by_name(nf_connect_config_t *cfg, cl_t *s)
     assert_int_equal(s->family, AF_INET);
     nf_conn_close(c);
     H_RUN_UNTIL(loop, s->closed == 1, 5000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* What open_by_name's callers start from: a 5 s connect timeout. */

@@ -139,8 +139,7 @@ static void run_many(const char *name, const char *servers, int n)
             nf_conn_close(g->conns[i]);
     nf_timer_stop(&sampler);
     H_RUN_UNTIL(loop, g->closed == n && h_echo.closed == g->opened, 60000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 10000);
+    h_listener_finish(loop, l, 10000);
     free(g);
     g = NULL;
 }

@@ -240,8 +240,7 @@ static void echo_version(int maxv, const char *want)
     assert_int_equal(srv.reason, NF_CLOSE_LOCAL);
     assert_string_equal(srv.err, "");
     assert_string_equal(cl.s.err, "");
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -288,8 +287,7 @@ static void test_alpn(void **state)
     H_RUN_UNTIL(loop, cl2.s.closed && srv.closed, 10000);
     expect_fail(&cl2.s, NF_ETLS, "no application protocol");
     expect_fail(&srv, NF_ETLS, "no application protocol");
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
     nf_tls_ctx_free(cbad);
@@ -323,8 +321,7 @@ static void test_sni(void **state)
     expect_ok(&b);
     assert_string_equal(srv.sni, "localhost");
     assert_non_null(strstr(b.s.subject, "localhost"));
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -351,8 +348,7 @@ static void resume_version(int maxv)
     expect_ok(&b);
     assert_int_equal(b.s.resumed, 1); /* the ticket of the first connection */
     assert_int_equal(srv.resumed, 1);
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -412,8 +408,7 @@ static void test_client_cert(void **state)
     H_RUN_UNTIL(loop, c.s.closed && srv.closed, 10000);
     expect_ok(&c);
     assert_int_equal(srv.has_cert, 0);
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sreq);
     nf_tls_ctx_free(sopt);
     nf_tls_ctx_free(anon);
@@ -438,8 +433,7 @@ static void bad_server_cert(const char *certname, const char *client_name, const
     expect_fail(&ko.s, NF_ETLS, text);
     expect_ok(&ok);
     nf_listener_close(gs.l, NULL);
-    nf_listener_close(bs.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, bs.l, 5000);
     nf_tls_ctx_free(good);
     nf_tls_ctx_free(bad);
     nf_tls_ctx_free(cctx);
@@ -517,8 +511,7 @@ static void test_garbage(void **state)
     client_start(loop, &ok, cctx, s.port, 100000, NULL);
     H_RUN_UNTIL(loop, ok.s.closed && srv.closed, 10000);
     expect_ok(&ok);
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -556,8 +549,7 @@ static void test_handshake_timeout(void **state)
     H_RUN_UNTIL(loop, cl.s.closed, 10000);
     expect_fail(&cl.s, -ETIMEDOUT, "handshake timeout");
     nf_listener_close(s.l, NULL);
-    nf_listener_close(pl, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, pl, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -598,8 +590,7 @@ static void test_reset_mid_write(void **state)
     H_RUN_UNTIL(loop, ok.s.closed && srv.closed, 10000);
     expect_ok(&ok);
     nf_listener_close(s2.l, NULL);
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -726,8 +717,7 @@ static void test_flow_slow_reader(void **state)
     print_message("slow reader over TLS: held hwm %zu B, max queued %zu B, writes held %llu, drains %llu\n",
                   push_state.st.held_bytes_hwm, push_state.max_queued, (unsigned long long)push_state.st.writes_held,
                   (unsigned long long)push_state.st.drains);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -755,8 +745,7 @@ static void test_plain_and_tls(void **state)
     assert_string_equal(b.s.version, "plain");
     assert_int_equal(srv.bytes, 600000);
     nf_listener_close(tls_srv.l, NULL);
-    nf_listener_close(plain, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, plain, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -823,8 +812,7 @@ static void test_half_close(void **state)
     assert_int_equal(hc_client_reason, NF_CLOSE_LOCAL);
     assert_int_equal(srv.reason, NF_CLOSE_LOCAL);
     assert_string_equal(srv.err, "");
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }

@@ -353,8 +353,7 @@ static void test_nf_to_nf(void **state)
     H_RUN_UNTIL(loop, gc.closed == 1 && g.closed == 1, 3000);
     H_ASSERT_ERR(gc.reason, NF_CLOSE_LOCAL);
     H_ASSERT_ERR(g.reason, NF_EOF);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 int main(void)

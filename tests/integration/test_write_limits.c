@@ -228,8 +228,7 @@ static void finish(nf_loop_t *loop, nf_listener_t *l, peer_t *p)
     if (p->fd >= 0)
         close(p->fd);
     H_RUN_UNTIL(loop, g.closed == 1, 5000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* ---- backpressure --------------------------------------------------------- */
