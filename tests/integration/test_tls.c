@@ -37,6 +37,24 @@ static nf_tls_ctx_t *ctx_new(const nf_tls_config_t *cfg)
     return c;
 }
 
+/* The server side with the "server" certificate; callers add options. */
+static nf_tls_config_t server_cfg(void)
+{
+    nf_tls_config_t cfg = {.server = 1};
+    cfg.cert_file = tc_path(&certs, "server.pem");
+    cfg.key_file = tc_path(&certs, "server.key");
+    return cfg;
+}
+
+/* The client side that trusts the test CA and expects "localhost". */
+static nf_tls_config_t client_cfg(void)
+{
+    nf_tls_config_t cfg = {0};
+    cfg.ca_file = tc_path(&certs, "ca.pem");
+    cfg.server_name = "localhost";
+    return cfg;
+}
+
 static nf_tls_ctx_t *server_ctx(const char *name)
 {
     char cert[64], key[64];
@@ -50,9 +68,7 @@ static nf_tls_ctx_t *server_ctx(const char *name)
 
 static nf_tls_ctx_t *client_ctx(void)
 {
-    nf_tls_config_t cfg = {0};
-    cfg.ca_file = tc_path(&certs, "ca.pem");
-    cfg.server_name = "localhost";
+    nf_tls_config_t cfg = client_cfg();
     return ctx_new(&cfg);
 }
 
@@ -224,7 +240,8 @@ static void echo_version(int maxv, const char *want)
 {
     nf_loop_t *loop = h_loop_new();
     nf_tls_ctx_t *sctx = server_ctx("server");
-    nf_tls_config_t cc = {.ca_file = tc_path(&certs, "ca.pem"), .server_name = "localhost", .max_version = maxv};
+    nf_tls_config_t cc = client_cfg();
+    cc.max_version = maxv;
     nf_tls_ctx_t *cctx = ctx_new(&cc);
     server_t s;
     server_start(loop, &s, sctx);
@@ -264,11 +281,12 @@ static void test_alpn(void **state)
     (void)state;
     nf_loop_t *loop = h_loop_new();
     const char *sp[] = {"h2", "http/1.1", NULL};
-    nf_tls_config_t scfg = {
-        .server = 1, .cert_file = tc_path(&certs, "server.pem"), .key_file = tc_path(&certs, "server.key"), .alpn = sp};
+    nf_tls_config_t scfg = server_cfg();
+    scfg.alpn = sp;
     nf_tls_ctx_t *sctx = ctx_new(&scfg);
     const char *cp[] = {"foo", "http/1.1", NULL};
-    nf_tls_config_t ccfg = {.ca_file = tc_path(&certs, "ca.pem"), .server_name = "localhost", .alpn = cp};
+    nf_tls_config_t ccfg = client_cfg();
+    ccfg.alpn = cp;
     nf_tls_ctx_t *cctx = ctx_new(&ccfg);
     const char *bad[] = {"spdy/1", NULL};
     ccfg.alpn = bad;
@@ -300,11 +318,9 @@ static void test_sni(void **state)
     (void)state;
     nf_loop_t *loop = h_loop_new();
     nf_tls_cert_t more[] = {{"other.test", tc_path(&certs, "other.pem"), tc_path(&certs, "other.key")}};
-    nf_tls_config_t scfg = {.server = 1,
-                            .cert_file = tc_path(&certs, "server.pem"),
-                            .key_file = tc_path(&certs, "server.key"),
-                            .sni_certs = more,
-                            .nsni_certs = 1};
+    nf_tls_config_t scfg = server_cfg();
+    scfg.sni_certs = more;
+    scfg.nsni_certs = 1;
     nf_tls_ctx_t *sctx = ctx_new(&scfg);
     nf_tls_ctx_t *cctx = client_ctx();
     server_t s;
@@ -332,7 +348,8 @@ static void resume_version(int maxv)
 {
     nf_loop_t *loop = h_loop_new();
     nf_tls_ctx_t *sctx = server_ctx("server");
-    nf_tls_config_t cc = {.ca_file = tc_path(&certs, "ca.pem"), .server_name = "localhost", .max_version = maxv};
+    nf_tls_config_t cc = client_cfg();
+    cc.max_version = maxv;
     nf_tls_ctx_t *cctx = ctx_new(&cc);
     server_t s;
     server_start(loop, &s, sctx);
@@ -371,19 +388,16 @@ static void test_client_cert(void **state)
 {
     (void)state;
     nf_loop_t *loop = h_loop_new();
-    nf_tls_config_t scfg = {.server = 1,
-                            .cert_file = tc_path(&certs, "server.pem"),
-                            .key_file = tc_path(&certs, "server.key"),
-                            .ca_file = tc_path(&certs, "ca.pem"),
-                            .verify_client = NF_TLS_VERIFY_REQUIRE};
+    nf_tls_config_t scfg = server_cfg();
+    scfg.ca_file = tc_path(&certs, "ca.pem");
+    scfg.verify_client = NF_TLS_VERIFY_REQUIRE;
     nf_tls_ctx_t *sreq = ctx_new(&scfg);
     scfg.verify_client = NF_TLS_VERIFY_REQUEST;
     nf_tls_ctx_t *sopt = ctx_new(&scfg);
     nf_tls_ctx_t *anon = client_ctx();
-    nf_tls_config_t ccfg = {.ca_file = tc_path(&certs, "ca.pem"),
-                            .server_name = "localhost",
-                            .cert_file = tc_path(&certs, "client.pem"),
-                            .key_file = tc_path(&certs, "client.key")};
+    nf_tls_config_t ccfg = client_cfg();
+    ccfg.cert_file = tc_path(&certs, "client.pem");
+    ccfg.key_file = tc_path(&certs, "client.key");
     nf_tls_ctx_t *withcert = ctx_new(&ccfg);
     server_t s;
     client_t a, b, c;
@@ -520,13 +534,11 @@ static void test_handshake_timeout(void **state)
 {
     (void)state;
     nf_loop_t *loop = h_loop_new();
-    nf_tls_config_t scfg = {.server = 1,
-                            .cert_file = tc_path(&certs, "server.pem"),
-                            .key_file = tc_path(&certs, "server.key"),
-                            .handshake_timeout_ms = 200};
+    nf_tls_config_t scfg = server_cfg();
+    scfg.handshake_timeout_ms = 200;
     nf_tls_ctx_t *sctx = ctx_new(&scfg);
-    nf_tls_config_t ccfg = {
-        .ca_file = tc_path(&certs, "ca.pem"), .server_name = "localhost", .handshake_timeout_ms = 200};
+    nf_tls_config_t ccfg = client_cfg();
+    ccfg.handshake_timeout_ms = 200;
     nf_tls_ctx_t *cctx = ctx_new(&ccfg);
     server_t s;
     server_start(loop, &s, sctx);
