@@ -336,18 +336,16 @@ uint16_t h_listen_cfg(nf_loop_t *loop, nf_listen_config_t *cfg, nf_listener_t **
     return port;
 }
 
-uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data, nf_listener_t **out)
+nf_listen_config_t h_listen_config(const nf_conn_handler_t *h, void *data)
 {
     nf_listen_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.host = host;
     cfg.handler = h;
     cfg.data = data;
-    cfg.backlog = 1024;
-    return h_listen_cfg(loop, &cfg, out);
+    return cfg;
 }
 
-nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h, void *data)
+nf_connect_config_t h_connect_config(const char *host, uint16_t port, const nf_conn_handler_t *h, void *data)
 {
     nf_connect_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -355,6 +353,20 @@ nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_
     cfg.port = port;
     cfg.handler = h;
     cfg.data = data;
+    return cfg;
+}
+
+uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data, nf_listener_t **out)
+{
+    nf_listen_config_t cfg = h_listen_config(h, data);
+    cfg.host = host;
+    cfg.backlog = 1024;
+    return h_listen_cfg(loop, &cfg, out);
+}
+
+nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h, void *data)
+{
+    nf_connect_config_t cfg = h_connect_config(host, port, h, data);
     nf_conn_t *c = NULL;
     int rc = nf_connect(loop, &cfg, &c);
     if (rc != 0 || c == NULL)
@@ -847,10 +859,7 @@ void h_fixture_open(h_fixture_t *f, nf_listen_config_t *cfg)
 
 void h_fixture_start(h_fixture_t *f, const nf_conn_handler_t *h, void *data)
 {
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = h;
-    cfg.data = data;
+    nf_listen_config_t cfg = h_listen_config(h, data);
     cfg.backlog = 1024;
     h_fixture_open(f, &cfg);
 }

@@ -146,6 +146,10 @@ nf_loop_stats_t h_stats(nf_loop_t *loop);
 
 /* ---- listeners --------------------------------------------------------- */
 
+/* A zeroed config with handler h and data set (callers add the rest). */
+nf_listen_config_t h_listen_config(const nf_conn_handler_t *h, void *data);
+nf_connect_config_t h_connect_config(const char *host, uint16_t port, const nf_conn_handler_t *h, void *data);
+
 /* nf_listen with *cfg (cfg->port should be 0); asserts success and returns
  * the kernel-chosen port through nf_listener_addr. */
 uint16_t h_listen_cfg(nf_loop_t *loop, nf_listen_config_t *cfg, nf_listener_t **out);

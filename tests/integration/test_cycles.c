@@ -169,11 +169,7 @@ static void cl_start_next(void)
     if (g_cl.started >= N_NF)
         return;
     g_cl.started++;
-    nf_connect_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.host = "127.0.0.1";
-    cfg.port = g_cl.port;
-    cfg.handler = &cl_handler;
+    nf_connect_config_t cfg = h_connect_config("127.0.0.1", g_cl.port, &cl_handler, NULL);
     nf_conn_t *c;
     int rc = nf_connect(g_cl.loop, &cfg, &c);
     if (rc != 0) {

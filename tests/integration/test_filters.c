@@ -452,9 +452,7 @@ static void test_server_stack(void **state)
     (void)state;
     reset_all();
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = &srv_handler;
+    nf_listen_config_t cfg = h_listen_config(&srv_handler, NULL);
     cfg.filters = k_stack;
     cfg.nfilters = 2;
     nf_listener_t *l;
@@ -565,9 +563,7 @@ static void test_init_failure(void **state)
     (void)state;
     reset_all();
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = &fail_handler;
+    nf_listen_config_t cfg = h_listen_config(&fail_handler, NULL);
     cfg.filters = k_fail_stack;
     cfg.nfilters = 2;
     nf_listener_t *l;
@@ -644,11 +640,7 @@ static void test_connect_stack(void **state)
     nf_listener_t *l;
     uint16_t port = h_listen(loop, NULL, &h_echo_handler, NULL, &l);
 
-    nf_connect_config_t cc;
-    memset(&cc, 0, sizeof cc);
-    cc.host = "127.0.0.1";
-    cc.port = port;
-    cc.handler = &cli_handler;
+    nf_connect_config_t cc = h_connect_config("127.0.0.1", port, &cli_handler, NULL);
     cc.filters = k_stack;
     cc.nfilters = 2;
     cc.timeout_ms = 3000;
@@ -700,11 +692,7 @@ static void test_connect_init_failure(void **state)
     nf_listener_t *l;
     uint16_t port = h_listen(loop, NULL, &h_echo_handler, NULL, &l);
 
-    nf_connect_config_t cc;
-    memset(&cc, 0, sizeof cc);
-    cc.host = "127.0.0.1";
-    cc.port = port;
-    cc.handler = &fail_handler;
+    nf_connect_config_t cc = h_connect_config("127.0.0.1", port, &fail_handler, NULL);
     cc.filters = k_fail_stack;
     cc.nfilters = 2;
     nf_conn_t *c = NULL;

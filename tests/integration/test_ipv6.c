@@ -123,10 +123,8 @@ static void test_ipv6_dual_stack(void **state)
         h_skip("no IPv6 loopback here");
     h_echo_reset();
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
+    nf_listen_config_t cfg = h_listen_config(&h_echo_handler, NULL);
     cfg.host = "::";
-    cfg.handler = &h_echo_handler;
     cfg.ipv6_only = 0;
     nf_listener_t *dual, *only;
     uint16_t dport = h_listen_cfg(loop, &cfg, &dual);

@@ -14,9 +14,7 @@
 
 static nf_listener_t *limited_listener(nf_loop_t *loop, nf_limit_policy_t policy, uint16_t *port)
 {
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = &h_echo_handler;
+    nf_listen_config_t cfg = h_listen_config(&h_echo_handler, NULL);
     cfg.max_conns = 2;
     cfg.on_limit = policy;
     nf_listener_t *l;

@@ -112,9 +112,7 @@ static nf_loop_t *start(const nf_proxy_config_t *cfg, uint16_t *port, nf_listene
     if (cfg)
         g_cfg = *cfg;
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t lc;
-    memset(&lc, 0, sizeof lc);
-    lc.handler = &handler;
+    nf_listen_config_t lc = h_listen_config(&handler, NULL);
     lc.filters = k_stack;
     lc.nfilters = 1;
     *port = h_listen_cfg(loop, &lc, l);
@@ -550,9 +548,7 @@ static void test_not_bottom(void **state)
                                              {.ops = &nf_proxy_filter, .config = NULL},
                                              {.ops = &nf_idle_timeout_filter, .config = &tcfg}};
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t lc;
-    memset(&lc, 0, sizeof lc);
-    lc.handler = &handler;
+    nf_listen_config_t lc = h_listen_config(&handler, NULL);
     lc.filters = stack;
     lc.nfilters = 3;
     nf_listener_t *l;

@@ -155,9 +155,7 @@ static size_t send_some(int fd, uint64_t *sent, uint64_t limit)
  * peer, non-blocking if asked. */
 static h_fixture_t fx_open(const nf_conn_handler_t *h, int nonblock)
 {
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = h;
+    nf_listen_config_t cfg = h_listen_config(h, NULL);
     h_fixture_t f;
     h_fixture_open(&f, &cfg);
     nf_timer_init(f.loop, &g.timer);

@@ -108,9 +108,7 @@ static nf_reconnect_config_t base_cfg(uint16_t port)
 /* An echo listener on exactly `port` (SO_REUSEADDR: the port comes back). */
 static nf_listener_t *listen_on(nf_loop_t *loop, uint16_t port)
 {
-    nf_listen_config_t lc;
-    memset(&lc, 0, sizeof lc);
-    lc.handler = &h_echo_handler;
+    nf_listen_config_t lc = h_listen_config(&h_echo_handler, NULL);
     lc.port = port;
     nf_listener_t *l = NULL;
     int err = nf_listen(loop, &lc, &l);

@@ -282,12 +282,10 @@ static void test_v6_first_then_v4(void **state)
     h_echo_reset();
     nf_listener_t *l4, *l6;
     uint16_t port = h_listen(loop, "127.0.0.1", &h_echo_handler, NULL, &l4);
-    nf_listen_config_t lc;
-    memset(&lc, 0, sizeof lc);
-    lc.host = "::1";
+    nf_listen_config_t lc = h_listen_config(&h_echo_handler, NULL);
     lc.port = port;
+    lc.host = "::1";
     lc.ipv6_only = 1;
-    lc.handler = &h_echo_handler;
     int rc = nf_listen(loop, &lc, &l6);
     if (rc != 0)
         fail_msg("listen on [::1]:%u: %s", port, nf_err_name(rc));

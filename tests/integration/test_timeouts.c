@@ -110,9 +110,7 @@ static void write_tick(nf_timer_t *t)
 
 static h_fixture_t start(const nf_filter_spec_t *stack)
 {
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = &handler;
+    nf_listen_config_t cfg = h_listen_config(&handler, NULL);
     cfg.filters = stack;
     cfg.nfilters = 1;
     h_fixture_t f;

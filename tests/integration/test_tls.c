@@ -134,8 +134,7 @@ static void server_start_with(nf_loop_t *loop, server_t *s, nf_tls_ctx_t *ctx, c
     memset(&srv, 0, sizeof srv);
     s->spec[0].ops = &nf_tls_filter;
     s->spec[0].config = ctx;
-    nf_listen_config_t lc = {0};
-    lc.handler = h;
+    nf_listen_config_t lc = h_listen_config(h, NULL);
     lc.filters = s->spec;
     lc.nfilters = 1;
     s->port = h_listen_cfg(loop, &lc, &s->l);
@@ -206,11 +205,7 @@ static void client_start(nf_loop_t *loop, client_t *cl, nf_tls_ctx_t *ctx, uint1
     cl->seed = (uint32_t)port;
     cl->spec[0].ops = &nf_tls_filter;
     cl->spec[0].config = ctx;
-    nf_connect_config_t cc = {0};
-    cc.host = "127.0.0.1";
-    cc.port = port;
-    cc.handler = &cli_handler;
-    cc.data = cl;
+    nf_connect_config_t cc = h_connect_config("127.0.0.1", port, &cli_handler, cl);
     cc.filters = ctx ? cl->spec : NULL;
     cc.nfilters = ctx ? 1 : 0;
     assert_int_equal(nf_connect(loop, &cc, &cl->c), 0);
