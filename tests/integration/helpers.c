@@ -767,6 +767,21 @@ void h_ws_server_stop(nf_loop_t *loop, nf_ws_server_t *s, unsigned code)
     H_RUN_UNTIL(loop, h_ws_closed, 5000);
 }
 
+void h_ws_end_open(nf_ws_conn_t *ws)
+{
+    h_ws_end_t *e = nf_ws_conn_get_data(ws);
+    e->opened++;
+}
+
+void h_ws_end_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
+{
+    (void)reason, (void)rlen;
+    h_ws_end_t *e = nf_ws_conn_get_data(ws);
+    e->closed++;
+    e->code = code;
+    e->error = nf_ws_conn_error(ws);
+}
+
 /* ---- an echo client thread ---------------------------------------------- */
 
 void *h_echo_client_thread(void *arg)

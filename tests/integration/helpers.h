@@ -166,6 +166,18 @@ uint16_t h_ws_listen(nf_loop_t *loop, const nf_ws_server_config_t *cfg, nf_ws_se
 /* nf_ws_server_close(s, code) and runs the loop until its callback ran. */
 void h_ws_server_stop(nf_loop_t *loop, nf_ws_server_t *s, unsigned code);
 
+/* How a WebSocket client's connection went: a client's state starts with
+ * one (nf_ws_conn_get_data(ws) points at it), and its handler uses
+ * h_ws_end_open / h_ws_end_close as on_open / on_close, or calls them. */
+typedef struct h_ws_end {
+    int opened, closed; /* on_open and on_close calls */
+    unsigned code;      /* the close code on_close was given */
+    int error;          /* nf_ws_conn_error at on_close */
+} h_ws_end_t;
+
+void h_ws_end_open(nf_ws_conn_t *ws);
+void h_ws_end_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen);
+
 /* ---- a server and one plain peer ---------------------------------------- */
 
 /* A new loop (h_loop_new), nf_listen with *cfg on 127.0.0.1 and port 0, and
