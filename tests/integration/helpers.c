@@ -364,6 +364,15 @@ uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h,
     return h_listen_cfg(loop, &cfg, out);
 }
 
+uint16_t h_listen_filters(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_filter_spec_t *filters, unsigned n,
+                          nf_listener_t **out)
+{
+    nf_listen_config_t cfg = h_listen_config(h, NULL);
+    cfg.filters = filters;
+    cfg.nfilters = n;
+    return h_listen_cfg(loop, &cfg, out);
+}
+
 nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h, void *data)
 {
     nf_connect_config_t cfg = h_connect_config(host, port, h, data);

@@ -153,6 +153,10 @@ nf_connect_config_t h_connect_config(const char *host, uint16_t port, const nf_c
 /* nf_listen with *cfg (cfg->port should be 0); asserts success and returns
  * the kernel-chosen port through nf_listener_addr. */
 uint16_t h_listen_cfg(nf_loop_t *loop, nf_listen_config_t *cfg, nf_listener_t **out);
+/* Listens on 127.0.0.1 port 0 with handler h over the filter stack
+ * filters[0..n) (filters[0] lowest); otherwise as h_listen_config. */
+uint16_t h_listen_filters(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_filter_spec_t *filters, unsigned n,
+                          nf_listener_t **out);
 /* Listens on host (NULL: 127.0.0.1) port 0 with handler h and data. */
 uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data, nf_listener_t **out);
 

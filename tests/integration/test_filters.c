@@ -452,11 +452,8 @@ static void test_server_stack(void **state)
     (void)state;
     reset_all();
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t cfg = h_listen_config(&srv_handler, NULL);
-    cfg.filters = k_stack;
-    cfg.nfilters = 2;
     nf_listener_t *l;
-    uint16_t port = h_listen_cfg(loop, &cfg, &l);
+    uint16_t port = h_listen_filters(loop, &srv_handler, k_stack, 2, &l);
 
     int fd = h_tcp_connect("127.0.0.1", port);
     assert_true(fd >= 0);
@@ -563,11 +560,8 @@ static void test_init_failure(void **state)
     (void)state;
     reset_all();
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t cfg = h_listen_config(&fail_handler, NULL);
-    cfg.filters = k_fail_stack;
-    cfg.nfilters = 2;
     nf_listener_t *l;
-    uint16_t port = h_listen_cfg(loop, &cfg, &l);
+    uint16_t port = h_listen_filters(loop, &fail_handler, k_fail_stack, 2, &l);
 
     int fd = h_tcp_connect("127.0.0.1", port);
     assert_true(fd >= 0);

@@ -332,10 +332,7 @@ static void setup_begin(setup_t *su, const nf_flow_config_t *fc)
     su->spec.ops = &nf_flow_filter;
     su->spec.config = &su->fc;
     su->loop = h_loop_new();
-    nf_listen_config_t cfg = h_listen_config(&srv_handler, NULL);
-    cfg.filters = &su->spec;
-    cfg.nfilters = 1;
-    su->port = h_listen_cfg(su->loop, &cfg, &su->l);
+    su->port = h_listen_filters(su->loop, &srv_handler, &su->spec, 1, &su->l);
 }
 
 static void setup_end(setup_t *su)

@@ -134,10 +134,7 @@ static void server_start_with(nf_loop_t *loop, server_t *s, nf_tls_ctx_t *ctx, c
     memset(&srv, 0, sizeof srv);
     s->spec[0].ops = &nf_tls_filter;
     s->spec[0].config = ctx;
-    nf_listen_config_t lc = h_listen_config(h, NULL);
-    lc.filters = s->spec;
-    lc.nfilters = 1;
-    s->port = h_listen_cfg(loop, &lc, &s->l);
+    s->port = h_listen_filters(loop, h, s->spec, 1, &s->l);
 }
 
 static void server_start(nf_loop_t *loop, server_t *s, nf_tls_ctx_t *ctx)
