@@ -335,10 +335,7 @@ static void setup_begin(setup_t *su, const nf_flow_config_t *fc)
     su->port = h_listen_filters(su->loop, &srv_handler, &su->spec, 1, &su->l);
 }
 
-static void setup_end(setup_t *su)
-{
-    h_listener_finish(su->loop, su->l, 5000);
-}
+static void setup_end(setup_t *su) { h_listener_finish(su->loop, su->l, 5000); }
 
 /* Accepts one more peer; returns its fd and sets *sc. */
 static int add_peer(setup_t *su, sconn_t **sc)

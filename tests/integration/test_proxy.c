@@ -116,10 +116,7 @@ static nf_loop_t *start(const nf_proxy_config_t *cfg, uint16_t *port, nf_listene
     return loop;
 }
 
-static void finish(nf_loop_t *loop, nf_listener_t *l)
-{
-    h_listener_finish(loop, l, 5000);
-}
+static void finish(nf_loop_t *loop, nf_listener_t *l) { h_listener_finish(loop, l, 5000); }
 
 static int client(uint16_t port)
 {

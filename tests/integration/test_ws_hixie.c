@@ -87,7 +87,6 @@ typedef struct cli {
     size_t last_len;
 } cli_t;
 
-
 static void c_message(nf_ws_conn_t *ws, unsigned op, const char *data, size_t len)
 {
     cli_t *c = nf_ws_conn_get_data(ws);

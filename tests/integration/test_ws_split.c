@@ -622,13 +622,13 @@ static void client_cuts(int version, int tls, size_t max_header, size_t pad_to, 
         if (expect_ok) {
             H_RUN_UNTIL(loop, c.msgs == 1 + SMALLS || c.end.closed, 10000);
             if (c.end.opened != 1 || c.msgs != 1 + SMALLS || c.bad || c.end.closed)
-                fail_msg("%s, cut %zu: opened %d, %d messages, %d bad, closed %d (%u, %s)", what, cut, c.end.opened, c.msgs,
-                         c.bad, c.end.closed, c.end.code, nf_err_name(c.end.error));
+                fail_msg("%s, cut %zu: opened %d, %d messages, %d bad, closed %d (%u, %s)", what, cut, c.end.opened,
+                         c.msgs, c.bad, c.end.closed, c.end.code, nf_err_name(c.end.error));
         } else {
             H_RUN_UNTIL(loop, c.end.closed, 10000);
             if (c.end.opened || c.msgs || c.end.code != 1006 || c.end.error != NF_EWS_HANDSHAKE)
-                fail_msg("%s, cut %zu: opened %d, %d messages, close %u (%s)", what, cut, c.end.opened, c.msgs, c.end.code,
-                         nf_err_name(c.end.error));
+                fail_msg("%s, cut %zu: opened %d, %d messages, close %u (%s)", what, cut, c.end.opened, c.msgs,
+                         c.end.code, nf_err_name(c.end.error));
         }
         peer_close(&p); /* the client sees EOF (or its close goes unanswered) */
         H_RUN_UNTIL(loop, c.end.closed, 10000);
