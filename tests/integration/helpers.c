@@ -545,16 +545,24 @@ int h_set_nonblock(int fd, int on)
     return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
 }
 
+/* A TCP socket (with `flags` added to its type) for ip's family, and ip:port
+ * in *ss; the fd or -errno (-EINVAL: ip is not a numeric address). */
+static int h_tcp_socket(const char *ip, uint16_t port, int flags, struct sockaddr_storage *ss, socklen_t *len)
+{
+    int fam = h_make_addr(ip, port, ss, len);
+    if (fam < 0)
+        return -EINVAL;
+    int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+    return fd < 0 ? -errno : fd;
+}
+
 int h_tcp_connect(const char *ip, uint16_t port)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    int fam = h_make_addr(ip, port, &ss, &len);
-    if (fam < 0)
-        return -EINVAL;
-    int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = h_tcp_socket(ip, port, 0, &ss, &len);
     if (fd < 0)
-        return -errno;
+        return fd;
     struct timeval tv = {.tv_sec = 10};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -574,12 +582,9 @@ int h_tcp_connect_nb(const char *ip, uint16_t port)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    int fam = h_make_addr(ip, port, &ss, &len);
-    if (fam < 0)
-        return -EINVAL;
-    int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = h_tcp_socket(ip, port, SOCK_NONBLOCK, &ss, &len);
     if (fd < 0)
-        return -errno;
+        return fd;
     if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
