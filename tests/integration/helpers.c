@@ -637,6 +637,17 @@ int h_send_all(int fd, const void *buf, size_t len, unsigned timeout_ms)
     return 0;
 }
 
+/* After a non-blocking recv on fd failed: 0 to try again (EINTR, or data
+ * may be there now), else -errno (-ETIMEDOUT once deadline has passed). */
+static int h_recv_again(int fd, uint64_t deadline)
+{
+    if (errno == EINTR)
+        return 0;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return -errno;
+    return h_wait_fd(fd, POLLIN, deadline);
+}
+
 ssize_t h_recv_full(int fd, void *buf, size_t len, unsigned timeout_ms)
 {
     char *p = buf;
@@ -650,11 +661,7 @@ ssize_t h_recv_full(int fd, void *buf, size_t len, unsigned timeout_ms)
         }
         if (n == 0)
             return (ssize_t)got;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int rc = h_wait_fd(fd, POLLIN, deadline);
+        int rc = h_recv_again(fd, deadline);
         if (rc < 0)
             return rc;
     }
@@ -674,11 +681,7 @@ int h_recv_eof(int fd, unsigned timeout_ms)
             extra += (int)n;
             continue;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int rc = h_wait_fd(fd, POLLIN, deadline);
+        int rc = h_recv_again(fd, deadline);
         if (rc < 0)
             return rc;
     }
