@@ -302,6 +302,12 @@ void h_loop_finish(nf_loop_t *loop, unsigned timeout_ms)
         fail_msg("nf_loop_free = %d (%s)", rc, nf_err_name(rc));
 }
 
+void h_listener_finish(nf_loop_t *loop, nf_listener_t *l, unsigned timeout_ms)
+{
+    nf_listener_close(l, NULL);
+    h_loop_finish(loop, timeout_ms);
+}
+
 nf_loop_stats_t h_stats(nf_loop_t *loop)
 {
     nf_loop_stats_t s;
@@ -330,18 +336,16 @@ uint16_t h_listen_cfg(nf_loop_t *loop, nf_listen_config_t *cfg, nf_listener_t **
     return port;
 }
 
-uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data, nf_listener_t **out)
+nf_listen_config_t h_listen_config(const nf_conn_handler_t *h, void *data)
 {
     nf_listen_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.host = host;
     cfg.handler = h;
     cfg.data = data;
-    cfg.backlog = 1024;
-    return h_listen_cfg(loop, &cfg, out);
+    return cfg;
 }
 
-nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h, void *data)
+nf_connect_config_t h_connect_config(const char *host, uint16_t port, const nf_conn_handler_t *h, void *data)
 {
     nf_connect_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -349,6 +353,29 @@ nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_
     cfg.port = port;
     cfg.handler = h;
     cfg.data = data;
+    return cfg;
+}
+
+uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data, nf_listener_t **out)
+{
+    nf_listen_config_t cfg = h_listen_config(h, data);
+    cfg.host = host;
+    cfg.backlog = 1024;
+    return h_listen_cfg(loop, &cfg, out);
+}
+
+uint16_t h_listen_filters(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_filter_spec_t *filters, unsigned n,
+                          nf_listener_t **out)
+{
+    nf_listen_config_t cfg = h_listen_config(h, NULL);
+    cfg.filters = filters;
+    cfg.nfilters = n;
+    return h_listen_cfg(loop, &cfg, out);
+}
+
+nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_conn_handler_t *h, void *data)
+{
+    nf_connect_config_t cfg = h_connect_config(host, port, h, data);
     nf_conn_t *c = NULL;
     int rc = nf_connect(loop, &cfg, &c);
     if (rc != 0 || c == NULL)
@@ -434,6 +461,22 @@ void h_result_fail(h_result_t *r, const char *fmt, ...)
     r->failed = 1;
 }
 
+int h_peer_connect(h_result_t *res, const char *ip, uint16_t port)
+{
+    int fd = h_tcp_connect(ip, port);
+    if (fd < 0) {
+        h_result_fail(res, "connect [%s]:%u: %s", ip, port, strerror(-fd));
+        return -1;
+    }
+    return fd;
+}
+
+void *h_peer_done(h_result_t *res)
+{
+    atomic_store(&res->done, 1);
+    return NULL;
+}
+
 pthread_t h_thread_start(void *(*fn)(void *), void *arg)
 {
     pthread_t t;
@@ -502,16 +545,24 @@ int h_set_nonblock(int fd, int on)
     return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
 }
 
+/* A TCP socket (with `flags` added to its type) for ip's family, and ip:port
+ * in *ss; the fd or -errno (-EINVAL: ip is not a numeric address). */
+static int h_tcp_socket(const char *ip, uint16_t port, int flags, struct sockaddr_storage *ss, socklen_t *len)
+{
+    int fam = h_make_addr(ip, port, ss, len);
+    if (fam < 0)
+        return -EINVAL;
+    int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+    return fd < 0 ? -errno : fd;
+}
+
 int h_tcp_connect(const char *ip, uint16_t port)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    int fam = h_make_addr(ip, port, &ss, &len);
-    if (fam < 0)
-        return -EINVAL;
-    int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = h_tcp_socket(ip, port, 0, &ss, &len);
     if (fd < 0)
-        return -errno;
+        return fd;
     struct timeval tv = {.tv_sec = 10};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -531,12 +582,9 @@ int h_tcp_connect_nb(const char *ip, uint16_t port)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    int fam = h_make_addr(ip, port, &ss, &len);
-    if (fam < 0)
-        return -EINVAL;
-    int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = h_tcp_socket(ip, port, SOCK_NONBLOCK, &ss, &len);
     if (fd < 0)
-        return -errno;
+        return fd;
     if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
@@ -589,6 +637,17 @@ int h_send_all(int fd, const void *buf, size_t len, unsigned timeout_ms)
     return 0;
 }
 
+/* After a non-blocking recv on fd failed: 0 to try again (EINTR, or data
+ * may be there now), else -errno (-ETIMEDOUT once deadline has passed). */
+static int h_recv_again(int fd, uint64_t deadline)
+{
+    if (errno == EINTR)
+        return 0;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return -errno;
+    return h_wait_fd(fd, POLLIN, deadline);
+}
+
 ssize_t h_recv_full(int fd, void *buf, size_t len, unsigned timeout_ms)
 {
     char *p = buf;
@@ -602,11 +661,7 @@ ssize_t h_recv_full(int fd, void *buf, size_t len, unsigned timeout_ms)
         }
         if (n == 0)
             return (ssize_t)got;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int rc = h_wait_fd(fd, POLLIN, deadline);
+        int rc = h_recv_again(fd, deadline);
         if (rc < 0)
             return rc;
     }
@@ -626,11 +681,7 @@ int h_recv_eof(int fd, unsigned timeout_ms)
             extra += (int)n;
             continue;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int rc = h_wait_fd(fd, POLLIN, deadline);
+        int rc = h_recv_again(fd, deadline);
         if (rc < 0)
             return rc;
     }
@@ -733,16 +784,29 @@ void h_ws_server_stop(nf_loop_t *loop, nf_ws_server_t *s, unsigned code)
     H_RUN_UNTIL(loop, h_ws_closed, 5000);
 }
 
+void h_ws_end_open(nf_ws_conn_t *ws)
+{
+    h_ws_end_t *e = nf_ws_conn_get_data(ws);
+    e->opened++;
+}
+
+void h_ws_end_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
+{
+    (void)reason, (void)rlen;
+    h_ws_end_t *e = nf_ws_conn_get_data(ws);
+    e->closed++;
+    e->code = code;
+    e->error = nf_ws_conn_error(ws);
+}
+
 /* ---- an echo client thread ---------------------------------------------- */
 
 void *h_echo_client_thread(void *arg)
 {
     h_echo_client_t *cl = arg;
-    int fd = h_tcp_connect(cl->ip ? cl->ip : "127.0.0.1", cl->port);
-    if (fd < 0) {
-        h_result_fail(&cl->res, "connect: %s", strerror(-fd));
-        goto done;
-    }
+    int fd = h_peer_connect(&cl->res, cl->ip ? cl->ip : "127.0.0.1", cl->port);
+    if (fd < 0)
+        return h_peer_done(&cl->res);
     h_set_nonblock(fd, 1);
     size_t n = cl->sizes ? cl->nsizes : (size_t)cl->rounds;
     for (size_t i = 0; i < n; i++) {
@@ -760,9 +824,7 @@ void *h_echo_client_thread(void *arg)
     while (cl->release && !atomic_load(cl->release) && h_now_ms() < dl)
         h_sleep_ms(1);
     close(fd);
-done:
-    atomic_store(&cl->res.done, 1);
-    return NULL;
+    return h_peer_done(&cl->res);
 }
 
 int h_echo_clients_done(h_echo_client_t *cl, int n)
@@ -827,8 +889,13 @@ void h_fixture_open(h_fixture_t *f, nf_listen_config_t *cfg)
         fail_msg("peer connect to port %u: %s", f->port, strerror(-f->fd));
 }
 
-void h_fixture_end(h_fixture_t *f)
+void h_fixture_start(h_fixture_t *f, const nf_conn_handler_t *h, void *data)
 {
-    nf_listener_close(f->l, NULL);
-    h_loop_finish(f->loop, 3000);
+    nf_listen_config_t cfg = h_listen_config(h, data);
+    cfg.backlog = 1024;
+    h_fixture_open(f, &cfg);
 }
+
+void h_fixture_finish(h_fixture_t *f, unsigned timeout_ms) { h_listener_finish(f->loop, f->l, timeout_ms); }
+
+void h_fixture_end(h_fixture_t *f) { h_fixture_finish(f, 3000); }

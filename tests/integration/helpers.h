@@ -138,13 +138,25 @@ nf_loop_t *h_loop_new_cfg(const nf_loop_config_t *cfg);
  * then asserts nf_loop_free() == 0. */
 void h_loop_finish(nf_loop_t *loop, unsigned timeout_ms);
 
+/* The usual end of a test with one listener: nf_listener_close(l, NULL),
+ * then h_loop_finish(loop, timeout_ms). */
+void h_listener_finish(nf_loop_t *loop, nf_listener_t *l, unsigned timeout_ms);
+
 nf_loop_stats_t h_stats(nf_loop_t *loop);
 
 /* ---- listeners --------------------------------------------------------- */
 
+/* A zeroed config with handler h and data set (callers add the rest). */
+nf_listen_config_t h_listen_config(const nf_conn_handler_t *h, void *data);
+nf_connect_config_t h_connect_config(const char *host, uint16_t port, const nf_conn_handler_t *h, void *data);
+
 /* nf_listen with *cfg (cfg->port should be 0); asserts success and returns
  * the kernel-chosen port through nf_listener_addr. */
 uint16_t h_listen_cfg(nf_loop_t *loop, nf_listen_config_t *cfg, nf_listener_t **out);
+/* Listens on 127.0.0.1 port 0 with handler h over the filter stack
+ * filters[0..n) (filters[0] lowest); otherwise as h_listen_config. */
+uint16_t h_listen_filters(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_filter_spec_t *filters, unsigned n,
+                          nf_listener_t **out);
 /* Listens on host (NULL: 127.0.0.1) port 0 with handler h and data. */
 uint16_t h_listen(nf_loop_t *loop, const char *host, const nf_conn_handler_t *h, void *data, nf_listener_t **out);
 
@@ -157,6 +169,18 @@ nf_conn_t *h_connect(nf_loop_t *loop, const char *host, uint16_t port, const nf_
 uint16_t h_ws_listen(nf_loop_t *loop, const nf_ws_server_config_t *cfg, nf_ws_server_t **out);
 /* nf_ws_server_close(s, code) and runs the loop until its callback ran. */
 void h_ws_server_stop(nf_loop_t *loop, nf_ws_server_t *s, unsigned code);
+
+/* How a WebSocket client's connection went: a client's state starts with
+ * one (nf_ws_conn_get_data(ws) points at it), and its handler uses
+ * h_ws_end_open / h_ws_end_close as on_open / on_close, or calls them. */
+typedef struct h_ws_end {
+    int opened, closed; /* on_open and on_close calls */
+    unsigned code;      /* the close code on_close was given */
+    int error;          /* nf_ws_conn_error at on_close */
+} h_ws_end_t;
+
+void h_ws_end_open(nf_ws_conn_t *ws);
+void h_ws_end_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen);
 
 /* ---- a server and one plain peer ---------------------------------------- */
 
@@ -171,9 +195,14 @@ typedef struct h_fixture {
 } h_fixture_t;
 
 void h_fixture_open(h_fixture_t *f, nf_listen_config_t *cfg);
+/* The same with a plain listener as h_listen makes it: handler h, data,
+ * backlog 1024, no filters. */
+void h_fixture_start(h_fixture_t *f, const nf_conn_handler_t *h, void *data);
 /* Closes the listener and runs the loop out (h_loop_finish). The peer's fd
  * is the caller's to close. */
 void h_fixture_end(h_fixture_t *f);
+/* The same with the caller's timeout for running the loop out. */
+void h_fixture_finish(h_fixture_t *f, unsigned timeout_ms);
 
 /* ---- a ready-made echo server (one per process, reset by h_echo_reset) -- */
 
@@ -224,6 +253,13 @@ typedef struct h_result {
 
 /* Records the first failure of a peer thread (printf-style). */
 void h_result_fail(h_result_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A peer thread's blocking connect to ip:port (h_tcp_connect): the fd, or
+ * -1 after recording "connect [ip]:port: error" in res. */
+int h_peer_connect(h_result_t *res, const char *ip, uint16_t port);
+/* The last step of a peer thread: marks res done; returns NULL (the
+ * thread's result). */
+void *h_peer_done(h_result_t *res);
 
 /* Starts a thread; asserts success (main thread only). */
 pthread_t h_thread_start(void *(*fn)(void *), void *arg);

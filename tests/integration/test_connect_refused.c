@@ -58,13 +58,8 @@ static const nf_conn_handler_t cl_handler = {
 static int start_connect(nf_loop_t *loop, const char *host, uint16_t port, uint64_t timeout_ms, cl_t *s,
                          nf_conn_t **out)
 {
-    nf_connect_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.host = host;
-    cfg.port = port;
+    nf_connect_config_t cfg = h_connect_config(host, port, &cl_handler, s);
     cfg.timeout_ms = timeout_ms;
-    cfg.handler = &cl_handler;
-    cfg.data = s;
     g_in_connect = 1;
     int rc = nf_connect(loop, &cfg, out);
     g_in_connect = 0;
@@ -145,8 +140,7 @@ static void test_connect_localhost(void **state)
     H_ASSERT_ERR(s.reason, NF_CLOSE_LOCAL);
     assert_int_equal(h_stats(loop).conns_connected, 1);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* A listener whose accept queue is full drops SYNs: the connect can only end
@@ -220,11 +214,7 @@ static void test_connect_and_listen_errors(void **state)
 {
     (void)state;
     nf_loop_t *loop = h_loop_new();
-    nf_connect_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.host = "127.0.0.1";
-    cfg.port = 9;
-    cfg.handler = NULL;
+    nf_connect_config_t cfg = h_connect_config("127.0.0.1", 9, NULL, NULL);
     nf_conn_t *c = NULL;
     H_ASSERT_ERR(nf_connect(loop, &cfg, &c), -EINVAL);
     assert_int_equal(nf_loop_alive(loop), 0);
@@ -232,18 +222,15 @@ static void test_connect_and_listen_errors(void **state)
     h_echo_reset();
     nf_listener_t *l1, *l2 = NULL;
     uint16_t port = h_listen(loop, NULL, &h_echo_handler, NULL, &l1);
-    nf_listen_config_t lc;
-    memset(&lc, 0, sizeof lc);
+    nf_listen_config_t lc = h_listen_config(&h_echo_handler, NULL);
     lc.port = port;
-    lc.handler = &h_echo_handler;
     H_ASSERT_ERR(nf_listen(loop, &lc, &l2), -EADDRINUSE);
     lc.port = 0;
     lc.host = "no.such.host.invalid";
     H_ASSERT_ERR(nf_listen(loop, &lc, &l2), NF_EADDR);
     nf_addr_t a;
     H_ASSERT_ERR(nf_addr_parse(&a, "1.2.3.4.5", 1), NF_EADDR);
-    nf_listener_close(l1, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l1, 5000);
 }
 
 int main(void)

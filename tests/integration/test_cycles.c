@@ -73,8 +73,7 @@ static void *cycler_thread(void *arg)
         }
         close(fd);
     }
-    atomic_store(&cy->res.done, 1);
-    return NULL;
+    return h_peer_done(&cy->res);
 }
 
 static void test_cycles_plain(void **state)
@@ -126,8 +125,7 @@ static void test_cycles_plain(void **state)
     if (fds_after != fds_before)
         fail_msg("%d descriptors before the cycles, %d after", fds_before, fds_after);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
     assert_int_equal(h_count_fds(), fds_before_loop);
 }
 
@@ -171,11 +169,7 @@ static void cl_start_next(void)
     if (g_cl.started >= N_NF)
         return;
     g_cl.started++;
-    nf_connect_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.host = "127.0.0.1";
-    cfg.port = g_cl.port;
-    cfg.handler = &cl_handler;
+    nf_connect_config_t cfg = h_connect_config("127.0.0.1", g_cl.port, &cl_handler, NULL);
     nf_conn_t *c;
     int rc = nf_connect(g_cl.loop, &cfg, &c);
     if (rc != 0) {
@@ -225,8 +219,7 @@ static void test_cycles_nf(void **state)
     assert_int_equal(s.conns_accepted, N_NF);
     assert_int_equal(s.conns_closed, 2 * N_NF);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
     int fds_after = h_count_fds();
     if (fds_after != fds_before_loop)
         fail_msg("%d descriptors before the loop, %d after it was freed", fds_before_loop, fds_after);

@@ -251,8 +251,7 @@ static void test_echo_nf_client(void **state)
     assert_int_equal(s.bytes_in, 2 * total);
     assert_int_equal(s.bytes_out, 2 * total);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 int main(void)

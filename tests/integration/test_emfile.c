@@ -94,8 +94,7 @@ static void test_emfile_backoff(void **state)
     for (int i = 0; i < NPEERS; i++)
         close(fds[i]);
     H_RUN_UNTIL(loop, h_stats(loop).conns_open == 0, 3000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 /* Closing the listener while it backs off cancels the back-off timer. */
@@ -103,11 +102,10 @@ static void test_close_during_backoff(void **state)
 {
     (void)state;
     h_echo_reset();
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &h_echo_handler, NULL, &l);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &h_echo_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     struct rlimit orig, low;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &orig), 0);
     low = orig;
@@ -118,8 +116,7 @@ static void test_close_during_backoff(void **state)
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &orig), 0);
     assert_int_equal(s.conns_accepted, 0);
     assert_true(s.accept_errors >= 1);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000); /* would time out with the timer still armed */
+    h_fixture_finish(&f, 3000); /* would time out with the timer still armed */
     close(fd);
 }
 

@@ -452,13 +452,8 @@ static void test_server_stack(void **state)
     (void)state;
     reset_all();
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = &srv_handler;
-    cfg.filters = k_stack;
-    cfg.nfilters = 2;
     nf_listener_t *l;
-    uint16_t port = h_listen_cfg(loop, &cfg, &l);
+    uint16_t port = h_listen_filters(loop, &srv_handler, k_stack, 2, &l);
 
     int fd = h_tcp_connect("127.0.0.1", port);
     assert_true(fd >= 0);
@@ -524,8 +519,7 @@ static void test_server_stack(void **state)
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.conns_open, 0);
     assert_int_equal(s.conns_closed, 1);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 /* A filter whose init fails: the connection closes with that error, the
@@ -566,13 +560,8 @@ static void test_init_failure(void **state)
     (void)state;
     reset_all();
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = &fail_handler;
-    cfg.filters = k_fail_stack;
-    cfg.nfilters = 2;
     nf_listener_t *l;
-    uint16_t port = h_listen_cfg(loop, &cfg, &l);
+    uint16_t port = h_listen_filters(loop, &fail_handler, k_fail_stack, 2, &l);
 
     int fd = h_tcp_connect("127.0.0.1", port);
     assert_true(fd >= 0);
@@ -603,8 +592,7 @@ static void test_init_failure(void **state)
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.conns_open, 0);
     assert_int_equal(s.conns_closed, 1);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 /* Outbound: the same stack on an nf_connect to an echo server. The client
@@ -646,11 +634,7 @@ static void test_connect_stack(void **state)
     nf_listener_t *l;
     uint16_t port = h_listen(loop, NULL, &h_echo_handler, NULL, &l);
 
-    nf_connect_config_t cc;
-    memset(&cc, 0, sizeof cc);
-    cc.host = "127.0.0.1";
-    cc.port = port;
-    cc.handler = &cli_handler;
+    nf_connect_config_t cc = h_connect_config("127.0.0.1", port, &cli_handler, NULL);
     cc.filters = k_stack;
     cc.nfilters = 2;
     cc.timeout_ms = 3000;
@@ -688,8 +672,7 @@ static void test_connect_stack(void **state)
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.conns_connected, 1);
     assert_int_equal(s.conns_open, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 /* An outbound connection whose filter init fails: on_close with the error,
@@ -703,11 +686,7 @@ static void test_connect_init_failure(void **state)
     nf_listener_t *l;
     uint16_t port = h_listen(loop, NULL, &h_echo_handler, NULL, &l);
 
-    nf_connect_config_t cc;
-    memset(&cc, 0, sizeof cc);
-    cc.host = "127.0.0.1";
-    cc.port = port;
-    cc.handler = &fail_handler;
+    nf_connect_config_t cc = h_connect_config("127.0.0.1", port, &fail_handler, NULL);
     cc.filters = k_fail_stack;
     cc.nfilters = 2;
     nf_conn_t *c = NULL;
@@ -719,8 +698,7 @@ static void test_connect_init_failure(void **state)
     H_ASSERT_ERR(g.reason, -EPROTO);
     assert_int_equal(g.up_closes_at_close, 1);
     assert_true(log_last(EV_UP_CLOSE) < log_last(EV_PROG_CLOSE));
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 int main(void)

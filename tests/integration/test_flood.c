@@ -293,8 +293,7 @@ static void *ws_flooder(void *arg)
     }
 out:
     io_close(&io);
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 /* Reads one server frame (unmasked); returns its opcode and payload size, or -1. */
@@ -350,8 +349,7 @@ static void *ws_good(void *arg)
     }
 out:
     io_close(&io);
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 /* ---- WebSocket server ------------------------------------------------------ */
@@ -408,6 +406,37 @@ static nf_tls_ctx_t *server_tls(void)
     return tls;
 }
 
+/* One flood against the server on loop: the flooder connects first, then
+ * the good peer; the good peer runs FLOOD_MS, whatever happens to the
+ * flooder, while the server samples its memory (and, with pushing, writes
+ * to its connections); then the good peer stops, neither peer may have
+ * failed, and the server sees both connections close. */
+static void run_flood(nf_loop_t *loop, void *(*flooder)(void *), peer_t *bad, void *(*good_fn)(void *), peer_t *good,
+                      int pushing)
+{
+    pthread_t tb = h_thread_start(flooder, bad);
+    H_RUN_UNTIL(loop, srv.opened == 1, 5000);
+    pthread_t tg = h_thread_start(good_fn, good);
+    nf_timer_init(loop, &srv.sampler);
+    nf_timer_start(&srv.sampler, sample, 10, 10);
+    if (pushing) {
+        nf_timer_init(loop, &srv.pusher);
+        nf_timer_start(&srv.pusher, push, 4, 4);
+    }
+    uint64_t end = h_now_ms() + FLOOD_MS;
+    H_RUN_UNTIL(loop, atomic_load(&bad->res.done) && h_now_ms() >= end, FLOOD_MS + 10000);
+    atomic_store(&good->stop, 1);
+    H_RUN_UNTIL(loop, atomic_load(&good->res.done), 10000);
+    if (pushing)
+        nf_timer_stop(&srv.pusher);
+    nf_timer_stop(&srv.sampler);
+    h_thread_join(tb, 5000);
+    h_thread_join(tg, 5000);
+    H_ASSERT_PEER_OK(&bad->res);
+    H_ASSERT_PEER_OK(&good->res);
+    H_RUN_UNTIL(loop, srv.closed == 2, 10000);
+}
+
 static void ws_flood(size_t ping_len, nf_flow_policy_t policy, int tls_on)
 {
     nf_loop_t *loop = h_loop_new();
@@ -429,24 +458,7 @@ static void ws_flood(size_t ping_len, nf_flow_policy_t policy, int tls_on)
     nf_ws_server_t *s;
     uint16_t ws_port = h_ws_listen(loop, &cfg, &s);
     peer_t bad = {.port = ws_port, .ping_len = ping_len, .tls = tls_on}, good = {.port = bad.port, .tls = tls_on};
-    pthread_t tb = h_thread_start(ws_flooder, &bad);
-    H_RUN_UNTIL(loop, srv.opened == 1, 5000);
-    pthread_t tg = h_thread_start(ws_good, &good);
-    nf_timer_init(loop, &srv.sampler);
-    nf_timer_start(&srv.sampler, sample, 10, 10);
-    nf_timer_init(loop, &srv.pusher);
-    nf_timer_start(&srv.pusher, push, 4, 4);
-    uint64_t end = h_now_ms() + FLOOD_MS; /* the good peer runs this long, whatever happens to the flooder */
-    H_RUN_UNTIL(loop, atomic_load(&bad.res.done) && h_now_ms() >= end, FLOOD_MS + 10000);
-    atomic_store(&good.stop, 1);
-    H_RUN_UNTIL(loop, atomic_load(&good.res.done), 10000);
-    nf_timer_stop(&srv.pusher);
-    nf_timer_stop(&srv.sampler);
-    h_thread_join(tb, 5000);
-    h_thread_join(tg, 5000);
-    H_ASSERT_PEER_OK(&bad.res);
-    H_ASSERT_PEER_OK(&good.res);
-    H_RUN_UNTIL(loop, srv.closed == 2, 10000);
+    run_flood(loop, ws_flooder, &bad, ws_good, &good, 1);
     print_message("  ws%s %zu-byte pings, %s: flooder sent %.1f MiB (%u ms stalled, %s, reason %s), good peer %d "
                   "rounds; server heap %+.2f MiB, VmRSS %ld -> max %ld KiB\n",
                   tls_on ? " over TLS" : "", ping_len, policy == NF_FLOW_CLOSE ? "close" : "drop-oldest",
@@ -541,8 +553,7 @@ out:
     SSL_CTX_free(ctx);
     if (fd >= 0)
         close(fd);
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 static void *tls_good(void *arg)
@@ -580,8 +591,7 @@ out:
     SSL_CTX_free(ctx);
     if (fd >= 0)
         close(fd);
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 static void e_open(nf_conn_t *c)
@@ -625,21 +635,7 @@ static void tls_flood(stack_kind_t stack)
     nf_listener_t *l;
     uint16_t port = h_listen_cfg(loop, &lc, &l);
     peer_t bad = {.port = port}, good = {.port = port};
-    pthread_t tb = h_thread_start(tls_flooder, &bad);
-    H_RUN_UNTIL(loop, srv.opened == 1, 5000);
-    pthread_t tg = h_thread_start(tls_good, &good);
-    nf_timer_init(loop, &srv.sampler);
-    nf_timer_start(&srv.sampler, sample, 10, 10);
-    uint64_t end = h_now_ms() + FLOOD_MS; /* the good peer runs this long, whatever happens to the flooder */
-    H_RUN_UNTIL(loop, atomic_load(&bad.res.done) && h_now_ms() >= end, FLOOD_MS + 10000);
-    atomic_store(&good.stop, 1);
-    H_RUN_UNTIL(loop, atomic_load(&good.res.done), 10000);
-    nf_timer_stop(&srv.sampler);
-    h_thread_join(tb, 5000);
-    h_thread_join(tg, 5000);
-    H_ASSERT_PEER_OK(&bad.res);
-    H_ASSERT_PEER_OK(&good.res);
-    H_RUN_UNTIL(loop, srv.closed == 2, 10000);
+    run_flood(loop, tls_flooder, &bad, tls_good, &good, 0);
     static const char *const names[] = {"{flow close, tls}", "{tls, flow drop-oldest}", "{tls}"};
     print_message("  TLS KeyUpdate flood, %s: flooder sent %.1f MiB (%u ms stalled, %s, reason %s: %s), good peer "
                   "%d rounds; server heap %+.2f MiB, VmRSS %ld -> max %ld KiB\n",
@@ -652,8 +648,7 @@ static void tls_flood(stack_kind_t stack)
     H_ASSERT_ERR(srv.flood_reason, NF_ESLOW); /* it asked for more than it read */
     assert_true(bad.closed);
     forget_ws();
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
     nf_tls_ctx_free(tls);
 }
 

@@ -186,8 +186,7 @@ static void *reader_thread(void *arg)
     }
 out:
     free(buf);
-    atomic_store(&r->res.done, 1);
-    return NULL;
+    return h_peer_done(&r->res);
 }
 
 /* ---- the server -------------------------------------------------------------- */
@@ -305,6 +304,18 @@ static int peer_connect(uint16_t port)
     return fd;
 }
 
+/* The flow filter's config most tests use: 64 KiB in flight before writes
+ * are held, at most max_held_bytes held (0: no byte limit), then policy. */
+static nf_flow_config_t flow_cfg(nf_flow_policy_t policy, size_t max_held_bytes)
+{
+    nf_flow_config_t fc;
+    memset(&fc, 0, sizeof fc);
+    fc.max_inflight_bytes = 64 * 1024;
+    fc.max_held_bytes = max_held_bytes;
+    fc.policy = policy;
+    return fc;
+}
+
 typedef struct setup {
     nf_loop_t *loop;
     nf_listener_t *l;
@@ -321,19 +332,10 @@ static void setup_begin(setup_t *su, const nf_flow_config_t *fc)
     su->spec.ops = &nf_flow_filter;
     su->spec.config = &su->fc;
     su->loop = h_loop_new();
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = &srv_handler;
-    cfg.filters = &su->spec;
-    cfg.nfilters = 1;
-    su->port = h_listen_cfg(su->loop, &cfg, &su->l);
+    su->port = h_listen_filters(su->loop, &srv_handler, &su->spec, 1, &su->l);
 }
 
-static void setup_end(setup_t *su)
-{
-    nf_listener_close(su->l, NULL);
-    h_loop_finish(su->loop, 5000);
-}
+static void setup_end(setup_t *su) { h_listener_finish(su->loop, su->l, 5000); }
 
 /* Accepts one more peer; returns its fd and sets *sc. */
 static int add_peer(setup_t *su, sconn_t **sc)
@@ -366,6 +368,18 @@ static void record(uint32_t seq, int rc)
     g.expect[seq] = rc == NF_WRITE_OK || rc == NF_WRITE_HELD;
 }
 
+/* Writes the next message (len bytes) and records what the write did;
+ * returns nf_conn_write's result and, if asked, the message's seq. */
+static int write_next(sconn_t *sc, size_t len, uint32_t *seqp)
+{
+    uint32_t seq = g.next_seq++;
+    int rc = write_msg(sc->c, seq, len);
+    record(seq, rc);
+    if (seqp)
+        *seqp = seq;
+    return rc;
+}
+
 /* Fills the kernel: writes 64 KiB messages (each passes straight down: the
  * transport holds less than max_inflight_bytes) until one write is not
  * taken by the kernel at all. After it, the transport's queue holds at least
@@ -388,9 +402,8 @@ static uint64_t fill_kernel(setup_t *su, sconn_t *sc)
             continue;
         }
         uint64_t out0 = h_stats(su->loop).bytes_out;
-        uint32_t seq = g.next_seq++;
-        int rc = write_msg(sc->c, seq, FILL_MSG);
-        record(seq, rc);
+        uint32_t seq;
+        int rc = write_next(sc, FILL_MSG, &seq);
         if (rc != NF_WRITE_OK)
             fail_msg("fill write %u = %d (%s), expected NF_WRITE_OK", seq, rc, nf_err_name(rc));
         written += FILL_MSG;
@@ -409,15 +422,17 @@ static uint64_t fill_kernel(setup_t *su, sconn_t *sc)
     return written;
 }
 
-/* Starts a reader thread on fd. */
-static pthread_t reader_start(reader_t *r, int fd, size_t chunk, unsigned delay_ms)
+/* Starts a reader thread on fd; the reader is the caller's to free. */
+static reader_t *reader_start(int fd, size_t chunk, unsigned delay_ms, pthread_t *th)
 {
-    memset(r, 0, sizeof *r);
+    reader_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
     r->fd = fd;
     r->chunk = chunk;
     r->delay_ms = delay_ms;
     r->timeout_ms = 8000;
-    return h_thread_start(reader_thread, r);
+    *th = h_thread_start(reader_thread, r);
+    return r;
 }
 
 /* After the reader saw EOF: every message that should have arrived did,
@@ -449,6 +464,21 @@ static void finish_with_reader(setup_t *su, sconn_t *sc, reader_t *r, pthread_t 
     check_arrivals(r);
 }
 
+/* The connection closed once, with NF_ESLOW, counted as a slow close, with
+ * nothing left held or open. Returns the loop's stats. */
+static nf_loop_stats_t expect_closed_slow(setup_t *su, sconn_t *sc)
+{
+    H_RUN_UNTIL(su->loop, sc->closed == 1, 3000);
+    h_run_for(su->loop, 30);
+    assert_int_equal(sc->closed, 1);
+    H_ASSERT_ERR(sc->reason, NF_ESLOW);
+    nf_loop_stats_t ls = h_stats(su->loop);
+    assert_int_equal(ls.conns_closed_slow, 1);
+    assert_int_equal(ls.flow_bytes_held, 0);
+    assert_int_equal(ls.conns_open, 0);
+    return ls;
+}
+
 /* setup_begin, one peer, fill_kernel: how most tests start. Returns the
  * peer's fd and sets *sc. */
 static int setup_filled(setup_t *su, const nf_flow_config_t *fc, sconn_t **sc)
@@ -465,9 +495,8 @@ static int write_burst(sconn_t *sc, int n, size_t len)
 {
     int nheld = 0;
     for (int i = 0; i < n; i++) {
-        uint32_t seq = g.next_seq++;
-        int rc = write_msg(sc->c, seq, len);
-        record(seq, rc);
+        uint32_t seq;
+        int rc = write_next(sc, len, &seq);
         nheld += rc == NF_WRITE_HELD;
         if (rc != NF_WRITE_OK && rc != NF_WRITE_HELD)
             fail_msg("write %u = %d (%s)", seq, rc, nf_err_name(rc));
@@ -489,9 +518,8 @@ static size_t count_held_lost(const reader_t *r)
  * queued; every message that should arrive did. Closes fd. */
 static void read_out(setup_t *su, sconn_t *sc, int fd)
 {
-    reader_t *r = calloc(1, sizeof *r);
-    assert_non_null(r);
-    pthread_t th = reader_start(r, fd, 64 * 1024, 0);
+    pthread_t th;
+    reader_t *r = reader_start(fd, 64 * 1024, 0, &th);
     finish_with_reader(su, sc, r, th);
     free(r);
     close(fd);
@@ -505,11 +533,7 @@ static const size_t k_sizes[] = {700, 1300, 2500, 400, 3100, 1000, 64, 2048};
 static void test_drop_newest(void **state)
 {
     (void)state;
-    nf_flow_config_t fc = {
-        .max_inflight_bytes = 64 * 1024,
-        .max_held_bytes = 10000,
-        .policy = NF_FLOW_DROP_NEWEST,
-    };
+    nf_flow_config_t fc = flow_cfg(NF_FLOW_DROP_NEWEST, 10000);
     setup_t su;
     setup_begin(&su, &fc);
     sconn_t *sc;
@@ -583,19 +607,15 @@ static void test_drop_newest(void **state)
 static void test_drop_newest_count(void **state)
 {
     (void)state;
-    nf_flow_config_t fc = {
-        .max_inflight_bytes = 64 * 1024,
-        .max_held_writes = 3,
-        .policy = NF_FLOW_DROP_NEWEST,
-    };
+    nf_flow_config_t fc = flow_cfg(NF_FLOW_DROP_NEWEST, 0);
+    fc.max_held_writes = 3;
     setup_t su;
     sconn_t *sc;
     int fd = setup_filled(&su, &fc, &sc);
     int held = 0, dropped = 0, holding = 0;
     for (int i = 0; i < 100; i++) {
-        uint32_t seq = g.next_seq++;
-        int rc = write_msg(sc->c, seq, 500);
-        record(seq, rc);
+        uint32_t seq;
+        int rc = write_next(sc, 500, &seq);
         if (!holding && rc == NF_WRITE_OK)
             continue;
         holding = 1;
@@ -620,11 +640,7 @@ static void test_drop_newest_count(void **state)
 static void test_drop_oldest(void **state)
 {
     (void)state;
-    nf_flow_config_t fc = {
-        .max_inflight_bytes = 64 * 1024,
-        .max_held_bytes = 10000,
-        .policy = NF_FLOW_DROP_OLDEST,
-    };
+    nf_flow_config_t fc = flow_cfg(NF_FLOW_DROP_OLDEST, 10000);
     setup_t su;
     sconn_t *sc;
     int fd = setup_filled(&su, &fc, &sc);
@@ -675,9 +691,8 @@ static void test_drop_oldest(void **state)
     assert_int_equal(ls.flow_writes_dropped, ndropped);
     assert_int_equal(ls.flow_bytes_held, held);
 
-    reader_t *r = calloc(1, sizeof *r);
-    assert_non_null(r);
-    pthread_t th = reader_start(r, fd, 64 * 1024, 0);
+    pthread_t th;
+    reader_t *r = reader_start(fd, 64 * 1024, 0, &th);
     finish_with_reader(&su, sc, r, th);
     /* The peer got a prefix of whole messages, then only later ones: the
      * missing messages are exactly the dropped ones, one contiguous run
@@ -710,12 +725,8 @@ static void test_drop_oldest(void **state)
 static void test_callback(void **state)
 {
     (void)state;
-    nf_flow_config_t fc = {
-        .max_inflight_bytes = 64 * 1024,
-        .max_held_bytes = 10000,
-        .policy = NF_FLOW_CALLBACK,
-        .on_overflow = on_overflow,
-    };
+    nf_flow_config_t fc = flow_cfg(NF_FLOW_CALLBACK, 10000);
+    fc.on_overflow = on_overflow;
     setup_t su;
     setup_begin(&su, &fc);
     g.ov_decide[0] = NF_FLOW_HOLD;
@@ -730,9 +741,8 @@ static void test_callback(void **state)
     /* 1000-byte messages until exactly 10 are held: no callback yet. */
     int nheld = 0;
     for (int i = 0; i < 500 && nheld < 10; i++) {
-        uint32_t seq = g.next_seq++;
-        int rc = write_msg(sc->c, seq, 1000);
-        record(seq, rc);
+        uint32_t seq;
+        int rc = write_next(sc, 1000, &seq);
         if (rc == NF_WRITE_HELD)
             nheld++;
         else if (rc != NF_WRITE_OK || nheld > 0)
@@ -743,19 +753,13 @@ static void test_callback(void **state)
     assert_int_equal(fstats(sc->c).held_bytes, 10000);
 
     /* 1: HOLD anyway */
-    uint32_t seq = g.next_seq++;
-    int rc = write_msg(sc->c, seq, 1001);
-    record(seq, rc);
-    H_ASSERT_ERR(rc, NF_WRITE_HELD);
+    H_ASSERT_ERR(write_next(sc, 1001, NULL), NF_WRITE_HELD);
     assert_int_equal(g.nov, 1);
     assert_int_equal(g.ov[0].incoming, 1001);
     assert_int_equal(g.ov[0].held_bytes, 10000);
     assert_int_equal(fstats(sc->c).held_bytes, 11001);
     /* 2: DROP */
-    seq = g.next_seq++;
-    rc = write_msg(sc->c, seq, 1002);
-    record(seq, rc);
-    H_ASSERT_ERR(rc, NF_WRITE_DROPPED);
+    H_ASSERT_ERR(write_next(sc, 1002, NULL), NF_WRITE_DROPPED);
     assert_int_equal(g.nov, 2);
     assert_int_equal(g.ov[1].incoming, 1002);
     assert_int_equal(g.ov[1].held_bytes, 11001);
@@ -764,10 +768,7 @@ static void test_callback(void **state)
     assert_int_equal(fs.writes_dropped, 1);
     assert_int_equal(fs.bytes_dropped, 1002);
     /* 3: the callback drops the two oldest held writes, then HOLDs */
-    seq = g.next_seq++;
-    rc = write_msg(sc->c, seq, 1003);
-    record(seq, rc);
-    H_ASSERT_ERR(rc, NF_WRITE_HELD);
+    H_ASSERT_ERR(write_next(sc, 1003, NULL), NF_WRITE_HELD);
     assert_int_equal(g.nov, 3);
     assert_int_equal(g.ov[2].incoming, 1003);
     assert_int_equal(g.ov[2].dropped_by_cb, 2);
@@ -778,9 +779,7 @@ static void test_callback(void **state)
     assert_int_equal(fs.bytes_dropped, 1002 + 2000);
     assert_int_equal(h_stats(su.loop).flow_writes_dropped, 3);
     /* 4: SLOW: the write fails, the connection closes with NF_ESLOW */
-    seq = g.next_seq++;
-    rc = write_msg(sc->c, seq, 1004);
-    record(seq, rc);
+    int rc = write_next(sc, 1004, NULL);
     if (rc >= 0)
         fail_msg("write after NF_FLOW_SLOW = %d (%s), expected an error", rc, nf_err_name(rc));
     assert_int_equal(g.nov, 4);
@@ -791,15 +790,7 @@ static void test_callback(void **state)
         H_ASSERT_ERR(rc, NF_ECLOSED);
         assert_int_equal(g.nov, 4);
     }
-    H_RUN_UNTIL(su.loop, sc->closed == 1, 3000);
-    h_run_for(su.loop, 30);
-    assert_int_equal(sc->closed, 1);
-    H_ASSERT_ERR(sc->reason, NF_ESLOW);
-    nf_loop_stats_t ls = h_stats(su.loop);
-    assert_int_equal(ls.conns_closed_slow, 1);
-    assert_int_equal(ls.flow_bytes_held, 0);
-    assert_int_equal(ls.flow_writes_dropped, 3);
-    assert_int_equal(ls.conns_open, 0);
+    assert_int_equal(expect_closed_slow(&su, sc).flow_writes_dropped, 3);
     close(fd);
     setup_end(&su);
 }
@@ -809,19 +800,13 @@ static void test_callback(void **state)
 static void test_close_policy(void **state)
 {
     (void)state;
-    nf_flow_config_t fc = {
-        .max_inflight_bytes = 64 * 1024,
-        .max_held_bytes = 10000,
-        .policy = NF_FLOW_CLOSE,
-    };
+    nf_flow_config_t fc = flow_cfg(NF_FLOW_CLOSE, 10000);
     setup_t su;
     sconn_t *sc;
     int fd = setup_filled(&su, &fc, &sc);
     int nheld = 0, failed_rc = 0;
     for (int i = 0; i < 500 && sc->c; i++) {
-        uint32_t seq = g.next_seq++;
-        int rc = write_msg(sc->c, seq, 1000);
-        record(seq, rc);
+        int rc = write_next(sc, 1000, NULL);
         if (rc == NF_WRITE_HELD) {
             nheld++;
             continue;
@@ -837,15 +822,7 @@ static void test_close_policy(void **state)
     print_message("[ info     ] write over the limit returned %s\n", nf_err_name(failed_rc));
     if (sc->c)
         H_ASSERT_ERR(write_msg(sc->c, g.next_seq++, 100), NF_ECLOSED);
-    H_RUN_UNTIL(su.loop, sc->closed == 1, 3000);
-    h_run_for(su.loop, 30);
-    assert_int_equal(sc->closed, 1);
-    H_ASSERT_ERR(sc->reason, NF_ESLOW);
-    nf_loop_stats_t ls = h_stats(su.loop);
-    assert_int_equal(ls.conns_closed_slow, 1);
-    assert_int_equal(ls.flow_bytes_held, 0);
-    assert_int_equal(ls.flow_held_hwm, 10000);
-    assert_int_equal(ls.conns_open, 0);
+    assert_int_equal(expect_closed_slow(&su, sc).flow_held_hwm, 10000);
     /* the peer sees the connection end */
     int r = h_recv_eof(fd, 5000);
     if (r < 0 && r != -ECONNRESET)
@@ -880,9 +857,8 @@ static void test_drain_hysteresis(void **state)
     uint64_t writes0 = h_stats(su.loop).writes;
 
     /* A slow reader: 16 KiB at a time, with pauses. */
-    reader_t *r = calloc(1, sizeof *r);
-    assert_non_null(r);
-    pthread_t th = reader_start(r, fd, 16 * 1024, 1);
+    pthread_t th;
+    reader_t *r = reader_start(fd, 16 * 1024, 1, &th);
     H_RUN_UNTIL(su.loop, sc->drains >= 1 || !sc->c, 8000);
     H_RUN_UNTIL(su.loop, !sc->c || (fstats(sc->c).held_bytes == 0 && nf_conn_queued(sc->c) == 0), 8000);
     h_run_for(su.loop, 30);
@@ -895,11 +871,8 @@ static void test_drain_hysteresis(void **state)
 
     /* Round 2: above high_water again, the same again. */
     writes0 = h_stats(su.loop).writes;
-    for (int i = 0; i < 100; i++) {
-        uint32_t seq = g.next_seq++;
-        int rc = write_msg(sc->c, seq, 4000);
-        record(seq, rc);
-    }
+    for (int i = 0; i < 100; i++)
+        write_next(sc, 4000, NULL);
     H_RUN_UNTIL(su.loop, !sc->c || (fstats(sc->c).held_bytes == 0 && nf_conn_queued(sc->c) == 0), 8000);
     h_run_for(su.loop, 30);
     sends = h_stats(su.loop).writes - writes0;
@@ -931,11 +904,7 @@ static void test_drain_hysteresis(void **state)
 static void test_reset_while_held(void **state)
 {
     (void)state;
-    nf_flow_config_t fc = {
-        .max_inflight_bytes = 64 * 1024,
-        .max_held_bytes = 1u << 20,
-        .policy = NF_FLOW_DROP_NEWEST,
-    };
+    nf_flow_config_t fc = flow_cfg(NF_FLOW_DROP_NEWEST, 1u << 20);
     setup_t su;
     sconn_t *sc;
     int fd = setup_filled(&su, &fc, &sc);
@@ -962,11 +931,7 @@ static void test_reset_while_held(void **state)
 static void test_end_flushes_held(void **state)
 {
     (void)state;
-    nf_flow_config_t fc = {
-        .max_inflight_bytes = 64 * 1024,
-        .max_held_bytes = 1u << 20,
-        .policy = NF_FLOW_DROP_NEWEST,
-    };
+    nf_flow_config_t fc = flow_cfg(NF_FLOW_DROP_NEWEST, 1u << 20);
     setup_t su;
     sconn_t *sc;
     int fd = setup_filled(&su, &fc, &sc);
@@ -974,9 +939,8 @@ static void test_end_flushes_held(void **state)
     assert_true(nheld > 0);
     /* End now, while writes are held; then the peer reads everything. */
     nf_conn_end(sc->c);
-    reader_t *r = calloc(1, sizeof *r);
-    assert_non_null(r);
-    pthread_t th = reader_start(r, fd, 64 * 1024, 0);
+    pthread_t th;
+    reader_t *r = reader_start(fd, 64 * 1024, 0, &th);
     H_RUN_UNTIL(su.loop, sc->closed == 1 && atomic_load(&r->res.done), 8000);
     h_thread_join(th, 3000);
     H_ASSERT_ERR(sc->reason, NF_CLOSE_LOCAL);
@@ -999,20 +963,15 @@ static void test_end_flushes_held(void **state)
 static void test_shutdown_flushes_held(void **state)
 {
     (void)state;
-    nf_flow_config_t fc = {
-        .max_inflight_bytes = 64 * 1024,
-        .max_held_bytes = 1u << 20,
-        .policy = NF_FLOW_DROP_NEWEST,
-    };
+    nf_flow_config_t fc = flow_cfg(NF_FLOW_DROP_NEWEST, 1u << 20);
     setup_t su;
     sconn_t *sc;
     int fd = setup_filled(&su, &fc, &sc);
     int nheld = write_burst(sc, 40, 3000);
     assert_true(nheld > 0);
     H_ASSERT_ERR(nf_conn_shutdown(sc->c), 0);
-    reader_t *r = calloc(1, sizeof *r);
-    assert_non_null(r);
-    pthread_t th = reader_start(r, fd, 64 * 1024, 0);
+    pthread_t th;
+    reader_t *r = reader_start(fd, 64 * 1024, 0, &th);
     H_RUN_UNTIL(su.loop, atomic_load(&r->res.done), 8000);
     h_thread_join(th, 3000);
     size_t held_lost = count_held_lost(r);
@@ -1034,11 +993,7 @@ static void test_shutdown_flushes_held(void **state)
 static void test_loop_stats_two_conns(void **state)
 {
     (void)state;
-    nf_flow_config_t fc = {
-        .max_inflight_bytes = 64 * 1024,
-        .max_held_bytes = 10000,
-        .policy = NF_FLOW_DROP_NEWEST,
-    };
+    nf_flow_config_t fc = flow_cfg(NF_FLOW_DROP_NEWEST, 10000);
     setup_t su;
     setup_begin(&su, &fc);
     sconn_t *a, *b;
@@ -1047,14 +1002,10 @@ static void test_loop_stats_two_conns(void **state)
     fill_kernel(&su, a);
     fill_kernel(&su, b);
     /* a: 1000-byte writes (fills 10000); b: 3000-byte writes (holds 9000) */
-    for (int i = 0; i < 120; i++) {
-        uint32_t s = g.next_seq++;
-        record(s, write_msg(a->c, s, 1000));
-    }
-    for (int i = 0; i < 80; i++) {
-        uint32_t s = g.next_seq++;
-        record(s, write_msg(b->c, s, 3000));
-    }
+    for (int i = 0; i < 120; i++)
+        write_next(a, 1000, NULL);
+    for (int i = 0; i < 80; i++)
+        write_next(b, 3000, NULL);
     nf_flow_stats_t fa = fstats(a->c), fb = fstats(b->c);
     assert_int_equal(fa.held_bytes, 10000);
     assert_int_equal(fb.held_bytes, 9000);
@@ -1111,17 +1062,15 @@ static const nf_conn_handler_t nofilter_handler = {
 static void test_no_filter(void **state)
 {
     (void)state;
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &nofilter_handler, NULL, &l);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &nofilter_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g_nofilter_closed == 1, 3000);
     H_ASSERT_ERR(g_nofilter_rc, -ENOENT);
     assert_int_equal(g_nofilter_dropped, 0);
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_finish(&f, 3000);
 }
 
 /* NF_ESLOW is a close reason programs will log: nf_err_name / nf_strerror

@@ -58,8 +58,7 @@ static void test_inflight_writes(void **state)
         assert_int_equal(got[i], 'a' + i / 8); /* all five, in order */
     assert_int_equal(h_recv_eof(fd, 5000), 0);
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* 100 priority writes of 1000 bytes at once to a peer that does not read
@@ -153,8 +152,7 @@ static void run_priority(nf_flow_policy_t policy)
         H_RUN_UNTIL(loop, prio_closed == 1, 5000);
     }
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 static void test_priority_cap_drop_newest(void **state) { (void)state, run_priority(NF_FLOW_DROP_NEWEST); }

@@ -94,11 +94,9 @@ typedef struct client {
 static void *half_close_client(void *arg)
 {
     client_t *cl = arg;
-    int fd = h_tcp_connect("127.0.0.1", cl->port);
-    if (fd < 0) {
-        h_result_fail(&cl->res, "connect: %s", strerror(-fd));
-        goto out;
-    }
+    int fd = h_peer_connect(&cl->res, "127.0.0.1", cl->port);
+    if (fd < 0)
+        return h_peer_done(&cl->res);
     char *req = malloc(cl->req);
     h_pattern_fill(req, cl->req, 0, 11);
     int rc = h_send_all(fd, req, cl->req, 10000);
@@ -126,9 +124,7 @@ static void *half_close_client(void *arg)
     free(reply);
 out_close:
     close(fd);
-out:
-    atomic_store(&cl->res.done, 1);
-    return NULL;
+    return h_peer_done(&cl->res);
 }
 
 static void test_write_after_peer_eof(void **state)
@@ -159,8 +155,7 @@ static void test_write_after_peer_eof(void **state)
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.bytes_out, REPLY_SIZE);
     assert_int_equal(s.bytes_in, REQ_SIZE);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* Without on_eof: an echo server whose queue still holds megabytes when EOF
@@ -189,8 +184,7 @@ static void test_eof_flushes_queue(void **state)
     assert_int_equal(h_echo.closed, 1);
     H_ASSERT_ERR(h_echo.last_reason, NF_EOF);
     assert_int_equal(h_echo.bytes, 8u << 20);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* nf_conn_shutdown on the server: the client reads the greeting and EOF,
@@ -222,11 +216,10 @@ static void test_server_shutdown(void **state)
 {
     (void)state;
     reset_g();
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &shut_handler, NULL, &l);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &shut_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g.opened == 1, 5000);
     H_ASSERT_ERR(g.shutdown_rc, 0);
     H_ASSERT_ERR(g.write_rc_after_shutdown, NF_ECLOSED);
@@ -259,8 +252,7 @@ static void test_server_shutdown(void **state)
     close(fd);
     H_RUN_UNTIL(loop, g.closed == 1, 5000);
     H_ASSERT_ERR(g.reason, NF_EOF);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_fixture_finish(&f, 5000);
 }
 
 /* Both ends netframe: the client writes a request and shuts down; the server
@@ -332,8 +324,7 @@ static void test_nf_both_ends(void **state)
      * on_eof closes, NF_CLOSE_LOCAL). */
     assert_true(gc.eofs <= 1);
     H_ASSERT_ERR(gc.reason, gc.eofs ? NF_CLOSE_LOCAL : NF_EOF);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 int main(void)

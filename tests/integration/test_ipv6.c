@@ -25,29 +25,6 @@ static int ipv6_available(void)
     return ok;
 }
 
-typedef struct v6client {
-    uint16_t port;
-    const char *ip;
-    h_result_t res;
-} v6client_t;
-
-static void *v6_client_thread(void *arg)
-{
-    v6client_t *v = arg;
-    int fd = h_tcp_connect(v->ip, v->port);
-    if (fd < 0) {
-        h_result_fail(&v->res, "connect [%s]:%u: %s", v->ip, v->port, strerror(-fd));
-    } else {
-        char err[256];
-        h_set_nonblock(fd, 1);
-        if (h_echo_roundtrip(fd, 1u << 20, 66, 15000, err, sizeof err) != 0)
-            h_result_fail(&v->res, "%s", err);
-        close(fd);
-    }
-    atomic_store(&v->res.done, 1);
-    return NULL;
-}
-
 static struct {
     int opened, closed, reason;
     size_t got;
@@ -119,11 +96,12 @@ static void test_ipv6_loopback(void **state)
     snprintf(want, sizeof want, "[::1]:%u", port);
     assert_string_equal(nf_addr_format(&la, text, sizeof text), want);
 
-    static v6client_t v;
+    static h_echo_client_t v;
     memset(&v, 0, sizeof v);
     v.port = port;
     v.ip = "::1";
-    pthread_t t = h_thread_start(v6_client_thread, &v);
+    v.size = 1u << 20, v.rounds = 1, v.seed = 66, v.timeout_ms = 15000;
+    pthread_t t = h_thread_start(h_echo_client_thread, &v);
     H_RUN_UNTIL(loop, atomic_load(&v.res.done) && h_echo.closed == 1, 15000);
     h_thread_join(t, 5000);
     H_ASSERT_PEER_OK(&v.res);
@@ -133,8 +111,7 @@ static void test_ipv6_loopback(void **state)
     nf_echo_once(loop, "::1", port, AF_INET6);
     nf_echo_once(loop, "[::1]", port, AF_INET6);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* On "::" with ipv6_only = 0 an IPv4 client gets in (v4-mapped); with
@@ -146,10 +123,8 @@ static void test_ipv6_dual_stack(void **state)
         h_skip("no IPv6 loopback here");
     h_echo_reset();
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
+    nf_listen_config_t cfg = h_listen_config(&h_echo_handler, NULL);
     cfg.host = "::";
-    cfg.handler = &h_echo_handler;
     cfg.ipv6_only = 0;
     nf_listener_t *dual, *only;
     uint16_t dport = h_listen_cfg(loop, &cfg, &dual);
@@ -165,8 +140,7 @@ static void test_ipv6_dual_stack(void **state)
     H_ASSERT_ERR(fd, -ECONNREFUSED);
 
     nf_listener_close(dual, NULL);
-    nf_listener_close(only, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, only, 5000);
 }
 
 int main(void)

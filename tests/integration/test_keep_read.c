@@ -140,8 +140,7 @@ static void test_keep_read_buffers(void **state)
     H_RUN_UNTIL(loop, g.closed == 1, 5000);
     H_ASSERT_ERR(g.reason, NF_EOF);
     free(data);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* A buffer kept until after the connection closed is still valid, and the
@@ -167,16 +166,15 @@ static void test_keep_past_close(void **state)
     (void)state;
     memset(&g, 0, sizeof g);
     g_late = NULL;
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &late_handler, NULL, &l);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &late_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     assert_int_equal(h_send_all(fd, "keep me", 7, 5000), 0);
     H_RUN_UNTIL(loop, g_late != NULL, 5000);
     close(fd);
     H_RUN_UNTIL(loop, g.closed == 1, 5000);
-    nf_listener_close(l, NULL);
+    nf_listener_close(f.l, NULL);
     h_run_for(loop, 20);
     assert_int_equal(g_late->len, 7);
     assert_memory_equal(g_late->base, "keep me", 7);
@@ -206,40 +204,19 @@ static const nf_conn_handler_t zc_handler = {
     .on_close = on_close,
 };
 
-typedef struct zc_client {
-    uint16_t port;
-    h_result_t res;
-} zc_client_t;
-
-static void *zc_client_thread(void *arg)
-{
-    zc_client_t *z = arg;
-    int fd = h_tcp_connect("127.0.0.1", z->port);
-    if (fd < 0) {
-        h_result_fail(&z->res, "connect: %s", strerror(-fd));
-    } else {
-        char err[256];
-        h_set_nonblock(fd, 1);
-        if (h_echo_roundtrip(fd, 4u << 20, 33, 15000, err, sizeof err) != 0)
-            h_result_fail(&z->res, "%s", err);
-        close(fd);
-    }
-    atomic_store(&z->res.done, 1);
-    return NULL;
-}
-
 static void test_zero_copy_echo(void **state)
 {
     (void)state;
     memset(&g, 0, sizeof g);
     nf_loop_t *loop = h_loop_new();
     nf_listener_t *l;
-    static zc_client_t z;
+    static h_echo_client_t z;
     memset(&z, 0, sizeof z);
     z.port = h_listen(loop, NULL, &zc_handler, NULL, &l);
+    z.size = 4u << 20, z.rounds = 1, z.seed = 33, z.timeout_ms = 15000;
     h_run_for(loop, 10);
     nf_loop_stats_t s0 = h_stats(loop);
-    pthread_t t = h_thread_start(zc_client_thread, &z);
+    pthread_t t = h_thread_start(h_echo_client_thread, &z);
     H_RUN_UNTIL(loop, atomic_load(&z.res.done) && g.closed == 1, 20000);
     h_thread_join(t, 5000);
     H_ASSERT_PEER_OK(&z.res);
@@ -250,8 +227,7 @@ static void test_zero_copy_echo(void **state)
     assert_int_equal(s.bufs_kept, 0); /* every write_buf reference was dropped */
     assert_int_equal(s.bufs_in_use, s0.bufs_in_use);
     assert_int_equal(s.bytes_out, 4u << 20);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* nf_buf_wrap: the free callback runs exactly once, after the bytes left. */
@@ -291,12 +267,11 @@ static void test_write_buf_wrap(void **state)
     (void)state;
     memset(&g, 0, sizeof g);
     g_wrap_freed = 0;
-    nf_loop_t *loop = h_loop_new();
-    g.loop = loop;
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &wrap_handler, NULL, &l);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &wrap_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    g.loop = f.loop;
+    int fd = f.fd;
     h_set_nonblock(fd, 1);
     char *buf = malloc(1u << 20);
     size_t got = 0;
@@ -330,8 +305,7 @@ static void test_write_buf_wrap(void **state)
     nf_buf_unref(b);
     nf_buf_unref(NULL);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_fixture_finish(&f, 5000);
 }
 
 int main(void)

@@ -14,9 +14,7 @@
 
 static nf_listener_t *limited_listener(nf_loop_t *loop, nf_limit_policy_t policy, uint16_t *port)
 {
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = &h_echo_handler;
+    nf_listen_config_t cfg = h_listen_config(&h_echo_handler, NULL);
     cfg.max_conns = 2;
     cfg.on_limit = policy;
     nf_listener_t *l;
@@ -124,8 +122,7 @@ static void test_limit_close(void **state)
     close(c4);
     H_RUN_UNTIL(loop, h_echo.close_eof == 3, 5000);
     assert_int_equal(h_stats(loop).conns_open, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 static void test_limit_pause(void **state)
@@ -170,8 +167,7 @@ static void test_limit_pause(void **state)
     H_RUN_UNTIL(loop, h_echo.closed == 3, 5000);
     assert_int_equal(h_echo.close_eof, 3);
     assert_int_equal(h_stats(loop).conns_open, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 int main(void)

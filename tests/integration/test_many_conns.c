@@ -61,8 +61,7 @@ static void *many_plain_thread(void *arg)
 out:
     for (int i = 0; i < n; i++)
         close(m->fds[i]);
-    atomic_store(&m->res.done, 1);
-    return NULL;
+    return h_peer_done(&m->res);
 }
 
 static void test_many_plain_clients(void **state)
@@ -112,8 +111,7 @@ static void test_many_plain_clients(void **state)
     assert_int_equal(s.conns_closed, NCONN);
     assert_int_equal(s.conns_refused, 0);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* ---- netframe peers on the same loop ------------------------------------ */
@@ -210,8 +208,7 @@ static void test_many_nf_clients(void **state)
     assert_int_equal(s.conns_open, 0);
     assert_int_equal(s.conns_closed, 2 * NCONN);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 int main(void)

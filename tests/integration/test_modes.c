@@ -375,8 +375,7 @@ static void test_stop_async_early(void **state)
     int rc = nf_loop_run(loop, NF_RUN_DEFAULT);
     assert_int_equal(rc, 1);
     assert_true(h_now_ms() - t0 < 1000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 int main(void)

@@ -75,10 +75,8 @@ typedef struct peer {
 static void *reader_then_close_thread(void *arg)
 {
     peer_t *p = arg;
-    int fd = h_tcp_connect("127.0.0.1", p->port);
-    if (fd < 0) {
-        h_result_fail(&p->res, "connect: %s", strerror(-fd));
-    } else {
+    int fd = h_peer_connect(&p->res, "127.0.0.1", p->port);
+    if (fd >= 0) {
         char *buf = malloc(PEER_READS);
         ssize_t n = h_recv_full(fd, buf, PEER_READS, 10000);
         if (n != (ssize_t)PEER_READS)
@@ -88,33 +86,16 @@ static void *reader_then_close_thread(void *arg)
         free(buf);
         close(fd); /* unread data in the receive queue: the kernel sends a RST */
     }
-    atomic_store(&p->res.done, 1);
-    return NULL;
-}
-
-static void *echo_once_thread(void *arg)
-{
-    peer_t *p = arg;
-    int fd = h_tcp_connect("127.0.0.1", p->port);
-    if (fd < 0) {
-        h_result_fail(&p->res, "connect: %s", strerror(-fd));
-    } else {
-        char err[256];
-        h_set_nonblock(fd, 1);
-        if (h_echo_roundtrip(fd, 4096, 9, 10000, err, sizeof err) != 0)
-            h_result_fail(&p->res, "%s", err);
-        close(fd);
-    }
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 static void check_second_client(nf_loop_t *loop, uint16_t port)
 {
-    static peer_t p2;
+    static h_echo_client_t p2;
     memset(&p2, 0, sizeof p2);
     p2.port = port;
-    pthread_t t2 = h_thread_start(echo_once_thread, &p2);
+    p2.size = 4096, p2.rounds = 1, p2.seed = 9, p2.timeout_ms = 10000;
+    pthread_t t2 = h_thread_start(h_echo_client_thread, &p2);
     H_RUN_UNTIL(loop, atomic_load(&p2.res.done) && g_srv.echo_closed == 1, 15000);
     h_thread_join(t2, 5000);
     H_ASSERT_PEER_OK(&p2.res);
@@ -152,8 +133,7 @@ static void test_peer_close_mid_write(void **state)
 
     check_second_client(loop, port);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* The same with a netframe peer on the same loop that reads 64 KiB and then
@@ -212,8 +192,7 @@ static void test_nf_peer_close_mid_write(void **state)
 
     check_second_client(loop, port);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 static int setup(void **state)

@@ -66,12 +66,10 @@ static void test_reset_while_reading(void **state)
 {
     (void)state;
     reset_srv(0);
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &srv_handler, NULL, &l);
-
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &srv_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     char msg[1000];
     h_pattern_fill(msg, sizeof msg, 0, 1);
     assert_int_equal(h_send_all(fd, msg, sizeof msg, 5000), 0);
@@ -88,8 +86,7 @@ static void test_reset_while_reading(void **state)
     nf_loop_stats_t s = h_stats(loop);
     assert_int_equal(s.conns_open, 0);
     assert_int_equal(s.conns_closed, 1);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_fixture_finish(&f, 5000);
 }
 
 /* An idle connection (nothing ever read) that is reset. */
@@ -97,12 +94,10 @@ static void test_reset_idle(void **state)
 {
     (void)state;
     reset_srv(0);
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &srv_handler, NULL, &l);
-
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &srv_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g_srv.opened == 1, 5000);
     h_run_for(loop, 10);
     h_close_reset(fd);
@@ -112,8 +107,7 @@ static void test_reset_idle(void **state)
     H_ASSERT_ERR(g_srv.reason, -ECONNRESET);
     assert_int_equal(g_srv.got, 0);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_fixture_finish(&f, 5000);
 }
 
 /* The server has megabytes in flight when the reset comes. Whichever of the
@@ -150,8 +144,7 @@ static void test_reset_while_writing(void **state)
     print_message("[ info     ] reasons over 5 tries: ECONNRESET=%d EPIPE=%d NF_EOF=%d\n", n_reset, n_pipe, n_eof);
     assert_true(n_reset >= 1);
     assert_int_equal(h_stats(loop).conns_open, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* nf_conn_abort on a netframe client: the server side sees -ECONNRESET, the
@@ -199,8 +192,7 @@ static void test_nf_abort_client(void **state)
     assert_int_equal(g_srv.closed, 1);
     H_ASSERT_ERR(g_srv.reason, -ECONNRESET);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* nf_conn_abort on the server: a plain client reading sees ECONNRESET. */
@@ -227,12 +219,10 @@ static void test_nf_abort_server(void **state)
 {
     (void)state;
     reset_srv(0);
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &srv_abort_handler, NULL, &l);
-
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &srv_abort_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     assert_int_equal(h_send_all(fd, "x", 1, 5000), 0);
     H_RUN_UNTIL(loop, g_srv.closed >= 1, 5000);
     H_ASSERT_ERR(g_srv.reason, NF_CLOSE_LOCAL);
@@ -240,8 +230,7 @@ static void test_nf_abort_server(void **state)
     close(fd);
     H_ASSERT_ERR(rc, -ECONNRESET);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_fixture_finish(&f, 5000);
 }
 
 int main(void)

@@ -64,8 +64,7 @@ static void *poster_thread(void *arg)
             break;
         }
     }
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 static void guard_cb(nf_timer_t *t)
@@ -146,8 +145,7 @@ static void *waker_thread(void *arg)
     int rc = nf_loop_post(w->loop, wake_fn, &g_wake_guard);
     if (rc != 0)
         h_result_fail(&w->res, "nf_loop_post = %d", rc);
-    atomic_store(&w->res.done, 1);
-    return NULL;
+    return h_peer_done(&w->res);
 }
 
 static void test_post_wakes_loop(void **state)

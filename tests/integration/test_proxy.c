@@ -112,20 +112,11 @@ static nf_loop_t *start(const nf_proxy_config_t *cfg, uint16_t *port, nf_listene
     if (cfg)
         g_cfg = *cfg;
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t lc;
-    memset(&lc, 0, sizeof lc);
-    lc.handler = &handler;
-    lc.filters = k_stack;
-    lc.nfilters = 1;
-    *port = h_listen_cfg(loop, &lc, l);
+    *port = h_listen_filters(loop, &handler, k_stack, 1, l);
     return loop;
 }
 
-static void finish(nf_loop_t *loop, nf_listener_t *l)
-{
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
-}
+static void finish(nf_loop_t *loop, nf_listener_t *l) { h_listener_finish(loop, l, 5000); }
 
 static int client(uint16_t port)
 {
@@ -551,13 +542,8 @@ static void test_not_bottom(void **state)
                                              {.ops = &nf_proxy_filter, .config = NULL},
                                              {.ops = &nf_idle_timeout_filter, .config = &tcfg}};
     nf_loop_t *loop = h_loop_new();
-    nf_listen_config_t lc;
-    memset(&lc, 0, sizeof lc);
-    lc.handler = &handler;
-    lc.filters = stack;
-    lc.nfilters = 3;
     nf_listener_t *l;
-    uint16_t port = h_listen_cfg(loop, &lc, &l);
+    uint16_t port = h_listen_filters(loop, &handler, stack, 3, &l);
     int fd = client(port);
     H_RUN_UNTIL(loop, g.n == 1 && g.cs[0].closed == 1, 5000);
     H_ASSERT_ERR(g.cs[0].reason, -EINVAL);

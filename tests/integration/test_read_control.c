@@ -155,9 +155,7 @@ static size_t send_some(int fd, uint64_t *sent, uint64_t limit)
  * peer, non-blocking if asked. */
 static h_fixture_t fx_open(const nf_conn_handler_t *h, int nonblock)
 {
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = h;
+    nf_listen_config_t cfg = h_listen_config(h, NULL);
     h_fixture_t f;
     h_fixture_open(&f, &cfg);
     nf_timer_init(f.loop, &g.timer);
@@ -165,6 +163,15 @@ static h_fixture_t fx_open(const nf_conn_handler_t *h, int nonblock)
         assert_int_equal(h_set_nonblock(f.fd, 1), 0);
     H_RUN_UNTIL(f.loop, g.opened == 1, 3000);
     return f;
+}
+
+/* n bytes of the peer's pattern (SEED from 0), malloc'd: the caller frees. */
+static char *pattern_buf(size_t n)
+{
+    char *buf = malloc(n);
+    assert_non_null(buf);
+    h_pattern_fill(buf, n, 0, SEED);
+    return buf;
 }
 
 /* The bytes delivered so far were the pattern, in order. */
@@ -259,9 +266,7 @@ static void test_stop_in_open(void **state)
     int fd = f.fd;
     H_ASSERT_ERR(g.stop_rc, 0);
     enum { N = 60000 };
-    char *buf = malloc(N);
-    assert_non_null(buf);
-    h_pattern_fill(buf, N, 0, SEED);
+    char *buf = pattern_buf(N);
     assert_int_equal(h_send_all(fd, buf, N, 3000), 0);
     h_run_for(loop, 200);
     assert_int_equal(g.reads, 0);
@@ -353,9 +358,7 @@ static void test_eof_while_paused(void **state)
     nf_loop_t *loop = f.loop;
     int fd = f.fd;
     enum { N = 50000 };
-    char *buf = malloc(N);
-    assert_non_null(buf);
-    h_pattern_fill(buf, N, 0, SEED);
+    char *buf = pattern_buf(N);
     assert_int_equal(h_send_all(fd, buf, N, 3000), 0);
     assert_int_equal(shutdown(fd, SHUT_WR), 0);
     h_run_for(loop, 200);
@@ -389,9 +392,7 @@ static void test_eof_while_paused_no_handler(void **state)
     nf_loop_t *loop = f.loop;
     int fd = f.fd;
     enum { N = 50000 };
-    char *buf = malloc(N);
-    assert_non_null(buf);
-    h_pattern_fill(buf, N, 0, SEED);
+    char *buf = pattern_buf(N);
     assert_int_equal(h_send_all(fd, buf, 1000, 3000), 0);
     H_RUN_UNTIL(loop, g.reads == 1, 3000);
     assert_true(g.paused);

@@ -108,9 +108,7 @@ static nf_reconnect_config_t base_cfg(uint16_t port)
 /* An echo listener on exactly `port` (SO_REUSEADDR: the port comes back). */
 static nf_listener_t *listen_on(nf_loop_t *loop, uint16_t port)
 {
-    nf_listen_config_t lc;
-    memset(&lc, 0, sizeof lc);
-    lc.handler = &h_echo_handler;
+    nf_listen_config_t lc = h_listen_config(&h_echo_handler, NULL);
     lc.port = port;
     nf_listener_t *l = NULL;
     int err = nf_listen(loop, &lc, &l);
@@ -510,8 +508,7 @@ static void test_stop_while_connecting_and_up(void **state)
     H_RUN_UNTIL(loop, g.stopped == 1, 5000);
     H_RUN_UNTIL(loop, h_echo.bytes == sizeof big, 5000); /* the server got all of it */
     assert_int_equal(g.downs, 0);                        /* no DOWN: STOPPED is the end */
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* A server that accepts and never answers. */

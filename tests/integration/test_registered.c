@@ -85,8 +85,7 @@ static void test_fixed_table_full(void **state)
     }
     assert_int_equal(h_echo.close_eof, 2 * N);
     assert_int_equal(h_echo.write_errors, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* Urgent data needs the plain fd (recv MSG_OOB) while reads go through a
@@ -126,8 +125,7 @@ static void test_fixed_file_plain_fd_uses(void **state)
     close(fd);
     H_RUN_UNTIL(loop, g_urg_closed == 1, 5000);
     assert_int_equal(h_stats(loop).conns_fixed_file, 0);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* ---- zero-copy sends ----------------------------------------------------- */
@@ -198,11 +196,9 @@ typedef struct zc_reader {
 static void *zc_reader_thread(void *arg)
 {
     zc_reader_t *r = arg;
-    int fd = h_tcp_connect("127.0.0.1", r->port);
-    if (fd < 0) {
-        h_result_fail(&r->res, "connect: %s", strerror(-fd));
-        goto done;
-    }
+    int fd = h_peer_connect(&r->res, "127.0.0.1", r->port);
+    if (fd < 0)
+        return h_peer_done(&r->res);
     h_sleep_ms(100); /* the server's queue fills up first */
     static char buf[65536];
     for (;;) {
@@ -229,9 +225,7 @@ static void *zc_reader_thread(void *arg)
         h_close_reset(fd);
     else
         close(fd);
-done:
-    atomic_store(&r->res.done, 1);
-    return NULL;
+    return h_peer_done(&r->res);
 }
 
 static void zc_run(int leave_early)
@@ -278,8 +272,7 @@ static void zc_run(int leave_early)
     if (!zc)
         assert_int_equal(s.zc_sends, 0);
     assert_int_equal(g_zc.freed, g_zc.wrapped); /* each handed-over buffer released once */
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 static void test_zc_send_slow_reader(void **state) { (void)state, zc_run(0); }
@@ -324,8 +317,7 @@ static void test_ring_dry_many_conns(void **state)
     if (ring)
         assert_true(s.bufs_starved > 0);
     assert_int_equal(h_echo.close_eof, N);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 int main(void)

@@ -145,8 +145,7 @@ static void test_hosts_entry(void **state)
     nf_conn_close(c0);
     nf_conn_close(c1);
     H_RUN_UNTIL(loop, s[0].closed == 1 && s[1].closed == 1, 5000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* ---- DNS, through the loop's watch on c-ares's socket -------------------------- */
@@ -169,8 +168,7 @@ static void test_dns_answer(void **state)
     assert_one_thread();
     nf_conn_close(c);
     H_RUN_UNTIL(loop, s.closed == 1, 5000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 static void test_name_not_found(void **state)
@@ -271,8 +269,7 @@ static void test_cancel_while_resolving(void **state)
     assert_int_equal(s[0].closed, 1);
     H_ASSERT_ERR(s[0].reason, NF_CLOSE_LOCAL);
     nf_conn_close(c1);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
     assert_int_equal(s[0].closed, 1);
 }
 
@@ -285,12 +282,10 @@ static void test_v6_first_then_v4(void **state)
     h_echo_reset();
     nf_listener_t *l4, *l6;
     uint16_t port = h_listen(loop, "127.0.0.1", &h_echo_handler, NULL, &l4);
-    nf_listen_config_t lc;
-    memset(&lc, 0, sizeof lc);
-    lc.host = "::1";
+    nf_listen_config_t lc = h_listen_config(&h_echo_handler, NULL);
     lc.port = port;
+    lc.host = "::1";
     lc.ipv6_only = 1;
-    lc.handler = &h_echo_handler;
     int rc = nf_listen(loop, &lc, &l6);
     if (rc != 0)
         fail_msg("listen on [::1]:%u: %s", port, nf_err_name(rc));
@@ -347,17 +342,23 @@ static void open_by_name(nf_connect_config_t *cfg, cl_t *s)
     assert_int_equal(s->family, AF_INET);
     nf_conn_close(c);
     H_RUN_UNTIL(loop, s->closed == 1, 5000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
+}
+
+/* What open_by_name's callers start from: a 5 s connect timeout. */
+static nf_connect_config_t open_cfg(void)
+{
+    nf_connect_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.timeout_ms = 5000;
+    return cfg;
 }
 
 static void test_option_nodelay(void **state)
 {
     (void)state;
-    nf_connect_config_t cfg;
+    nf_connect_config_t cfg = open_cfg();
     cl_t s;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.timeout_ms = 5000;
     cfg.nodelay = 0; /* on */
     open_by_name(&cfg, &s);
     assert_int_equal(s.nodelay, 1);
@@ -369,10 +370,8 @@ static void test_option_nodelay(void **state)
 static void test_option_keepalive(void **state)
 {
     (void)state;
-    nf_connect_config_t cfg;
+    nf_connect_config_t cfg = open_cfg();
     cl_t s;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.timeout_ms = 5000;
     cfg.keepalive_s = 17;
     open_by_name(&cfg, &s);
     assert_int_equal(s.keepalive, 1);
@@ -385,10 +384,8 @@ static void test_option_keepalive(void **state)
 static void test_option_oob_inline(void **state)
 {
     (void)state;
-    nf_connect_config_t cfg;
+    nf_connect_config_t cfg = open_cfg();
     cl_t s;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.timeout_ms = 5000;
     cfg.oob_inline = 1;
     open_by_name(&cfg, &s);
     assert_int_equal(s.oobinline, 1);

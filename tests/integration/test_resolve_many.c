@@ -91,11 +91,9 @@ static void run_many(const char *name, const char *servers, int n)
     lc.dns_servers = servers;
     nf_loop_t *loop = h_loop_new_cfg(&lc);
     h_echo_reset();
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
+    nf_listen_config_t cfg = h_listen_config(&h_echo_handler, NULL);
     cfg.host = "127.0.0.1";
     cfg.backlog = 4096;
-    cfg.handler = &h_echo_handler;
     nf_listener_t *l;
     uint16_t port = h_listen_cfg(loop, &cfg, &l);
     nf_timer_t sampler;
@@ -105,13 +103,8 @@ static void run_many(const char *name, const char *servers, int n)
     uint64_t t0 = h_now_ms();
     sample_threads();
     for (int i = 0; i < n; i++) {
-        nf_connect_config_t cc;
-        memset(&cc, 0, sizeof cc);
-        cc.host = name;
-        cc.port = port;
+        nf_connect_config_t cc = h_connect_config(name, port, &m_handler, &g->state[i]);
         cc.timeout_ms = 60000;
-        cc.handler = &m_handler;
-        cc.data = &g->state[i];
         H_ASSERT_ERR(nf_connect(loop, &cc, &g->conns[i]), 0);
         if (i % 500 == 0)
             sample_threads();
@@ -139,8 +132,7 @@ static void run_many(const char *name, const char *servers, int n)
             nf_conn_close(g->conns[i]);
     nf_timer_stop(&sampler);
     H_RUN_UNTIL(loop, g->closed == n && h_echo.closed == g->opened, 60000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 10000);
+    h_listener_finish(loop, l, 10000);
     free(g);
     g = NULL;
 }

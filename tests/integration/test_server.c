@@ -157,11 +157,9 @@ typedef struct streamer {
 static void *streamer_thread(void *arg)
 {
     streamer_t *sm = arg;
-    int fd = h_tcp_connect("127.0.0.1", sm->port);
-    if (fd < 0) {
-        h_result_fail(&sm->res, "connect: %s", strerror(-fd));
-        goto done;
-    }
+    int fd = h_peer_connect(&sm->res, "127.0.0.1", sm->port);
+    if (fd < 0)
+        return h_peer_done(&sm->res);
     h_set_nonblock(fd, 1);
     atomic_fetch_add(&sm->connected, 1);
     static char buf[65536];
@@ -186,9 +184,7 @@ static void *streamer_thread(void *arg)
         }
     }
     close(fd);
-done:
-    atomic_store(&sm->res.done, 1);
-    return NULL;
+    return h_peer_done(&sm->res);
 }
 
 static void stop_busy(nf_server_spread_t spread, int mode)

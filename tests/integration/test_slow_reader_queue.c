@@ -80,12 +80,10 @@ static void test_slow_reader_queue(void **state)
     memset(&g, 0, sizeof g);
     g.chunk = chunk;
     h_pattern_fill(chunk, CHUNK, 0, 3);
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &handler, NULL, &l);
-
-    int fd = h_tcp_connect("127.0.0.1", port); /* never reads */
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g.chunks == N_CHUNKS || g.closed, 20000);
     h_run_for(loop, 50); /* let the kernel take what it will */
     assert_int_equal(g.closed, 0);
@@ -114,8 +112,7 @@ static void test_slow_reader_queue(void **state)
     assert_false(nf_timer_active(&g.timer));
     assert_int_equal(h_stats(loop).conns_open, 0);
 
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_fixture_finish(&f, 5000);
     free(chunk);
 }
 

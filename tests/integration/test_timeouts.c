@@ -34,6 +34,17 @@
  * (never skips), and fails if every attempt stalled. */
 #define ATTEMPTS 3
 
+/* Runs once() up to ATTEMPTS times until it returns 0; it returns non-zero
+ * when the test thread itself stalled past the timeout (the run says
+ * nothing then). Fails when every attempt stalled. */
+static void retry_if_stalled(int (*once)(void))
+{
+    for (int i = 0; i < ATTEMPTS; i++)
+        if (once() == 0)
+            return;
+    fail_msg("the test thread stalled past the timeout in all %d attempts", ATTEMPTS);
+}
+
 static const nf_timeout_config_t k_cfg = {.timeout_ms = TIMEOUT_MS};
 static const nf_filter_spec_t k_read_stack[] = {{.ops = &nf_read_timeout_filter, .config = &k_cfg}};
 static const nf_filter_spec_t k_idle_stack[] = {{.ops = &nf_idle_timeout_filter, .config = &k_cfg}};
@@ -99,9 +110,7 @@ static void write_tick(nf_timer_t *t)
 
 static h_fixture_t start(const nf_filter_spec_t *stack)
 {
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = &handler;
+    nf_listen_config_t cfg = h_listen_config(&handler, NULL);
     cfg.filters = stack;
     cfg.nfilters = 1;
     h_fixture_t f;
@@ -191,10 +200,7 @@ static int read_timeout_active_peer_once(void)
 static void test_read_timeout_active_peer(void **state)
 {
     (void)state;
-    for (int i = 0; i < ATTEMPTS; i++)
-        if (read_timeout_active_peer_once() == 0)
-            return;
-    fail_msg("the test thread stalled past the timeout in all %d attempts", ATTEMPTS);
+    retry_if_stalled(read_timeout_active_peer_once);
 }
 
 /* The server's own writes do not reset a read timeout. */
@@ -282,10 +288,7 @@ static int idle_timeout_reads_keep_alive_once(void)
 static void test_idle_timeout_reads_keep_alive(void **state)
 {
     (void)state;
-    for (int i = 0; i < ATTEMPTS; i++)
-        if (idle_timeout_reads_keep_alive_once() == 0)
-            return;
-    fail_msg("the test thread stalled past the timeout in all %d attempts", ATTEMPTS);
+    retry_if_stalled(idle_timeout_reads_keep_alive_once);
 }
 
 /* Silent on both sides from the start. */

@@ -37,6 +37,24 @@ static nf_tls_ctx_t *ctx_new(const nf_tls_config_t *cfg)
     return c;
 }
 
+/* The server side with the "server" certificate; callers add options. */
+static nf_tls_config_t server_cfg(void)
+{
+    nf_tls_config_t cfg = {.server = 1};
+    cfg.cert_file = tc_path(&certs, "server.pem");
+    cfg.key_file = tc_path(&certs, "server.key");
+    return cfg;
+}
+
+/* The client side that trusts the test CA and expects "localhost". */
+static nf_tls_config_t client_cfg(void)
+{
+    nf_tls_config_t cfg = {0};
+    cfg.ca_file = tc_path(&certs, "ca.pem");
+    cfg.server_name = "localhost";
+    return cfg;
+}
+
 static nf_tls_ctx_t *server_ctx(const char *name)
 {
     char cert[64], key[64];
@@ -50,9 +68,7 @@ static nf_tls_ctx_t *server_ctx(const char *name)
 
 static nf_tls_ctx_t *client_ctx(void)
 {
-    nf_tls_config_t cfg = {0};
-    cfg.ca_file = tc_path(&certs, "ca.pem");
-    cfg.server_name = "localhost";
+    nf_tls_config_t cfg = client_cfg();
     return ctx_new(&cfg);
 }
 
@@ -112,16 +128,18 @@ typedef struct server {
     uint16_t port;
 } server_t;
 
-static void server_start(nf_loop_t *loop, server_t *s, nf_tls_ctx_t *ctx)
+/* A TLS listener (ctx) with handler h; srv starts from zero. */
+static void server_start_with(nf_loop_t *loop, server_t *s, nf_tls_ctx_t *ctx, const nf_conn_handler_t *h)
 {
     memset(&srv, 0, sizeof srv);
     s->spec[0].ops = &nf_tls_filter;
     s->spec[0].config = ctx;
-    nf_listen_config_t lc = {0};
-    lc.handler = &srv_handler;
-    lc.filters = s->spec;
-    lc.nfilters = 1;
-    s->port = h_listen_cfg(loop, &lc, &s->l);
+    s->port = h_listen_filters(loop, h, s->spec, 1, &s->l);
+}
+
+static void server_start(nf_loop_t *loop, server_t *s, nf_tls_ctx_t *ctx)
+{
+    server_start_with(loop, s, ctx, &srv_handler);
 }
 
 /* The client: writes `total` pattern bytes, checks the echo, then ends. */
@@ -184,11 +202,7 @@ static void client_start(nf_loop_t *loop, client_t *cl, nf_tls_ctx_t *ctx, uint1
     cl->seed = (uint32_t)port;
     cl->spec[0].ops = &nf_tls_filter;
     cl->spec[0].config = ctx;
-    nf_connect_config_t cc = {0};
-    cc.host = "127.0.0.1";
-    cc.port = port;
-    cc.handler = &cli_handler;
-    cc.data = cl;
+    nf_connect_config_t cc = h_connect_config("127.0.0.1", port, &cli_handler, cl);
     cc.filters = ctx ? cl->spec : NULL;
     cc.nfilters = ctx ? 1 : 0;
     assert_int_equal(nf_connect(loop, &cc, &cl->c), 0);
@@ -218,7 +232,8 @@ static void echo_version(int maxv, const char *want)
 {
     nf_loop_t *loop = h_loop_new();
     nf_tls_ctx_t *sctx = server_ctx("server");
-    nf_tls_config_t cc = {.ca_file = tc_path(&certs, "ca.pem"), .server_name = "localhost", .max_version = maxv};
+    nf_tls_config_t cc = client_cfg();
+    cc.max_version = maxv;
     nf_tls_ctx_t *cctx = ctx_new(&cc);
     server_t s;
     server_start(loop, &s, sctx);
@@ -234,8 +249,7 @@ static void echo_version(int maxv, const char *want)
     assert_int_equal(srv.reason, NF_CLOSE_LOCAL);
     assert_string_equal(srv.err, "");
     assert_string_equal(cl.s.err, "");
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -259,11 +273,12 @@ static void test_alpn(void **state)
     (void)state;
     nf_loop_t *loop = h_loop_new();
     const char *sp[] = {"h2", "http/1.1", NULL};
-    nf_tls_config_t scfg = {
-        .server = 1, .cert_file = tc_path(&certs, "server.pem"), .key_file = tc_path(&certs, "server.key"), .alpn = sp};
+    nf_tls_config_t scfg = server_cfg();
+    scfg.alpn = sp;
     nf_tls_ctx_t *sctx = ctx_new(&scfg);
     const char *cp[] = {"foo", "http/1.1", NULL};
-    nf_tls_config_t ccfg = {.ca_file = tc_path(&certs, "ca.pem"), .server_name = "localhost", .alpn = cp};
+    nf_tls_config_t ccfg = client_cfg();
+    ccfg.alpn = cp;
     nf_tls_ctx_t *cctx = ctx_new(&ccfg);
     const char *bad[] = {"spdy/1", NULL};
     ccfg.alpn = bad;
@@ -282,8 +297,7 @@ static void test_alpn(void **state)
     H_RUN_UNTIL(loop, cl2.s.closed && srv.closed, 10000);
     expect_fail(&cl2.s, NF_ETLS, "no application protocol");
     expect_fail(&srv, NF_ETLS, "no application protocol");
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
     nf_tls_ctx_free(cbad);
@@ -296,11 +310,9 @@ static void test_sni(void **state)
     (void)state;
     nf_loop_t *loop = h_loop_new();
     nf_tls_cert_t more[] = {{"other.test", tc_path(&certs, "other.pem"), tc_path(&certs, "other.key")}};
-    nf_tls_config_t scfg = {.server = 1,
-                            .cert_file = tc_path(&certs, "server.pem"),
-                            .key_file = tc_path(&certs, "server.key"),
-                            .sni_certs = more,
-                            .nsni_certs = 1};
+    nf_tls_config_t scfg = server_cfg();
+    scfg.sni_certs = more;
+    scfg.nsni_certs = 1;
     nf_tls_ctx_t *sctx = ctx_new(&scfg);
     nf_tls_ctx_t *cctx = client_ctx();
     server_t s;
@@ -317,8 +329,7 @@ static void test_sni(void **state)
     expect_ok(&b);
     assert_string_equal(srv.sni, "localhost");
     assert_non_null(strstr(b.s.subject, "localhost"));
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -329,7 +340,8 @@ static void resume_version(int maxv)
 {
     nf_loop_t *loop = h_loop_new();
     nf_tls_ctx_t *sctx = server_ctx("server");
-    nf_tls_config_t cc = {.ca_file = tc_path(&certs, "ca.pem"), .server_name = "localhost", .max_version = maxv};
+    nf_tls_config_t cc = client_cfg();
+    cc.max_version = maxv;
     nf_tls_ctx_t *cctx = ctx_new(&cc);
     server_t s;
     server_start(loop, &s, sctx);
@@ -345,8 +357,7 @@ static void resume_version(int maxv)
     expect_ok(&b);
     assert_int_equal(b.s.resumed, 1); /* the ticket of the first connection */
     assert_int_equal(srv.resumed, 1);
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -369,19 +380,16 @@ static void test_client_cert(void **state)
 {
     (void)state;
     nf_loop_t *loop = h_loop_new();
-    nf_tls_config_t scfg = {.server = 1,
-                            .cert_file = tc_path(&certs, "server.pem"),
-                            .key_file = tc_path(&certs, "server.key"),
-                            .ca_file = tc_path(&certs, "ca.pem"),
-                            .verify_client = NF_TLS_VERIFY_REQUIRE};
+    nf_tls_config_t scfg = server_cfg();
+    scfg.ca_file = tc_path(&certs, "ca.pem");
+    scfg.verify_client = NF_TLS_VERIFY_REQUIRE;
     nf_tls_ctx_t *sreq = ctx_new(&scfg);
     scfg.verify_client = NF_TLS_VERIFY_REQUEST;
     nf_tls_ctx_t *sopt = ctx_new(&scfg);
     nf_tls_ctx_t *anon = client_ctx();
-    nf_tls_config_t ccfg = {.ca_file = tc_path(&certs, "ca.pem"),
-                            .server_name = "localhost",
-                            .cert_file = tc_path(&certs, "client.pem"),
-                            .key_file = tc_path(&certs, "client.key")};
+    nf_tls_config_t ccfg = client_cfg();
+    ccfg.cert_file = tc_path(&certs, "client.pem");
+    ccfg.key_file = tc_path(&certs, "client.key");
     nf_tls_ctx_t *withcert = ctx_new(&ccfg);
     server_t s;
     client_t a, b, c;
@@ -406,8 +414,7 @@ static void test_client_cert(void **state)
     H_RUN_UNTIL(loop, c.s.closed && srv.closed, 10000);
     expect_ok(&c);
     assert_int_equal(srv.has_cert, 0);
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sreq);
     nf_tls_ctx_free(sopt);
     nf_tls_ctx_free(anon);
@@ -432,8 +439,7 @@ static void bad_server_cert(const char *certname, const char *client_name, const
     expect_fail(&ko.s, NF_ETLS, text);
     expect_ok(&ok);
     nf_listener_close(gs.l, NULL);
-    nf_listener_close(bs.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, bs.l, 5000);
     nf_tls_ctx_free(good);
     nf_tls_ctx_free(bad);
     nf_tls_ctx_free(cctx);
@@ -511,8 +517,7 @@ static void test_garbage(void **state)
     client_start(loop, &ok, cctx, s.port, 100000, NULL);
     H_RUN_UNTIL(loop, ok.s.closed && srv.closed, 10000);
     expect_ok(&ok);
-    nf_listener_close(s.l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -521,13 +526,11 @@ static void test_handshake_timeout(void **state)
 {
     (void)state;
     nf_loop_t *loop = h_loop_new();
-    nf_tls_config_t scfg = {.server = 1,
-                            .cert_file = tc_path(&certs, "server.pem"),
-                            .key_file = tc_path(&certs, "server.key"),
-                            .handshake_timeout_ms = 200};
+    nf_tls_config_t scfg = server_cfg();
+    scfg.handshake_timeout_ms = 200;
     nf_tls_ctx_t *sctx = ctx_new(&scfg);
-    nf_tls_config_t ccfg = {
-        .ca_file = tc_path(&certs, "ca.pem"), .server_name = "localhost", .handshake_timeout_ms = 200};
+    nf_tls_config_t ccfg = client_cfg();
+    ccfg.handshake_timeout_ms = 200;
     nf_tls_ctx_t *cctx = ctx_new(&ccfg);
     server_t s;
     server_start(loop, &s, sctx);
@@ -550,8 +553,7 @@ static void test_handshake_timeout(void **state)
     H_RUN_UNTIL(loop, cl.s.closed, 10000);
     expect_fail(&cl.s, -ETIMEDOUT, "handshake timeout");
     nf_listener_close(s.l, NULL);
-    nf_listener_close(pl, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, pl, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -573,14 +575,11 @@ static void test_reset_mid_write(void **state)
     nf_loop_t *loop = h_loop_new();
     nf_tls_ctx_t *sctx = server_ctx("server");
     nf_tls_ctx_t *cctx = client_ctx();
-    memset(&srv, 0, sizeof srv);
-    nf_filter_spec_t spec[1] = {{&nf_tls_filter, sctx}};
-    nf_listen_config_t lc = {.handler = &stream_handler, .filters = spec, .nfilters = 1};
-    nf_listener_t *l;
-    uint16_t port = h_listen_cfg(loop, &lc, &l);
+    server_t s;
+    server_start_with(loop, &s, sctx, &stream_handler);
     static side_t stream_srv;
     client_t cl;
-    client_start(loop, &cl, cctx, port, 0, NULL);
+    client_start(loop, &cl, cctx, s.port, 0, NULL);
     cl.abort_at = 100000;
     H_RUN_UNTIL(loop, cl.s.closed && srv.closed, 10000);
     stream_srv = srv;
@@ -595,8 +594,7 @@ static void test_reset_mid_write(void **state)
     H_RUN_UNTIL(loop, ok.s.closed && srv.closed, 10000);
     expect_ok(&ok);
     nf_listener_close(s2.l, NULL);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -723,8 +721,7 @@ static void test_flow_slow_reader(void **state)
     print_message("slow reader over TLS: held hwm %zu B, max queued %zu B, writes held %llu, drains %llu\n",
                   push_state.st.held_bytes_hwm, push_state.max_queued, (unsigned long long)push_state.st.writes_held,
                   (unsigned long long)push_state.st.drains);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -752,8 +749,7 @@ static void test_plain_and_tls(void **state)
     assert_string_equal(b.s.version, "plain");
     assert_int_equal(srv.bytes, 600000);
     nf_listener_close(tls_srv.l, NULL);
-    nf_listener_close(plain, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, plain, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }
@@ -805,14 +801,11 @@ static void test_half_close(void **state)
     nf_loop_t *loop = h_loop_new();
     nf_tls_ctx_t *sctx = server_ctx("server");
     nf_tls_ctx_t *cctx = client_ctx();
-    memset(&srv, 0, sizeof srv);
-    nf_filter_spec_t spec[1] = {{&nf_tls_filter, sctx}};
-    nf_listen_config_t lc = {.handler = &hc_srv_handler, .filters = spec, .nfilters = 1};
-    nf_listener_t *l;
-    uint16_t port = h_listen_cfg(loop, &lc, &l);
+    server_t s;
+    server_start_with(loop, &s, sctx, &hc_srv_handler);
     nf_filter_spec_t cspec[1] = {{&nf_tls_filter, cctx}};
     nf_connect_config_t cc = {
-        .host = "127.0.0.1", .port = port, .handler = &hc_cli_handler, .filters = cspec, .nfilters = 1};
+        .host = "127.0.0.1", .port = s.port, .handler = &hc_cli_handler, .filters = cspec, .nfilters = 1};
     nf_conn_t *c;
     assert_int_equal(nf_connect(loop, &cc, &c), 0);
     H_RUN_UNTIL(loop, hc_client_closed && srv.closed, 10000);
@@ -823,8 +816,7 @@ static void test_half_close(void **state)
     assert_int_equal(hc_client_reason, NF_CLOSE_LOCAL);
     assert_int_equal(srv.reason, NF_CLOSE_LOCAL);
     assert_string_equal(srv.err, "");
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, s.l, 5000);
     nf_tls_ctx_free(sctx);
     nf_tls_ctx_free(cctx);
 }

@@ -207,6 +207,15 @@ static nf_udp_t *srv_open(nf_loop_t *loop, srv_t *s, nf_udp_config_t *cfg, const
     return u;
 }
 
+/* The address u is bound to (what the peers send to). */
+static nf_addr_t local_addr(nf_udp_t *u)
+{
+    nf_addr_t a;
+    memset(&a, 0, sizeof a);
+    nf_udp_local_addr(u, &a);
+    return a;
+}
+
 static nf_udp_stats_t ust(nf_udp_t *u)
 {
     nf_udp_stats_t st;
@@ -262,8 +271,7 @@ static void test_echo(void **state)
     nf_udp_t *u = srv_open(loop, &s, NULL, "127.0.0.1");
     print_message("[ info     ] udp: %s\n", nf_udp_features(u));
     check_udp_path(loop, u);
-    nf_addr_t sa;
-    nf_udp_local_addr(u, &sa);
+    nf_addr_t sa = local_addr(u);
     assert_true(nf_addr_port(&sa) != 0);
     int fd = peer_sock(AF_INET, 0);
     enum { N = 200 };
@@ -313,8 +321,7 @@ static void sizes_in(int family)
     cfg.recv_count = 8;
     cfg.rcvbuf = cfg.sndbuf = 1 << 20;
     nf_udp_t *u = srv_open(loop, &s, &cfg, family == AF_INET ? "127.0.0.1" : "::1");
-    nf_addr_t sa;
-    nf_udp_local_addr(u, &sa);
+    nf_addr_t sa = local_addr(u);
     int fd = peer_sock(family, 1 << 20);
     char *big = malloc(max + 1), *back = malloc(max + 1);
     h_pattern_fill(big, max, 0, 77);
@@ -351,8 +358,7 @@ static void test_truncation(void **state)
     nf_udp_config_init(&cfg);
     cfg.recv_size = 100;
     nf_udp_t *u = srv_open(loop, &s, &cfg, NULL);
-    nf_addr_t sa;
-    nf_udp_local_addr(u, &sa);
+    nf_addr_t sa = local_addr(u);
     int fd = peer_sock(AF_INET, 0);
     char buf[300];
     h_pattern_fill(buf, sizeof buf, 0, 5);
@@ -380,8 +386,7 @@ static void test_many_peers(void **state)
     nf_udp_config_init(&cfg);
     cfg.rcvbuf = 1 << 20;
     nf_udp_t *u = srv_open(loop, &s, &cfg, NULL);
-    nf_addr_t sa;
-    nf_udp_local_addr(u, &sa);
+    nf_addr_t sa = local_addr(u);
     enum { P = 256 };
     int fds[P];
     for (int i = 0; i < P; i++) {
@@ -418,8 +423,7 @@ static void test_connected(void **state)
     nf_udp_config_init(&cfg);
     cfg.connect_to = &ba;
     nf_udp_t *u = srv_open(loop, &s, &cfg, NULL);
-    nf_addr_t ua;
-    nf_udp_local_addr(u, &ua);
+    nf_addr_t ua = local_addr(u);
     H_ASSERT_ERR(nf_udp_send(u, "to-b", 4, NULL), 0);
     peer_send(c, &ua, "from-c", 6); /* filtered by the kernel */
     peer_send(b, &ua, "from-b", 6);
@@ -463,8 +467,7 @@ static void test_multicast(void **state)
     nf_udp_config_init(&cfg);
     cfg.reuseaddr = 1;
     nf_udp_t *r = srv_open(loop, &rs, &cfg, "0.0.0.0");
-    nf_addr_t ra;
-    nf_udp_local_addr(r, &ra);
+    nf_addr_t ra = local_addr(r);
     int err = nf_udp_join(r, "239.255.77.1", "127.0.0.1");
     if (err == -ENODEV || err == -EADDRNOTAVAIL || err == -EPERM) {
         nf_udp_close(r);
@@ -623,8 +626,7 @@ static void test_flood_rate(void **state)
     cfg.peer_rate = 50;
     cfg.peer_burst = 20;
     nf_udp_t *u = srv_open(loop, &s, &cfg, NULL);
-    nf_addr_t sa;
-    nf_udp_local_addr(u, &sa);
+    nf_addr_t sa = local_addr(u);
     int flood = peer_sock(AF_INET, 4 << 20), polite = peer_sock(AF_INET, 0);
     enum { F = 2000, P = 10 };
     char b[64] = "flood";
@@ -668,8 +670,7 @@ static void test_peer_idle(void **state)
     nf_udp_config_init(&cfg);
     cfg.peer_idle_ms = 100;
     nf_udp_t *u = srv_open(loop, &s, &cfg, NULL);
-    nf_addr_t sa;
-    nf_udp_local_addr(u, &sa);
+    nf_addr_t sa = local_addr(u);
     int a = peer_sock(AF_INET, 0), b = peer_sock(AF_INET, 0);
     nf_addr_t aa = sock_addr(a), ba = sock_addr(b);
     peer_send(a, &sa, "a", 1);
@@ -722,8 +723,7 @@ static void test_ipv6(void **state)
     nf_loop_t *loop = mk_loop();
     srv_t s = {.echo = 1};
     nf_udp_t *u = srv_open(loop, &s, NULL, "::1");
-    nf_addr_t sa;
-    nf_udp_local_addr(u, &sa);
+    nf_addr_t sa = local_addr(u);
     assert_int_equal(sa.u.sa.sa_family, AF_INET6);
     int fd = peer_sock(AF_INET6, 0);
     peer_send(fd, &sa, "six", 3);
@@ -807,8 +807,7 @@ static void test_close_in_callback(void **state)
     cfg.data = &s;
     nf_udp_t *u;
     H_ASSERT_ERR(nf_udp_open(loop, &cfg, &u), 0);
-    nf_addr_t sa;
-    nf_udp_local_addr(u, &sa);
+    nf_addr_t sa = local_addr(u);
     int fd = peer_sock(AF_INET, 0);
     for (int i = 0; i < 50; i++)
         peer_send(fd, &sa, "x", 1);
@@ -847,8 +846,7 @@ static void test_small_ring(void **state)
     cfg.recv_count = 4;
     cfg.rcvbuf = 4 << 20;
     nf_udp_t *u = srv_open(loop, &s, &cfg, NULL);
-    nf_addr_t sa;
-    nf_udp_local_addr(u, &sa);
+    nf_addr_t sa = local_addr(u);
     int fd = peer_sock(AF_INET, 4 << 20);
     enum { N = 500 };
     for (int i = 0; i < N; i++)

@@ -97,9 +97,7 @@ static const nf_conn_handler_t srv_handler = {
 /* The server (oob_inline as given) and one plain peer, accepted. */
 static h_fixture_t start(int oob_inline)
 {
-    nf_listen_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.handler = &srv_handler;
+    nf_listen_config_t cfg = h_listen_config(&srv_handler, NULL);
     cfg.oob_inline = oob_inline;
     h_fixture_t f;
     h_fixture_open(&f, &cfg);
@@ -267,16 +265,14 @@ static void test_send_urgent_closing(void **state)
 {
     (void)state;
     reset_g();
-    nf_loop_t *loop = h_loop_new();
-    nf_listener_t *l;
-    uint16_t port = h_listen(loop, NULL, &closing_handler, NULL, &l);
-    int fd = h_tcp_connect("127.0.0.1", port);
-    assert_true(fd >= 0);
+    h_fixture_t f;
+    h_fixture_start(&f, &closing_handler, NULL);
+    nf_loop_t *loop = f.loop;
+    int fd = f.fd;
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
     H_ASSERT_ERR(g.send_rc, NF_ECLOSED);
     close(fd);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_fixture_finish(&f, 3000);
 }
 
 /* ---- netframe to netframe ------------------------------------------------------- */
@@ -326,11 +322,7 @@ static void test_nf_to_nf(void **state)
     nf_loop_t *loop = h_loop_new();
     nf_listener_t *l;
     uint16_t port = h_listen(loop, NULL, &srv_handler, NULL, &l);
-    nf_connect_config_t cc;
-    memset(&cc, 0, sizeof cc);
-    cc.host = "127.0.0.1";
-    cc.port = port;
-    cc.handler = &cli_handler;
+    nf_connect_config_t cc = h_connect_config("127.0.0.1", port, &cli_handler, NULL);
     cc.oob_inline = 1;
     nf_conn_t *c = NULL;
     H_ASSERT_ERR(nf_connect(loop, &cc, &c), 0);
@@ -355,8 +347,7 @@ static void test_nf_to_nf(void **state)
     H_RUN_UNTIL(loop, gc.closed == 1 && g.closed == 1, 3000);
     H_ASSERT_ERR(gc.reason, NF_CLOSE_LOCAL);
     H_ASSERT_ERR(g.reason, NF_EOF);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 3000);
+    h_listener_finish(loop, l, 3000);
 }
 
 int main(void)

@@ -215,11 +215,13 @@ static void flood_until_paused(nf_loop_t *loop, peer_t *p)
              (unsigned long long)p->sent);
 }
 
-static nf_loop_t *server(nf_listen_config_t *cfg, uint16_t *port, nf_listener_t **l)
+/* A new loop, a listener with cfg and the test's handler, and the peer p
+ * connected to it (not yet accepted). */
+static nf_loop_t *server(nf_listen_config_t *cfg, nf_listener_t **l, peer_t *p)
 {
     nf_loop_t *loop = h_loop_new();
     cfg->handler = &handler;
-    *port = h_listen_cfg(loop, cfg, l);
+    peer_connect(p, h_listen_cfg(loop, cfg, l));
     return loop;
 }
 
@@ -228,8 +230,7 @@ static void finish(nf_loop_t *loop, nf_listener_t *l, peer_t *p)
     if (p->fd >= 0)
         close(p->fd);
     H_RUN_UNTIL(loop, g.closed == 1, 5000);
-    nf_listener_close(l, NULL);
-    h_loop_finish(loop, 5000);
+    h_listener_finish(loop, l, 5000);
 }
 
 /* ---- backpressure --------------------------------------------------------- */
@@ -257,11 +258,9 @@ static void test_pause_and_resume(void **state)
     (void)state;
     reset_g();
     nf_listen_config_t cfg = {.write_high_water = HIGH, .write_low_water = LOW};
-    uint16_t port;
     nf_listener_t *l;
-    nf_loop_t *loop = server(&cfg, &port, &l);
     peer_t p;
-    peer_connect(&p, port);
+    nf_loop_t *loop = server(&cfg, &l, &p);
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
 
     flood_until_paused(loop, &p);
@@ -290,11 +289,9 @@ static void test_default_bound(void **state)
     (void)state;
     reset_g();
     nf_listen_config_t cfg = {0};
-    uint16_t port;
     nf_listener_t *l;
-    nf_loop_t *loop = server(&cfg, &port, &l);
     peer_t p;
-    peer_connect(&p, port);
+    nf_loop_t *loop = server(&cfg, &l, &p);
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     flood_until_paused(loop, &p);
     assert_true(g.max_queued > NF_WRITE_HIGH_DEFAULT);
@@ -311,11 +308,9 @@ static void test_pause_off(void **state)
     (void)state;
     reset_g();
     nf_listen_config_t cfg = {.write_high_water = NF_WRITE_LIMIT_OFF};
-    uint16_t port;
     nf_listener_t *l;
-    nf_loop_t *loop = server(&cfg, &port, &l);
     peer_t p;
-    peer_connect(&p, port);
+    nf_loop_t *loop = server(&cfg, &l, &p);
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     uint64_t deadline = h_now_ms() + 10000;
     while (g.echoed < TOTAL && h_now_ms() < deadline)
@@ -333,11 +328,9 @@ static void ceiling_run(nf_listen_config_t *cfg, size_t expect_max)
     reset_g();
     g.broadcast = 1;
     g.chunk = 16384;
-    uint16_t port;
     nf_listener_t *l;
-    nf_loop_t *loop = server(cfg, &port, &l);
     peer_t p;
-    peer_connect(&p, port);
+    nf_loop_t *loop = server(cfg, &l, &p);
     H_RUN_UNTIL(loop, g.closed == 1, 10000);
     H_ASSERT_ERR(g.write_err, NF_EWQFULL);
     H_ASSERT_ERR(g.reason, NF_EWQFULL);
@@ -376,11 +369,9 @@ static void test_ceiling_off_setter(void **state)
     g.chunk = 65536;
     g.set_limits = 1; /* everything off */
     nf_listen_config_t cfg = {0};
-    uint16_t port;
     nf_listener_t *l;
-    nf_loop_t *loop = server(&cfg, &port, &l);
     peer_t p;
-    peer_connect(&p, port);
+    nf_loop_t *loop = server(&cfg, &l, &p);
     H_RUN_UNTIL(loop, g.written > NF_WRITE_MAX_DEFAULT + 4 * 1024 * 1024, 20000);
     assert_int_equal(g.set_rc, 0);
     assert_int_equal(g.closed, 0);
@@ -400,11 +391,9 @@ static void test_setter(void **state)
     g.sl_low = 0; /* resume only once empty */
     g.sl_max = 0;
     nf_listen_config_t cfg = {0};
-    uint16_t port;
     nf_listener_t *l;
-    nf_loop_t *loop = server(&cfg, &port, &l);
     peer_t p;
-    peer_connect(&p, port);
+    nf_loop_t *loop = server(&cfg, &l, &p);
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     assert_int_equal(g.set_rc, 0);
     H_ASSERT_ERR(nf_conn_set_write_limits(g.c, 1000, 1000, 0), -EINVAL);
@@ -450,12 +439,11 @@ static void test_bad_config(void **state)
 
 /* ---- the program's read control and the automatic pause ----------------------- */
 
-static nf_loop_t *paused_server(uint16_t *port, nf_listener_t **l, peer_t *p)
+static nf_loop_t *paused_server(nf_listener_t **l, peer_t *p)
 {
     reset_g();
     nf_listen_config_t cfg = {.write_high_water = HIGH, .write_low_water = LOW};
-    nf_loop_t *loop = server(&cfg, port, l);
-    peer_connect(p, *port);
+    nf_loop_t *loop = server(&cfg, l, p);
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     flood_until_paused(loop, p);
     return loop;
@@ -473,10 +461,9 @@ static void drain(nf_loop_t *loop, peer_t *p)
 static void test_read_stop_during_pause(void **state)
 {
     (void)state;
-    uint16_t port;
     nf_listener_t *l;
     peer_t p;
-    nf_loop_t *loop = paused_server(&port, &l, &p);
+    nf_loop_t *loop = paused_server(&l, &p);
     assert_int_equal(nf_conn_read_stop(g.c), 0);
     int reads = g.reads;
     drain(loop, &p);
@@ -491,10 +478,9 @@ static void test_read_stop_during_pause(void **state)
 static void test_read_start_during_pause(void **state)
 {
     (void)state;
-    uint16_t port;
     nf_listener_t *l;
     peer_t p;
-    nf_loop_t *loop = paused_server(&port, &l, &p);
+    nf_loop_t *loop = paused_server(&l, &p);
     int reads = g.reads;
     assert_int_equal(nf_conn_read_start(g.c), 0); /* the program holds nothing */
     pump(loop, &p, 200, TOTAL, 0);
@@ -512,10 +498,9 @@ static void test_read_start_during_pause(void **state)
 static void test_read_once_during_pause(void **state)
 {
     (void)state;
-    uint16_t port;
     nf_listener_t *l;
     peer_t p;
-    nf_loop_t *loop = paused_server(&port, &l, &p);
+    nf_loop_t *loop = paused_server(&l, &p);
     assert_int_equal(nf_conn_read_stop(g.c), 0);
     int reads = g.reads;
     assert_int_equal(nf_conn_read_once(g.c), 0);
@@ -534,10 +519,9 @@ static void test_read_once_during_pause(void **state)
 static void test_eof_during_pause(void **state)
 {
     (void)state;
-    uint16_t port;
     nf_listener_t *l;
     peer_t p;
-    nf_loop_t *loop = paused_server(&port, &l, &p);
+    nf_loop_t *loop = paused_server(&l, &p);
     uint64_t sent = p.sent;
     shutdown(p.fd, SHUT_WR);
     pump(loop, &p, 100, 0, 0);
@@ -564,11 +548,9 @@ static void test_flow_filter_unchanged(void **state)
     static const nf_flow_config_t fc = {.policy = NF_FLOW_DROP_OLDEST};
     nf_filter_spec_t filters[] = {{&nf_flow_filter, &fc}};
     nf_listen_config_t cfg = {.filters = filters, .nfilters = 1, .write_max = 2 * 1024 * 1024};
-    uint16_t port;
     nf_listener_t *l;
-    nf_loop_t *loop = server(&cfg, &port, &l);
     peer_t p;
-    peer_connect(&p, port);
+    nf_loop_t *loop = server(&cfg, &l, &p);
     /* far past the transport's ceiling: the flow filter holds and drops */
     H_RUN_UNTIL(loop, g.written > 16u * 1024 * 1024, 20000);
     assert_int_equal(g.closed, 0);

@@ -114,19 +114,11 @@ typedef struct expect {
 } expect_t;
 
 typedef struct cli {
-    int opened, closed;
-    unsigned code;
-    int error;
+    h_ws_end_t end; /* first: h_ws_end_open/close record here */
     expect_t exp[64];
     int nexp, got;
     char fail[256];
 } cli_t;
-
-static void c_open(nf_ws_conn_t *ws)
-{
-    cli_t *c = nf_ws_conn_get_data(ws);
-    c->opened++;
-}
 
 static void c_message(nf_ws_conn_t *ws, unsigned op, const char *data, size_t len)
 {
@@ -141,16 +133,8 @@ static void c_message(nf_ws_conn_t *ws, unsigned op, const char *data, size_t le
                  e->op, e->len, e->len == len ? " (content differs)" : "");
 }
 
-static void c_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
-{
-    (void)reason, (void)rlen;
-    cli_t *c = nf_ws_conn_get_data(ws);
-    c->closed++;
-    c->code = code;
-    c->error = nf_ws_conn_error(ws);
-}
-
-static const nf_ws_handler_t c_handler = {.on_open = c_open, .on_message = c_message, .on_close = c_close};
+static const nf_ws_handler_t c_handler = {
+    .on_open = h_ws_end_open, .on_message = c_message, .on_close = h_ws_end_close};
 
 static nf_ws_conn_t *connect_client(nf_loop_t *loop, uint16_t port, const char *path, int deflate, size_t fragment,
                                     cli_t *c)
@@ -191,8 +175,8 @@ static void run_echo(const char *path, int deflate, size_t fragment)
     cli_t c;
     memset(&c, 0, sizeof c);
     nf_ws_conn_t *ws = connect_client(loop, port, path, deflate, fragment, &c);
-    H_RUN_UNTIL(loop, c.opened == 1 || c.closed, 5000);
-    assert_int_equal(c.opened, 1);
+    H_RUN_UNTIL(loop, c.end.opened == 1 || c.end.closed, 5000);
+    assert_int_equal(c.end.opened, 1);
     assert_int_equal(nf_ws_conn_deflate(ws), deflate);
     assert_string_equal(nf_ws_conn_path(ws), path);
     for (size_t i = 0; i < N_LENS; i++) {
@@ -209,16 +193,16 @@ static void run_echo(const char *path, int deflate, size_t fragment)
     H_ASSERT_ERR(nf_ws_send_fragment(ws, NF_WS_OP_CONT, part + 2000, 1000, 1), NF_WRITE_OK);
     c.exp[c.nexp++] = (expect_t){NF_WS_OP_BINARY, sizeof part, 77};
 
-    H_RUN_UNTIL(loop, c.got == c.nexp || c.closed || c.fail[0], 20000);
+    H_RUN_UNTIL(loop, c.got == c.nexp || c.end.closed || c.fail[0], 20000);
     if (c.fail[0])
         fail_msg("%s", c.fail);
-    assert_int_equal(c.closed, 0);
+    assert_int_equal(c.end.closed, 0);
 
     H_ASSERT_ERR(nf_ws_close(ws, NF_WS_CLOSE_NORMAL, "done", 4), 0);
     H_ASSERT_ERR(nf_ws_send(ws, NF_WS_OP_TEXT, "late", 4), NF_ECLOSED);
-    H_RUN_UNTIL(loop, c.closed == 1 && srv.closed == 1, 5000);
-    assert_int_equal(c.code, 1000);
-    H_ASSERT_ERR(c.error, 0);
+    H_RUN_UNTIL(loop, c.end.closed == 1 && srv.closed == 1, 5000);
+    assert_int_equal(c.end.code, 1000);
+    H_ASSERT_ERR(c.end.error, 0);
     assert_int_equal(srv.last_code, 1000);
     H_ASSERT_ERR(srv.last_error, 0);
     h_ws_server_stop(loop, s, NF_WS_CLOSE_GOING_AWAY);
@@ -243,15 +227,15 @@ static void test_server_close_going_away(void **state)
     memset(c, 0, sizeof c);
     for (int i = 0; i < 3; i++)
         connect_client(loop, port, "/echo", 0, 0, &c[i]);
-    H_RUN_UNTIL(loop, c[0].opened && c[1].opened && c[2].opened, 5000);
+    H_RUN_UNTIL(loop, c[0].end.opened && c[1].end.opened && c[2].end.opened, 5000);
     assert_int_equal(nf_ws_server_conns(s), 3);
     server_closed = 0;
     nf_ws_server_close(s, NF_WS_CLOSE_GOING_AWAY, on_server_closed);
-    H_RUN_UNTIL(loop, server_closed && c[0].closed && c[1].closed && c[2].closed, 5000);
+    H_RUN_UNTIL(loop, server_closed && c[0].end.closed && c[1].end.closed && c[2].end.closed, 5000);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(c[i].closed, 1);
-        assert_int_equal(c[i].code, 1001);
-        H_ASSERT_ERR(c[i].error, 0);
+        assert_int_equal(c[i].end.closed, 1);
+        assert_int_equal(c[i].end.code, 1001);
+        H_ASSERT_ERR(c[i].end.error, 0);
     }
     h_loop_finish(loop, 5000);
 }
@@ -268,13 +252,13 @@ static void test_client_failures(void **state)
     memset(&c2, 0, sizeof c2);
     connect_client(loop, h_closed_port(), "/echo", 0, 0, &c1);
     connect_client(loop, port, "/nowhere", 0, 0, &c2); /* 404 */
-    H_RUN_UNTIL(loop, c1.closed && c2.closed, 5000);
-    assert_int_equal(c1.opened, 0);
-    assert_int_equal(c1.code, 1006);
-    H_ASSERT_ERR(c1.error, -ECONNREFUSED);
-    assert_int_equal(c2.opened, 0);
-    assert_int_equal(c2.code, 1006);
-    H_ASSERT_ERR(c2.error, NF_EWS_HANDSHAKE);
+    H_RUN_UNTIL(loop, c1.end.closed && c2.end.closed, 5000);
+    assert_int_equal(c1.end.opened, 0);
+    assert_int_equal(c1.end.code, 1006);
+    H_ASSERT_ERR(c1.end.error, -ECONNREFUSED);
+    assert_int_equal(c2.end.opened, 0);
+    assert_int_equal(c2.end.code, 1006);
+    H_ASSERT_ERR(c2.end.error, NF_EWS_HANDSHAKE);
     nf_ws_client_config_t bad = {.handler = &c_handler};
     nf_ws_conn_t *ws;
     H_ASSERT_ERR(nf_ws_connect(loop, "http://127.0.0.1/", &bad, &ws), -EINVAL);
@@ -379,8 +363,7 @@ static void *raw_peer(void *arg)
 out:
     close(fd);
 done:
-    atomic_store(&rc->res.done, 1);
-    return NULL;
+    return h_peer_done(&rc->res);
 }
 
 /* Frames a client would send: masked with a zero key, so payload bytes go
@@ -428,7 +411,7 @@ static void test_bad_input(void **state)
     cli_t good;
     memset(&good, 0, sizeof good);
     nf_ws_conn_t *gws = connect_client(loop, port, "/echo", 0, 0, &good);
-    H_RUN_UNTIL(loop, good.opened == 1, 5000);
+    H_RUN_UNTIL(loop, good.end.opened == 1, 5000);
 
     static char big_req[12000];
     snprintf(big_req, sizeof big_req,
@@ -537,16 +520,16 @@ static void test_bad_input(void **state)
         }
         /* the good connection still echoes */
         send_expect(gws, &good, NF_WS_OP_TEXT, 100 + i, (uint32_t)(1000 + i));
-        H_RUN_UNTIL(loop, good.got == good.nexp || good.closed, 5000);
+        H_RUN_UNTIL(loop, good.got == good.nexp || good.end.closed, 5000);
         if (good.fail[0])
             fail_msg("%s", good.fail);
-        assert_int_equal(good.closed, 0);
+        assert_int_equal(good.end.closed, 0);
     }
     assert_int_equal(srv.opened - opened_before, 12);
     H_RUN_UNTIL(loop, nf_ws_server_conns(s) == 1, 5000);
     nf_ws_close(gws, NF_WS_CLOSE_NORMAL, NULL, 0);
-    H_RUN_UNTIL(loop, good.closed, 5000);
-    assert_int_equal(good.code, 1000);
+    H_RUN_UNTIL(loop, good.end.closed, 5000);
+    assert_int_equal(good.end.code, 1000);
     h_ws_server_stop(loop, s, 0);
     h_loop_finish(loop, 5000);
 }
@@ -631,18 +614,18 @@ static void test_keepalive(void **state)
     nf_ws_server_t *s = start_server(loop, 0, 0, &port);
     cli_t c;
     memset(&c, 0, sizeof c);
-    static const nf_ws_handler_t kh = {.on_open = c_open, .on_pong = k_pong, .on_close = c_close};
+    static const nf_ws_handler_t kh = {.on_open = h_ws_end_open, .on_pong = k_pong, .on_close = h_ws_end_close};
     nf_ws_client_config_t cfg = {.handler = &kh, .data = &c, .opts = {.ping_interval_ms = 50, .idle_timeout_ms = 2000}};
     char url[64];
     snprintf(url, sizeof url, "ws://127.0.0.1:%u/echo", port);
     pongs = 0;
     H_ASSERT_ERR(nf_ws_connect(loop, url, &cfg, NULL), 0);
     H_RUN_UNTIL(loop, pongs >= 3, 3000);
-    assert_int_equal(c.closed, 0);
+    assert_int_equal(c.end.closed, 0);
     server_closed = 0;
     nf_ws_server_close(s, NF_WS_CLOSE_GOING_AWAY, on_server_closed);
-    H_RUN_UNTIL(loop, c.closed == 1 && server_closed, 5000);
-    assert_int_equal(c.code, 1001);
+    H_RUN_UNTIL(loop, c.end.closed == 1 && server_closed, 5000);
+    assert_int_equal(c.end.code, 1001);
     h_loop_finish(loop, 5000);
 
     /* idle timeout on the server side */
@@ -687,7 +670,7 @@ static void test_flow_below(void **state)
     nf_ws_client_config_t ccfg = {.connect = {.filters = flow, .nfilters = 1}, .handler = &c_handler, .data = &c};
     nf_ws_conn_t *ws;
     H_ASSERT_ERR(nf_ws_connect(loop, url, &ccfg, &ws), 0);
-    H_RUN_UNTIL(loop, c.opened, 5000);
+    H_RUN_UNTIL(loop, c.end.opened, 5000);
     assert_non_null(nf_conn_filter(nf_ws_conn_tcp(ws), &nf_flow_filter));
     static char blob[20000];
     int held = 0, dropped = 0;
@@ -700,8 +683,8 @@ static void test_flow_below(void **state)
     assert_true(held > 0);
     assert_true(dropped > 0);
     nf_ws_abort(ws);
-    H_RUN_UNTIL(loop, c.closed, 5000);
-    assert_int_equal(c.code, 1006);
+    H_RUN_UNTIL(loop, c.end.closed, 5000);
+    assert_int_equal(c.end.code, 1006);
     h_ws_server_stop(loop, s, NF_WS_CLOSE_GOING_AWAY);
     h_loop_finish(loop, 5000);
 }

@@ -81,14 +81,11 @@ static void stop_server(nf_loop_t *loop, nf_ws_server_t *s)
 /* ---- client ------------------------------------------------------------------ */
 
 typedef struct cli {
-    int opened, closed, got;
-    unsigned code;
-    int error, http_status;
+    h_ws_end_t end; /* first: h_ws_end_open/close record here */
+    int got, http_status;
     char last[80000];
     size_t last_len;
 } cli_t;
-
-static void c_open(nf_ws_conn_t *ws) { ((cli_t *)nf_ws_conn_get_data(ws))->opened++; }
 
 static void c_message(nf_ws_conn_t *ws, unsigned op, const char *data, size_t len)
 {
@@ -102,15 +99,12 @@ static void c_message(nf_ws_conn_t *ws, unsigned op, const char *data, size_t le
 
 static void c_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
 {
-    (void)reason, (void)rlen;
     cli_t *c = nf_ws_conn_get_data(ws);
-    c->closed++;
-    c->code = code;
-    c->error = nf_ws_conn_error(ws);
     c->http_status = nf_ws_conn_http_status(ws); /* ws is gone after this call */
+    h_ws_end_close(ws, code, reason, rlen);
 }
 
-static const nf_ws_handler_t c_handler = {.on_open = c_open, .on_message = c_message, .on_close = c_close};
+static const nf_ws_handler_t c_handler = {.on_open = h_ws_end_open, .on_message = c_message, .on_close = c_close};
 
 static nf_ws_conn_t *connect_hixie(nf_loop_t *loop, uint16_t port, cli_t *c, const char *const *protos)
 {
@@ -132,7 +126,7 @@ static void echo_one(nf_loop_t *loop, nf_ws_conn_t *ws, cli_t *c, const char *te
 {
     int before = c->got;
     H_ASSERT_ERR(nf_ws_send(ws, NF_WS_OP_TEXT, text, len), NF_WRITE_OK);
-    H_RUN_UNTIL(loop, c->got == before + 1 || c->closed, 5000);
+    H_RUN_UNTIL(loop, c->got == before + 1 || c->end.closed, 5000);
     assert_int_equal(c->got, before + 1);
     assert_int_equal(c->last_len, len);
     assert_memory_equal(c->last, text, len);
@@ -148,8 +142,8 @@ static void test_client_server(void **state)
     memset(&c, 0, sizeof c);
     static const char *const protos[] = {"sample", NULL};
     nf_ws_conn_t *ws = connect_hixie(loop, port, &c, protos);
-    H_RUN_UNTIL(loop, c.opened || c.closed, 5000);
-    assert_int_equal(c.opened, 1);
+    H_RUN_UNTIL(loop, c.end.opened || c.end.closed, 5000);
+    assert_int_equal(c.end.opened, 1);
     assert_int_equal(nf_ws_conn_version(ws), 76);
     assert_int_equal(srv.version, 76);
     assert_string_equal(nf_ws_conn_subprotocol(ws), "sample");
@@ -167,9 +161,9 @@ static void test_client_server(void **state)
     H_ASSERT_ERR(nf_ws_send_fragment(ws, NF_WS_OP_TEXT, "x", 1, 0), -EINVAL);
     /* the closing handshake: 0xFF 0x00 both ways; no codes in draft 76 */
     H_ASSERT_ERR(nf_ws_close(ws, NF_WS_CLOSE_NORMAL, NULL, 0), 0);
-    H_RUN_UNTIL(loop, c.closed && srv.closed, 5000);
-    assert_int_equal(c.code, NF_WS_CLOSE_NO_STATUS);
-    assert_int_equal(c.error, 0);
+    H_RUN_UNTIL(loop, c.end.closed && srv.closed, 5000);
+    assert_int_equal(c.end.code, NF_WS_CLOSE_NO_STATUS);
+    assert_int_equal(c.end.error, 0);
     assert_int_equal(srv.last_code, NF_WS_CLOSE_NO_STATUS);
     assert_int_equal(srv.last_error, 0);
     H_RUN_UNTIL(loop, nf_ws_server_conns(s) == 0, 5000);
@@ -181,10 +175,10 @@ static void test_client_server(void **state)
     s = start_server(loop, 0, 0, 0, &port);
     memset(&c, 0, sizeof c);
     ws = connect_hixie(loop, port, &c, NULL);
-    H_RUN_UNTIL(loop, c.closed, 5000);
-    assert_int_equal(c.opened, 0);
-    assert_int_equal(c.code, NF_WS_CLOSE_ABNORMAL);
-    H_ASSERT_ERR(c.error, NF_EWS_HANDSHAKE);
+    H_RUN_UNTIL(loop, c.end.closed, 5000);
+    assert_int_equal(c.end.opened, 0);
+    assert_int_equal(c.end.code, NF_WS_CLOSE_ABNORMAL);
+    H_ASSERT_ERR(c.end.error, NF_EWS_HANDSHAKE);
     assert_int_equal(c.http_status, 426);
     stop_server(loop, s);
 }
@@ -241,8 +235,7 @@ static void *raw_peer(void *arg)
     }
     close(fd);
 done:
-    atomic_store(&r->res.done, 1);
-    return NULL;
+    return h_peer_done(&r->res);
 }
 
 static void run_raw(nf_loop_t *loop, raw_t *r)
@@ -337,7 +330,7 @@ static void test_bad_input(void **state)
     static cli_t good;
     memset(&good, 0, sizeof good);
     nf_ws_conn_t *gws = connect_hixie(loop, port, &good, NULL);
-    H_RUN_UNTIL(loop, good.opened, 5000);
+    H_RUN_UNTIL(loop, good.end.opened, 5000);
 
     static unsigned char oversized[2000], noterm[2000];
     size_t ol = 0;
@@ -426,9 +419,9 @@ static void test_bad_input(void **state)
         int ml = snprintf(msg, sizeof msg, "still here %zu", i);
         echo_one(loop, gws, &good, msg, (size_t)ml);
     }
-    assert_int_equal(good.closed, 0);
+    assert_int_equal(good.end.closed, 0);
     stop_server(loop, s);
-    assert_int_equal(good.closed, 1);
+    assert_int_equal(good.end.closed, 1);
 }
 
 /* Hixie-76 off (the default): a Hixie-76 request is answered 426 listing
@@ -508,8 +501,7 @@ static void *rawsrv_main(void *arg)
 out:
     if (fd >= 0)
         close(fd);
-    atomic_store(&r->res.done, 1);
-    return NULL;
+    return h_peer_done(&r->res);
 }
 
 static void client_vs_raw(int mode)
@@ -526,21 +518,21 @@ static void client_vs_raw(int mode)
     nf_ws_client_config_t cfg = {
         .handler = &c_handler, .data = &c, .version = 76, .opts = {.handshake_timeout_ms = 300}};
     H_ASSERT_ERR(nf_ws_connect(loop, url, &cfg, NULL), 0);
-    H_RUN_UNTIL(loop, c.closed && atomic_load(&r.res.done), 10000);
+    H_RUN_UNTIL(loop, c.end.closed && atomic_load(&r.res.done), 10000);
     h_thread_join(t, 5000);
     H_ASSERT_PEER_OK(&r.res);
     if (mode == 0) {
-        assert_int_equal(c.opened, 1);
+        assert_int_equal(c.end.opened, 1);
         assert_int_equal(c.got, 1);
         assert_int_equal(c.last_len, 2);
         assert_memory_equal(c.last, "hi", 2);
-        assert_int_equal(c.code, NF_WS_CLOSE_NO_STATUS);
-        assert_int_equal(c.error, 0);
+        assert_int_equal(c.end.code, NF_WS_CLOSE_NO_STATUS);
+        assert_int_equal(c.end.error, 0);
         assert_true(r.closing_seen);
     } else {
-        assert_int_equal(c.opened, 0);
-        assert_int_equal(c.code, NF_WS_CLOSE_ABNORMAL);
-        H_ASSERT_ERR(c.error, mode == 1 ? NF_EWS_HANDSHAKE : -ETIMEDOUT);
+        assert_int_equal(c.end.opened, 0);
+        assert_int_equal(c.end.code, NF_WS_CLOSE_ABNORMAL);
+        H_ASSERT_ERR(c.end.error, mode == 1 ? NF_EWS_HANDSHAKE : -ETIMEDOUT);
     }
     close(r.lfd);
     h_loop_finish(loop, 5000);

@@ -196,8 +196,7 @@ static void *peer_main(void *arg)
 out:
     close(fd);
 done:
-    atomic_store(&p->res.done, 1);
-    return NULL;
+    return h_peer_done(&p->res);
 }
 
 static void run_policy(nf_flow_policy_t policy)

@@ -475,12 +475,10 @@ static void test_server_too_large(void **state)
 /* ---- client side ------------------------------------------------------- */
 
 typedef struct cli {
-    int opened, closed, msgs, bad;
-    unsigned code;
-    int error;
+    h_ws_end_t end; /* first: h_ws_end_open/close record here */
+    int msgs, bad;
 } cli_t;
 
-static void c_open(nf_ws_conn_t *ws) { ((cli_t *)nf_ws_conn_get_data(ws))->opened++; }
 static void c_message(nf_ws_conn_t *ws, unsigned op, const char *data, size_t len)
 {
     cli_t *c = nf_ws_conn_get_data(ws);
@@ -492,15 +490,8 @@ static void c_message(nf_ws_conn_t *ws, unsigned op, const char *data, size_t le
         c->bad++;
     }
 }
-static void c_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t rlen)
-{
-    (void)reason, (void)rlen;
-    cli_t *c = nf_ws_conn_get_data(ws);
-    c->closed++;
-    c->code = code;
-    c->error = nf_ws_conn_error(ws);
-}
-static const nf_ws_handler_t c_handler = {.on_open = c_open, .on_message = c_message, .on_close = c_close};
+static const nf_ws_handler_t c_handler = {
+    .on_open = h_ws_end_open, .on_message = c_message, .on_close = h_ws_end_close};
 
 static int listen_raw(uint16_t *port)
 {
@@ -629,18 +620,18 @@ static void client_cuts(int version, int tls, size_t max_header, size_t pad_to, 
         pump(loop);
         peer_send(&p, msg + cut, n - cut); /* may fail when the client refuses */
         if (expect_ok) {
-            H_RUN_UNTIL(loop, c.msgs == 1 + SMALLS || c.closed, 10000);
-            if (c.opened != 1 || c.msgs != 1 + SMALLS || c.bad || c.closed)
-                fail_msg("%s, cut %zu: opened %d, %d messages, %d bad, closed %d (%u, %s)", what, cut, c.opened, c.msgs,
-                         c.bad, c.closed, c.code, nf_err_name(c.error));
+            H_RUN_UNTIL(loop, c.msgs == 1 + SMALLS || c.end.closed, 10000);
+            if (c.end.opened != 1 || c.msgs != 1 + SMALLS || c.bad || c.end.closed)
+                fail_msg("%s, cut %zu: opened %d, %d messages, %d bad, closed %d (%u, %s)", what, cut, c.end.opened,
+                         c.msgs, c.bad, c.end.closed, c.end.code, nf_err_name(c.end.error));
         } else {
-            H_RUN_UNTIL(loop, c.closed, 10000);
-            if (c.opened || c.msgs || c.code != 1006 || c.error != NF_EWS_HANDSHAKE)
-                fail_msg("%s, cut %zu: opened %d, %d messages, close %u (%s)", what, cut, c.opened, c.msgs, c.code,
-                         nf_err_name(c.error));
+            H_RUN_UNTIL(loop, c.end.closed, 10000);
+            if (c.end.opened || c.msgs || c.end.code != 1006 || c.end.error != NF_EWS_HANDSHAKE)
+                fail_msg("%s, cut %zu: opened %d, %d messages, close %u (%s)", what, cut, c.end.opened, c.msgs,
+                         c.end.code, nf_err_name(c.end.error));
         }
         peer_close(&p); /* the client sees EOF (or its close goes unanswered) */
-        H_RUN_UNTIL(loop, c.closed, 10000);
+        H_RUN_UNTIL(loop, c.end.closed, 10000);
     }
     close(lfd);
     h_loop_finish(loop, 5000);

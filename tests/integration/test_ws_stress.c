@@ -88,26 +88,10 @@ static void *rawsrv_main(void *arg)
 out:
     close(fd);
 done:
-    atomic_store(&r->res.done, 1);
-    return NULL;
+    return h_peer_done(&r->res);
 }
 
-typedef struct cli {
-    int opened, closed;
-    unsigned code;
-    int error;
-} cli_t;
-
-static void c_open(nf_ws_conn_t *ws) { ((cli_t *)nf_ws_conn_get_data(ws))->opened++; }
-static void c_close(nf_ws_conn_t *ws, unsigned code, const char *r, size_t rl)
-{
-    (void)r, (void)rl;
-    cli_t *c = nf_ws_conn_get_data(ws);
-    c->closed++;
-    c->code = code;
-    c->error = nf_ws_conn_error(ws);
-}
-static const nf_ws_handler_t c_h = {.on_open = c_open, .on_close = c_close};
+static const nf_ws_handler_t c_h = {.on_open = h_ws_end_open, .on_close = h_ws_end_close};
 
 static void client_vs_bad_server(const uint8_t *frame, size_t len)
 {
@@ -115,7 +99,7 @@ static void client_vs_bad_server(const uint8_t *frame, size_t len)
     rawsrv_t r = {.frame = frame, .frame_len = len};
     r.lfd = h_tcp_listen(4, &r.port);
     pthread_t t = h_thread_start(rawsrv_main, &r);
-    cli_t c = {0};
+    h_ws_end_t c = {0};
     char url[64];
     snprintf(url, sizeof url, "ws://127.0.0.1:%u/", r.port);
     nf_ws_client_config_t cfg = {.handler = &c_h, .data = &c, .opts = {.close_timeout_ms = 2000}};
@@ -257,8 +241,7 @@ static void *churn_main(void *arg)
         while (atomic_load(&g_server_conns) > 1 + BATCH / 2 && h_now_ms() < deadline)
             h_sleep_ms(1);
     }
-    atomic_store(&ch->res.done, 1);
-    return NULL;
+    return h_peer_done(&ch->res);
 }
 
 /* the good client: echoes patterned messages and checks every byte */

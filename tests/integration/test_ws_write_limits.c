@@ -157,6 +157,29 @@ static size_t frame(unsigned char *out, unsigned i)
     return 8 + MSG;
 }
 
+/* The peer's messages 0..NMSG-1, sent as far as the kernel takes them. */
+typedef struct sender {
+    unsigned char fr[8 + MSG]; /* the frame being sent */
+    size_t off, len;           /* bytes of it sent, and its length */
+    unsigned sent;             /* whole messages sent */
+} sender_t;
+
+/* Sends until the kernel takes no more (or every message went). */
+static void send_frames(int fd, sender_t *o)
+{
+    while (o->sent < NMSG) {
+        ssize_t r = send(fd, o->fr + o->off, o->len - o->off, MSG_NOSIGNAL);
+        if (r <= 0)
+            break;
+        o->off += (size_t)r;
+        if (o->off == o->len) {
+            o->sent++;
+            o->off = 0;
+            o->len = frame(o->fr, o->sent);
+        }
+    }
+}
+
 static void test_ws_echo_paused(void **state)
 {
     (void)state;
@@ -169,23 +192,12 @@ static void test_ws_echo_paused(void **state)
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
 
     /* push without reading until the server stops reading */
-    unsigned char fr[8 + MSG];
-    unsigned sent_msgs = 0;
-    size_t off = 0, flen = frame(fr, 0);
+    sender_t out = {0};
+    out.len = frame(out.fr, 0);
     int last = -1;
     uint64_t still = h_now_ms(), end = h_now_ms() + 8000;
     while (h_now_ms() < end) {
-        while (sent_msgs < NMSG) {
-            ssize_t r = send(fd, fr + off, flen - off, MSG_NOSIGNAL);
-            if (r <= 0)
-                break;
-            off += (size_t)r;
-            if (off == flen) {
-                sent_msgs++;
-                off = 0;
-                flen = frame(fr, sent_msgs);
-            }
-        }
+        send_frames(fd, &out);
         h_run_for(loop, 5);
         if (g.messages != last) {
             last = g.messages;
@@ -195,8 +207,8 @@ static void test_ws_echo_paused(void **state)
         }
     }
     /* it went over the high-water mark and has not drained to the low one */
-    if (sent_msgs >= NMSG || g.max_queued <= HIGH || nf_conn_queued(nf_ws_conn_tcp(g.ws)) <= HIGH / 4)
-        fail_msg("not paused: sent %u messages, server got %d, queued %zu", sent_msgs, g.messages,
+    if (out.sent >= NMSG || g.max_queued <= HIGH || nf_conn_queued(nf_ws_conn_tcp(g.ws)) <= HIGH / 4)
+        fail_msg("not paused: sent %u messages, server got %d, queued %zu", out.sent, g.messages,
                  nf_conn_queued(nf_ws_conn_tcp(g.ws)));
     assert_true(g.max_queued <= HIGH + 65536);
 
@@ -206,17 +218,7 @@ static void test_ws_echo_paused(void **state)
     unsigned got = 0;
     end = h_now_ms() + 20000;
     while (got < NMSG && h_now_ms() < end) {
-        while (sent_msgs < NMSG) {
-            ssize_t r = send(fd, fr + off, flen - off, MSG_NOSIGNAL);
-            if (r <= 0)
-                break;
-            off += (size_t)r;
-            if (off == flen) {
-                sent_msgs++;
-                off = 0;
-                flen = frame(fr, sent_msgs);
-            }
-        }
+        send_frames(fd, &out);
         ssize_t r = recv(fd, in + have, sizeof in - have, 0);
         if (r > 0)
             have += (size_t)r;

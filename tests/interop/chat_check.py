@@ -157,24 +157,11 @@ async def room(port, proc):
     c = await connect(port)
     await recv_json(c, "hello")
     await c.send(b"\x00binary")
-    try:
-        await asyncio.wait_for(c.recv(), 10)
-        while True:
-            await asyncio.wait_for(c.recv(), 10)
-    except websockets.exceptions.ConnectionClosed:
-        pass
-    if c.close_code != 1003:
-        fail("binary message: close %r, expected 1003" % c.close_code)
+    await expect_close(c, 1003, "binary message")
     d = await connect(port, max_size=None)
     await recv_json(d, "hello")
     await d.send("y" * 5000)  # longer than the server's 4096-byte limit
-    try:
-        while True:
-            await asyncio.wait_for(d.recv(), 10)
-    except websockets.exceptions.ConnectionClosed:
-        pass
-    if d.close_code != 1009:
-        fail("oversized message: close %r, expected 1009" % d.close_code)
+    await expect_close(d, 1009, "oversized message")
     await a.send("still here")
     for who in (a, b):
         m = await recv_json(who, "chat")
@@ -184,13 +171,19 @@ async def room(port, proc):
     # SIGTERM: both get 1001 and the server exits 0
     proc.send_signal(signal.SIGTERM)
     for who in (a, b):
-        try:
-            while True:
-                await asyncio.wait_for(who.recv(), 10)
-        except websockets.exceptions.ConnectionClosed:
-            pass
-        if who.close_code != 1001:
-            fail("on SIGTERM: close %r, expected 1001" % who.close_code)
+        await expect_close(who, 1001, "on SIGTERM")
+
+
+async def expect_close(ws, code, what):
+    """Reads what is left until the server closes ws, which must close with
+    `code`."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), 10)
+    except websockets.exceptions.ConnectionClosed:
+        pass
+    if ws.close_code != code:
+        fail("%s: close %r, expected %d" % (what, ws.close_code, code))
 
 
 async def slow_reader(port, a):

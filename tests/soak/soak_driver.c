@@ -303,12 +303,26 @@ static int ws_await_close(int fd)
 
 /* ---- good clients -------------------------------------------------------------- */
 
+static void pat_fill(unsigned char *p, size_t n, uint64_t off, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = pat(off + i, seed);
+}
+
 typedef struct {
     int id;
     int ws;
     uint64_t msgs, bytes, conns, clean_closes;
     lat_t lat;
 } good_t;
+
+/* One message of n bytes echoed, sent at t0 (now_us). */
+static void good_count(good_t *g, uint64_t t0, size_t n)
+{
+    lat_add(&g->lat, now_us() - t0);
+    g->msgs++;
+    g->bytes += n;
+}
 
 static void *good_echo(void *arg)
 {
@@ -326,8 +340,7 @@ static void *good_echo(void *arg)
         g->conns++;
         for (int k = 0; k < 300 && atomic_load(&phase) < 2; k++) {
             size_t n = 1 + rnd(&seed) % 32768;
-            for (size_t i = 0; i < n; i++)
-                out[i] = pat(off + i, (uint32_t)g->id);
+            pat_fill(out, n, off, (uint32_t)g->id);
             uint64_t t0 = now_us();
             int rc = send_all(fd, out, n);
             if (rc == 0)
@@ -370,8 +383,7 @@ static void *good_ws(void *arg)
         int ok = 1;
         for (int k = 0; k < 300 && atomic_load(&phase) < 2; k++) {
             size_t n = rnd(&seed) % 16384;
-            for (size_t i = 0; i < n; i++)
-                payload[i] = pat(off + i, (uint32_t)g->id + 100);
+            pat_fill(payload, n, off, (uint32_t)g->id + 100);
             size_t fl = ws_frame(frame, 0x82, payload, n, 1, (int)n);
             uint64_t t0 = now_us();
             size_t got;
@@ -383,10 +395,8 @@ static void *good_ws(void *arg)
                 ok = 0;
                 break;
             }
-            lat_add(&g->lat, now_us() - t0);
             off += n;
-            g->msgs++;
-            g->bytes += n;
+            good_count(g, t0, n);
         }
         if (ok) {
             unsigned char cf[16];
@@ -439,8 +449,7 @@ static void *good_tls(void *arg)
         int ok = 1;
         for (int k = 0; k < 300 && atomic_load(&phase) < 2; k++) {
             size_t n = 1 + rnd(&seed) % 32768;
-            for (size_t i = 0; i < n; i++)
-                out[i] = pat(off + i, (uint32_t)g->id + 200);
+            pat_fill(out, n, off, (uint32_t)g->id + 200);
             uint64_t t0 = now_us();
             size_t got = 0;
             int rc = SSL_write(ssl, out, (int)n) == (int)n;
@@ -457,10 +466,8 @@ static void *good_tls(void *arg)
                 ok = 0;
                 break;
             }
-            lat_add(&g->lat, now_us() - t0);
             off += n;
-            g->msgs++;
-            g->bytes += n;
+            good_count(g, t0, n);
         }
         if (ok && SSL_shutdown(ssl) >= 0)
             g->clean_closes++;
