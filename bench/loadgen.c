@@ -78,7 +78,7 @@ struct conn {
     unsigned char *pat;  /* per-connection random block, 2 * size bytes */
     unsigned char *sbuf; /* current message: a window into pat */
     unsigned char *rbuf;
-    int verify;          /* compare every byte of the current message */
+    int verify; /* compare every byte of the current message */
 #ifdef NF_LOADGEN_TLS
     SSL *ssl;
 #endif
@@ -91,7 +91,7 @@ struct opts {
     size_t size;
     double seconds;
     double warmup;
-    long messages; /* stop after this many measured messages (0: no limit) */
+    long messages;     /* stop after this many measured messages (0: no limit) */
     double rate;       /* messages/s over all connections (0: saturate) */
     long verify_every; /* compare every byte of 1 in N messages */
     int tls;

@@ -67,7 +67,7 @@ static struct flow fl[MAXF];
 static uint64_t *hist, hist_n, errors, verified;
 static unsigned logs;
 static uint64_t seq_warm[MAXF], seq_end[MAXF]; /* per flow: the seqs sent in the window */
-static uint64_t back_in_win;                    /* echoes of those */
+static uint64_t back_in_win;                   /* echoes of those */
 
 static uint64_t now_ns(void)
 {
@@ -220,10 +220,9 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"host", 1, NULL, 'h'},    {"port", 1, NULL, 'p'},    {"size", 1, NULL, 's'},
-        {"flows", 1, NULL, 'f'},   {"window", 1, NULL, 'W'},  {"batch", 1, NULL, 'b'},
-        {"rate", 1, NULL, 'r'},    {"seconds", 1, NULL, 't'}, {"warmup", 1, NULL, 'w'},
-        {"verify-every", 1, NULL, 'v'}, {NULL, 0, NULL, 0},
+        {"host", 1, NULL, 'h'},   {"port", 1, NULL, 'p'},         {"size", 1, NULL, 's'}, {"flows", 1, NULL, 'f'},
+        {"window", 1, NULL, 'W'}, {"batch", 1, NULL, 'b'},        {"rate", 1, NULL, 'r'}, {"seconds", 1, NULL, 't'},
+        {"warmup", 1, NULL, 'w'}, {"verify-every", 1, NULL, 'v'}, {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {

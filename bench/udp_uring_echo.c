@@ -31,10 +31,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define NBUF   1024 /* power of two */
-#define BUFSZ  2048
-#define BGID   1
-#define QDEPTH 2048
+#define NBUF    1024 /* power of two */
+#define BUFSZ   2048
+#define BGID    1
+#define QDEPTH  2048
 #define OP_RECV 0xffffffffull /* user_data of the recvmsg; a send's is its buffer id */
 
 static struct io_uring ring;

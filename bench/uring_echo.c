@@ -32,11 +32,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define NBUF     1024 /* power of two */
-#define BUFSZ    16384
-#define BGID     1
-#define MAXCONN  4096
-#define QDEPTH   4096
+#define NBUF    1024 /* power of two */
+#define BUFSZ   16384
+#define BGID    1
+#define MAXCONN 4096
+#define QDEPTH  4096
 
 enum { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3 };
 #define UD(op, fd) (((uint64_t)(op) << 32) | (uint32_t)(fd))
@@ -49,9 +49,9 @@ struct pend {
 struct conn {
     int open;
     int recv_armed;
-    int sending;           /* a send is in flight */
+    int sending; /* a send is in flight */
     int closing;
-    struct pend *q;        /* FIFO of buffers to send: q[head..head+n) */
+    struct pend *q; /* FIFO of buffers to send: q[head..head+n) */
     unsigned head, n, cap;
 };
 

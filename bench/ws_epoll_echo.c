@@ -101,8 +101,8 @@ static void sha1(const uint8_t *msg, size_t len, uint8_t out[20])
     for (size_t j = 0; j < tl; j += 64)
         sha1_block(h, tail + j);
     for (int j = 0; j < 5; j++)
-        out[4 * j] = (uint8_t)(h[j] >> 24), out[4 * j + 1] = (uint8_t)(h[j] >> 16), out[4 * j + 2] = (uint8_t)(h[j] >> 8),
-                out[4 * j + 3] = (uint8_t)h[j];
+        out[4 * j] = (uint8_t)(h[j] >> 24), out[4 * j + 1] = (uint8_t)(h[j] >> 16),
+                out[4 * j + 2] = (uint8_t)(h[j] >> 8), out[4 * j + 3] = (uint8_t)h[j];
 }
 
 static void base64(const uint8_t *in, size_t n, char *out)
@@ -281,7 +281,7 @@ static int frames(struct conn *c, size_t *used)
             return -1;
         }
         if (!fin || op == 0)
-            return -1; /* fragmented messages: not handled by this floor */
+            return -1;  /* fragmented messages: not handled by this floor */
         if (op != 10) { /* text, binary, ping: echo (a ping as a pong) */
             /* the server header is 4 bytes shorter: it fits before the payload */
             uint8_t *h = pl - (hl - 0);

@@ -452,10 +452,9 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"host", 1, NULL, 'h'},     {"port", 1, NULL, 'p'},   {"connections", 1, NULL, 'c'}, {"size", 1, NULL, 's'},
-        {"seconds", 1, NULL, 't'},  {"warmup", 1, NULL, 'w'}, {"deflate", 0, NULL, 'd'},     {"idle", 0, NULL, 'i'},
-        {"messages", 1, NULL, 'm'}, {"rate", 1, NULL, 'r'},   {"verify-every", 1, NULL, 'v'},
-        {NULL, 0, NULL, 0},
+        {"host", 1, NULL, 'h'},     {"port", 1, NULL, 'p'},   {"connections", 1, NULL, 'c'},  {"size", 1, NULL, 's'},
+        {"seconds", 1, NULL, 't'},  {"warmup", 1, NULL, 'w'}, {"deflate", 0, NULL, 'd'},      {"idle", 0, NULL, 'i'},
+        {"messages", 1, NULL, 'm'}, {"rate", 1, NULL, 'r'},   {"verify-every", 1, NULL, 'v'}, {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
