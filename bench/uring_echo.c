@@ -59,6 +59,7 @@ static struct io_uring ring;
 static struct io_uring_buf_ring *br;
 static unsigned char *bufs;
 static struct conn conns[MAXCONN];
+static int starved; /* connections whose recv ended for lack of buffers */
 static volatile sig_atomic_t stop;
 static void on_sig(int s) { (void)s, stop = 1; }
 
@@ -108,6 +109,8 @@ static void conn_close(int fd)
     }
     if (c->sending)
         return; /* its completion comes back here */
+    if (c->recv_armed == -1)
+        starved--;
     for (unsigned i = 0; i < c->n; i++)
         buf_return(c->q[(c->head + i) % c->cap].bid);
     free(c->q);
@@ -209,7 +212,6 @@ int main(int argc, char **argv)
     printf("listening on %s:%d backend=uring-floor\n", host, bound);
     fflush(stdout);
 
-    int starved = 0; /* connections whose recv ended for lack of buffers */
     while (!stop) {
         r = io_uring_submit_and_wait(&ring, 1);
         if (r < 0 && r != -EINTR && r != -ETIME) {
