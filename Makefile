@@ -22,7 +22,7 @@ help:
 	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each, clang build in $(BUILD_FUZZ)/"
 	@echo "make soak    the long soak: SOAK_SECONDS (120) of storm per backend, then valgrind"
 	@echo "make bench   tables with the floor (raw io_uring, plain epoll) as a peer: TCP, WebSocket, TLS, UDP echo,"
-	@echo "             at saturation and at a fixed rate (~1 h; BENCH_QUICK=1: 1 s runs, 1 repeat, a few minutes)"
+	@echo "             at saturation and at a fixed rate (~25 min; BENCH_QUICK=1: 1 s runs, 1 repeat, ~3 min)"
 	@echo "make bench-more  the older scripts: every completion mode, ping-pong, slow reader, TLS handshakes,"
 	@echo "             WebSocket deflate / callgrind / idle memory, UDP with udp_load"
 	@echo "make bench-callgrind  instructions per echoed message (valgrind)"
