@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEBS := cmake pkg-config gcc make liburing-dev libc-ares-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy openssl chromium libwebsockets-dev
 
-.PHONY: check-layers all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench bench-callgrind install clean help format
+.PHONY: check-layers all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench bench-more bench-callgrind install clean help format
 
 all: build
 
@@ -21,7 +21,10 @@ help:
 	@echo "make demo    deps + start chat_server (WebSocket room + its page), self-check, print the URL"
 	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (60) each, clang build in $(BUILD_FUZZ)/"
 	@echo "make soak    the long soak: SOAK_SECONDS (120) of storm per backend, then valgrind"
-	@echo "make bench   netframe (every mode) vs libuv vs plain epoll; TLS vs cleartext; WebSocket vs libwebsockets and Node ws"
+	@echo "make bench   tables with the floor (raw io_uring, plain epoll) as a peer: TCP, WebSocket, TLS, UDP echo,"
+	@echo "             at saturation and at a fixed rate (~25 min; BENCH_QUICK=1: 1 s runs, 1 repeat, ~3 min)"
+	@echo "make bench-more  the older scripts: every completion mode, ping-pong, slow reader, TLS handshakes,"
+	@echo "             WebSocket deflate / callgrind / idle memory, UDP with udp_load"
 	@echo "make bench-callgrind  instructions per echoed message (valgrind)"
 	@echo "make install cmake --install $(BUILD) (PREFIX=/usr/local)"
 
@@ -99,6 +102,9 @@ demo: deps build
 	@./scripts/demo.sh $(BUILD)
 
 bench: deps build
+	@./bench/tables.sh $(BUILD) $(if $(filter 1,$(BENCH_QUICK)),--quick)
+
+bench-more: deps build
 	@./bench/run.sh $(BUILD)
 	@echo
 	@$(BUILD)/bench/nf_slow_reader --seconds 5

@@ -1,5 +1,5 @@
-# bench/lib.sh — the harness shared by bench/run.sh and bench/ws.sh: CPU
-# pinning (load generator on cpu0, server on cpu1), a temporary folder,
+# bench/lib.sh — the harness shared by bench/tables.sh, bench/run.sh and
+# bench/ws.sh: CPU pinning (server on cpu0, load generator on cpu1), a temporary folder,
 # stopping children, free ports, a process's CPU ticks and medians.
 # Source it after setting BENCH (the script's name, for messages).
 # Sets CLK_TCK NPROC NOTES PIN_LOAD PIN_SERVER PIN_TEXT LINEBUF TMP
@@ -9,13 +9,16 @@ CLK_TCK=$(getconf CLK_TCK)
 NPROC=$(nproc)
 NOTES=()
 
-# CPU pinning: load generator on cpu0, server on cpu1.
+# CPU pinning: server on cpu0, load generator on cpu1 (NF_BENCH_SERVER_CPU,
+# NF_BENCH_LOAD_CPU to change them).
+SERVER_CPU=${NF_BENCH_SERVER_CPU:-0}
+LOAD_CPU=${NF_BENCH_LOAD_CPU:-1}
 PIN_LOAD=()
 PIN_SERVER=()
 if command -v taskset >/dev/null 2>&1 && [ "$NPROC" -ge 2 ]; then
-    PIN_LOAD=(taskset -c 0)
-    PIN_SERVER=(taskset -c 1)
-    PIN_TEXT="load generator pinned to cpu0, server to cpu1"
+    PIN_LOAD=(taskset -c "$LOAD_CPU")
+    PIN_SERVER=(taskset -c "$SERVER_CPU")
+    PIN_TEXT="server pinned to cpu$SERVER_CPU, load generator to cpu$LOAD_CPU"
 else
     PIN_TEXT="NOT pinned (need taskset and >= 2 CPUs): load generator and server share CPUs"
     NOTES+=("no CPU pinning: numbers are noisier and CPU/msg is less meaningful")
@@ -91,6 +94,12 @@ cpu_ticks() {
     st=${st##*) }            # drop "pid (comm) "; st now starts at field 3
     read -r -a f <<<"$st"
     echo $((f[11] + f[12]))
+}
+
+# Voluntary context switches of all the threads of a process: how many times
+# it went to sleep (each wake-up of a server handles msgs/wakeups messages).
+wakeups() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
 }
 
 median() {

@@ -16,6 +16,24 @@
  * With --messages N the run ends once N messages were echoed in the
  * measuring window (for instruction counts per message under callgrind).
  *
+ * --verify-every N (default 16): every echo's length and its first 8 bytes
+ * (the (id, seq) stamp) are checked; every N-th message of a connection is
+ * compared byte for byte as well (N = 1: all of them).  Sampling lets the
+ * generator saturate a server with 16 KiB messages; a wrong byte in a
+ * sampled message is still an error, and so is a stamp out of order.
+ *
+ * --rate R: a paced closed loop.  Messages are started on a global clock
+ * schedule, one every 1/R s over all connections (a late wake-up starts the
+ * messages that are due at once); a connection still has at most one message
+ * in flight, so a server that cannot keep up gets less than R, and the rate
+ * printed says what it got.  Latency is measured from the actual send.
+ * Without --rate: saturation, each connection sends its next message as soon
+ * as the echo of the last one is complete.
+ *
+ * --tls (when built with OpenSSL): TLS 1.2/1.3 over every connection, the
+ * handshake done before the clock starts, the server's certificate not
+ * checked (a benchmark, not a client).  OpenSSL's default ciphers.
+ *
  * Exit status: 0 = no errors, 1 = errors (or nothing measured),
  *              2 = usage error or could not connect.
  */
@@ -35,6 +53,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef NF_LOADGEN_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
 
 #define CONNECT_TIMEOUT_MS 5000
 #define MAX_SIZE           (64u * 1024u * 1024u)
@@ -56,6 +78,10 @@ struct conn {
     unsigned char *pat;  /* per-connection random block, 2 * size bytes */
     unsigned char *sbuf; /* current message: a window into pat */
     unsigned char *rbuf;
+    int verify; /* compare every byte of the current message */
+#ifdef NF_LOADGEN_TLS
+    SSL *ssl;
+#endif
 };
 
 struct opts {
@@ -65,8 +91,16 @@ struct opts {
     size_t size;
     double seconds;
     double warmup;
-    long messages; /* stop after this many measured messages (0: no limit) */
+    long messages;     /* stop after this many measured messages (0: no limit) */
+    double rate;       /* messages/s over all connections (0: saturate) */
+    long verify_every; /* compare every byte of 1 in N messages */
+    int tls;
 };
+
+#ifdef NF_LOADGEN_TLS
+static SSL_CTX *g_ssl_ctx;
+#endif
+static int g_tls;
 
 static uint64_t g_errors;
 static unsigned g_error_logs;
@@ -127,14 +161,20 @@ static void usage(FILE *f, const char *argv0)
 {
     fprintf(f,
             "usage: %s --port P [--host H] [--connections N] [--size BYTES]\n"
-            "          [--seconds S] [--warmup W] [--messages N]\n"
+            "          [--seconds S] [--warmup W] [--messages N] [--rate R]\n"
+            "          [--verify-every N] [--tls]\n"
             "  --host H         server address (default 127.0.0.1)\n"
             "  --port P         server port (required)\n"
             "  --connections N  concurrent connections (default 1)\n"
             "  --size BYTES     message size (default 64)\n"
             "  --seconds S      measuring window in seconds (default 5)\n"
             "  --warmup W       warmup seconds before measuring (default 1)\n"
-            "  --messages N     end the run after N measured messages (within --seconds)\n",
+            "  --messages N     end the run after N measured messages (within --seconds)\n"
+            "  --rate R         paced closed loop: start R messages/s over all connections\n"
+            "                   (default: saturate)\n"
+            "  --verify-every N compare every byte of 1 in N messages (default 16; 1 = all);\n"
+            "                   length and (id, seq) stamp are checked on all\n"
+            "  --tls            TLS over every connection (OpenSSL; certificate not checked)\n",
             argv0);
 }
 
@@ -170,6 +210,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"seconds", required_argument, NULL, 't'},
         {"warmup", required_argument, NULL, 'w'},
         {"messages", required_argument, NULL, 'm'},
+        {"rate", required_argument, NULL, 'r'},
+        {"verify-every", required_argument, NULL, 'v'},
+        {"tls", no_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
@@ -183,6 +226,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     o->seconds = 5.0;
     o->warmup = 1.0;
     o->messages = 0;
+    o->rate = 0;
+    o->verify_every = 16;
+    o->tls = 0;
 
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -227,6 +273,27 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             }
             o->messages = v;
             break;
+        case 'r':
+            if (parse_double(optarg, 1.0, 1e9, &o->rate) != 0) {
+                fprintf(stderr, "loadgen: invalid --rate '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case 'v':
+            if (parse_long(optarg, 1, 1000000000L, &v) != 0) {
+                fprintf(stderr, "loadgen: invalid --verify-every '%s'\n", optarg);
+                return -1;
+            }
+            o->verify_every = v;
+            break;
+        case 'T':
+#ifdef NF_LOADGEN_TLS
+            o->tls = 1;
+            break;
+#else
+            fprintf(stderr, "loadgen: built without OpenSSL: no --tls\n");
+            return -1;
+#endif
         case 'H': usage(stdout, argv[0]); exit(0);
         default: return -1;
         }
@@ -282,6 +349,69 @@ static int connect_one(const struct addrinfo *ai, char *err, size_t errlen)
     return fd;
 }
 
+/* send/recv, over TLS when --tls: -1 with errno EAGAIN when it would block. */
+static ssize_t c_send(struct conn *c, const void *buf, size_t len)
+{
+#ifdef NF_LOADGEN_TLS
+    if (c->ssl != NULL) {
+        int n = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+        if (n > 0)
+            return n;
+        int e = SSL_get_error(c->ssl, n);
+        errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EIO;
+        return -1;
+    }
+#endif
+    return send(c->fd, buf, len, MSG_NOSIGNAL);
+}
+
+static ssize_t c_recv(struct conn *c, void *buf, size_t len)
+{
+#ifdef NF_LOADGEN_TLS
+    if (c->ssl != NULL) {
+        int n = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+        if (n > 0)
+            return n;
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_ZERO_RETURN)
+            return 0;
+        errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EIO;
+        return -1;
+    }
+#endif
+    return recv(c->fd, buf, len, 0);
+}
+
+#ifdef NF_LOADGEN_TLS
+/* Blocking TLS handshake on a connected non-blocking socket. 0 or -1. */
+static int tls_handshake(struct conn *c, char *err, size_t errlen)
+{
+    c->ssl = SSL_new(g_ssl_ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+        snprintf(err, errlen, "SSL_new failed");
+        return -1;
+    }
+    SSL_set_connect_state(c->ssl);
+    for (int i = 0; i < 1000; i++) {
+        int r = SSL_do_handshake(c->ssl);
+        if (r == 1)
+            return 0;
+        int e = SSL_get_error(c->ssl, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            snprintf(err, errlen, "TLS handshake failed: %s", ERR_reason_error_string(ERR_get_error()));
+            return -1;
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+        if (poll(&pfd, 1, CONNECT_TIMEOUT_MS) <= 0) {
+            snprintf(err, errlen, "TLS handshake timed out");
+            return -1;
+        }
+    }
+    snprintf(err, errlen, "TLS handshake did not finish");
+    return -1;
+}
+#endif
+
 static int set_events(int ep, struct conn *c, int want_out)
 {
     struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0u), .data.ptr = c};
@@ -309,7 +439,7 @@ static void conn_fail(int ep, struct conn *c, const char *what, int err, long *a
 static int pump_send(int ep, struct conn *c, size_t size, long *alive)
 {
     while (c->sent < size) {
-        ssize_t n = send(c->fd, c->sbuf + c->sent, size - c->sent, MSG_NOSIGNAL);
+        ssize_t n = c_send(c, c->sbuf + c->sent, size - c->sent);
         if (n > 0) {
             c->sent += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -332,9 +462,13 @@ static int pump_send(int ep, struct conn *c, size_t size, long *alive)
     return 0;
 }
 
+static long g_verify_every = 16;
+static uint64_t g_verified;
+
 static int start_message(int ep, struct conn *c, size_t size, uint64_t now, long *alive)
 {
     c->seq++;
+    c->verify = (c->seq % (uint64_t)g_verify_every) == 0;
     /* Slide the window by a large odd stride, then stamp a (id, seq) hash on
      * its head; the stamp stays in pat, which is fine: we always compare
      * against exactly the bytes that were sent. */
@@ -401,6 +535,20 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    g_verify_every = o.verify_every;
+    g_tls = o.tls;
+#ifdef NF_LOADGEN_TLS
+    if (o.tls) {
+        g_ssl_ctx = SSL_CTX_new(TLS_client_method());
+        if (g_ssl_ctx == NULL) {
+            fprintf(stderr, "loadgen: SSL_CTX_new failed\n");
+            return 2;
+        }
+        SSL_CTX_set_verify(g_ssl_ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(g_ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+#endif
+
     size_t nconn = (size_t)o.connections;
     struct conn *conns = calloc(nconn, sizeof *conns);
     unsigned char *bufs = malloc(nconn * o.size * 3);
@@ -423,6 +571,12 @@ int main(int argc, char **argv)
                     nconn, err);
             return 2;
         }
+#ifdef NF_LOADGEN_TLS
+        if (o.tls && tls_handshake(c, err, sizeof err) != 0) {
+            fprintf(stderr, "loadgen: connection %zu of %zu: %s\n", i + 1, nconn, err);
+            return 2;
+        }
+#endif
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
             fprintf(stderr, "loadgen: epoll_ctl: %s\n", strerror(errno));
@@ -439,8 +593,23 @@ int main(int argc, char **argv)
     uint64_t msgs = 0;
     uint64_t now = t0;
 
-    for (size_t i = 0; i < nconn; i++)
-        (void)start_message(ep, &conns[i], o.size, now, &alive);
+    /* --rate: connections with nothing in flight wait in a FIFO for their
+     * slot on the schedule (one every 1e9 / rate ns, over all connections). */
+    size_t *idle = malloc(nconn * sizeof *idle);
+    size_t idle_head = 0, idle_n = 0;
+    const uint64_t interval = o.rate > 0 ? (uint64_t)(1e9 / o.rate) : 0;
+    uint64_t next_slot = t0;
+    if (idle == NULL) {
+        fprintf(stderr, "loadgen: out of memory\n");
+        return 2;
+    }
+    if (o.rate > 0) {
+        for (size_t i = 0; i < nconn; i++)
+            idle[idle_n++] = i;
+    } else {
+        for (size_t i = 0; i < nconn; i++)
+            (void)start_message(ep, &conns[i], o.size, now, &alive);
+    }
 
     int maxev = nconn < 256 ? (int)nconn : 256;
     struct epoll_event *evs = calloc((size_t)maxev, sizeof *evs);
@@ -453,9 +622,26 @@ int main(int argc, char **argv)
         now = now_ns();
         if (now >= t_end || (o.messages && msgs >= (uint64_t)o.messages))
             break;
-        uint64_t left_ms = (t_end - now + 999999u) / 1000000u;
-        int timeout = left_ms > 100 ? 100 : (int)left_ms;
-        int n = epoll_wait(ep, evs, maxev, timeout);
+        uint64_t wait_ns = t_end - now;
+        if (wait_ns > 100000000u)
+            wait_ns = 100000000u;
+        if (o.rate > 0) {
+            /* start what is due; a backlog of at most 10 ms is caught up */
+            if (next_slot + 10000000u < now)
+                next_slot = now - 10000000u;
+            while (idle_n > 0 && next_slot <= now) {
+                struct conn *c = &conns[idle[idle_head]];
+                idle_head = (idle_head + 1) % nconn;
+                idle_n--;
+                next_slot += interval;
+                if (c->fd >= 0)
+                    (void)start_message(ep, c, o.size, now, &alive);
+            }
+            if (idle_n > 0 && next_slot - now < wait_ns)
+                wait_ns = next_slot - now;
+        }
+        struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000u), .tv_nsec = (long)(wait_ns % 1000000000u)};
+        int n = epoll_pwait2(ep, evs, maxev, &ts, NULL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -475,7 +661,8 @@ int main(int argc, char **argv)
                 conn_fail(ep, c, "socket error", soerr, &alive);
                 continue;
             }
-            if ((e & EPOLLOUT) && c->active) {
+            /* over TLS a write may wait for the socket to be readable */
+            if (((e & EPOLLOUT) || g_tls) && c->active && c->sent < o.size) {
                 if (pump_send(ep, c, o.size, &alive) != 0)
                     continue;
             }
@@ -486,14 +673,14 @@ int main(int argc, char **argv)
                 if (!c->active) {
                     /* Nothing outstanding: any data (or EOF) now is a protocol error. */
                     unsigned char junk[256];
-                    ssize_t r = recv(c->fd, junk, sizeof junk, 0);
+                    ssize_t r = c_recv(c, junk, sizeof junk);
                     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
                         break;
                     conn_fail(ep, c, r > 0 ? "unexpected data from server" : "connection closed", r < 0 ? errno : 0,
                               &alive);
                     break;
                 }
-                ssize_t r = recv(c->fd, c->rbuf + c->rcvd, o.size - c->rcvd, 0);
+                ssize_t r = c_recv(c, c->rbuf + c->rcvd, o.size - c->rcvd);
                 if (r < 0) {
                     if (errno == EINTR)
                         continue;
@@ -514,15 +701,19 @@ int main(int argc, char **argv)
                 }
                 if (c->rcvd < o.size) {
                     /* Short read: the socket is most likely drained; level-triggered
-                     * epoll reports it again if not.  Saves an EAGAIN recv. */
-                    if ((size_t)r < asked)
+                     * epoll reports it again if not.  Saves an EAGAIN recv.
+                     * (Not over TLS: OpenSSL may hold decrypted bytes.) */
+                    if ((size_t)r < asked && !g_tls)
                         break;
                     continue;
                 }
 
                 /* Full echo received (sent == rcvd == size). */
                 uint64_t done = now_ns();
-                if (memcmp(c->sbuf, c->rbuf, o.size) != 0) {
+                size_t cmp_len = c->verify ? o.size : (o.size < 8 ? o.size : 8);
+                if (c->verify)
+                    g_verified++;
+                if (memcmp(c->sbuf, c->rbuf, cmp_len) != 0) {
                     size_t off = 0;
                     while (off < o.size && c->sbuf[off] == c->rbuf[off])
                         off++;
@@ -540,6 +731,11 @@ int main(int argc, char **argv)
                 c->active = 0;
                 if (done >= t_end || (o.messages && msgs >= (uint64_t)o.messages))
                     break;
+                if (o.rate > 0) {
+                    idle[(idle_head + idle_n) % nconn] = (size_t)(c - conns);
+                    idle_n++;
+                    break;
+                }
                 (void)start_message(ep, c, o.size, done, &alive);
                 break; /* the echo cannot be there yet; epoll will tell */
             }
@@ -573,14 +769,16 @@ int main(int argc, char **argv)
     double p999 = (double)percentile(lat.v, lat.n, 999) / 1000.0;
     double rate = secs > 0.0 ? (double)msgs / secs : 0.0;
 
-    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f p999_us=%.2f errors=%llu\n", (unsigned long long)msgs,
-           secs, rate, p50, p99, p999, (unsigned long long)g_errors);
+    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f p999_us=%.2f errors=%llu verified=%llu\n",
+           (unsigned long long)msgs, secs, rate, p50, p99, p999, (unsigned long long)g_errors,
+           (unsigned long long)g_verified);
     fflush(stdout);
 
     if (msgs == 0 && g_errors == 0)
         fprintf(stderr, "loadgen: no message completed in the measuring window\n");
 
     free(lat.v);
+    free(idle);
     free(evs);
     free(bufs);
     free(conns);

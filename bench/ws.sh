@@ -13,7 +13,7 @@
 #
 # For each scenario (64 B text messages on 50 connections, 16 KiB on 10;
 # each without and with permessage-deflate) every repeat starts each server
-# pinned to cpu1 and runs nf_ws_loadgen pinned to cpu0. Server CPU per message
+# pinned to cpu0 and runs nf_ws_loadgen pinned to cpu1 (lib.sh). Server CPU per message
 # = utime+stime from /proc/PID/stat over the measuring window / messages.
 # Then (unless NF_WS_CALLGRIND=0) user-space instructions per message of
 # netframe and libwebsockets under callgrind: two runs of N and 3N messages,

@@ -20,6 +20,18 @@
  * replies that came compressed (RSV1): a server may leave short messages
  * uncompressed.
  *
+ * --verify-every N (default 16): every reply's length and its sequence
+ * number are checked; every N-th message of a connection is compared byte for
+ * byte as well (N = 1: all).  Unsampled replies are not copied out of the
+ * read buffer.  With --deflate every reply is inflated (the server may keep
+ * its context), only the comparison is sampled.
+ *
+ * --rate R: a paced closed loop, as nf_loadgen's: messages are started on a
+ * global clock schedule, one every 1/R s over all connections, each
+ * connection with at most one in flight (so a server that cannot keep up
+ * gets less than R; the rate printed says what it got).  Without it:
+ * saturation.
+ *
  * --idle: connect and complete the handshakes, print "ready conns=N", hold
  * the connections open for --seconds, exit (for memory per connection).
  *
@@ -67,6 +79,7 @@ struct conn {
     uint8_t *msg; /* the reply's payload so far (joined fragments) */
     size_t mlen, mcap;
     int mcompressed, in_msg;
+    int verify; /* compare the whole reply of the current message */
     z_stream inf;
 };
 
@@ -77,7 +90,10 @@ static struct {
     double seconds, warmup;
     int deflate, idle;
     long messages; /* --messages: stop after this many replies (all connections), no warmup */
-} o = {"127.0.0.1", NULL, 1, 64, 5.0, 1.0, 0, 0, 0};
+    double rate;
+    long verify_every;
+} o = {"127.0.0.1", NULL, 1, 64, 5.0, 1.0, 0, 0, 0, 0, 16};
+static uint64_t verified;
 
 static uint8_t *plain;                      /* the payload (unmasked), size bytes */
 static uint64_t errors, compressed, zbytes; /* in the measuring window */
@@ -278,6 +294,7 @@ static void stamp(struct conn *c)
 static int start(int ep, struct conn *c, uint64_t now, long *alive)
 {
     c->seq++;
+    c->verify = c->seq % (uint64_t)o.verify_every == 0;
     if (!o.deflate)
         stamp(c);
     c->sent = 0;
@@ -317,15 +334,17 @@ static int check_reply(struct conn *c)
     }
     if (glen != o.size)
         return -1;
+    if (c->verify)
+        verified++;
     if (!o.deflate) {
         static const char hex[] = "0123456789abcdef";
         size_t n = o.size < 8 ? o.size : 8;
         for (size_t i = 0; i < n; i++)
             if (got[i] != (uint8_t)hex[(c->seq >> (4 * i)) & 15])
                 return -1;
-        return memcmp(got + n, plain + n, o.size - n) ? -1 : 0;
+        return c->verify && memcmp(got + n, plain + n, o.size - n) ? -1 : 0;
     }
-    return memcmp(got, plain, o.size) ? -1 : 0;
+    return c->verify && memcmp(got, plain, o.size) ? -1 : 0;
 }
 
 /* Parses the frames in rbuf. Returns 1 when a whole reply was taken, 0 when
@@ -385,7 +404,10 @@ static int parse(struct conn *c, const char **why)
                 *why = "out of memory";
                 return -1;
             }
-            memcpy(c->msg + c->mlen, p + hl, len);
+            if (c->verify || o.deflate)
+                memcpy(c->msg + c->mlen, p + hl, len);
+            else if (c->mlen < 8) /* unsampled: only the sequence number */
+                memcpy(c->msg + c->mlen, p + hl, len < 8 - c->mlen ? len : 8 - c->mlen);
             c->mlen += len;
             if (fin) {
                 c->in_msg = 0;
@@ -422,16 +444,17 @@ static uint64_t pct(const uint64_t *v, size_t n, unsigned p)
 static void usage(void)
 {
     fprintf(stderr, "usage: nf_ws_loadgen --port P [--host H] [--connections N] [--size BYTES]\n"
-                    "                     [--seconds S] [--warmup W] [--deflate] [--idle] [--messages N]\n");
+                    "                     [--seconds S] [--warmup W] [--deflate] [--idle] [--messages N]\n"
+                    "                     [--rate R] [--verify-every N]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"host", 1, NULL, 'h'},     {"port", 1, NULL, 'p'},   {"connections", 1, NULL, 'c'}, {"size", 1, NULL, 's'},
-        {"seconds", 1, NULL, 't'},  {"warmup", 1, NULL, 'w'}, {"deflate", 0, NULL, 'd'},     {"idle", 0, NULL, 'i'},
-        {"messages", 1, NULL, 'm'}, {NULL, 0, NULL, 0},
+        {"host", 1, NULL, 'h'},     {"port", 1, NULL, 'p'},   {"connections", 1, NULL, 'c'},  {"size", 1, NULL, 's'},
+        {"seconds", 1, NULL, 't'},  {"warmup", 1, NULL, 'w'}, {"deflate", 0, NULL, 'd'},      {"idle", 0, NULL, 'i'},
+        {"messages", 1, NULL, 'm'}, {"rate", 1, NULL, 'r'},   {"verify-every", 1, NULL, 'v'}, {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -445,11 +468,13 @@ int main(int argc, char **argv)
         case 'd': o.deflate = 1; break;
         case 'i': o.idle = 1; break;
         case 'm': o.messages = atol(optarg); break;
+        case 'r': o.rate = atof(optarg); break;
+        case 'v': o.verify_every = atol(optarg); break;
         default: usage();
         }
     }
     if (!o.port || o.conns < 1 || o.conns > 100000 || o.size < 1 || o.size > (16u << 20) || o.seconds <= 0 ||
-        o.warmup < 0)
+        o.warmup < 0 || o.rate < 0 || o.verify_every < 1)
         usage();
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
     if (getaddrinfo(o.host, o.port, &hints, &ai) != 0) {
@@ -491,15 +516,41 @@ int main(int argc, char **argv)
     uint64_t t0 = now_ns(), tw = t0 + (uint64_t)(o.warmup * 1e9), te = tw + (uint64_t)(o.seconds * 1e9);
     measure_from = tw;
     uint64_t *lat = NULL, nlat = 0, clat = 0, msgs = 0;
-    for (long i = 0; i < o.conns && (!o.messages || started < o.messages); i++, started++)
-        start(ep, &cs[i], t0, &alive);
+    /* --rate: connections with nothing in flight wait in a FIFO for their slot */
+    long *idle = malloc((size_t)o.conns * sizeof *idle), idle_head = 0, idle_n = 0;
+    const uint64_t interval = o.rate > 0 ? (uint64_t)(1e9 / o.rate) : 0;
+    uint64_t next_slot = t0;
+    if (!idle)
+        return 2;
+    if (o.rate > 0 && !o.messages) {
+        for (long i = 0; i < o.conns; i++)
+            idle[idle_n++] = i;
+    } else {
+        for (long i = 0; i < o.conns && (!o.messages || started < o.messages); i++, started++)
+            start(ep, &cs[i], t0, &alive);
+    }
     struct epoll_event evs[256];
     for (;;) {
         uint64_t now = now_ns();
         if (now >= te || alive == 0 || (o.messages && (long)msgs >= o.messages))
             break;
-        int timeout = (int)((te - now) / 1000000) + 1;
-        int n = epoll_wait(ep, evs, 256, timeout);
+        uint64_t wait_ns = te - now;
+        if (idle_n > 0) {
+            if (next_slot + 10000000u < now) /* a backlog of at most 10 ms is caught up */
+                next_slot = now - 10000000u;
+            while (idle_n > 0 && next_slot <= now) {
+                struct conn *c = &cs[idle[idle_head]];
+                idle_head = (idle_head + 1) % o.conns;
+                idle_n--;
+                next_slot += interval;
+                if (c->fd >= 0)
+                    start(ep, c, now, &alive);
+            }
+            if (idle_n > 0 && next_slot - now < wait_ns)
+                wait_ns = next_slot - now;
+        }
+        struct timespec wts = {(time_t)(wait_ns / 1000000000u), (long)(wait_ns % 1000000000u)};
+        int n = epoll_pwait2(ep, evs, 256, &wts, NULL);
         if (n < 0 && errno != EINTR)
             break;
         now = now_ns();
@@ -551,6 +602,11 @@ int main(int argc, char **argv)
                     lat[nlat++] = now - c->t_start;
                 }
                 c->active = 0;
+                if (o.rate > 0 && !o.messages) {
+                    idle[(idle_head + idle_n) % o.conns] = (long)(c - cs);
+                    idle_n++;
+                    break;
+                }
                 if (o.messages && started >= o.messages)
                     break;
                 started++;
@@ -565,9 +621,10 @@ int main(int argc, char **argv)
             err(&cs[i], "an echo is more than 2 s late");
     qsort(lat, nlat, sizeof *lat, cmp_u64);
     double secs = o.messages ? (double)(end - t0) / 1e9 : o.seconds;
-    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f errors=%llu compressed=%llu zbytes=%llu\n",
+    printf("msgs=%llu secs=%.3f rate=%.1f p50_us=%.2f p99_us=%.2f errors=%llu compressed=%llu zbytes=%llu "
+           "verified=%llu\n",
            (unsigned long long)msgs, secs, (double)msgs / secs, (double)pct(lat, nlat, 50) / 1e3,
            (double)pct(lat, nlat, 99) / 1e3, (unsigned long long)errors, (unsigned long long)compressed,
-           (unsigned long long)zbytes);
+           (unsigned long long)zbytes, (unsigned long long)verified);
     return errors || msgs == 0 ? 1 : 0;
 }
