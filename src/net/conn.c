@@ -65,7 +65,7 @@ static void close_start(nf_conn_t *c, int reason)
         nf__list_remove(&c->hd.qnode);
         c->flags &= ~NF__C_IN_FLUSH;
     }
-    c->loop->ops->stop_conn(c);
+    c->loop->ops->stop_conn(&c->io);
 }
 
 /* Close once the queue is empty (graceful). */
@@ -114,10 +114,10 @@ static void finish_close(nf_conn_t *c)
     nf_listener_t *l = c->listener;
     if (l) {
         l->conns--;
-        if (l->paused && !l->closing && l->conns < l->max_conns) {
-            l->paused = false;
-            if (!l->backoff)
-                loop->ops->pause_listener(l, false);
+        if ((l->flags & NF__L_PAUSED) && !(l->flags & NF__L_CLOSING) && l->conns < l->max_conns) {
+            l->flags &= ~NF__L_PAUSED;
+            if (!(l->flags & NF__L_BACKOFF))
+                loop->ops->pause_listener(&l->io, false);
         }
     }
     nf__list_remove(&c->node); /* off loop->conns */
@@ -279,7 +279,7 @@ static void stash_run(nf_conn_t *c)
     /* the stash is out: only now read from the socket again (see read_hold) */
     if (!c->stash && (c->flags & NF__C_READING) &&
         !(c->flags & (NF__C_RPAUSED | NF__C_CLOSING | NF__C_END | NF__C_EOF)))
-        loop->ops->read_start(c);
+        loop->ops->read_start(&c->io);
 }
 
 static void stash_free(nf_conn_t *c)
@@ -387,7 +387,7 @@ static void conn_flush(nf__handle_t *h)
         stash_run(c);
     if (c->flags & (NF__C_CLOSING | NF__C_SENDING | NF__C_CONNECTING) || c->queued == 0)
         return;
-    int r = c->loop->ops->send(c);
+    int r = c->loop->ops->send(&c->io);
     if (r == NF__PENDING) {
         c->flags |= NF__C_SENDING;
         return;
@@ -395,10 +395,52 @@ static void conn_flush(nf__handle_t *h)
     sent(c, r); /* known at once: bytes written (maybe 0), or -errno */
 }
 
-static const nf__handle_ops_t conn_handle_ops = {
-    .size = sizeof(nf__handle_ops_t),
-    .flush = conn_flush,
-    .finish_close = conn_finish_close,
+/* ---- the up-calls the backends make (core/backend.h) ------------------------------ */
+
+static void io_read(nf__io_t *io, nf_buf_t *b, size_t len) { nf__conn_read(nf__conn_of(io), b, len); }
+static void io_read_end(nf__io_t *io, int err) { nf__conn_read_end(nf__conn_of(io), err); }
+/* A receive may be armed again: no close, no hold, no kept reads waiting
+ * (stash_run re-arms once they are out). */
+static bool io_read_wanted(const nf__io_t *io)
+{
+    const nf_conn_t *c = nf__conn_of(io);
+    return !(c->flags & (NF__C_CLOSING | NF__C_RPAUSED)) && !c->stash;
+}
+static void io_connected(nf__io_t *io, int res) { nf__conn_connected(nf__conn_of(io), res); }
+static void io_sent(nf__io_t *io, ssize_t res) { nf__conn_sent(nf__conn_of(io), res); }
+static void io_released(nf__io_t *io) { nf__conn_released(nf__conn_of(io)); }
+static void io_schedule_flush(nf__io_t *io) { nf__conn_schedule_flush(nf__conn_of(io)); }
+static int io_iov(const nf__io_t *io, struct iovec *iov, int max, size_t *queued)
+{
+    const nf_conn_t *c = nf__conn_of(io);
+    if (queued)
+        *queued = c->queued;
+    return nf__conn_iov(c, iov, max);
+}
+static nf_buf_t *io_head_ref(const nf__io_t *io) { return nf_buf_ref(nf__conn_of(io)->wq_head->buf); }
+static const struct sockaddr *io_target(const nf__io_t *io, socklen_t *len)
+{
+    const nf_addr_t *a = nf__conn_target(nf__conn_of(io));
+    *len = a->len;
+    return &a->u.sa;
+}
+static void io_urgent(nf__io_t *io) { nf__conn_urgent(nf__conn_of(io)); }
+static bool io_wants_urgent(const nf__io_t *io) { return nf__conn_wants_urgent(nf__conn_of(io)); }
+
+static const nf__io_ops_t conn_io_ops = {
+    .hd = {.size = sizeof(nf__handle_ops_t), .flush = conn_flush, .finish_close = conn_finish_close},
+    .released = io_released,
+    .schedule_flush = io_schedule_flush,
+    .read = io_read,
+    .read_end = io_read_end,
+    .read_wanted = io_read_wanted,
+    .connected = io_connected,
+    .sent = io_sent,
+    .iov = io_iov,
+    .head_ref = io_head_ref,
+    .target = io_target,
+    .urgent = io_urgent,
+    .wants_urgent = io_wants_urgent,
 };
 
 /* ---- accessors ----------------------------------------------------------------- */
@@ -466,7 +508,7 @@ void nf__conn_read_hold(nf_conn_t *c, unsigned who, bool on)
     c->flags = (c->flags & ~NF__C_RHOLDS) | after;
     if (!before) { /* the first hold: stop reading */
         if ((c->flags & NF__C_READING) && !(c->flags & NF__C_CLOSING))
-            c->loop->ops->read_stop(c);
+            c->loop->ops->read_stop(&c->io);
     } else if (!after) { /* the last hold gone: read again */
         if (c->flags & (NF__C_CLOSING | NF__C_END))
             return;
@@ -477,7 +519,7 @@ void nf__conn_read_hold(nf_conn_t *c, unsigned who, bool on)
         if (c->stash || (c->flags & NF__C_EOF_PENDING))
             nf__conn_schedule_flush(c); /* delivered from the loop, not from inside this call */
         else if (c->flags & NF__C_READING)
-            c->loop->ops->read_start(c);
+            c->loop->ops->read_start(&c->io);
     }
 }
 
@@ -541,7 +583,7 @@ nf_conn_t *nf__conn_new(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_fi
     if (!c)
         return NULL;
     c->loop = loop;
-    c->hd.ops = &conn_handle_ops;
+    c->hd.ops = &conn_io_ops.hd;
     c->h = h;
     c->fd = -1;
     c->wl = (nf__wlimits_t){NF_WRITE_HIGH_DEFAULT, NF_WRITE_LOW_DEFAULT, NF_WRITE_MAX_DEFAULT};
@@ -567,14 +609,14 @@ void nf__conn_opened(nf_conn_t *c)
     up_open(c);
     if (c->flags & NF__C_CLOSING)
         return;
-    err = loop->ops->start_conn(c);
+    err = loop->ops->start_conn(&c->io);
     if (err) {
         close_start(c, err);
         return;
     }
     c->flags |= NF__C_READING;
     if (c->flags & NF__C_RPAUSED) /* read_stop from on_open */
-        loop->ops->read_stop(c);
+        loop->ops->read_stop(&c->io);
     if (c->queued > 0)
         nf__conn_schedule_flush(c);
     if ((c->flags & NF__C_SHUT_WR) && c->queued == 0 && !(c->flags & NF__C_SHUT_DONE))

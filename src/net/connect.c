@@ -51,11 +51,11 @@ static void connect_start(nf_conn_t *c)
         } else {
             c->fd = fd;
             nf__conn_sock_opts(c, cs->nodelay, cs->keepalive_s, cs->oob_inline);
-            err = c->loop->ops->connect(c);
+            err = c->loop->ops->connect(&c->io);
             if (err == NF__PENDING || err == 0)
                 return;
             if (c->loop->ops->connect_reset)
-                c->loop->ops->connect_reset(c);
+                c->loop->ops->connect_reset(&c->io);
             close(c->fd);
             c->fd = -1;
             c->flags &= ~NF__C_OOBINLINE; /* set again only if the next socket takes it */
@@ -75,7 +75,7 @@ void nf__conn_connected(nf_conn_t *c, int res)
         /* Refused, unreachable...: the name has more addresses; the last
          * attempt's error is the one reported if none connects. */
         if (c->loop->ops->connect_reset)
-            c->loop->ops->connect_reset(c);
+            c->loop->ops->connect_reset(&c->io);
         close(c->fd);
         c->fd = -1;
         c->flags &= ~NF__C_OOBINLINE;

@@ -19,27 +19,27 @@
 static void backoff_end(nf_timer_t *t)
 {
     nf_listener_t *l = t->data;
-    l->backoff = false;
-    if (!l->paused && !l->closing)
-        l->loop->ops->pause_listener(l, false);
+    l->flags &= ~NF__L_BACKOFF;
+    if (!(l->flags & (NF__L_PAUSED | NF__L_CLOSING)))
+        l->loop->ops->pause_listener(&l->io, false);
 }
 
 void nf__listener_accepted(nf_listener_t *l, int fd)
 {
     nf_loop_t *loop = l->loop;
     if (fd < 0) {
-        if ((fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) && !l->closing) {
+        if ((fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) && !(l->flags & NF__L_CLOSING)) {
             loop->stats.accept_errors++;
-            if (!l->backoff) {
-                l->backoff = true;
-                if (!l->paused)
-                    loop->ops->pause_listener(l, true);
+            if (!(l->flags & NF__L_BACKOFF)) {
+                l->flags |= NF__L_BACKOFF;
+                if (!(l->flags & NF__L_PAUSED))
+                    loop->ops->pause_listener(&l->io, true);
                 nf_timer_start(&l->backoff_timer, backoff_end, NF__ACCEPT_BACKOFF_MS, 0);
             }
         }
         return; /* other accept errors (ECONNABORTED...) are transient: keep accepting */
     }
-    if (l->closing) {
+    if (l->flags & NF__L_CLOSING) {
         close(fd);
         return;
     }
@@ -61,10 +61,10 @@ void nf__listener_accepted(nf_listener_t *l, int fd)
     c->wl = l->wl;
     l->conns++;
     loop->stats.conns_accepted++;
-    if (l->max_conns && l->conns >= l->max_conns && l->on_limit == NF_LIMIT_PAUSE && !l->paused) {
-        l->paused = true;
-        if (!l->backoff)
-            loop->ops->pause_listener(l, true);
+    if (l->max_conns && l->conns >= l->max_conns && l->on_limit == NF_LIMIT_PAUSE && !(l->flags & NF__L_PAUSED)) {
+        l->flags |= NF__L_PAUSED;
+        if (!(l->flags & NF__L_BACKOFF))
+            loop->ops->pause_listener(&l->io, true);
     }
     nf__conn_opened(c);
 }
@@ -117,10 +117,14 @@ static void listener_finish_close(nf__handle_t *h)
 
 static void listener_flush(nf__handle_t *h) { (void)h; /* a listener queues no output */ }
 
-static const nf__handle_ops_t listener_handle_ops = {
-    .size = sizeof(nf__handle_ops_t),
-    .flush = listener_flush,
-    .finish_close = listener_finish_close,
+/* The up-calls the backends make (core/backend.h). */
+static void io_accepted(nf__io_t *io, int fd) { nf__listener_accepted(nf__listener_of(io), fd); }
+static void io_released(nf__io_t *io) { nf__listener_released(nf__listener_of(io)); }
+
+static const nf__io_ops_t listener_io_ops = {
+    .hd = {.size = sizeof(nf__handle_ops_t), .flush = listener_flush, .finish_close = listener_finish_close},
+    .released = io_released,
+    .accepted = io_accepted,
 };
 
 /* ---- listeners -------------------------------------------------------------- */
@@ -136,7 +140,7 @@ NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_list
     if (!l)
         return -ENOMEM;
     l->wl = wl;
-    l->hd.ops = &listener_handle_ops;
+    l->hd.ops = &listener_io_ops.hd;
     int err = nf_addr_parse(&l->addr, cfg->host, cfg->port);
     if (err) {
         free(l);
@@ -166,6 +170,8 @@ NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_list
     l->h = cfg->handler;
     l->data = cfg->data;
     l->max_conns = cfg->max_conns;
+    if (l->max_conns)
+        l->flags |= NF__L_ACCEPT_ONE;
     l->on_limit = cfg->on_limit;
     l->nodelay = cfg->nodelay;
     l->keepalive_s = cfg->keepalive_s;
@@ -174,7 +180,7 @@ NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_list
     l->oob_inline = cfg->oob_inline != 0;
     nf_timer_init(loop, &l->backoff_timer);
     l->backoff_timer.data = l;
-    err = loop->ops->start_listener(l);
+    err = loop->ops->start_listener(&l->io);
     if (err) {
         close(fd);
         free(l);
@@ -201,9 +207,9 @@ NF__EXPORT unsigned nf_listener_conns(const nf_listener_t *l) { return l->conns;
 
 NF__EXPORT void nf_listener_close(nf_listener_t *l, void (*cb)(nf_listener_t *l))
 {
-    if (l->closing)
+    if (l->flags & NF__L_CLOSING)
         return;
-    l->closing = true;
+    l->flags |= NF__L_CLOSING;
     l->close_cb = cb;
     nf_timer_stop(&l->backoff_timer);
     nf_loop_t *loop = l->loop;
@@ -215,7 +221,7 @@ NF__EXPORT void nf_listener_close(nf_listener_t *l, void (*cb)(nf_listener_t *l)
             c->listener = NULL;
     }
     l->conns = 0;
-    loop->ops->stop_listener(l);
+    loop->ops->stop_listener(&l->io);
 }
 
 NF__EXPORT void *nf_listener_get_data(const nf_listener_t *l) { return l->data; }

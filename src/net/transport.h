@@ -7,41 +7,44 @@
 #ifndef NF_NET_TRANSPORT_H
 #define NF_NET_TRANSPORT_H
 
-#include "core/internal.h"
+#include "core/backend.h"
 #include "netframe/filter.h"
 #include "netframe/tcp.h"
 
 /* ---- listeners and connections (src/net/tcp.c) ---------------------------- */
 
+/* Connection flags (c->flags). The bits the backend reads are the I/O
+ * base's (core/backend.h), with the same meaning. */
 enum {
-    NF__C_OPEN = 1u << 0,         /* on_open delivered */
-    NF__C_CLOSING = 1u << 1,      /* close asked or failure: no new work */
-    NF__C_END = 1u << 2,          /* close once the queue is empty */
-    NF__C_SHUT_WR = 1u << 3,      /* shutdown(SHUT_WR) once the queue is empty */
-    NF__C_SHUT_DONE = 1u << 4,    /* shutdown(SHUT_WR) done */
-    NF__C_EOF = 1u << 5,          /* the peer's FIN was read */
-    NF__C_IN_FLUSH = 1u << 6,     /* on loop->flush */
-    NF__C_SENDING = 1u << 7,      /* a send is in flight (async) */
-    NF__C_CONNECTING = 1u << 8,   /* outbound, not yet connected */
-    NF__C_ABORT = 1u << 9,        /* reset on close */
-    NF__C_READING = 1u << 10,     /* reading armed */
-    NF__C_RELEASED = 1u << 11,    /* backend done; on loop->closing */
-    NF__C_WANT_WRITE = 1u << 12,  /* (epoll) waiting for writability */
-    NF__C_RONCE = 1u << 14,       /* nf_conn_read_once: pause after one read */
-    NF__C_EOF_PENDING = 1u << 15, /* EOF seen while paused / stash not empty */
-    NF__C_OOBINLINE = 1u << 16,   /* SO_OOBINLINE set */
-    NF__C_PEER_END = 1u << 17,    /* closing because the peer ended (no on_eof) */
+    NF__C_OPEN = 1u << 0,                 /* on_open delivered */
+    NF__C_CLOSING = NF__IO_CLOSING,       /* close asked or failure: no new work */
+    NF__C_END = 1u << 2,                  /* close once the queue is empty */
+    NF__C_SHUT_WR = 1u << 3,              /* shutdown(SHUT_WR) once the queue is empty */
+    NF__C_SHUT_DONE = 1u << 4,            /* shutdown(SHUT_WR) done */
+    NF__C_EOF = NF__IO_EOF,               /* the peer's FIN was read */
+    NF__C_IN_FLUSH = NF__IO_IN_FLUSH,     /* on loop->flush */
+    NF__C_SENDING = 1u << 7,              /* a send is in flight (async) */
+    NF__C_CONNECTING = NF__IO_CONNECTING, /* outbound, not yet connected */
+    NF__C_ABORT = 1u << 9,                /* reset on close */
+    NF__C_READING = NF__IO_READING,       /* reading armed */
+    NF__C_RELEASED = NF__IO_RELEASED,     /* backend done; on loop->closing */
+    NF__C_WANT_WRITE = NF__IO_WANT_WRITE, /* (epoll) waiting for writability */
+    NF__C_RONCE = 1u << 14,               /* nf_conn_read_once: pause after one read */
+    NF__C_EOF_PENDING = 1u << 15,         /* EOF seen while paused / stash not empty */
+    NF__C_OOBINLINE = 1u << 16,           /* SO_OOBINLINE set */
+    NF__C_PEER_END = 1u << 17,            /* closing because the peer ended (no on_eof) */
     /* read holds (nf__conn_read_hold): NF__RHOLD_* << NF__C_RHOLD_SHIFT;
      * NF__C_RPAUSED tests whether any of them is set */
     NF__C_RHOLD_APP = 1u << 18,    /* the program: nf_conn_read_stop / read_once */
     NF__C_RHOLD_WQ = 1u << 19,     /* the write queue is over its high-water mark */
     NF__C_RHOLD_FILTER = 1u << 20, /* a filter (flow control) */
 };
-#define NF__C_RHOLD_SHIFT 18
+#define NF__C_RHOLD_SHIFT NF__IO_HOLDS_SHIFT
 #define NF__C_RHOLDS      (NF__C_RHOLD_APP | NF__C_RHOLD_WQ | NF__C_RHOLD_FILTER)
 /* Reading is paused (no on_read) while any hold is set: derived from the
  * holds, never set on its own. */
 #define NF__C_RPAUSED NF__C_RHOLDS
+_Static_assert(NF__C_RHOLDS == NF__IO_HOLDS, "the read holds are the I/O base's holds");
 
 /* Read holds: reading runs only while no hold is set. */
 #define NF__RHOLD_APP    1u /* nf_conn_read_stop / read_once */
@@ -75,22 +78,17 @@ int nf__wlimits_from_cfg(nf__wlimits_t *out, size_t high, size_t low, size_t max
 void nf__conn_set_wlimits(nf_conn_t *c, const nf__wlimits_t *wl);
 
 struct nf_conn {
-    nf_loop_t *loop;
+    /* the I/O base: loop, fd, flags (NF__C_*), the handle hd (loop->flush;
+     * once released, loop->closing) and the backend's fields */
+    NF__IO_BASE;
     const nf_conn_handler_t *h;
     void *data;
     nf_listener_t *listener;
-    int fd;
-    uint32_t flags;
-    uint16_t be_flags;    /* backend-private bits */
-    uint16_t be_inflight; /* backend: operations in flight */
-    int reason;           /* close reason, set once */
-    nf__list_t node;      /* loop->conns, until on_close */
-    nf__handle_t hd;      /* loop->flush; once released, loop->closing */
+    int reason;        /* close reason, set once */
+    uint32_t wq_count; /* buffers in the write queue ("writes in flight") */
+    nf__list_t node;   /* loop->conns, until on_close */
     nf__wseg_t *wq_head, *wq_tail;
     size_t queued;
-    uint32_t wq_count; /* buffers in the write queue ("writes in flight") */
-    uint32_t be_slot;  /* backend: registered file slot + 1 (0: none) */
-    void *send_state;  /* backend: storage for an in-flight send */
     struct nf__connect_state *cs;
     nf_filter_t *fbottom, *ftop;    /* filter stack, NULL without filters */
     nf__wseg_t *stash;              /* reads that arrived while paused, in order */
@@ -100,16 +98,20 @@ struct nf_conn {
     nf__wlimits_t wl; /* write-queue limits */
 };
 
+/* Listener flags (l->flags): closing, and the two holds on accepting. */
+enum {
+    NF__L_CLOSING = NF__IO_CLOSING,
+    NF__L_PAUSED = 1u << NF__IO_HOLDS_SHIFT,        /* by the connection limit */
+    NF__L_BACKOFF = 1u << (NF__IO_HOLDS_SHIFT + 1), /* accept failed for lack of fds or memory: paused a while */
+    NF__L_ACCEPT_ONE = NF__IO_ACCEPT_ONE,           /* a connection limit: one accept at a time */
+};
+
 struct nf_listener {
-    nf_loop_t *loop;
+    /* the I/O base: loop, fd, flags (NF__L_*), the handle hd (loop->closing,
+     * once released) and the backend's fields */
+    NF__IO_BASE;
     void *data;
     const nf_conn_handler_t *h;
-    int fd;
-    uint16_t be_flags;
-    uint16_t be_inflight;
-    bool closing;
-    bool paused;  /* by the connection limit */
-    bool backoff; /* accept failed for lack of fds or memory: paused for a while */
     nf_timer_t backoff_timer;
     unsigned conns;
     unsigned max_conns;
@@ -117,7 +119,6 @@ struct nf_listener {
     int nodelay;
     int keepalive_s;
     void (*close_cb)(nf_listener_t *l);
-    nf__handle_t hd;  /* loop->closing, once released */
     nf__list_t lnode; /* loop->listeners */
     nf_addr_t addr;
     const nf_filter_spec_t *filters;
@@ -126,7 +127,8 @@ struct nf_listener {
     nf__wlimits_t wl; /* write-queue limits of its connections */
 };
 
-/* Called by backends. */
+/* What the backends report (through the up-call tables of conn.c and
+ * listen.c, core/backend.h). */
 void nf__listener_accepted(nf_listener_t *l, int fd);
 void nf__listener_released(nf_listener_t *l);
 /* Delivers b->base[0..len) to on_read. The backend owns one reference to b;
@@ -139,6 +141,9 @@ void nf__conn_sent(nf_conn_t *c, ssize_t res);
 void nf__conn_released(nf_conn_t *c);
 /* Fills iov with the head of the write queue; returns the count (<= max). */
 int nf__conn_iov(const nf_conn_t *c, struct iovec *iov, int max);
+/* The I/O base's owner (the base is the object's first member). */
+static inline nf_conn_t *nf__conn_of(const nf__io_t *io) { return (nf_conn_t *)(void *)(uintptr_t)io; }
+static inline nf_listener_t *nf__listener_of(const nf__io_t *io) { return (nf_listener_t *)(void *)(uintptr_t)io; }
 /* Puts c on the loop's flush list (epoll: the socket became writable). */
 void nf__conn_schedule_flush(nf_conn_t *c);
 
@@ -170,8 +175,6 @@ int nf__filter_write(nf_filter_t *f, nf_buf_t *b);
 int nf__filter_shutdown(nf_filter_t *f);
 void nf__filter_close(nf_filter_t *f, nf_close_how_t how);
 
-/* Socket helpers (src/net/addr.c). */
-int nf__set_nonblock(int fd, bool on);
 /* The connect target of c (valid while NF__C_CONNECTING). */
 const nf_addr_t *nf__conn_target(const nf_conn_t *c);
 

@@ -2,8 +2,8 @@
  *
  * The net layer owns the socket, the send queue with its bounds and drop
  * policy, the peer table and the counters; the backends (uring_udp.c,
- * epoll_udp.c) move datagrams between the kernel and nf__udp_recv /
- * nf__udp_tx_pop / nf__udp_tx_done. Sends are queued by nf_udp_send and
+ * epoll/udp.c) move datagrams between the kernel and the up-calls of
+ * udp_io_ops (nf__udp_recv, tx_pop, tx_done...). Sends are queued by nf_udp_send and
  * handed to the kernel by udp_flush (its handle's flush op) at the end of
  * the loop step, so the datagrams a batch of receive callbacks answers
  * leave in one batch. Receiving and the peer table are in udp_rx.c. */
@@ -28,7 +28,10 @@ NF__EXPORT void nf_udp_config_init(nf_udp_config_t *cfg)
     cfg->host = "127.0.0.1";
 }
 
-static const nf__handle_ops_t udp_handle_ops;
+static const nf__io_ops_t udp_io_ops;
+
+/* The queue links entries through their backend part (dg.next). */
+static inline nf__udp_tx_t *tx_next(const nf__udp_tx_t *tx) { return (nf__udp_tx_t *)(void *)tx->dg.next; }
 
 /* ---- socket ------------------------------------------------------------------ */
 
@@ -63,7 +66,7 @@ NF__EXPORT int nf_udp_open(nf_loop_t *loop, const nf_udp_config_t *cfg, nf_udp_t
     if (!u)
         return -ENOMEM;
     u->loop = loop;
-    u->hd.ops = &udp_handle_ops;
+    u->hd.ops = &udp_io_ops.hd;
     u->h = cfg->handler;
     u->data = cfg->data;
     u->family = local.u.sa.sa_family;
@@ -118,7 +121,7 @@ NF__EXPORT int nf_udp_open(nf_loop_t *loop, const nf_udp_config_t *cfg, nf_udp_t
         u->peer = *cfg->connect_to;
         u->flags |= NF__U_CONNECTED;
     }
-    err = loop->ops->udp_start(u);
+    err = loop->ops->udp_start(&u->io, u->recv_size, u->recv_count, u->features, sizeof(u->features));
     if (err)
         goto fail;
     loop->handles++;
@@ -259,7 +262,7 @@ static nf__udp_tx_t *tx_get(nf_udp_t *u, size_t inline_len)
     nf__udp_tx_t *tx;
     if (inline_len <= NF__UDP_TX_INLINE && u->pool) {
         tx = u->pool;
-        u->pool = tx->next;
+        u->pool = tx_next(tx);
         u->npool--;
     } else {
         size_t cap = inline_len <= NF__UDP_TX_INLINE ? NF__UDP_TX_INLINE : inline_len;
@@ -267,13 +270,13 @@ static nf__udp_tx_t *tx_get(nf_udp_t *u, size_t inline_len)
         if (!tx)
             return NULL;
         tx->cap = cap;
-        tx->u = u;
+        tx->dg.io = &u->io;
     }
-    tx->next = NULL;
+    tx->dg.next = NULL;
     tx->buf = NULL;
-    tx->data = (char *)(tx + 1);
-    tx->len = 0;
-    tx->has_to = false;
+    tx->dg.data = (char *)(tx + 1);
+    tx->dg.len = 0;
+    tx->dg.to = NULL;
     return tx;
 }
 
@@ -284,7 +287,7 @@ static void tx_put(nf_udp_t *u, nf__udp_tx_t *tx)
         tx->buf = NULL;
     }
     if (tx->cap == NF__UDP_TX_INLINE && u->npool < TX_POOL_MAX) {
-        tx->next = u->pool;
+        tx->dg.next = u->pool ? &u->pool->dg : NULL;
         u->pool = tx;
         u->npool++;
         return;
@@ -301,7 +304,8 @@ static void schedule_flush(nf_udp_t *u)
     nf__kick(u->loop);
 }
 
-void nf__udp_schedule_flush(nf_udp_t *u)
+/* (epoll) the socket is writable again: flush what waits. */
+static void udp_writable(nf_udp_t *u)
 {
     u->flags &= ~NF__U_BLOCKED;
     if (u->wq_head)
@@ -330,11 +334,11 @@ static bool make_room(nf_udp_t *u, size_t len)
         if (u->drop != NF_UDP_DROP_OLDEST || !u->wq_head)
             return false; /* drop newest (or all queued are in the kernel already) */
         nf__udp_tx_t *old = u->wq_head;
-        u->wq_head = old->next;
+        u->wq_head = tx_next(old);
         if (!u->wq_head)
             u->wq_tail = NULL;
         u->nwait--;
-        u->qbytes -= old->len;
+        u->qbytes -= old->dg.len;
         u->st.dropped++;
         tx_put(u, old);
     }
@@ -345,15 +349,16 @@ static void enqueue(nf_udp_t *u, nf__udp_tx_t *tx, const nf_addr_t *to)
 {
     if (to) {
         tx->to = *to;
-        tx->has_to = true;
+        tx->dg.to = &tx->to.u.sa;
+        tx->dg.tolen = tx->to.len;
     }
     if (u->wq_tail)
-        u->wq_tail->next = tx;
+        u->wq_tail->dg.next = &tx->dg;
     else
         u->wq_head = tx;
     u->wq_tail = tx;
     u->nwait++;
-    u->qbytes += tx->len;
+    u->qbytes += tx->dg.len;
     schedule_flush(u);
 }
 
@@ -370,8 +375,8 @@ NF__EXPORT int nf_udp_send(nf_udp_t *u, const void *data, size_t len, const nf_a
     if (!tx)
         return -ENOMEM;
     if (len)
-        memcpy(tx->data, data, len);
-    tx->len = len;
+        memcpy(tx->dg.data, data, len);
+    tx->dg.len = len;
     enqueue(u, tx, to);
     return 0;
 }
@@ -389,30 +394,33 @@ NF__EXPORT int nf_udp_send_buf(nf_udp_t *u, nf_buf_t *b, const nf_addr_t *to)
         return err ? err : -ENOMEM;
     }
     tx->buf = b;
-    tx->data = b->base;
-    tx->len = b->len;
+    tx->dg.data = b->base;
+    tx->dg.len = b->len;
     enqueue(u, tx, to);
     return 0;
 }
 
-nf__udp_tx_t *nf__udp_tx_pop(nf_udp_t *u)
+/* Takes the oldest waiting datagram to hand to the kernel (NULL: none); it
+ * counts as in flight until tx_done. */
+static nf__udp_tx_t *tx_pop(nf_udp_t *u)
 {
     nf__udp_tx_t *tx = u->wq_head;
     if (!tx)
         return NULL;
-    u->wq_head = tx->next;
+    u->wq_head = tx_next(tx);
     if (!u->wq_head)
         u->wq_tail = NULL;
-    tx->next = NULL;
+    tx->dg.next = NULL;
     u->nwait--;
     u->ninflight++;
     return tx;
 }
 
-void nf__udp_tx_done(nf_udp_t *u, nf__udp_tx_t *tx, int res)
+/* The kernel finished with tx: res = bytes sent or -errno. Frees tx. */
+static void tx_done(nf_udp_t *u, nf__udp_tx_t *tx, int res)
 {
     u->ninflight--;
-    u->qbytes -= tx->len;
+    u->qbytes -= tx->dg.len;
     if (res >= 0) {
         u->st.dgrams_out++;
         u->st.bytes_out += (uint64_t)res;
@@ -432,7 +440,7 @@ static void udp_flush(nf__handle_t *h)
     nf_udp_t *u = nf__container_of(h, nf_udp_t, hd);
     u->flags &= ~NF__U_IN_FLUSH;
     if (!nf__udp_closing(u) && u->wq_head)
-        u->loop->ops->udp_flush(u);
+        u->loop->ops->udp_flush(&u->io);
 }
 
 /* ---- closing ---------------------------------------------------------------------- */
@@ -448,19 +456,20 @@ NF__EXPORT void nf_udp_close(nf_udp_t *u)
         u->flags &= ~NF__U_IN_FLUSH;
     }
     while (u->wq_head) { /* never handed to the kernel */
-        nf__udp_tx_t *tx = nf__udp_tx_pop(u);
+        nf__udp_tx_t *tx = tx_pop(u);
         u->ninflight--;
-        u->qbytes -= tx->len;
+        u->qbytes -= tx->dg.len;
         u->st.dropped++;
         tx_put(u, tx);
     }
     while (!nf__list_empty(&u->peer_lru))
         nf__udp_peer_free(u, nf__container_of(u->peer_lru.next, nf_udp_peer_t, lru));
-    u->loop->ops->udp_stop(u);
+    u->loop->ops->udp_stop(&u->io);
     nf__kick(u->loop);
 }
 
-void nf__udp_released(nf_udp_t *u)
+/* The backend is done with u (nothing in flight): finish the close. */
+static void udp_released(nf_udp_t *u)
 {
     if (u->flags & NF__U_RELEASED)
         return;
@@ -478,21 +487,47 @@ static void udp_finish_close(nf__handle_t *h)
     loop->handles--;
     while (u->pool) {
         nf__udp_tx_t *tx = u->pool;
-        u->pool = tx->next;
+        u->pool = tx_next(tx);
         free(tx);
     }
-    free(u->rx.msgs);
-    free(u->rx.iov);
-    free(u->rx.names);
-    free(u->rx.mem);
     free(u->ptab);
     if (u->h->on_close)
         u->h->on_close(u);
     free(u);
 }
 
-static const nf__handle_ops_t udp_handle_ops = {
-    .size = sizeof(nf__handle_ops_t),
-    .flush = udp_flush,
-    .finish_close = udp_finish_close,
+/* ---- the up-calls the backends make (core/backend.h) ----------------------------- */
+
+static inline nf_udp_t *udp_of(const nf__io_t *io) { return (nf_udp_t *)(void *)(uintptr_t)io; }
+static void io_released(nf__io_t *io) { udp_released(udp_of(io)); }
+static void io_writable(nf__io_t *io) { udp_writable(udp_of(io)); }
+static void io_dgram(nf__io_t *io, const char *data, size_t len, const struct sockaddr *from, socklen_t fromlen,
+                     unsigned flags)
+{
+    nf__udp_recv(udp_of(io), data, len, from, fromlen, flags);
+}
+static void io_dgram_error(nf__io_t *io, int err) { nf__udp_recv_error(udp_of(io), err); }
+static nf__dgram_t *io_tx_head(nf__io_t *io)
+{
+    nf__udp_tx_t *tx = udp_of(io)->wq_head;
+    return tx ? &tx->dg : NULL;
+}
+static nf__dgram_t *io_tx_pop(nf__io_t *io)
+{
+    nf__udp_tx_t *tx = tx_pop(udp_of(io));
+    return tx ? &tx->dg : NULL;
+}
+static void io_tx_done(nf__io_t *io, nf__dgram_t *d, int res) { tx_done(udp_of(io), (nf__udp_tx_t *)(void *)d, res); }
+
+_Static_assert(NF__DGRAM_TRUNC == NF_UDP_TRUNC, "one truncation flag");
+
+static const nf__io_ops_t udp_io_ops = {
+    .hd = {.size = sizeof(nf__handle_ops_t), .flush = udp_flush, .finish_close = udp_finish_close},
+    .released = io_released,
+    .schedule_flush = io_writable,
+    .dgram = io_dgram,
+    .dgram_error = io_dgram_error,
+    .tx_head = io_tx_head,
+    .tx_pop = io_tx_pop,
+    .tx_done = io_tx_done,
 };
