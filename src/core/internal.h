@@ -1,7 +1,9 @@
-/* netframe — the core's internal header: the loop, handles, the backend
- * contract, posts, timers and buffer pools. It knows no connection, socket
- * or filter (those are the net layer's, src/net/transport.h). Nothing here
- * is public API. */
+/* netframe — the core's internal header: the loop, handles, posts, timers,
+ * buffer pools and the upper layers' per-loop records. It knows no
+ * connection, socket or filter (those are the net layer's,
+ * src/net/transport.h). The backend contract (the engine's ops table, the
+ * I/O base objects embed and the up-calls a backend reports through) is in
+ * core/backend.h. Nothing here is public API. */
 #ifndef NF_CORE_INTERNAL_H
 #define NF_CORE_INTERNAL_H
 
@@ -54,13 +56,6 @@ struct nf__handle {
     nf__list_t qnode; /* loop->flush or loop->closing */
     const nf__handle_ops_t *ops;
 };
-
-/* A free list of malloc'ed blocks that begin with their link: the loop keeps
- * one for an upper layer (write-queue segments) and frees it with the loop,
- * without knowing what the blocks are. */
-typedef struct nf__freeblk {
-    struct nf__freeblk *next;
-} nf__freeblk_t;
 
 /* ---- per-loop state of the layers above ---------------------------------
  *
@@ -118,19 +113,9 @@ struct nf_loop {
     nf__list_t flush;   /* nf__handle_t with writes to hand to the kernel */
     nf__list_t closing; /* nf__handle_t released by the backend, to finish */
 
-    /* the net layer's lists (src/net/tcp.c) */
-    nf__list_t conns;              /* every open connection */
-    nf__list_t listeners;          /* every open listener */
-    struct nf__shutdown *shutdown; /* nf_loop_shutdown in progress */
-
-    /* the read currently delivered to on_read (for nf_conn_keep_read) */
-    nf_buf_t *cur_read;
-
-    /* pool of 16 KiB chunks for copied writes, and of queue segments */
+    /* pool of 16 KiB chunks for copied writes (any layer's) */
     nf_buf_t *chunk_pool[64];
     unsigned chunk_pool_len;
-    nf__freeblk_t *seg_pool; /* the net layer's write-queue segments, freed with the loop */
-    unsigned seg_pool_len;
 
     nf_loop_stats_t stats;
     nf__loop_ext_t *ext; /* the upper layers' per-loop records (nf__loop_ext) */
@@ -143,6 +128,17 @@ struct nf_loop {
     bool kicked;           /* NF_MODE_EVENT: the wake fd was written by nf__kick */
     int kick_fd;           /* NF_MODE_EVENT: eventfd that makes nf_loop_fd readable */
 };
+
+/* The loop's record for `ops`, known to exist (made earlier with
+ * nf__loop_ext): for a layer's hot path, a walk of a list of one or two
+ * records without a call. */
+static inline nf__loop_ext_t *nf__loop_ext_get(const nf_loop_t *loop, const nf__loop_ext_ops_t *ops)
+{
+    nf__loop_ext_t *x = loop->ext;
+    while (x->ops != ops)
+        x = x->next;
+    return x;
+}
 
 /* Queues h for its flush op at the next flush point of the loop. */
 static inline void nf__handle_flush_later(nf_loop_t *loop, nf__handle_t *h)

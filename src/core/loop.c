@@ -80,10 +80,8 @@ int nf__loop_alloc(nf_loop_t **out, const nf_loop_config_t *cfg)
     loop->timer_fd = -1;
     loop->kick_fd = -1;
 
-    nf__list_init(&loop->conns);
     nf__list_init(&loop->flush);
     nf__list_init(&loop->closing);
-    nf__list_init(&loop->listeners);
     pthread_mutex_init(&loop->post_mu, NULL);
     atomic_init(&loop->posts_pending, 0);
     loop->now = clock_ms();
@@ -148,11 +146,6 @@ NF__EXPORT int nf_loop_free(nf_loop_t *loop)
     loop->ops->destroy(loop);
     while (loop->chunk_pool_len > 0)
         nf_buf_unref(loop->chunk_pool[--loop->chunk_pool_len]);
-    while (loop->seg_pool) {
-        nf__freeblk_t *s = loop->seg_pool;
-        loop->seg_pool = s->next;
-        free(s);
-    }
     free(loop->heap);
     if (loop->timer_fd >= 0)
         close(loop->timer_fd);

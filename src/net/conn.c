@@ -57,14 +57,9 @@ static inline void up_drain(nf_conn_t *c)
 
 static void close_start(nf_conn_t *c, int reason)
 {
-    if (c->flags & NF__C_CLOSING)
+    if (!nf__io_close_begin(&c->io))
         return;
-    c->flags |= NF__C_CLOSING;
     c->reason = reason;
-    if (c->flags & NF__C_IN_FLUSH) {
-        nf__list_remove(&c->hd.qnode);
-        c->flags &= ~NF__C_IN_FLUSH;
-    }
     c->loop->ops->stop_conn(&c->io);
 }
 
@@ -83,19 +78,12 @@ void nf__conn_fail(nf_conn_t *c, int reason) { close_start(c, reason); }
 
 static void stash_free(nf_conn_t *c);
 
-void nf__conn_released(nf_conn_t *c)
-{
-    if (c->flags & NF__C_RELEASED)
-        return;
-    c->flags |= NF__C_RELEASED;
-    nf__kick(c->loop);
-    /* hd is free: a closing connection is never on the flush list */
-    nf__handle_close_later(c->loop, &c->hd);
-}
+void nf__conn_released(nf_conn_t *c) { nf__io_released(&c->io); }
 
 static void finish_close(nf_conn_t *c)
 {
     nf_loop_t *loop = c->loop;
+    nf__net_t *n = nf__net(loop);
     if (c->fd >= 0) {
         if (c->flags & NF__C_ABORT) {
             struct linger lg = {1, 0};
@@ -109,8 +97,8 @@ static void finish_close(nf_conn_t *c)
     if (c->cs)
         nf__connect_state_free(c);
     if (c->flags & NF__C_OPEN)
-        loop->stats.conns_open--;
-    loop->stats.conns_closed++;
+        n->st.conns_open--;
+    n->st.conns_closed++;
     nf_listener_t *l = c->listener;
     if (l) {
         l->conns--;
@@ -120,7 +108,7 @@ static void finish_close(nf_conn_t *c)
                 loop->ops->pause_listener(&l->io, false);
         }
     }
-    nf__list_remove(&c->node); /* off loop->conns */
+    nf__list_remove(&c->node); /* off the record's conns */
     loop->handles--;
     if (c->fbottom)
         nf__filters_close(c, c->reason);
@@ -129,7 +117,7 @@ static void finish_close(nf_conn_t *c)
         c->released(c->released_arg);
     free(c->fbottom);
     free(c);
-    if (loop->shutdown)
+    if (n->shutdown)
         nf__shutdown_check(loop);
 }
 
@@ -237,17 +225,17 @@ void nf__conn_unread(nf_conn_t *c, nf_buf_t *b)
 
 static void deliver(nf_conn_t *c, nf_buf_t *b, size_t len)
 {
-    nf_loop_t *loop = c->loop;
-    loop->stats.bytes_in += len;
-    loop->stats.reads++;
+    nf__net_t *n = nf__net(c->loop);
+    n->st.bytes_in += len;
+    n->st.reads++;
     b->len = len;
-    loop->cur_read = b;
+    n->cur_read = b;
     if (c->flags & NF__C_RONCE) { /* one read was asked for: this is it */
         c->flags &= ~NF__C_RONCE;
         nf__conn_read_hold(c, NF__RHOLD_APP, true);
     }
     up_read(c, b->base, len);
-    loop->cur_read = NULL;
+    n->cur_read = NULL;
 }
 
 void nf__conn_read(nf_conn_t *c, nf_buf_t *b, size_t len)
@@ -317,7 +305,7 @@ void nf__conn_read_end(nf_conn_t *c, int err)
 NF__EXPORT nf_buf_t *nf_conn_keep_read(nf_conn_t *c)
 {
     nf_loop_t *loop = c->loop;
-    nf_buf_t *b = loop->cur_read;
+    nf_buf_t *b = nf__net(loop)->cur_read;
     if (!b)
         return NULL;
     nf__rbuf_mark_kept(loop, b);
@@ -332,8 +320,9 @@ static void sent(nf_conn_t *c, ssize_t res)
         return;
     }
     size_t left = (size_t)res;
-    loop->stats.bytes_out += left;
-    loop->stats.writes++;
+    nf__net_t *n = nf__net(loop);
+    n->st.bytes_out += left;
+    n->st.writes++;
     c->queued -= left;
     while (left > 0) {
         nf__wseg_t *s = c->wq_head;
@@ -382,7 +371,7 @@ void nf__conn_sent(nf_conn_t *c, ssize_t res)
 static void conn_flush(nf__handle_t *h)
 {
     nf_conn_t *c = nf__container_of(h, nf_conn_t, hd);
-    c->flags &= ~NF__C_IN_FLUSH;
+    nf__io_flushing(&c->io);
     if (NF__UNLIKELY(c->stash || (c->flags & NF__C_EOF_PENDING)))
         stash_run(c);
     if (c->flags & (NF__C_CLOSING | NF__C_SENDING | NF__C_CONNECTING) || c->queued == 0)
@@ -486,8 +475,11 @@ NF__EXPORT void nf_conn_set_handler(nf_conn_t *c, const nf_conn_handler_t *h) { 
 
 NF__EXPORT void nf_conn_walk(nf_loop_t *loop, void (*fn)(nf_conn_t *c, void *arg), void *arg)
 {
-    nf__list_t *n = loop->conns.next;
-    while (n != &loop->conns) {
+    nf__net_t *net = nf__net_find(loop);
+    if (!net)
+        return; /* no connection ever */
+    nf__list_t *n = net->conns.next;
+    while (n != &net->conns) {
         nf__list_t *next = n->next;
         nf_conn_t *c = nf__container_of(n, nf_conn_t, node);
         if (!(c->flags & NF__C_CLOSING))
@@ -559,7 +551,7 @@ NF__EXPORT int nf_conn_send_urgent(nf_conn_t *c, unsigned char byte)
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return -errno;
-    c->loop->stats.bytes_out += 1;
+    nf__net(c->loop)->st.bytes_out += 1;
     return 0;
 }
 
@@ -579,7 +571,8 @@ bool nf__conn_wants_urgent(const nf_conn_t *c) { return c->h->on_urgent && !(c->
 
 nf_conn_t *nf__conn_new(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_filter_spec_t *filters, unsigned nfilters)
 {
-    nf_conn_t *c = calloc(1, sizeof(*c));
+    nf__net_t *n = nf__net_make(loop);
+    nf_conn_t *c = n ? calloc(1, sizeof(*c)) : NULL;
     if (!c)
         return NULL;
     c->loop = loop;
@@ -592,7 +585,7 @@ nf_conn_t *nf__conn_new(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_fi
         return NULL;
     }
     loop->handles++;
-    nf__list_push_back(&loop->conns, &c->node);
+    nf__list_push_back(&n->conns, &c->node);
     return c;
 }
 
@@ -600,7 +593,7 @@ void nf__conn_opened(nf_conn_t *c)
 {
     nf_loop_t *loop = c->loop;
     c->flags |= NF__C_OPEN;
-    loop->stats.conns_open++;
+    nf__net(loop)->st.conns_open++;
     int err = c->fbottom ? nf__filters_init(c) : 0;
     if (err) {
         close_start(c, err);

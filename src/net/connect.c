@@ -89,7 +89,7 @@ void nf__conn_connected(nf_conn_t *c, int res)
         return;
     }
     nf__connect_state_free(c);
-    c->loop->stats.conns_connected++;
+    nf__net(c->loop)->st.conns_connected++;
     nf__conn_opened(c);
 }
 
@@ -122,18 +122,15 @@ NF__EXPORT int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_co
         nf__wlimits_from_cfg(&wl, cfg->write_high_water ? cfg->write_high_water : NF_WRITE_LIMIT_OFF,
                              cfg->write_low_water, cfg->write_max) != 0)
         return -EINVAL;
-    nf_conn_t *c = nf__conn_new(loop, cfg->handler, cfg->filters, cfg->filters ? cfg->nfilters : 0);
-    if (!c)
-        return -ENOMEM;
-    c->wl = wl;
-    c->cs = calloc(1, sizeof(*c->cs));
-    if (!c->cs) {
-        nf__list_remove(&c->node);
-        loop->handles--;
-        free(c->fbottom);
-        free(c);
+    /* the connect state first: a connection made is never taken apart again */
+    struct nf__connect_state *cs = calloc(1, sizeof(*cs));
+    nf_conn_t *c = cs ? nf__conn_new(loop, cfg->handler, cfg->filters, cfg->filters ? cfg->nfilters : 0) : NULL;
+    if (!c) {
+        free(cs);
         return -ENOMEM;
     }
+    c->wl = wl;
+    c->cs = cs;
     c->cs->nodelay = cfg->nodelay;
     c->cs->keepalive_s = cfg->keepalive_s;
     c->cs->oob_inline = cfg->oob_inline != 0;

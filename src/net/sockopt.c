@@ -1,5 +1,6 @@
-/* netframe — a TCP socket's options: the one place a connection's socket
- * gets TCP_NODELAY, SO_KEEPALIVE and SO_OOBINLINE. */
+/* netframe — socket options, written once: setting an int, buffer sizes,
+ * and the one place a connection's socket gets TCP_NODELAY, SO_KEEPALIVE and
+ * SO_OOBINLINE. */
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,18 +10,30 @@
 
 /* ---- socket options --------------------------------------------------------- */
 
-int nf__sock_nodelay(int fd, int on)
+int nf__sock_set_int(int fd, int level, int opt, int v)
 {
-    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0 ? -errno : 0;
+    return setsockopt(fd, level, opt, &v, sizeof(v)) < 0 ? -errno : 0;
 }
+
+int nf__sock_buffers(int fd, int rcvbuf, int sndbuf)
+{
+    if (rcvbuf > 0 && nf__sock_set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf) != 0 &&
+        nf__sock_set_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf) != 0)
+        return -errno;
+    if (sndbuf > 0 && nf__sock_set_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, sndbuf) != 0 &&
+        nf__sock_set_int(fd, SOL_SOCKET, SO_SNDBUF, sndbuf) != 0)
+        return -errno;
+    return 0;
+}
+
+int nf__sock_nodelay(int fd, int on) { return nf__sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, on); }
 
 int nf__sock_keepalive(int fd, int on, int idle_s)
 {
-    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
-        return -errno;
-    if (on && idle_s > 0 && setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s)) < 0)
-        return -errno;
-    return 0;
+    int err = nf__sock_set_int(fd, SOL_SOCKET, SO_KEEPALIVE, on);
+    if (!err && on && idle_s > 0)
+        err = nf__sock_set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_s);
+    return err;
 }
 
 /* The one place a connection's socket gets its configured options: every

@@ -11,7 +11,94 @@
 #include "netframe/filter.h"
 #include "netframe/tcp.h"
 
-/* ---- listeners and connections (src/net/tcp.c) ---------------------------- */
+/* ---- the net layer's per-loop record (src/net/netloop.c) ------------------
+ *
+ * What the net layer keeps per loop, in the loop's record for it
+ * (nf__loop_ext): its lists, a graceful shutdown in progress, the read being
+ * delivered, the write-queue segment pool and its counters, which
+ * nf_loop_stats adds to the loop's own (the record's stats op). */
+typedef struct nf__freeblk {
+    struct nf__freeblk *next;
+} nf__freeblk_t;
+
+typedef struct nf__net_stats {
+    uint64_t conns_open, conns_accepted, conns_connected, conns_closed, conns_refused;
+    uint64_t bytes_in, bytes_out, reads, writes, accept_errors;
+} nf__net_stats_t;
+
+typedef struct nf__net {
+    nf__loop_ext_t ext;
+    nf__list_t conns;              /* every open connection */
+    nf__list_t listeners;          /* every open listener */
+    struct nf__shutdown *shutdown; /* nf_loop_shutdown in progress */
+    nf_buf_t *cur_read;            /* the read delivered to on_read now (nf_conn_keep_read) */
+    nf__freeblk_t *seg_pool;       /* free write-queue segments */
+    unsigned seg_pool_len;
+    nf__net_stats_t st;
+} nf__net_t;
+
+extern const nf__loop_ext_ops_t nf__net_ext_ops;
+/* The loop's net record, made on first use; NULL if memory ran out. */
+nf__net_t *nf__net_make(nf_loop_t *loop);
+/* The loop's net record, or NULL if the loop never had a connection,
+ * listener or shutdown. */
+static inline nf__net_t *nf__net_find(const nf_loop_t *loop)
+{
+    return (nf__net_t *)(void *)nf__loop_ext_find(loop, &nf__net_ext_ops);
+}
+/* The loop's net record where one exists for sure (a connection or a
+ * listener of the loop is at hand): no call on the hot path. */
+static inline nf__net_t *nf__net(const nf_loop_t *loop)
+{
+    return (nf__net_t *)(void *)nf__loop_ext_get(loop, &nf__net_ext_ops);
+}
+
+/* ---- the life cycle every net object shares --------------------------------
+ *
+ * Connections, listeners and UDP sockets embed the I/O base and live the
+ * same way: output is handed down at the loop's flush point (NF__IO_IN_FLUSH
+ * while queued), a close stops new work (NF__IO_CLOSING) and asks the
+ * backend to cancel, and once the backend released the object
+ * (NF__IO_RELEASED) its finish_close runs at the loop's closing point. */
+
+/* Queues io for its flush op at the loop's next flush point, unless it is
+ * queued already or closing. */
+static inline void nf__io_flush_later(nf__io_t *io)
+{
+    if (io->flags & (NF__IO_IN_FLUSH | NF__IO_CLOSING))
+        return;
+    io->flags |= NF__IO_IN_FLUSH;
+    nf__handle_flush_later(io->loop, &io->hd);
+    nf__kick(io->loop); /* event mode: a write from outside a step needs one */
+}
+/* The flush op runs: io is off the queue. */
+static inline void nf__io_flushing(nf__io_t *io) { io->flags &= ~NF__IO_IN_FLUSH; }
+/* Starts closing io: false if it was closing already. Takes it off the
+ * flush queue (a closing object is never on it); the caller then asks the
+ * backend to stop. */
+static inline bool nf__io_close_begin(nf__io_t *io)
+{
+    if (io->flags & NF__IO_CLOSING)
+        return false;
+    io->flags |= NF__IO_CLOSING;
+    if (io->flags & NF__IO_IN_FLUSH) {
+        nf__list_remove(&io->hd.qnode);
+        io->flags &= ~NF__IO_IN_FLUSH;
+    }
+    return true;
+}
+/* The backend released io: its finish_close runs at the loop's next
+ * closing point, once (the handle's node is free: closing, so not queued). */
+static inline void nf__io_released(nf__io_t *io)
+{
+    if (io->flags & NF__IO_RELEASED)
+        return;
+    io->flags |= NF__IO_RELEASED;
+    nf__kick(io->loop);
+    nf__handle_close_later(io->loop, &io->hd);
+}
+
+/* ---- listeners and connections ---------------------------- */
 
 /* Connection flags (c->flags). The bits the backend reads are the I/O
  * base's (core/backend.h), with the same meaning. */
@@ -86,7 +173,7 @@ struct nf_conn {
     nf_listener_t *listener;
     int reason;        /* close reason, set once */
     uint32_t wq_count; /* buffers in the write queue ("writes in flight") */
-    nf__list_t node;   /* loop->conns, until on_close */
+    nf__list_t node;   /* the net record's conns, until on_close */
     nf__wseg_t *wq_head, *wq_tail;
     size_t queued;
     struct nf__connect_state *cs;
@@ -119,7 +206,7 @@ struct nf_listener {
     int nodelay;
     int keepalive_s;
     void (*close_cb)(nf_listener_t *l);
-    nf__list_t lnode; /* loop->listeners */
+    nf__list_t lnode; /* the net record's listeners */
     nf_addr_t addr;
     const nf_filter_spec_t *filters;
     unsigned nfilters;
@@ -174,6 +261,29 @@ void nf__filter_drain(nf_filter_t *f);
 int nf__filter_write(nf_filter_t *f, nf_buf_t *b);
 int nf__filter_shutdown(nf_filter_t *f);
 void nf__filter_close(nf_filter_t *f, nf_close_how_t how);
+
+/* ---- sockets (src/net/listen.c, src/net/sockopt.c) ------------------------- */
+
+/* How nf__sock_bind makes a socket. */
+typedef struct nf__bind_cfg {
+    int type;           /* SOCK_STREAM (then listened on) or SOCK_DGRAM */
+    int flags;          /* socket() flags besides SOCK_CLOEXEC (SOCK_NONBLOCK) */
+    bool reuseaddr;     /* SO_REUSEADDR */
+    bool reuseport;     /* SO_REUSEPORT */
+    bool ipv6_only;     /* IPV6_V6ONLY on an AF_INET6 socket (else it is cleared) */
+    int backlog;        /* SOCK_STREAM: listen()'s backlog; <= 0: 511 */
+    int rcvbuf, sndbuf; /* > 0: the socket's buffer sizes (nf__sock_buffers) */
+} nf__bind_cfg_t;
+/* The one place a listening or datagram socket is made: socket, options,
+ * bind (and listen); *addr gets the address bound (port 0: the kernel's
+ * choice). Returns the fd, or -errno with nothing left open. TCP listeners,
+ * UDP sockets and the server's acceptor (src/app/server.c) use it. */
+int nf__sock_bind(nf_addr_t *addr, const nf__bind_cfg_t *cfg);
+/* setsockopt of an int; 0 or -errno. */
+int nf__sock_set_int(int fd, int level, int opt, int v);
+/* SO_RCVBUF / SO_SNDBUF when > 0 (as root the FORCE variants first, which
+ * pass net.core.{r,w}mem_max); 0 or -errno. */
+int nf__sock_buffers(int fd, int rcvbuf, int sndbuf);
 
 /* The connect target of c (valid while NF__C_CONNECTING). */
 const nf_addr_t *nf__conn_target(const nf_conn_t *c);

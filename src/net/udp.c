@@ -35,23 +35,6 @@ static inline nf__udp_tx_t *tx_next(const nf__udp_tx_t *tx) { return (nf__udp_tx
 
 /* ---- socket ------------------------------------------------------------------ */
 
-static int set_int(int fd, int level, int opt, int v)
-{
-    return setsockopt(fd, level, opt, &v, sizeof(v)) < 0 ? -errno : 0;
-}
-
-static int set_buffers(int fd, int rcvbuf, int sndbuf)
-{
-    /* As root the FORCE variants pass net.core.{r,w}mem_max. */
-    if (rcvbuf > 0 && set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf) != 0 &&
-        set_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf) != 0)
-        return -errno;
-    if (sndbuf > 0 && set_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, sndbuf) != 0 &&
-        set_int(fd, SOL_SOCKET, SO_SNDBUF, sndbuf) != 0)
-        return -errno;
-    return 0;
-}
-
 NF__EXPORT int nf_udp_open(nf_loop_t *loop, const nf_udp_config_t *cfg, nf_udp_t **out)
 {
     if (!cfg || !cfg->handler || !cfg->handler->on_recv || !loop->ops->udp_start)
@@ -66,6 +49,7 @@ NF__EXPORT int nf_udp_open(nf_loop_t *loop, const nf_udp_config_t *cfg, nf_udp_t
     if (!u)
         return -ENOMEM;
     u->loop = loop;
+    u->fd = -1;
     u->hd.ops = &udp_io_ops.hd;
     u->h = cfg->handler;
     u->data = cfg->data;
@@ -87,52 +71,39 @@ NF__EXPORT int nf_udp_open(nf_loop_t *loop, const nf_udp_config_t *cfg, nf_udp_t
         u->peer_burst = cfg->peer_burst ? cfg->peer_burst : cfg->peer_rate;
         u->pmask = 63;
         u->ptab = calloc(u->pmask + 1, sizeof(*u->ptab));
-        if (!u->ptab) {
-            free(u);
-            return -ENOMEM;
-        }
+        if (!u->ptab)
+            err = -ENOMEM;
     }
-
-    u->fd = socket(u->family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (u->fd < 0) {
-        err = -errno;
-        goto fail;
+    if (!err) {
+        nf__bind_cfg_t bc = {.type = SOCK_DGRAM,
+                             .flags = SOCK_NONBLOCK,
+                             .reuseaddr = cfg->reuseaddr != 0,
+                             .reuseport = cfg->reuseport != 0,
+                             .ipv6_only = cfg->ipv6_only != 0,
+                             .rcvbuf = cfg->rcvbuf,
+                             .sndbuf = cfg->sndbuf};
+        u->local = local;
+        u->fd = nf__sock_bind(&u->local, &bc);
+        err = u->fd < 0 ? u->fd : 0;
     }
-    if (cfg->reuseport && (err = set_int(u->fd, SOL_SOCKET, SO_REUSEPORT, 1)) != 0)
-        goto fail;
-    if (cfg->reuseaddr && (err = set_int(u->fd, SOL_SOCKET, SO_REUSEADDR, 1)) != 0)
-        goto fail;
-    if (u->family == AF_INET6 && (err = set_int(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, cfg->ipv6_only ? 1 : 0)) != 0)
-        goto fail;
-    if ((err = set_buffers(u->fd, cfg->rcvbuf, cfg->sndbuf)) != 0)
-        goto fail;
-    if (bind(u->fd, &local.u.sa, local.len) < 0) {
-        err = -errno;
-        goto fail;
-    }
-    socklen_t len = sizeof(u->local.u);
-    getsockname(u->fd, &u->local.u.sa, &len);
-    u->local.len = len;
-    if (cfg->connect_to) {
-        if (connect(u->fd, &cfg->connect_to->u.sa, cfg->connect_to->len) < 0) {
+    if (!err && cfg->connect_to) {
+        if (connect(u->fd, &cfg->connect_to->u.sa, cfg->connect_to->len) < 0)
             err = -errno;
-            goto fail;
-        }
         u->peer = *cfg->connect_to;
         u->flags |= NF__U_CONNECTED;
     }
-    err = loop->ops->udp_start(&u->io, u->recv_size, u->recv_count, u->features, sizeof(u->features));
-    if (err)
-        goto fail;
+    if (!err)
+        err = loop->ops->udp_start(&u->io, u->recv_size, u->recv_count, u->features, sizeof(u->features));
+    if (err) { /* the one way out of a failure */
+        if (u->fd >= 0)
+            close(u->fd);
+        free(u->ptab);
+        free(u);
+        return err;
+    }
     loop->handles++;
     *out = u;
     return 0;
-fail:
-    if (u->fd >= 0)
-        close(u->fd);
-    free(u->ptab);
-    free(u);
-    return err;
 }
 
 NF__EXPORT int nf_udp_local_addr(const nf_udp_t *u, nf_addr_t *out)
@@ -154,40 +125,41 @@ NF__EXPORT void nf_udp_stats(const nf_udp_t *u, nf_udp_stats_t *out)
     out->queued_bytes = u->qbytes;
 }
 
-NF__EXPORT int nf_udp_set_buffers(nf_udp_t *u, int rcvbuf, int sndbuf) { return set_buffers(u->fd, rcvbuf, sndbuf); }
+NF__EXPORT int nf_udp_set_buffers(nf_udp_t *u, int rcvbuf, int sndbuf)
+{
+    return nf__sock_buffers(u->fd, rcvbuf, sndbuf);
+}
 
 /* ---- multicast ------------------------------------------------------------------ */
 
-/* iface: a name, or (IPv4) a local address. */
-static int iface_parse(const char *iface, unsigned *ifindex, struct in_addr *addr4)
+/* iface (NULL or "": any; a name; or, IPv4, a local address) as the IPv4
+ * request m (zeroed, with its interface address and index) and *ifindex
+ * (0 when not named); 0 or NF_EADDR. */
+static int iface_mreqn(const char *iface, struct ip_mreqn *m, unsigned *ifindex)
 {
+    memset(m, 0, sizeof(*m));
     *ifindex = 0;
-    addr4->s_addr = htonl(INADDR_ANY);
-    if (!iface || !*iface)
-        return 0;
-    if (inet_pton(AF_INET, iface, addr4) == 1)
-        return 0;
-    *ifindex = if_nametoindex(iface);
-    return *ifindex ? 0 : NF_EADDR;
+    if (iface && *iface && inet_pton(AF_INET, iface, &m->imr_address) != 1) {
+        m->imr_address.s_addr = htonl(INADDR_ANY);
+        if (!(*ifindex = if_nametoindex(iface)))
+            return NF_EADDR;
+    }
+    m->imr_ifindex = (int)*ifindex;
+    return 0;
 }
 
 static int membership(nf_udp_t *u, const char *group, const char *iface, bool join)
 {
+    struct ip_mreqn m4;
     unsigned ifindex;
-    struct in_addr a4;
-    int err = iface_parse(iface, &ifindex, &a4);
+    int err = iface_mreqn(iface, &m4, &ifindex);
     if (err)
         return err;
     if (u->family == AF_INET) {
-        struct ip_mreqn m;
-        memset(&m, 0, sizeof(m));
-        if (!group || inet_pton(AF_INET, group, &m.imr_multiaddr) != 1)
+        if (!group || inet_pton(AF_INET, group, &m4.imr_multiaddr) != 1)
             return NF_EADDR;
-        m.imr_address = a4;
-        m.imr_ifindex = (int)ifindex;
-        if (setsockopt(u->fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &m, sizeof(m)) < 0)
-            return -errno;
-        return 0;
+        int opt = join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP;
+        return setsockopt(u->fd, IPPROTO_IP, opt, &m4, sizeof(m4)) < 0 ? -errno : 0;
     }
     struct ipv6_mreq m;
     memset(&m, 0, sizeof(m));
@@ -196,9 +168,8 @@ static int membership(nf_udp_t *u, const char *group, const char *iface, bool jo
     if (iface && !ifindex) /* an IPv4 address names no IPv6 interface */
         return NF_EADDR;
     m.ipv6mr_interface = ifindex;
-    if (setsockopt(u->fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, &m, sizeof(m)) < 0)
-        return -errno;
-    return 0;
+    int opt = join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP;
+    return setsockopt(u->fd, IPPROTO_IPV6, opt, &m, sizeof(m)) < 0 ? -errno : 0;
 }
 
 NF__EXPORT int nf_udp_join(nf_udp_t *u, const char *group, const char *iface)
@@ -213,21 +184,16 @@ NF__EXPORT int nf_udp_leave(nf_udp_t *u, const char *group, const char *iface)
 
 NF__EXPORT int nf_udp_set_multicast_if(nf_udp_t *u, const char *iface)
 {
+    struct ip_mreqn m4;
     unsigned ifindex;
-    struct in_addr a4;
-    int err = iface_parse(iface, &ifindex, &a4);
+    int err = iface_mreqn(iface, &m4, &ifindex);
     if (err)
         return err;
-    if (u->family == AF_INET) {
-        struct ip_mreqn m;
-        memset(&m, 0, sizeof(m));
-        m.imr_address = a4;
-        m.imr_ifindex = (int)ifindex;
-        return setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof(m)) < 0 ? -errno : 0;
-    }
+    if (u->family == AF_INET)
+        return setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &m4, sizeof(m4)) < 0 ? -errno : 0;
     if (iface && !ifindex)
         return NF_EADDR;
-    return set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, (int)ifindex);
+    return nf__sock_set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, (int)ifindex);
 }
 
 NF__EXPORT int nf_udp_set_multicast_ttl(nf_udp_t *u, int ttl)
@@ -235,15 +201,15 @@ NF__EXPORT int nf_udp_set_multicast_ttl(nf_udp_t *u, int ttl)
     if (ttl < 0 || ttl > 255)
         return -EINVAL;
     if (u->family == AF_INET)
-        return set_int(u->fd, IPPROTO_IP, IP_MULTICAST_TTL, ttl);
-    return set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl);
+        return nf__sock_set_int(u->fd, IPPROTO_IP, IP_MULTICAST_TTL, ttl);
+    return nf__sock_set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl);
 }
 
 NF__EXPORT int nf_udp_set_multicast_loop(nf_udp_t *u, int on)
 {
     if (u->family == AF_INET)
-        return set_int(u->fd, IPPROTO_IP, IP_MULTICAST_LOOP, on ? 1 : 0);
-    return set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, on ? 1 : 0);
+        return nf__sock_set_int(u->fd, IPPROTO_IP, IP_MULTICAST_LOOP, on ? 1 : 0);
+    return nf__sock_set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, on ? 1 : 0);
 }
 
 NF__EXPORT int nf_udp_set_ttl(nf_udp_t *u, int ttl)
@@ -251,8 +217,8 @@ NF__EXPORT int nf_udp_set_ttl(nf_udp_t *u, int ttl)
     if (ttl < 1 || ttl > 255)
         return -EINVAL;
     if (u->family == AF_INET)
-        return set_int(u->fd, IPPROTO_IP, IP_TTL, ttl);
-    return set_int(u->fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
+        return nf__sock_set_int(u->fd, IPPROTO_IP, IP_TTL, ttl);
+    return nf__sock_set_int(u->fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
 }
 
 /* ---- sending ------------------------------------------------------------------- */
@@ -295,13 +261,11 @@ static void tx_put(nf_udp_t *u, nf__udp_tx_t *tx)
     free(tx);
 }
 
+/* While the socket is full (epoll) the flush waits for writability. */
 static void schedule_flush(nf_udp_t *u)
 {
-    if (u->flags & (NF__U_IN_FLUSH | NF__U_BLOCKED | NF__U_CLOSING))
-        return;
-    u->flags |= NF__U_IN_FLUSH;
-    nf__handle_flush_later(u->loop, &u->hd);
-    nf__kick(u->loop);
+    if (!(u->flags & NF__U_BLOCKED))
+        nf__io_flush_later(&u->io);
 }
 
 /* (epoll) the socket is writable again: flush what waits. */
@@ -438,7 +402,7 @@ static void tx_done(nf_udp_t *u, nf__udp_tx_t *tx, int res)
 static void udp_flush(nf__handle_t *h)
 {
     nf_udp_t *u = nf__container_of(h, nf_udp_t, hd);
-    u->flags &= ~NF__U_IN_FLUSH;
+    nf__io_flushing(&u->io);
     if (!nf__udp_closing(u) && u->wq_head)
         u->loop->ops->udp_flush(&u->io);
 }
@@ -447,14 +411,9 @@ static void udp_flush(nf__handle_t *h)
 
 NF__EXPORT void nf_udp_close(nf_udp_t *u)
 {
-    if (nf__udp_closing(u))
+    if (!nf__io_close_begin(&u->io))
         return;
-    u->flags |= NF__U_CLOSING;
     nf_timer_stop(&u->sweep);
-    if (u->flags & NF__U_IN_FLUSH) {
-        nf__list_remove(&u->hd.qnode);
-        u->flags &= ~NF__U_IN_FLUSH;
-    }
     while (u->wq_head) { /* never handed to the kernel */
         nf__udp_tx_t *tx = tx_pop(u);
         u->ninflight--;
@@ -469,13 +428,7 @@ NF__EXPORT void nf_udp_close(nf_udp_t *u)
 }
 
 /* The backend is done with u (nothing in flight): finish the close. */
-static void udp_released(nf_udp_t *u)
-{
-    if (u->flags & NF__U_RELEASED)
-        return;
-    u->flags |= NF__U_RELEASED;
-    nf__handle_close_later(u->loop, &u->hd);
-}
+static void udp_released(nf_udp_t *u) { nf__io_released(&u->io); }
 
 /* Released by the backend: close the socket, free, deliver on_close. */
 static void udp_finish_close(nf__handle_t *h)

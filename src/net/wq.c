@@ -11,10 +11,11 @@
 
 nf__wseg_t *nf__seg_get(nf_loop_t *loop)
 {
-    nf__freeblk_t *f = loop->seg_pool;
+    nf__net_t *n = nf__net(loop);
+    nf__freeblk_t *f = n->seg_pool;
     if (f) {
-        loop->seg_pool = f->next;
-        loop->seg_pool_len--;
+        n->seg_pool = f->next;
+        n->seg_pool_len--;
         return (nf__wseg_t *)(void *)f;
     }
     return malloc(sizeof(nf__wseg_t));
@@ -22,11 +23,12 @@ nf__wseg_t *nf__seg_get(nf_loop_t *loop)
 
 void nf__seg_put(nf_loop_t *loop, nf__wseg_t *s)
 {
-    if (loop->seg_pool_len < 1024) {
+    nf__net_t *n = nf__net(loop);
+    if (n->seg_pool_len < 1024) {
         nf__freeblk_t *f = (nf__freeblk_t *)(void *)s;
-        f->next = loop->seg_pool;
-        loop->seg_pool = f;
-        loop->seg_pool_len++;
+        f->next = n->seg_pool;
+        n->seg_pool = f;
+        n->seg_pool_len++;
     } else {
         free(s);
     }
@@ -76,15 +78,13 @@ int nf__conn_iov(const nf_conn_t *c, struct iovec *iov, int max)
     return n;
 }
 
+/* A send in flight (or a connect) flushes when it completes; kept reads
+ * are delivered from the flush point at once. */
 static void schedule_flush(nf_conn_t *c)
 {
-    if (c->flags & (NF__C_IN_FLUSH | NF__C_CLOSING))
-        return;
     if ((c->flags & (NF__C_SENDING | NF__C_CONNECTING)) && !c->stash)
         return;
-    c->flags |= NF__C_IN_FLUSH;
-    nf__handle_flush_later(c->loop, &c->hd);
-    nf__kick(c->loop); /* event mode: a write from outside a step needs one */
+    nf__io_flush_later(&c->io);
 }
 
 void nf__conn_schedule_flush(nf_conn_t *c) { schedule_flush(c); }
