@@ -43,13 +43,15 @@ int nf__sock_keepalive(int fd, int on, int idle_s)
  * flagged inline only if SO_OOBINLINE was really set. */
 void nf__conn_sock_opts(nf_conn_t *c, int nodelay, int keepalive_s, bool oob_inline)
 {
-    if (oob_inline) {
-        int one = 1;
-        if (setsockopt(c->fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one)) == 0)
-            c->flags |= NF__C_OOBINLINE;
-    }
+    if (oob_inline && nf__sock_set_int(c->fd, SOL_SOCKET, SO_OOBINLINE, 1) == 0)
+        c->flags |= NF__C_OOBINLINE;
+    nf__sock_opts(c->fd, nodelay, keepalive_s);
+}
+
+void nf__sock_opts(int fd, int nodelay, int keepalive_s)
+{
     if (nodelay >= 0)
-        nf__sock_nodelay(c->fd, 1);
+        nf__sock_nodelay(fd, 1);
     if (keepalive_s > 0)
-        nf__sock_keepalive(c->fd, 1, keepalive_s);
+        nf__sock_keepalive(fd, 1, keepalive_s);
 }

@@ -1,8 +1,11 @@
 /* netframe — the transport: the net layer's private header.
  *
- * What a connection and a listener are (struct nf_conn, struct nf_listener),
- * the calls the backends make up into the net layer, and the transport end
- * of the filter stack. Built-in filters and the WebSocket layer include it
+ * What a connection and a listener are (struct nf_conn, struct nf_listener,
+ * each beginning with the backend's I/O base, core/backend.h), the net
+ * layer's per-loop record, the life cycle its objects share, what the
+ * backends report (reached through the up-call tables of conn.c, listen.c
+ * and udp.c, never by name from below), sockets, and the transport end of
+ * the filter stack. Built-in filters and the WebSocket layer include it
  * for the calls below; nothing here is public API. */
 #ifndef NF_NET_TRANSPORT_H
 #define NF_NET_TRANSPORT_H
@@ -281,6 +284,11 @@ typedef struct nf__bind_cfg {
 int nf__sock_bind(nf_addr_t *addr, const nf__bind_cfg_t *cfg);
 /* setsockopt of an int; 0 or -errno. */
 int nf__sock_set_int(int fd, int level, int opt, int v);
+/* A TCP socket's configured options, as a listen or connect config gives
+ * them: nodelay 0 on, -1 off; keepalive_s > 0: SO_KEEPALIVE with that idle
+ * time. Every accepted and connected socket gets them (the server's
+ * acceptor can too). */
+void nf__sock_opts(int fd, int nodelay, int keepalive_s);
 /* SO_RCVBUF / SO_SNDBUF when > 0 (as root the FORCE variants first, which
  * pass net.core.{r,w}mem_max); 0 or -errno. */
 int nf__sock_buffers(int fd, int rcvbuf, int sndbuf);

@@ -34,7 +34,7 @@ enum nf__uop {
 };
 #define OP_MASK 15u
 
-/* be_flags bits of connections and listeners */
+/* be_flags bits of connections and listeners (the field has 8) */
 enum {
     B_RECV = 1u << 0,
     B_SEND = 1u << 1,
