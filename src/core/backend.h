@@ -75,10 +75,10 @@
     nf_loop_t *loop;                                                                                                   \
     void *be; /* backend: per-object state (send storage, a datagram socket's rings) */                                \
     int fd;                                                                                                            \
-    uint32_t flags;            /* the owner's state: the backend reads the NF__IO_* bits */                            \
-    uint32_t be_slot;          /* backend: registered file slot + 1 (0: none) */                                       \
-    uint32_t be_inflight : 24; /* backend: operations in flight */                                                     \
-    uint32_t be_flags : 8;     /* backend-private bits (8 are enough: the base stays 56 bytes) */
+    uint32_t flags;        /* the owner's state: the backend reads the NF__IO_* bits */                                \
+    uint32_t be_inflight;  /* backend: operations in flight */                                                         \
+    uint32_t be_slot : 24; /* backend: registered file slot + 1 (0: none) */                                           \
+    uint32_t be_flags : 8; /* backend-private bits (8 are enough: the base stays 56 bytes) */
 
 typedef struct nf__io {
     NF__IO_FIELDS

@@ -83,7 +83,7 @@ void nf__conn_released(nf_conn_t *c) { nf__io_released(&c->io); }
 static void finish_close(nf_conn_t *c)
 {
     nf_loop_t *loop = c->loop;
-    nf__net_t *n = nf__net(loop);
+    nf__net_t *n = c->net;
     if (c->fd >= 0) {
         if (c->flags & NF__C_ABORT) {
             struct linger lg = {1, 0};
@@ -194,7 +194,7 @@ int nf__transport_shutdown(nf_conn_t *c)
 static void stash_push(nf_conn_t *c, nf_buf_t *b, size_t len)
 {
     nf_loop_t *loop = c->loop;
-    nf__wseg_t *s = nf__seg_get(loop);
+    nf__wseg_t *s = nf__seg_get(c);
     if (!s) {
         close_start(c, -ENOMEM);
         return;
@@ -212,7 +212,7 @@ static void stash_push(nf_conn_t *c, nf_buf_t *b, size_t len)
 
 void nf__conn_unread(nf_conn_t *c, nf_buf_t *b)
 {
-    nf__wseg_t *s = nf__seg_get(c->loop);
+    nf__wseg_t *s = nf__seg_get(c);
     if (!s) {
         close_start(c, -ENOMEM);
         return;
@@ -225,7 +225,7 @@ void nf__conn_unread(nf_conn_t *c, nf_buf_t *b)
 
 static void deliver(nf_conn_t *c, nf_buf_t *b, size_t len)
 {
-    nf__net_t *n = nf__net(c->loop);
+    nf__net_t *n = c->net;
     n->st.bytes_in += len;
     n->st.reads++;
     b->len = len;
@@ -258,7 +258,7 @@ static void stash_run(nf_conn_t *c)
         c->stash = s->next;
         deliver(c, s->buf, s->buf->len);
         nf_buf_unref(s->buf);
-        nf__seg_put(loop, s);
+        nf__seg_put(c, s);
     }
     if (!c->stash && (c->flags & NF__C_EOF_PENDING) && !(c->flags & (NF__C_RPAUSED | NF__C_CLOSING))) {
         c->flags &= ~NF__C_EOF_PENDING;
@@ -276,7 +276,7 @@ static void stash_free(nf_conn_t *c)
         nf__wseg_t *s = c->stash;
         c->stash = s->next;
         nf_buf_unref(s->buf);
-        nf__seg_put(c->loop, s);
+        nf__seg_put(c, s);
     }
 }
 
@@ -305,7 +305,7 @@ void nf__conn_read_end(nf_conn_t *c, int err)
 NF__EXPORT nf_buf_t *nf_conn_keep_read(nf_conn_t *c)
 {
     nf_loop_t *loop = c->loop;
-    nf_buf_t *b = nf__net(loop)->cur_read;
+    nf_buf_t *b = c->net->cur_read;
     if (!b)
         return NULL;
     nf__rbuf_mark_kept(loop, b);
@@ -314,13 +314,12 @@ NF__EXPORT nf_buf_t *nf_conn_keep_read(nf_conn_t *c)
 
 static void sent(nf_conn_t *c, ssize_t res)
 {
-    nf_loop_t *loop = c->loop;
     if (res < 0) {
         close_start(c, (int)res);
         return;
     }
     size_t left = (size_t)res;
-    nf__net_t *n = nf__net(loop);
+    nf__net_t *n = c->net;
     n->st.bytes_out += left;
     n->st.writes++;
     c->queued -= left;
@@ -336,7 +335,7 @@ static void sent(nf_conn_t *c, ssize_t res)
         if (!c->wq_head)
             c->wq_tail = NULL;
         c->wq_count--;
-        nf__seg_release(loop, s);
+        nf__seg_release(c, s);
     }
     if (NF__UNLIKELY(c->flags & NF__C_RHOLD_WQ) && c->queued <= c->wl.low)
         nf__conn_read_hold(c, NF__RHOLD_WQ, false); /* drained enough: read again */
@@ -399,13 +398,6 @@ static void io_connected(nf__io_t *io, int res) { nf__conn_connected(nf__conn_of
 static void io_sent(nf__io_t *io, ssize_t res) { nf__conn_sent(nf__conn_of(io), res); }
 static void io_released(nf__io_t *io) { nf__conn_released(nf__conn_of(io)); }
 static void io_schedule_flush(nf__io_t *io) { nf__conn_schedule_flush(nf__conn_of(io)); }
-static int io_iov(const nf__io_t *io, struct iovec *iov, int max, size_t *queued)
-{
-    const nf_conn_t *c = nf__conn_of(io);
-    if (queued)
-        *queued = c->queued;
-    return nf__conn_iov(c, iov, max);
-}
 static nf_buf_t *io_head_ref(const nf__io_t *io) { return nf_buf_ref(nf__conn_of(io)->wq_head->buf); }
 static const struct sockaddr *io_target(const nf__io_t *io, socklen_t *len)
 {
@@ -425,7 +417,7 @@ static const nf__io_ops_t conn_io_ops = {
     .read_wanted = io_read_wanted,
     .connected = io_connected,
     .sent = io_sent,
-    .iov = io_iov,
+    .iov = nf__conn_iov,
     .head_ref = io_head_ref,
     .target = io_target,
     .urgent = io_urgent,
@@ -551,7 +543,7 @@ NF__EXPORT int nf_conn_send_urgent(nf_conn_t *c, unsigned char byte)
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return -errno;
-    nf__net(c->loop)->st.bytes_out += 1;
+    c->net->st.bytes_out += 1;
     return 0;
 }
 
@@ -576,6 +568,7 @@ nf_conn_t *nf__conn_new(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_fi
     if (!c)
         return NULL;
     c->loop = loop;
+    c->net = n;
     c->hd.ops = &conn_io_ops.hd;
     c->h = h;
     c->fd = -1;
@@ -593,7 +586,7 @@ void nf__conn_opened(nf_conn_t *c)
 {
     nf_loop_t *loop = c->loop;
     c->flags |= NF__C_OPEN;
-    nf__net(loop)->st.conns_open++;
+    c->net->st.conns_open++;
     int err = c->fbottom ? nf__filters_init(c) : 0;
     if (err) {
         close_start(c, err);

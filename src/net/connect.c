@@ -89,7 +89,7 @@ void nf__conn_connected(nf_conn_t *c, int res)
         return;
     }
     nf__connect_state_free(c);
-    nf__net(c->loop)->st.conns_connected++;
+    c->net->st.conns_connected++;
     nf__conn_opened(c);
 }
 

@@ -177,6 +177,7 @@ struct nf_conn {
     int reason;        /* close reason, set once */
     uint32_t wq_count; /* buffers in the write queue ("writes in flight") */
     nf__list_t node;   /* the net record's conns, until on_close */
+    nf__net_t *net;    /* the loop's net record (its counters, for the hot path) */
     nf__wseg_t *wq_head, *wq_tail;
     size_t queued;
     struct nf__connect_state *cs;
@@ -229,8 +230,9 @@ void nf__conn_read_end(nf_conn_t *c, int err); /* 0 = EOF, else -errno */
 void nf__conn_connected(nf_conn_t *c, int res);
 void nf__conn_sent(nf_conn_t *c, ssize_t res);
 void nf__conn_released(nf_conn_t *c);
-/* Fills iov with the head of the write queue; returns the count (<= max). */
-int nf__conn_iov(const nf_conn_t *c, struct iovec *iov, int max);
+/* Fills iov with the head of the write queue; returns the count (<= max);
+ * *queued (may be NULL) gets every byte queued (the up-call itself). */
+int nf__conn_iov(const nf__io_t *io, struct iovec *iov, int max, size_t *queued);
 /* The I/O base's owner (the base is the object's first member). */
 static inline nf_conn_t *nf__conn_of(const nf__io_t *io) { return (nf_conn_t *)(void *)(uintptr_t)io; }
 static inline nf_listener_t *nf__listener_of(const nf__io_t *io) { return (nf_listener_t *)(void *)(uintptr_t)io; }

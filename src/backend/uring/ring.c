@@ -10,6 +10,7 @@
  * plain fd stays open: socket options, getpeername, urgent data and shutdown
  * use it. A full table (or a refused update) leaves that connection on its
  * plain fd. */
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,26 +47,21 @@ void nf__uring_start(nf__uring_t *u)
         u->reg_fd = io_uring_register_ring_fd(&u->ring) == 1;
 }
 
-struct io_uring_sqe *nf__uring_sqe(nf__uring_t *u)
+/* The submission queue is full: make room. A ring still disabled (nothing
+ * ran yet) is enabled here, by the thread that filled it. */
+struct io_uring_sqe *nf__uring_sqe_full(nf__uring_t *u)
 {
-    nf__kick(u->loop); /* event mode, from outside a step: submit at the next one */
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-    if (NF__UNLIKELY(!sqe)) {
-        /* The queue is full: make room. A ring still disabled (nothing ran
-         * yet) is enabled here, by the thread that filled it. */
-        if (!u->started)
-            nf__uring_start(u);
-        io_uring_submit(&u->ring);
-        sqe = io_uring_get_sqe(&u->ring);
-    }
-    return sqe;
+    if (!u->started)
+        nf__uring_start(u);
+    io_uring_submit(&u->ring);
+    return io_uring_get_sqe(&u->ring);
 }
 
 /* ---- registered files ----------------------------------------------------------- */
 
 /* Installs c's socket in a free slot of the fixed file table; with none free
  * (or the kernel refusing), c keeps its plain fd for life. */
-static void file_install(nf__uring_t *u, nf__io_t *c)
+void nf__uring_file_install(nf__uring_t *u, nf__io_t *c)
 {
     if (u->nffree == 0 || c->fd < 0) {
         c->be_flags |= B_NOFIX;
@@ -91,18 +87,6 @@ void nf__uring_file_release(nf__uring_t *u, nf__io_t *c)
     u->ffree[u->nffree++] = slot;
     c->be_slot = 0;
     u->loop->stats.conns_fixed_file--;
-}
-
-/* Points a prepared request at c's socket: its fixed slot if it has one
- * (installed at the first request), else the plain fd the prep put there. */
-void nf__uring_sqe_file(nf__uring_t *u, nf__io_t *c, struct io_uring_sqe *sqe)
-{
-    if (NF__UNLIKELY(!c->be_slot) && u->files && !(c->be_flags & B_NOFIX))
-        file_install(u, c);
-    if (c->be_slot) {
-        sqe->fd = (int)(c->be_slot - 1);
-        sqe->flags |= IOSQE_FIXED_FILE;
-    }
 }
 
 int nf__uring_files_setup(nf_loop_t *loop, nf__uring_t *u)
@@ -174,4 +158,22 @@ void nf__uring_bufring_teardown(nf__uring_t *u)
         free(u->slots);
         u->slots = NULL;
     }
+}
+
+/* ---- the loop's own polls: the wake eventfd, the timerfd (event mode) ---------- */
+
+void nf__uring_arm_wake(nf_loop_t *loop)
+{
+    nf__uring_t *u = U(loop);
+    struct io_uring_sqe *sqe = nf__uring_sqe(u);
+    io_uring_prep_poll_add(sqe, loop->wake_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, nf__be_tag(NULL, OP_WAKE));
+    u->wake_armed = true;
+}
+
+void nf__uring_arm_timerfd(nf_loop_t *loop)
+{
+    struct io_uring_sqe *sqe = nf__uring_sqe(U(loop));
+    io_uring_prep_poll_add(sqe, loop->timer_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, nf__be_tag(NULL, OP_TIMERFD));
 }

@@ -217,7 +217,7 @@ int nf__uring_send(nf__io_t *c)
     return NF__PENDING;
 }
 
-static void release_if_done(nf__io_t *c)
+static inline void release_if_done(nf__io_t *c)
 {
     if ((c->flags & NF__IO_CLOSING) && c->be_inflight == 0) {
         free(c->be);
@@ -296,7 +296,7 @@ static void starve(nf__uring_t *u, nf__io_t *c)
     u->starved[u->nstarved++] = c;
 }
 
-void nf__uring_rearm_starved(nf__uring_t *u)
+static void rearm_starved(nf__uring_t *u)
 {
     for (unsigned i = 0; i < u->nstarved; i++) {
         nf__io_t *c = u->starved[i];
@@ -439,9 +439,22 @@ static void on_cancel(nf__io_t *c, struct io_uring_cqe *cqe)
     release_if_done(c);
 }
 
-void nf__uring_stream_cqe(nf_loop_t *loop, void *p, unsigned op, struct io_uring_cqe *cqe)
+/* ---- completions ------------------------------------------------------------------ */
+
+/* One completion to its handler: the handlers above are inlined here, so a
+ * completion costs one switch and the up-call it makes. */
+static void dispatch(nf_loop_t *loop, struct io_uring_cqe *cqe)
 {
-    switch ((enum nf__uop)op) {
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    if (ud == LIBURING_UDATA_TIMEOUT)
+        return;
+    void *p = (void *)(uintptr_t)(ud & ~(uint64_t)OP_MASK);
+    switch ((enum nf__uop)(ud & OP_MASK)) {
+    case OP_WAKE:
+        U(loop)->wake_armed = false;
+        nf__wake_drain(loop);
+        nf__uring_arm_wake(loop);
+        break;
     case OP_ACCEPT: on_accept(p, cqe); break;
     case OP_RECV: on_recv(loop, p, cqe); break;
     case OP_POLL: on_poll(loop, p, cqe); break;
@@ -455,6 +468,41 @@ void nf__uring_stream_cqe(nf_loop_t *loop, void *p, unsigned op, struct io_uring
             nf__io_up(l)->released(l);
         break;
     }
-    default: break;
+    case OP_WATCH: nf__uring_watch_cqe(p, cqe, false); break;
+    case OP_WCANCEL: nf__uring_watch_cqe(p, cqe, true); break;
+    case OP_UDP_RECV:
+    case OP_UDP_SEND:
+    case OP_UDP_POLL:
+    case OP_UDP_CANCEL: nf__uring_udp_cqe(loop, p, (unsigned)(ud & OP_MASK), cqe); break;
+    case OP_TIMERFD:
+        nf__timer_fd_drain(loop);
+        nf__uring_arm_timerfd(loop);
+        break;
     }
+}
+
+/* Dispatches the completions waiting, in up to 4 rounds (completions that
+ * callbacks caused come in the next), at most 4 x max_events; starved
+ * receives are re-armed after each round, once buffers came back. Returns
+ * the count. */
+int nf__uring_reap(nf_loop_t *loop)
+{
+    nf__uring_t *u = U(loop);
+    struct io_uring_cqe *cqe;
+    int total = 0;
+    for (int round = 0; round < 4; round++) {
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&u->ring, head, cqe)
+        {
+            dispatch(loop, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&u->ring, n);
+        total += (int)n;
+        if (u->nstarved)
+            rearm_starved(u);
+        if (n == 0 || (unsigned)total >= loop->cfg.max_events * 4)
+            break;
+    }
+    return total;
 }

@@ -14,22 +14,6 @@
 
 #include "backend/uring/uring.h"
 
-static void arm_wake(nf_loop_t *loop)
-{
-    nf__uring_t *u = U(loop);
-    struct io_uring_sqe *sqe = nf__uring_sqe(u);
-    io_uring_prep_poll_add(sqe, loop->wake_fd, POLLIN);
-    io_uring_sqe_set_data64(sqe, nf__be_tag(NULL, OP_WAKE));
-    u->wake_armed = true;
-}
-
-static void arm_timerfd(nf_loop_t *loop)
-{
-    struct io_uring_sqe *sqe = nf__uring_sqe(U(loop));
-    io_uring_prep_poll_add(sqe, loop->timer_fd, POLLIN);
-    io_uring_sqe_set_data64(sqe, nf__be_tag(NULL, OP_TIMERFD));
-}
-
 /* Creates the ring with the best setup flags this kernel takes, in order:
  *  poll mode with sqpoll: SQPOLL (a kernel thread submits);
  *  SINGLE_ISSUER | DEFER_TASKRUN: completions are posted only when the loop
@@ -156,9 +140,9 @@ static int u_init(nf_loop_t *loop)
         }
         loop->kick_fd = u->event_fd; /* what the program watches */
     }
-    arm_wake(loop);
+    nf__uring_arm_wake(loop);
     if (loop->timer_fd >= 0)
-        arm_timerfd(loop);
+        nf__uring_arm_timerfd(loop);
     const char *setup = u->sqpoll                                 ? "sqpoll"
                         : (u->setup & IORING_SETUP_DEFER_TASKRUN) ? "single_issuer,defer_taskrun"
                         : (u->setup & IORING_SETUP_SINGLE_ISSUER) ? "single_issuer,coop_taskrun"
@@ -197,124 +181,6 @@ static void u_destroy(nf_loop_t *loop)
     free(u->starved);
     free(u->ffree);
     free(u);
-}
-
-/* ---- fd watches: a one-shot POLL_ADD, armed again after each completion ---------- */
-
-enum { W_DEAD = 1u << 0, W_CANCEL = 1u << 1 /* a cancel of the armed poll is in flight */ };
-
-static void watch_arm(nf__watch_t *w)
-{
-    struct io_uring_sqe *sqe = nf__uring_sqe(U(w->loop));
-    io_uring_prep_poll_add(sqe, w->fd, w->events);
-    io_uring_sqe_set_data64(sqe, nf__be_tag(w, OP_WATCH));
-    w->be_armed = w->events;
-    w->be_inflight++;
-}
-
-static void watch_cancel(nf__watch_t *w)
-{
-    if (w->be_flags & W_CANCEL)
-        return;
-    struct io_uring_sqe *sqe = nf__uring_sqe(U(w->loop));
-    io_uring_prep_cancel64(sqe, nf__be_tag(w, OP_WATCH), 0);
-    io_uring_sqe_set_data64(sqe, nf__be_tag(w, OP_WCANCEL));
-    w->be_flags |= W_CANCEL;
-    w->be_inflight++;
-}
-
-static int u_watch_set(nf__watch_t *w)
-{
-    if (w->be_flags & W_DEAD)
-        return -EINVAL;
-    if (!w->be_armed) {
-        if (w->events)
-            watch_arm(w);
-    } else if (w->be_armed != w->events) {
-        watch_cancel(w); /* its completion arms the new set */
-    }
-    return 0;
-}
-
-static void u_watch_stop(nf__watch_t *w)
-{
-    if (w->be_flags & W_DEAD)
-        return;
-    w->be_flags |= W_DEAD;
-    /* While the loop is freed no completion is dispatched any more: the
-     * ring goes with everything in it. */
-    if (w->be_inflight == 0 || w->loop->freeing) {
-        w->on_released(w);
-        return;
-    }
-    nf__uring_t *u = U(w->loop);
-    w->be_next = u->wdead;
-    u->wdead = w;
-    if (w->be_armed)
-        watch_cancel(w);
-}
-
-/* The last completion of a stopped watch came: off the list, released. */
-static void watch_release(nf__watch_t *w)
-{
-    nf__watch_t **pp = &U(w->loop)->wdead;
-    while (*pp && *pp != w)
-        pp = &(*pp)->be_next;
-    if (*pp)
-        *pp = w->be_next;
-    w->on_released(w);
-}
-
-static void on_watch(nf__watch_t *w, struct io_uring_cqe *cqe, bool cancel)
-{
-    if (cancel) {
-        w->be_flags &= ~W_CANCEL;
-    } else {
-        w->be_armed = 0;
-        if (cqe->res > 0 && !(w->be_flags & W_DEAD))
-            w->on_ready(w, (uint32_t)cqe->res); /* may set or stop w: it still counts this poll */
-    }
-    w->be_inflight--;
-    if (w->be_flags & W_DEAD) {
-        if (w->be_inflight == 0)
-            watch_release(w);
-        return;
-    }
-    if (!w->be_armed && w->events && !(w->be_flags & W_CANCEL))
-        watch_arm(w);
-}
-
-static void dispatch(nf_loop_t *loop, struct io_uring_cqe *cqe)
-{
-    uint64_t ud = io_uring_cqe_get_data64(cqe);
-    if (ud == LIBURING_UDATA_TIMEOUT)
-        return;
-    void *p = (void *)(uintptr_t)(ud & ~(uint64_t)OP_MASK);
-    switch ((enum nf__uop)(ud & OP_MASK)) {
-    case OP_WAKE:
-        U(loop)->wake_armed = false;
-        nf__wake_drain(loop);
-        arm_wake(loop);
-        break;
-    case OP_ACCEPT:
-    case OP_RECV:
-    case OP_POLL:
-    case OP_SEND:
-    case OP_SENDZC:
-    case OP_CONNECT:
-    case OP_CANCEL:
-    case OP_LCANCEL: nf__uring_stream_cqe(loop, p, (unsigned)(ud & OP_MASK), cqe); break;
-    case OP_WATCH: on_watch(p, cqe, false); break;
-    case OP_WCANCEL: on_watch(p, cqe, true); break;
-    case OP_UDP_RECV:
-    case OP_UDP_SEND:
-    case OP_UDP_POLL:
-    case OP_UDP_CANCEL: nf__uring_udp_cqe(loop, p, (unsigned)(ud & OP_MASK), cqe); break;
-    case OP_TIMERFD:
-        nf__timer_fd_drain(loop);
-        arm_timerfd(loop);
-        break;
-    }
 }
 
 /* A step that must not block: submit what is prepared, and enter the kernel
@@ -369,22 +235,7 @@ static int u_wait(nf_loop_t *loop, int timeout_ms)
         ssize_t n = read(u->event_fd, &v, sizeof(v));
         (void)n;
     }
-    int total = 0;
-    for (int round = 0; round < 4; round++) {
-        unsigned head, n = 0;
-        io_uring_for_each_cqe(&u->ring, head, cqe)
-        {
-            dispatch(loop, cqe);
-            n++;
-        }
-        io_uring_cq_advance(&u->ring, n);
-        total += (int)n;
-        if (u->nstarved)
-            nf__uring_rearm_starved(u);
-        if (n == 0 || (unsigned)total >= loop->cfg.max_events * 4)
-            break;
-    }
-    return total;
+    return nf__uring_reap(loop);
 }
 
 static void u_submit(nf_loop_t *loop)
@@ -424,6 +275,6 @@ const nf__backend_ops_t nf__uring_ops = {
     .udp_flush = nf__uring_udp_flush,
     .udp_stop = nf__uring_udp_stop,
     .connect_reset = NULL, /* after a connect's completion nothing is in flight on its fd */
-    .watch_set = u_watch_set,
-    .watch_stop = u_watch_stop,
+    .watch_set = nf__uring_watch_set,
+    .watch_stop = nf__uring_watch_stop,
 };

@@ -1,10 +1,13 @@
 /* netframe — the io_uring backend's private header: its per-loop state, the
  * op tags of user_data, and what its files share. The files, lowest first:
- *   ring.c    submission entries, ring start, registered files, the buffer ring
- *   stream.c  listeners and connections (accept, recv, poll+read, send/zc,
- *             connect, cancels, starved receives)
+ *   ring.c    submission entries, ring start, registered files, the buffer
+ *             ring, the loop's own polls (wake eventfd, timerfd)
+ *   watch.c   fd watches
  *   udp.c     datagram sockets
- *   uring.c   setup, wait, completion dispatch, fd watches, the ops table
+ *   stream.c  listeners and connections (accept, recv, poll+read, send/zc,
+ *             connect, cancels, starved receives) and the completion
+ *             dispatch, in one unit so the handlers inline into it
+ *   uring.c   setup, the wait, the ops table
  * Each file uses only the ones above it in this list (no circles). */
 #ifndef NF_BACKEND_URING_H
 #define NF_BACKEND_URING_H
@@ -85,9 +88,31 @@ static inline nf__uring_t *U(const nf_loop_t *loop) { return loop->be; }
 /* ring.c */
 uint64_t nf__uring_thread_id(void);
 void nf__uring_start(nf__uring_t *u);
-struct io_uring_sqe *nf__uring_sqe(nf__uring_t *u);
-void nf__uring_sqe_file(nf__uring_t *u, nf__io_t *c, struct io_uring_sqe *sqe);
+struct io_uring_sqe *nf__uring_sqe_full(nf__uring_t *u);
+void nf__uring_file_install(nf__uring_t *u, nf__io_t *c);
 void nf__uring_file_release(nf__uring_t *u, nf__io_t *c);
+void nf__uring_arm_wake(nf_loop_t *loop);
+void nf__uring_arm_timerfd(nf_loop_t *loop);
+
+/* A submission entry (on every request: inline, the full queue aside). */
+static inline struct io_uring_sqe *nf__uring_sqe(nf__uring_t *u)
+{
+    nf__kick(u->loop); /* event mode, from outside a step: submit at the next one */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    return NF__LIKELY(sqe != NULL) ? sqe : nf__uring_sqe_full(u);
+}
+
+/* Points a prepared request at c's socket: its fixed slot if it has one
+ * (installed at the first request), else the plain fd the prep put there. */
+static inline void nf__uring_sqe_file(nf__uring_t *u, nf__io_t *c, struct io_uring_sqe *sqe)
+{
+    if (NF__UNLIKELY(!c->be_slot) && u->files && !(c->be_flags & B_NOFIX))
+        nf__uring_file_install(u, c);
+    if (c->be_slot) {
+        sqe->fd = (int)(c->be_slot - 1);
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
+}
 int nf__uring_files_setup(nf_loop_t *loop, nf__uring_t *u);
 int nf__uring_bufring_setup(nf_loop_t *loop, nf__uring_t *u);
 void nf__uring_bufring_teardown(nf__uring_t *u);
@@ -103,9 +128,13 @@ int nf__uring_send(nf__io_t *c);
 void nf__uring_stop_conn(nf__io_t *c);
 void nf__uring_read_stop(nf__io_t *c);
 void nf__uring_read_start(nf__io_t *c);
-/* completions */
-void nf__uring_stream_cqe(nf_loop_t *loop, void *p, unsigned op, struct io_uring_cqe *cqe);
-void nf__uring_rearm_starved(nf__uring_t *u);
+/* dispatches the completions waiting (and re-arms starved receives) */
+int nf__uring_reap(nf_loop_t *loop);
+
+/* watch.c */
+int nf__uring_watch_set(nf__watch_t *w);
+void nf__uring_watch_stop(nf__watch_t *w);
+void nf__uring_watch_cqe(nf__watch_t *w, struct io_uring_cqe *cqe, bool cancel);
 
 /* udp.c */
 int nf__uring_udp_start(nf__io_t *u, unsigned recv_size, unsigned recv_count, char *features, size_t features_len);
