@@ -1,7 +1,9 @@
-/* netframe — the core's internal header: the loop, handles, the backend
- * contract, posts, timers and buffer pools. It knows no connection, socket
- * or filter (those are the net layer's, src/net/transport.h). Nothing here
- * is public API. */
+/* netframe — the core's internal header: the loop, handles, posts, timers,
+ * buffer pools and the upper layers' per-loop records. It knows no
+ * connection, socket or filter (those are the net layer's,
+ * src/net/transport.h). The backend contract (the engine's ops table, the
+ * I/O base objects embed and the up-calls a backend reports through) is in
+ * core/backend.h. Nothing here is public API. */
 #ifndef NF_CORE_INTERNAL_H
 #define NF_CORE_INTERNAL_H
 
@@ -20,101 +22,9 @@
 #include "netframe/loop.h"
 #include "netframe/timer.h"
 
-/* The objects of the layers above that the backend contract names; the core
- * never looks inside them (src/net/transport.h, src/net/udp_internal.h). */
-typedef struct nf_conn nf_conn_t;
-typedef struct nf_listener nf_listener_t;
-struct nf_udp;
-
-/* ---- the backend contract ------------------------------------------------
- *
- * A backend turns kernel events into completions for the net layer. It is an
- * ops table; the core calls it through the loop, the backend calls back into
- * the net layer through the nf__conn_* / nf__listener_* functions below.
- *
- *   start_listener  arm accepting; each accepted fd goes to nf__listener_accepted
- *   pause_listener  stop/restart accepting (connection limit)
- *   stop_listener   disarm; when nothing is in flight call nf__listener_released
- *   start_conn      arm reading; data goes to nf__conn_read, EOF/errors to
- *                   nf__conn_read_end
- *   connect         start an outbound connect; result to nf__conn_connected
- *   send            hand the head of c's write queue to the kernel; a result
- *                   known at once is returned (>= 0 bytes, or -errno), else
- *                   NF__PENDING and nf__conn_sent is called later
- *   stop_conn       cancel everything in flight for c; when nothing is left,
- *                   call nf__conn_released (possibly from inside this call)
- *   wait            submit, wait up to timeout_ms (-1 forever), dispatch
- *   connect_reset   (may be NULL) a connect failed and the net layer will
- *                   close c->fd and try another address with a new socket:
- *                   forget the old one (nothing is in flight for it)
- *   watch_set       arm w for w->events (POLLIN | POLLOUT; 0 disarms, the
- *                   watch stays); readiness goes to w->on_ready, level-
- *                   triggered, at most once per step. 0 or -errno
- *   watch_stop      before the owner closes w->fd: disarm for good; once the
- *                   backend holds no reference to w any more it calls
- *                   w->on_released (possibly from inside this call; at once
- *                   while the loop is being freed)
- */
-#define NF__PENDING (-1000000) /* distinct from any byte count or errno */
-
-/* A file descriptor watched for readiness (the resolver's DNS sockets,
- * src/net/resolve.c): the owner allocates it (16-byte aligned: malloc) and
- * fills loop, fd, events and the callbacks; the be_ fields are the
- * backend's. */
-typedef struct nf__watch {
-    nf_loop_t *loop;
-    int fd;
-    uint32_t events;                                         /* POLLIN | POLLOUT wanted */
-    void (*on_ready)(struct nf__watch *w, uint32_t revents); /* POLLIN/OUT/ERR/HUP */
-    void (*on_released)(struct nf__watch *w);                /* after watch_stop: free it */
-    uint32_t be_armed;                                       /* backend: events armed now */
-    uint16_t be_flags;
-    uint16_t be_inflight;
-    struct nf__watch *be_next;
-} nf__watch_t;
-
-typedef struct nf__backend_ops {
-    size_t size; /* sizeof(nf__backend_ops_t), for versioning */
-    const char *name;
-    int (*init)(nf_loop_t *loop);
-    void (*destroy)(nf_loop_t *loop);
-    int (*wait)(nf_loop_t *loop, int timeout_ms);
-    int (*start_listener)(nf_listener_t *l);
-    void (*pause_listener)(nf_listener_t *l, bool paused);
-    void (*stop_listener)(nf_listener_t *l);
-    int (*start_conn)(nf_conn_t *c);
-    int (*connect)(nf_conn_t *c);
-    int (*send)(nf_conn_t *c);
-    void (*stop_conn)(nf_conn_t *c);
-    /* reading control: stop delivering / start again (see NF__C_RPAUSED) */
-    void (*read_stop)(nf_conn_t *c);
-    void (*read_start)(nf_conn_t *c);
-    /* completion modes (issue 4); each may be NULL:
-     *   submit      hand prepared requests to the kernel now, without waiting
-     *               (the end of a NOWAIT step)
-     *   pending     non-zero if work is left that only a step will do
-     *               (completions beyond the per-step bound, re-reads)
-     *   event_fd    NF_MODE_EVENT: the fd readable when a step is due */
-    void (*submit)(nf_loop_t *loop);
-    bool (*pending)(nf_loop_t *loop);
-    int (*event_fd)(const nf_loop_t *loop);
-    /* UDP (issue 8, src/net/udp.c); backends in src/backend/{uring,epoll}_udp.c:
-     *   udp_start   arm receiving on u->fd; datagrams go to nf__udp_recv
-     *   udp_flush   hand u's waiting datagrams to the kernel
-     *               (nf__udp_tx_pop / nf__udp_tx_done)
-     *   udp_stop    cancel everything in flight; when nothing is left call
-     *               nf__udp_released (possibly from inside this call) */
-    int (*udp_start)(struct nf_udp *u);
-    void (*udp_flush)(struct nf_udp *u);
-    void (*udp_stop)(struct nf_udp *u);
-    /* name resolution on the loop (issue 13): see the contract above */
-    void (*connect_reset)(nf_conn_t *c);
-    int (*watch_set)(nf__watch_t *w);
-    void (*watch_stop)(nf__watch_t *w);
-} nf__backend_ops_t;
-
-extern const nf__backend_ops_t nf__uring_ops;
-extern const nf__backend_ops_t nf__epoll_ops;
+/* The backend contract (the engine's ops table, the I/O base and its
+ * up-calls) is in core/backend.h; the loop only holds the table. */
+typedef struct nf__backend_ops nf__backend_ops_t;
 
 /* ---- posts --------------------------------------------------------------- */
 
@@ -146,13 +56,6 @@ struct nf__handle {
     nf__list_t qnode; /* loop->flush or loop->closing */
     const nf__handle_ops_t *ops;
 };
-
-/* A free list of malloc'ed blocks that begin with their link: the loop keeps
- * one for an upper layer (write-queue segments) and frees it with the loop,
- * without knowing what the blocks are. */
-typedef struct nf__freeblk {
-    struct nf__freeblk *next;
-} nf__freeblk_t;
 
 /* ---- per-loop state of the layers above ---------------------------------
  *
@@ -210,19 +113,9 @@ struct nf_loop {
     nf__list_t flush;   /* nf__handle_t with writes to hand to the kernel */
     nf__list_t closing; /* nf__handle_t released by the backend, to finish */
 
-    /* the net layer's lists (src/net/tcp.c) */
-    nf__list_t conns;              /* every open connection */
-    nf__list_t listeners;          /* every open listener */
-    struct nf__shutdown *shutdown; /* nf_loop_shutdown in progress */
-
-    /* the read currently delivered to on_read (for nf_conn_keep_read) */
-    nf_buf_t *cur_read;
-
-    /* pool of 16 KiB chunks for copied writes, and of queue segments */
+    /* pool of 16 KiB chunks for copied writes (any layer's) */
     nf_buf_t *chunk_pool[64];
     unsigned chunk_pool_len;
-    nf__freeblk_t *seg_pool; /* the net layer's write-queue segments, freed with the loop */
-    unsigned seg_pool_len;
 
     nf_loop_stats_t stats;
     nf__loop_ext_t *ext; /* the upper layers' per-loop records (nf__loop_ext) */
@@ -235,6 +128,17 @@ struct nf_loop {
     bool kicked;           /* NF_MODE_EVENT: the wake fd was written by nf__kick */
     int kick_fd;           /* NF_MODE_EVENT: eventfd that makes nf_loop_fd readable */
 };
+
+/* The loop's record for `ops`, known to exist (made earlier with
+ * nf__loop_ext): for a layer's hot path, a walk of a list of one or two
+ * records without a call. */
+static inline nf__loop_ext_t *nf__loop_ext_get(const nf_loop_t *loop, const nf__loop_ext_ops_t *ops)
+{
+    nf__loop_ext_t *x = loop->ext;
+    while (x->ops != ops)
+        x = x->next;
+    return x;
+}
 
 /* Queues h for its flush op at the next flush point of the loop. */
 static inline void nf__handle_flush_later(nf_loop_t *loop, nf__handle_t *h)

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/internal.h"
+#include "core/backend.h"
 
 /* Adds 1 to an eventfd's counter, making it readable. Async-signal-safe;
  * EAGAIN (counter saturated) means it is readable already. */
@@ -27,18 +27,6 @@ static uint64_t clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static nf_backend_kind_t backend_from_env(nf_backend_kind_t asked)
-{
-    if (asked != NF_BACKEND_AUTO)
-        return asked;
-    const char *e = getenv("NF_BACKEND");
-    if (e && strcmp(e, "uring") == 0)
-        return NF_BACKEND_URING;
-    if (e && strcmp(e, "epoll") == 0)
-        return NF_BACKEND_EPOLL;
-    return NF_BACKEND_AUTO;
-}
-
 /* NF_MODE=block|poll|event: the mode of loops whose config leaves it at the
  * default (NF_MODE_BLOCK), as NF_BACKEND does for the backend. */
 static int mode_from_env(void)
@@ -51,7 +39,9 @@ static int mode_from_env(void)
     return NF_MODE_BLOCK;
 }
 
-NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
+/* The loop up to its engine: nf_loop_new (src/backend/select.c) picks the
+ * engine, so the core names none. */
+int nf__loop_alloc(nf_loop_t **out, const nf_loop_config_t *cfg)
 {
     nf_loop_t *loop = calloc(1, sizeof(*loop));
     if (!loop)
@@ -90,10 +80,8 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
     loop->timer_fd = -1;
     loop->kick_fd = -1;
 
-    nf__list_init(&loop->conns);
     nf__list_init(&loop->flush);
     nf__list_init(&loop->closing);
-    nf__list_init(&loop->listeners);
     pthread_mutex_init(&loop->post_mu, NULL);
     atomic_init(&loop->posts_pending, 0);
     loop->now = clock_ms();
@@ -115,30 +103,18 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
         }
     }
 
-    nf_backend_kind_t kind = backend_from_env(c->backend);
-    int err = NF_EBACKEND;
-    if (kind == NF_BACKEND_URING || kind == NF_BACKEND_AUTO) {
-        loop->ops = &nf__uring_ops;
-        err = loop->ops->init(loop);
-        if (err && kind == NF_BACKEND_URING)
-            err = NF_EBACKEND;
-    }
-    if (err && kind != NF_BACKEND_URING) {
-        loop->ops = &nf__epoll_ops;
-        err = loop->ops->init(loop);
-    }
-    if (err) {
-        if (loop->timer_fd >= 0)
-            close(loop->timer_fd);
-        close(loop->wake_fd);
-        pthread_mutex_destroy(&loop->post_mu);
-        free(loop);
-        return err;
-    }
-    if (loop->kick_fd < 0)
-        loop->kick_fd = loop->wake_fd; /* epoll: the wake fd is in the epoll set */
     *out = loop;
     return 0;
+}
+
+/* A loop whose engine did not start (nothing else was made with it). */
+void nf__loop_discard(nf_loop_t *loop)
+{
+    if (loop->timer_fd >= 0)
+        close(loop->timer_fd);
+    close(loop->wake_fd);
+    pthread_mutex_destroy(&loop->post_mu);
+    free(loop);
 }
 
 NF__EXPORT int nf_loop_free(nf_loop_t *loop)
@@ -170,11 +146,6 @@ NF__EXPORT int nf_loop_free(nf_loop_t *loop)
     loop->ops->destroy(loop);
     while (loop->chunk_pool_len > 0)
         nf_buf_unref(loop->chunk_pool[--loop->chunk_pool_len]);
-    while (loop->seg_pool) {
-        nf__freeblk_t *s = loop->seg_pool;
-        loop->seg_pool = s->next;
-        free(s);
-    }
     free(loop->heap);
     if (loop->timer_fd >= 0)
         close(loop->timer_fd);

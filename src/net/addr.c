@@ -60,14 +60,3 @@ NF__EXPORT uint16_t nf_addr_port(const nf_addr_t *a)
         return ntohs(a->u.in6.sin6_port);
     return 0;
 }
-
-int nf__set_nonblock(int fd, bool on)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -errno;
-    int nfl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-    if (nfl != fl && fcntl(fd, F_SETFL, nfl) < 0)
-        return -errno;
-    return 0;
-}

@@ -57,15 +57,10 @@ static inline void up_drain(nf_conn_t *c)
 
 static void close_start(nf_conn_t *c, int reason)
 {
-    if (c->flags & NF__C_CLOSING)
+    if (!nf__io_close_begin(&c->io))
         return;
-    c->flags |= NF__C_CLOSING;
     c->reason = reason;
-    if (c->flags & NF__C_IN_FLUSH) {
-        nf__list_remove(&c->hd.qnode);
-        c->flags &= ~NF__C_IN_FLUSH;
-    }
-    c->loop->ops->stop_conn(c);
+    c->loop->ops->stop_conn(&c->io);
 }
 
 /* Close once the queue is empty (graceful). */
@@ -83,19 +78,12 @@ void nf__conn_fail(nf_conn_t *c, int reason) { close_start(c, reason); }
 
 static void stash_free(nf_conn_t *c);
 
-void nf__conn_released(nf_conn_t *c)
-{
-    if (c->flags & NF__C_RELEASED)
-        return;
-    c->flags |= NF__C_RELEASED;
-    nf__kick(c->loop);
-    /* hd is free: a closing connection is never on the flush list */
-    nf__handle_close_later(c->loop, &c->hd);
-}
+void nf__conn_released(nf_conn_t *c) { nf__io_released(&c->io); }
 
 static void finish_close(nf_conn_t *c)
 {
     nf_loop_t *loop = c->loop;
+    nf__net_t *n = c->net;
     if (c->fd >= 0) {
         if (c->flags & NF__C_ABORT) {
             struct linger lg = {1, 0};
@@ -109,18 +97,18 @@ static void finish_close(nf_conn_t *c)
     if (c->cs)
         nf__connect_state_free(c);
     if (c->flags & NF__C_OPEN)
-        loop->stats.conns_open--;
-    loop->stats.conns_closed++;
+        n->st.conns_open--;
+    n->st.conns_closed++;
     nf_listener_t *l = c->listener;
     if (l) {
         l->conns--;
-        if (l->paused && !l->closing && l->conns < l->max_conns) {
-            l->paused = false;
-            if (!l->backoff)
-                loop->ops->pause_listener(l, false);
+        if ((l->flags & NF__L_PAUSED) && !(l->flags & NF__L_CLOSING) && l->conns < l->max_conns) {
+            l->flags &= ~NF__L_PAUSED;
+            if (!(l->flags & NF__L_BACKOFF))
+                loop->ops->pause_listener(&l->io, false);
         }
     }
-    nf__list_remove(&c->node); /* off loop->conns */
+    nf__list_remove(&c->node); /* off the record's conns */
     loop->handles--;
     if (c->fbottom)
         nf__filters_close(c, c->reason);
@@ -129,7 +117,7 @@ static void finish_close(nf_conn_t *c)
         c->released(c->released_arg);
     free(c->fbottom);
     free(c);
-    if (loop->shutdown)
+    if (n->shutdown)
         nf__shutdown_check(loop);
 }
 
@@ -206,7 +194,7 @@ int nf__transport_shutdown(nf_conn_t *c)
 static void stash_push(nf_conn_t *c, nf_buf_t *b, size_t len)
 {
     nf_loop_t *loop = c->loop;
-    nf__wseg_t *s = nf__seg_get(loop);
+    nf__wseg_t *s = nf__seg_get(c);
     if (!s) {
         close_start(c, -ENOMEM);
         return;
@@ -224,7 +212,7 @@ static void stash_push(nf_conn_t *c, nf_buf_t *b, size_t len)
 
 void nf__conn_unread(nf_conn_t *c, nf_buf_t *b)
 {
-    nf__wseg_t *s = nf__seg_get(c->loop);
+    nf__wseg_t *s = nf__seg_get(c);
     if (!s) {
         close_start(c, -ENOMEM);
         return;
@@ -237,17 +225,17 @@ void nf__conn_unread(nf_conn_t *c, nf_buf_t *b)
 
 static void deliver(nf_conn_t *c, nf_buf_t *b, size_t len)
 {
-    nf_loop_t *loop = c->loop;
-    loop->stats.bytes_in += len;
-    loop->stats.reads++;
+    nf__net_t *n = c->net;
+    n->st.bytes_in += len;
+    n->st.reads++;
     b->len = len;
-    loop->cur_read = b;
+    n->cur_read = b;
     if (c->flags & NF__C_RONCE) { /* one read was asked for: this is it */
         c->flags &= ~NF__C_RONCE;
         nf__conn_read_hold(c, NF__RHOLD_APP, true);
     }
     up_read(c, b->base, len);
-    loop->cur_read = NULL;
+    n->cur_read = NULL;
 }
 
 void nf__conn_read(nf_conn_t *c, nf_buf_t *b, size_t len)
@@ -270,7 +258,7 @@ static void stash_run(nf_conn_t *c)
         c->stash = s->next;
         deliver(c, s->buf, s->buf->len);
         nf_buf_unref(s->buf);
-        nf__seg_put(loop, s);
+        nf__seg_put(c, s);
     }
     if (!c->stash && (c->flags & NF__C_EOF_PENDING) && !(c->flags & (NF__C_RPAUSED | NF__C_CLOSING))) {
         c->flags &= ~NF__C_EOF_PENDING;
@@ -279,7 +267,7 @@ static void stash_run(nf_conn_t *c)
     /* the stash is out: only now read from the socket again (see read_hold) */
     if (!c->stash && (c->flags & NF__C_READING) &&
         !(c->flags & (NF__C_RPAUSED | NF__C_CLOSING | NF__C_END | NF__C_EOF)))
-        loop->ops->read_start(c);
+        loop->ops->read_start(&c->io);
 }
 
 static void stash_free(nf_conn_t *c)
@@ -288,7 +276,7 @@ static void stash_free(nf_conn_t *c)
         nf__wseg_t *s = c->stash;
         c->stash = s->next;
         nf_buf_unref(s->buf);
-        nf__seg_put(c->loop, s);
+        nf__seg_put(c, s);
     }
 }
 
@@ -317,7 +305,7 @@ void nf__conn_read_end(nf_conn_t *c, int err)
 NF__EXPORT nf_buf_t *nf_conn_keep_read(nf_conn_t *c)
 {
     nf_loop_t *loop = c->loop;
-    nf_buf_t *b = loop->cur_read;
+    nf_buf_t *b = c->net->cur_read;
     if (!b)
         return NULL;
     nf__rbuf_mark_kept(loop, b);
@@ -326,14 +314,14 @@ NF__EXPORT nf_buf_t *nf_conn_keep_read(nf_conn_t *c)
 
 static void sent(nf_conn_t *c, ssize_t res)
 {
-    nf_loop_t *loop = c->loop;
     if (res < 0) {
         close_start(c, (int)res);
         return;
     }
     size_t left = (size_t)res;
-    loop->stats.bytes_out += left;
-    loop->stats.writes++;
+    nf__net_t *n = c->net;
+    n->st.bytes_out += left;
+    n->st.writes++;
     c->queued -= left;
     while (left > 0) {
         nf__wseg_t *s = c->wq_head;
@@ -347,7 +335,7 @@ static void sent(nf_conn_t *c, ssize_t res)
         if (!c->wq_head)
             c->wq_tail = NULL;
         c->wq_count--;
-        nf__seg_release(loop, s);
+        nf__seg_release(c, s);
     }
     if (NF__UNLIKELY(c->flags & NF__C_RHOLD_WQ) && c->queued <= c->wl.low)
         nf__conn_read_hold(c, NF__RHOLD_WQ, false); /* drained enough: read again */
@@ -382,12 +370,12 @@ void nf__conn_sent(nf_conn_t *c, ssize_t res)
 static void conn_flush(nf__handle_t *h)
 {
     nf_conn_t *c = nf__container_of(h, nf_conn_t, hd);
-    c->flags &= ~NF__C_IN_FLUSH;
+    nf__io_flushing(&c->io);
     if (NF__UNLIKELY(c->stash || (c->flags & NF__C_EOF_PENDING)))
         stash_run(c);
     if (c->flags & (NF__C_CLOSING | NF__C_SENDING | NF__C_CONNECTING) || c->queued == 0)
         return;
-    int r = c->loop->ops->send(c);
+    int r = c->loop->ops->send(&c->io);
     if (r == NF__PENDING) {
         c->flags |= NF__C_SENDING;
         return;
@@ -395,10 +383,45 @@ static void conn_flush(nf__handle_t *h)
     sent(c, r); /* known at once: bytes written (maybe 0), or -errno */
 }
 
-static const nf__handle_ops_t conn_handle_ops = {
-    .size = sizeof(nf__handle_ops_t),
-    .flush = conn_flush,
-    .finish_close = conn_finish_close,
+/* ---- the up-calls the backends make (core/backend.h) ------------------------------ */
+
+static void io_read(nf__io_t *io, nf_buf_t *b, size_t len) { nf__conn_read(nf__conn_of(io), b, len); }
+static void io_read_end(nf__io_t *io, int err) { nf__conn_read_end(nf__conn_of(io), err); }
+/* A receive may be armed again: no close, no hold, no kept reads waiting
+ * (stash_run re-arms once they are out). */
+static bool io_read_wanted(const nf__io_t *io)
+{
+    const nf_conn_t *c = nf__conn_of(io);
+    return !(c->flags & (NF__C_CLOSING | NF__C_RPAUSED)) && !c->stash;
+}
+static void io_connected(nf__io_t *io, int res) { nf__conn_connected(nf__conn_of(io), res); }
+static void io_sent(nf__io_t *io, ssize_t res) { nf__conn_sent(nf__conn_of(io), res); }
+static void io_released(nf__io_t *io) { nf__conn_released(nf__conn_of(io)); }
+static void io_schedule_flush(nf__io_t *io) { nf__conn_schedule_flush(nf__conn_of(io)); }
+static nf_buf_t *io_head_ref(const nf__io_t *io) { return nf_buf_ref(nf__conn_of(io)->wq_head->buf); }
+static const struct sockaddr *io_target(const nf__io_t *io, socklen_t *len)
+{
+    const nf_addr_t *a = nf__conn_target(nf__conn_of(io));
+    *len = a->len;
+    return &a->u.sa;
+}
+static void io_urgent(nf__io_t *io) { nf__conn_urgent(nf__conn_of(io)); }
+static bool io_wants_urgent(const nf__io_t *io) { return nf__conn_wants_urgent(nf__conn_of(io)); }
+
+static const nf__io_ops_t conn_io_ops = {
+    .hd = {.size = sizeof(nf__handle_ops_t), .flush = conn_flush, .finish_close = conn_finish_close},
+    .released = io_released,
+    .schedule_flush = io_schedule_flush,
+    .read = io_read,
+    .read_end = io_read_end,
+    .read_wanted = io_read_wanted,
+    .connected = io_connected,
+    .sent = io_sent,
+    .iov = nf__conn_iov,
+    .head_ref = io_head_ref,
+    .target = io_target,
+    .urgent = io_urgent,
+    .wants_urgent = io_wants_urgent,
 };
 
 /* ---- accessors ----------------------------------------------------------------- */
@@ -444,8 +467,11 @@ NF__EXPORT void nf_conn_set_handler(nf_conn_t *c, const nf_conn_handler_t *h) { 
 
 NF__EXPORT void nf_conn_walk(nf_loop_t *loop, void (*fn)(nf_conn_t *c, void *arg), void *arg)
 {
-    nf__list_t *n = loop->conns.next;
-    while (n != &loop->conns) {
+    nf__net_t *net = nf__net_find(loop);
+    if (!net)
+        return; /* no connection ever */
+    nf__list_t *n = net->conns.next;
+    while (n != &net->conns) {
         nf__list_t *next = n->next;
         nf_conn_t *c = nf__container_of(n, nf_conn_t, node);
         if (!(c->flags & NF__C_CLOSING))
@@ -466,7 +492,7 @@ void nf__conn_read_hold(nf_conn_t *c, unsigned who, bool on)
     c->flags = (c->flags & ~NF__C_RHOLDS) | after;
     if (!before) { /* the first hold: stop reading */
         if ((c->flags & NF__C_READING) && !(c->flags & NF__C_CLOSING))
-            c->loop->ops->read_stop(c);
+            c->loop->ops->read_stop(&c->io);
     } else if (!after) { /* the last hold gone: read again */
         if (c->flags & (NF__C_CLOSING | NF__C_END))
             return;
@@ -477,7 +503,7 @@ void nf__conn_read_hold(nf_conn_t *c, unsigned who, bool on)
         if (c->stash || (c->flags & NF__C_EOF_PENDING))
             nf__conn_schedule_flush(c); /* delivered from the loop, not from inside this call */
         else if (c->flags & NF__C_READING)
-            c->loop->ops->read_start(c);
+            c->loop->ops->read_start(&c->io);
     }
 }
 
@@ -517,7 +543,7 @@ NF__EXPORT int nf_conn_send_urgent(nf_conn_t *c, unsigned char byte)
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return -errno;
-    c->loop->stats.bytes_out += 1;
+    c->net->st.bytes_out += 1;
     return 0;
 }
 
@@ -537,11 +563,13 @@ bool nf__conn_wants_urgent(const nf_conn_t *c) { return c->h->on_urgent && !(c->
 
 nf_conn_t *nf__conn_new(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_filter_spec_t *filters, unsigned nfilters)
 {
-    nf_conn_t *c = calloc(1, sizeof(*c));
+    nf__net_t *n = nf__net_make(loop);
+    nf_conn_t *c = n ? calloc(1, sizeof(*c)) : NULL;
     if (!c)
         return NULL;
     c->loop = loop;
-    c->hd.ops = &conn_handle_ops;
+    c->net = n;
+    c->hd.ops = &conn_io_ops.hd;
     c->h = h;
     c->fd = -1;
     c->wl = (nf__wlimits_t){NF_WRITE_HIGH_DEFAULT, NF_WRITE_LOW_DEFAULT, NF_WRITE_MAX_DEFAULT};
@@ -550,7 +578,7 @@ nf_conn_t *nf__conn_new(nf_loop_t *loop, const nf_conn_handler_t *h, const nf_fi
         return NULL;
     }
     loop->handles++;
-    nf__list_push_back(&loop->conns, &c->node);
+    nf__list_push_back(&n->conns, &c->node);
     return c;
 }
 
@@ -558,7 +586,7 @@ void nf__conn_opened(nf_conn_t *c)
 {
     nf_loop_t *loop = c->loop;
     c->flags |= NF__C_OPEN;
-    loop->stats.conns_open++;
+    c->net->st.conns_open++;
     int err = c->fbottom ? nf__filters_init(c) : 0;
     if (err) {
         close_start(c, err);
@@ -567,14 +595,14 @@ void nf__conn_opened(nf_conn_t *c)
     up_open(c);
     if (c->flags & NF__C_CLOSING)
         return;
-    err = loop->ops->start_conn(c);
+    err = loop->ops->start_conn(&c->io);
     if (err) {
         close_start(c, err);
         return;
     }
     c->flags |= NF__C_READING;
     if (c->flags & NF__C_RPAUSED) /* read_stop from on_open */
-        loop->ops->read_stop(c);
+        loop->ops->read_stop(&c->io);
     if (c->queued > 0)
         nf__conn_schedule_flush(c);
     if ((c->flags & NF__C_SHUT_WR) && c->queued == 0 && !(c->flags & NF__C_SHUT_DONE))

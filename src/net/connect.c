@@ -51,11 +51,11 @@ static void connect_start(nf_conn_t *c)
         } else {
             c->fd = fd;
             nf__conn_sock_opts(c, cs->nodelay, cs->keepalive_s, cs->oob_inline);
-            err = c->loop->ops->connect(c);
+            err = c->loop->ops->connect(&c->io);
             if (err == NF__PENDING || err == 0)
                 return;
             if (c->loop->ops->connect_reset)
-                c->loop->ops->connect_reset(c);
+                c->loop->ops->connect_reset(&c->io);
             close(c->fd);
             c->fd = -1;
             c->flags &= ~NF__C_OOBINLINE; /* set again only if the next socket takes it */
@@ -75,7 +75,7 @@ void nf__conn_connected(nf_conn_t *c, int res)
         /* Refused, unreachable...: the name has more addresses; the last
          * attempt's error is the one reported if none connects. */
         if (c->loop->ops->connect_reset)
-            c->loop->ops->connect_reset(c);
+            c->loop->ops->connect_reset(&c->io);
         close(c->fd);
         c->fd = -1;
         c->flags &= ~NF__C_OOBINLINE;
@@ -89,7 +89,7 @@ void nf__conn_connected(nf_conn_t *c, int res)
         return;
     }
     nf__connect_state_free(c);
-    c->loop->stats.conns_connected++;
+    c->net->st.conns_connected++;
     nf__conn_opened(c);
 }
 
@@ -122,18 +122,15 @@ NF__EXPORT int nf_connect(nf_loop_t *loop, const nf_connect_config_t *cfg, nf_co
         nf__wlimits_from_cfg(&wl, cfg->write_high_water ? cfg->write_high_water : NF_WRITE_LIMIT_OFF,
                              cfg->write_low_water, cfg->write_max) != 0)
         return -EINVAL;
-    nf_conn_t *c = nf__conn_new(loop, cfg->handler, cfg->filters, cfg->filters ? cfg->nfilters : 0);
-    if (!c)
-        return -ENOMEM;
-    c->wl = wl;
-    c->cs = calloc(1, sizeof(*c->cs));
-    if (!c->cs) {
-        nf__list_remove(&c->node);
-        loop->handles--;
-        free(c->fbottom);
-        free(c);
+    /* the connect state first: a connection made is never taken apart again */
+    struct nf__connect_state *cs = calloc(1, sizeof(*cs));
+    nf_conn_t *c = cs ? nf__conn_new(loop, cfg->handler, cfg->filters, cfg->filters ? cfg->nfilters : 0) : NULL;
+    if (!c) {
+        free(cs);
         return -ENOMEM;
     }
+    c->wl = wl;
+    c->cs = cs;
     c->cs->nodelay = cfg->nodelay;
     c->cs->keepalive_s = cfg->keepalive_s;
     c->cs->oob_inline = cfg->oob_inline != 0;

@@ -222,9 +222,9 @@ NF__EXPORT void nf_filter_unread(nf_filter_t *f, nf_buf_t *b) { nf__conn_unread(
 
 NF__EXPORT nf_buf_t *nf_filter_set_read_buf(nf_filter_t *f, nf_buf_t *b)
 {
-    nf_loop_t *loop = f->conn->loop;
-    nf_buf_t *prev = loop->cur_read;
-    loop->cur_read = b;
+    nf__net_t *n = f->conn->net;
+    nf_buf_t *prev = n->cur_read;
+    n->cur_read = b;
     return prev;
 }
 

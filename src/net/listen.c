@@ -19,27 +19,27 @@
 static void backoff_end(nf_timer_t *t)
 {
     nf_listener_t *l = t->data;
-    l->backoff = false;
-    if (!l->paused && !l->closing)
-        l->loop->ops->pause_listener(l, false);
+    l->flags &= ~NF__L_BACKOFF;
+    if (!(l->flags & (NF__L_PAUSED | NF__L_CLOSING)))
+        l->loop->ops->pause_listener(&l->io, false);
 }
 
 void nf__listener_accepted(nf_listener_t *l, int fd)
 {
     nf_loop_t *loop = l->loop;
     if (fd < 0) {
-        if ((fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) && !l->closing) {
-            loop->stats.accept_errors++;
-            if (!l->backoff) {
-                l->backoff = true;
-                if (!l->paused)
-                    loop->ops->pause_listener(l, true);
+        if ((fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) && !(l->flags & NF__L_CLOSING)) {
+            nf__net(loop)->st.accept_errors++;
+            if (!(l->flags & NF__L_BACKOFF)) {
+                l->flags |= NF__L_BACKOFF;
+                if (!(l->flags & NF__L_PAUSED))
+                    loop->ops->pause_listener(&l->io, true);
                 nf_timer_start(&l->backoff_timer, backoff_end, NF__ACCEPT_BACKOFF_MS, 0);
             }
         }
         return; /* other accept errors (ECONNABORTED...) are transient: keep accepting */
     }
-    if (l->closing) {
+    if (l->flags & NF__L_CLOSING) {
         close(fd);
         return;
     }
@@ -47,7 +47,7 @@ void nf__listener_accepted(nf_listener_t *l, int fd)
         struct linger lg = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         close(fd);
-        loop->stats.conns_refused++;
+        nf__net(loop)->st.conns_refused++;
         return;
     }
     nf_conn_t *c = nf__conn_new(loop, l->h, l->filters, l->nfilters);
@@ -60,11 +60,11 @@ void nf__listener_accepted(nf_listener_t *l, int fd)
     nf__conn_sock_opts(c, l->nodelay, l->keepalive_s, l->oob_inline);
     c->wl = l->wl;
     l->conns++;
-    loop->stats.conns_accepted++;
-    if (l->max_conns && l->conns >= l->max_conns && l->on_limit == NF_LIMIT_PAUSE && !l->paused) {
-        l->paused = true;
-        if (!l->backoff)
-            loop->ops->pause_listener(l, true);
+    nf__net(loop)->st.conns_accepted++;
+    if (l->max_conns && l->conns >= l->max_conns && l->on_limit == NF_LIMIT_PAUSE && !(l->flags & NF__L_PAUSED)) {
+        l->flags |= NF__L_PAUSED;
+        if (!(l->flags & NF__L_BACKOFF))
+            loop->ops->pause_listener(&l->io, true);
     }
     nf__conn_opened(c);
 }
@@ -87,7 +87,7 @@ NF__EXPORT int nf_conn_adopt_ex(nf_loop_t *loop, int fd, const nf_adopt_config_t
     }
     if (out)
         *out = c;
-    loop->stats.conns_accepted++;
+    nf__net(loop)->st.conns_accepted++;
     nf__conn_opened(c);
     return 0;
 }
@@ -98,7 +98,7 @@ NF__EXPORT int nf_conn_adopt(nf_loop_t *loop, int fd, const nf_conn_handler_t *h
     return nf_conn_adopt_ex(loop, fd, &cfg, out);
 }
 
-void nf__listener_released(nf_listener_t *l) { nf__handle_close_later(l->loop, &l->hd); }
+void nf__listener_released(nf_listener_t *l) { nf__io_released(&l->io); }
 
 /* ---- listener close (its handle's finish_close) ---------------------------------- */
 
@@ -117,13 +117,45 @@ static void listener_finish_close(nf__handle_t *h)
 
 static void listener_flush(nf__handle_t *h) { (void)h; /* a listener queues no output */ }
 
-static const nf__handle_ops_t listener_handle_ops = {
-    .size = sizeof(nf__handle_ops_t),
-    .flush = listener_flush,
-    .finish_close = listener_finish_close,
+/* The up-calls the backends make (core/backend.h). */
+static void io_accepted(nf__io_t *io, int fd) { nf__listener_accepted(nf__listener_of(io), fd); }
+static void io_released(nf__io_t *io) { nf__listener_released(nf__listener_of(io)); }
+
+static const nf__io_ops_t listener_io_ops = {
+    .hd = {.size = sizeof(nf__handle_ops_t), .flush = listener_flush, .finish_close = listener_finish_close},
+    .released = io_released,
+    .accepted = io_accepted,
 };
 
 /* ---- listeners -------------------------------------------------------------- */
+
+int nf__sock_bind(nf_addr_t *addr, const nf__bind_cfg_t *cfg)
+{
+    int fd = socket(addr->u.sa.sa_family, cfg->type | SOCK_CLOEXEC | cfg->flags, 0);
+    if (fd < 0)
+        return -errno;
+    int err = 0;
+    if (cfg->reuseaddr)
+        err = nf__sock_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (!err && cfg->reuseport)
+        err = nf__sock_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+    if (!err && addr->u.sa.sa_family == AF_INET6)
+        err = nf__sock_set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, cfg->ipv6_only ? 1 : 0);
+    if (!err)
+        err = nf__sock_buffers(fd, cfg->rcvbuf, cfg->sndbuf);
+    if (!err && bind(fd, &addr->u.sa, addr->len) < 0)
+        err = -errno;
+    if (!err && cfg->type == SOCK_STREAM && listen(fd, cfg->backlog > 0 ? cfg->backlog : 511) < 0)
+        err = -errno;
+    if (err) {
+        close(fd);
+        return err;
+    }
+    socklen_t len = sizeof(addr->u);
+    getsockname(fd, &addr->u.sa, &len); /* port 0: the one the kernel chose */
+    addr->len = len;
+    return fd;
+}
 
 NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_listener_t **out)
 {
@@ -132,63 +164,50 @@ NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_list
     nf__wlimits_t wl;
     if (nf__wlimits_from_cfg(&wl, cfg->write_high_water, cfg->write_low_water, cfg->write_max) != 0)
         return -EINVAL;
-    nf_listener_t *l = calloc(1, sizeof(*l));
+    nf__net_t *n = nf__net_make(loop);
+    nf_listener_t *l = n ? calloc(1, sizeof(*l)) : NULL;
     if (!l)
         return -ENOMEM;
-    l->wl = wl;
-    l->hd.ops = &listener_handle_ops;
+    l->fd = -1;
     int err = nf_addr_parse(&l->addr, cfg->host, cfg->port);
-    if (err) {
-        free(l);
-        return err;
+    if (!err) {
+        nf__bind_cfg_t bc = {.type = SOCK_STREAM,
+                             .reuseaddr = true,
+                             .reuseport = cfg->reuseport != 0,
+                             .ipv6_only = cfg->ipv6_only != 0,
+                             .backlog = cfg->backlog};
+        l->fd = nf__sock_bind(&l->addr, &bc);
+        err = l->fd < 0 ? l->fd : 0;
     }
-    int fd = socket(l->addr.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        err = -errno;
-        free(l);
-        return err;
+    if (!err) {
+        l->loop = loop;
+        l->hd.ops = &listener_io_ops.hd;
+        l->wl = wl;
+        l->h = cfg->handler;
+        l->data = cfg->data;
+        l->max_conns = cfg->max_conns;
+        if (l->max_conns)
+            l->flags |= NF__L_ACCEPT_ONE;
+        l->on_limit = cfg->on_limit;
+        l->nodelay = cfg->nodelay;
+        l->keepalive_s = cfg->keepalive_s;
+        l->filters = cfg->filters;
+        l->nfilters = cfg->filters ? cfg->nfilters : 0;
+        l->oob_inline = cfg->oob_inline != 0;
+        nf_timer_init(loop, &l->backoff_timer);
+        l->backoff_timer.data = l;
+        err = loop->ops->start_listener(&l->io);
     }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (cfg->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-        goto fail;
-    if (l->addr.u.sa.sa_family == AF_INET6) {
-        int v6only = cfg->ipv6_only ? 1 : 0;
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-    }
-    if (bind(fd, &l->addr.u.sa, l->addr.len) < 0 || listen(fd, cfg->backlog > 0 ? cfg->backlog : 511) < 0)
-        goto fail;
-    socklen_t len = sizeof(l->addr.u);
-    getsockname(fd, &l->addr.u.sa, &len);
-    l->addr.len = len;
-    l->loop = loop;
-    l->fd = fd;
-    l->h = cfg->handler;
-    l->data = cfg->data;
-    l->max_conns = cfg->max_conns;
-    l->on_limit = cfg->on_limit;
-    l->nodelay = cfg->nodelay;
-    l->keepalive_s = cfg->keepalive_s;
-    l->filters = cfg->filters;
-    l->nfilters = cfg->filters ? cfg->nfilters : 0;
-    l->oob_inline = cfg->oob_inline != 0;
-    nf_timer_init(loop, &l->backoff_timer);
-    l->backoff_timer.data = l;
-    err = loop->ops->start_listener(l);
-    if (err) {
-        close(fd);
+    if (err) { /* the one way out of a failure */
+        if (l->fd >= 0)
+            close(l->fd);
         free(l);
         return err;
     }
     loop->handles++;
-    nf__list_push_back(&loop->listeners, &l->lnode);
+    nf__list_push_back(&n->listeners, &l->lnode);
     *out = l;
     return 0;
-fail:
-    err = -errno;
-    close(fd);
-    free(l);
-    return err;
 }
 
 NF__EXPORT int nf_listener_addr(const nf_listener_t *l, nf_addr_t *out)
@@ -201,21 +220,22 @@ NF__EXPORT unsigned nf_listener_conns(const nf_listener_t *l) { return l->conns;
 
 NF__EXPORT void nf_listener_close(nf_listener_t *l, void (*cb)(nf_listener_t *l))
 {
-    if (l->closing)
+    if (l->flags & NF__L_CLOSING)
         return;
-    l->closing = true;
+    l->flags |= NF__L_CLOSING;
     l->close_cb = cb;
     nf_timer_stop(&l->backoff_timer);
     nf_loop_t *loop = l->loop;
+    nf__net_t *net = nf__net(loop);
     nf__list_remove(&l->lnode);
     /* Connections outlive their listener: forget it in each of them. */
-    for (nf__list_t *n = loop->conns.next; n != &loop->conns; n = n->next) {
+    for (nf__list_t *n = net->conns.next; n != &net->conns; n = n->next) {
         nf_conn_t *c = nf__container_of(n, nf_conn_t, node);
         if (c->listener == l)
             c->listener = NULL;
     }
     l->conns = 0;
-    loop->ops->stop_listener(l);
+    loop->ops->stop_listener(&l->io);
 }
 
 NF__EXPORT void *nf_listener_get_data(const nf_listener_t *l) { return l->data; }
@@ -233,12 +253,13 @@ struct nf__shutdown {
 
 static void shutdown_finish(nf_loop_t *loop)
 {
-    struct nf__shutdown *sd = loop->shutdown;
+    nf__net_t *n = nf__net(loop);
+    struct nf__shutdown *sd = n->shutdown;
     if (sd->finished)
         return;
     sd->finished = true;
     nf_timer_stop(&sd->timer);
-    loop->shutdown = NULL;
+    n->shutdown = NULL;
     if (sd->done)
         sd->done(loop, sd->forced, sd->arg);
     free(sd);
@@ -246,7 +267,7 @@ static void shutdown_finish(nf_loop_t *loop)
 
 void nf__shutdown_check(nf_loop_t *loop)
 {
-    if (nf__list_empty(&loop->conns))
+    if (nf__list_empty(&nf__net(loop)->conns))
         shutdown_finish(loop);
 }
 
@@ -260,8 +281,8 @@ static void close_forced(nf_conn_t *c, void *arg)
 static void shutdown_deadline(nf_timer_t *t)
 {
     nf_loop_t *loop = t->loop;
-    struct nf__shutdown *sd = loop->shutdown;
-    if (nf__list_empty(&loop->conns)) {
+    struct nf__shutdown *sd = nf__net(loop)->shutdown;
+    if (nf__list_empty(&nf__net(loop)->conns)) {
         shutdown_finish(loop);
         return;
     }
@@ -272,19 +293,22 @@ static void shutdown_deadline(nf_timer_t *t)
 NF__EXPORT int nf_loop_shutdown(nf_loop_t *loop, uint64_t deadline_ms,
                                 void (*done)(nf_loop_t *loop, unsigned forced, void *arg), void *arg)
 {
-    if (loop->shutdown)
+    nf__net_t *net = nf__net_make(loop);
+    if (!net)
+        return -ENOMEM;
+    if (net->shutdown)
         return -EALREADY;
     struct nf__shutdown *sd = calloc(1, sizeof(*sd));
     if (!sd)
         return -ENOMEM;
     sd->done = done;
     sd->arg = arg;
-    loop->shutdown = sd;
+    net->shutdown = sd;
     nf__list_t *n;
-    while ((n = loop->listeners.next) != &loop->listeners)
+    while ((n = net->listeners.next) != &net->listeners)
         nf_listener_close(nf__container_of(n, nf_listener_t, lnode), NULL);
     nf_timer_init(loop, &sd->timer);
     /* With no connection left, done runs at once from the loop (timer 0). */
-    nf_timer_start(&sd->timer, shutdown_deadline, nf__list_empty(&loop->conns) ? 0 : deadline_ms, 0);
+    nf_timer_start(&sd->timer, shutdown_deadline, nf__list_empty(&net->conns) ? 0 : deadline_ms, 0);
     return 0;
 }

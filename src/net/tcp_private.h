@@ -15,9 +15,9 @@ void nf__conn_do_shutdown(nf_conn_t *c);
 
 /* wq.c: the write queue. */
 void nf__wq_free(nf_conn_t *c);
-nf__wseg_t *nf__seg_get(nf_loop_t *loop);
-void nf__seg_put(nf_loop_t *loop, nf__wseg_t *s);
-void nf__seg_release(nf_loop_t *loop, nf__wseg_t *s);
+nf__wseg_t *nf__seg_get(nf_conn_t *c);
+void nf__seg_put(nf_conn_t *c, nf__wseg_t *s);
+void nf__seg_release(nf_conn_t *c, nf__wseg_t *s);
 
 /* connect.c: the outbound state, freed with the connection. */
 void nf__connect_state_free(nf_conn_t *c);

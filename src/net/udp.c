@@ -2,8 +2,8 @@
  *
  * The net layer owns the socket, the send queue with its bounds and drop
  * policy, the peer table and the counters; the backends (uring_udp.c,
- * epoll_udp.c) move datagrams between the kernel and nf__udp_recv /
- * nf__udp_tx_pop / nf__udp_tx_done. Sends are queued by nf_udp_send and
+ * epoll/udp.c) move datagrams between the kernel and the up-calls of
+ * udp_io_ops (nf__udp_recv, tx_pop, tx_done...). Sends are queued by nf_udp_send and
  * handed to the kernel by udp_flush (its handle's flush op) at the end of
  * the loop step, so the datagrams a batch of receive callbacks answers
  * leave in one batch. Receiving and the peer table are in udp_rx.c. */
@@ -28,26 +28,12 @@ NF__EXPORT void nf_udp_config_init(nf_udp_config_t *cfg)
     cfg->host = "127.0.0.1";
 }
 
-static const nf__handle_ops_t udp_handle_ops;
+static const nf__io_ops_t udp_io_ops;
+
+/* The queue links entries through their backend part (dg.next). */
+static inline nf__udp_tx_t *tx_next(const nf__udp_tx_t *tx) { return (nf__udp_tx_t *)(void *)tx->dg.next; }
 
 /* ---- socket ------------------------------------------------------------------ */
-
-static int set_int(int fd, int level, int opt, int v)
-{
-    return setsockopt(fd, level, opt, &v, sizeof(v)) < 0 ? -errno : 0;
-}
-
-static int set_buffers(int fd, int rcvbuf, int sndbuf)
-{
-    /* As root the FORCE variants pass net.core.{r,w}mem_max. */
-    if (rcvbuf > 0 && set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf) != 0 &&
-        set_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf) != 0)
-        return -errno;
-    if (sndbuf > 0 && set_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, sndbuf) != 0 &&
-        set_int(fd, SOL_SOCKET, SO_SNDBUF, sndbuf) != 0)
-        return -errno;
-    return 0;
-}
 
 NF__EXPORT int nf_udp_open(nf_loop_t *loop, const nf_udp_config_t *cfg, nf_udp_t **out)
 {
@@ -63,7 +49,8 @@ NF__EXPORT int nf_udp_open(nf_loop_t *loop, const nf_udp_config_t *cfg, nf_udp_t
     if (!u)
         return -ENOMEM;
     u->loop = loop;
-    u->hd.ops = &udp_handle_ops;
+    u->fd = -1;
+    u->hd.ops = &udp_io_ops.hd;
     u->h = cfg->handler;
     u->data = cfg->data;
     u->family = local.u.sa.sa_family;
@@ -84,52 +71,39 @@ NF__EXPORT int nf_udp_open(nf_loop_t *loop, const nf_udp_config_t *cfg, nf_udp_t
         u->peer_burst = cfg->peer_burst ? cfg->peer_burst : cfg->peer_rate;
         u->pmask = 63;
         u->ptab = calloc(u->pmask + 1, sizeof(*u->ptab));
-        if (!u->ptab) {
-            free(u);
-            return -ENOMEM;
-        }
+        if (!u->ptab)
+            err = -ENOMEM;
     }
-
-    u->fd = socket(u->family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (u->fd < 0) {
-        err = -errno;
-        goto fail;
+    if (!err) {
+        nf__bind_cfg_t bc = {.type = SOCK_DGRAM,
+                             .flags = SOCK_NONBLOCK,
+                             .reuseaddr = cfg->reuseaddr != 0,
+                             .reuseport = cfg->reuseport != 0,
+                             .ipv6_only = cfg->ipv6_only != 0,
+                             .rcvbuf = cfg->rcvbuf,
+                             .sndbuf = cfg->sndbuf};
+        u->local = local;
+        u->fd = nf__sock_bind(&u->local, &bc);
+        err = u->fd < 0 ? u->fd : 0;
     }
-    if (cfg->reuseport && (err = set_int(u->fd, SOL_SOCKET, SO_REUSEPORT, 1)) != 0)
-        goto fail;
-    if (cfg->reuseaddr && (err = set_int(u->fd, SOL_SOCKET, SO_REUSEADDR, 1)) != 0)
-        goto fail;
-    if (u->family == AF_INET6 && (err = set_int(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, cfg->ipv6_only ? 1 : 0)) != 0)
-        goto fail;
-    if ((err = set_buffers(u->fd, cfg->rcvbuf, cfg->sndbuf)) != 0)
-        goto fail;
-    if (bind(u->fd, &local.u.sa, local.len) < 0) {
-        err = -errno;
-        goto fail;
-    }
-    socklen_t len = sizeof(u->local.u);
-    getsockname(u->fd, &u->local.u.sa, &len);
-    u->local.len = len;
-    if (cfg->connect_to) {
-        if (connect(u->fd, &cfg->connect_to->u.sa, cfg->connect_to->len) < 0) {
+    if (!err && cfg->connect_to) {
+        if (connect(u->fd, &cfg->connect_to->u.sa, cfg->connect_to->len) < 0)
             err = -errno;
-            goto fail;
-        }
         u->peer = *cfg->connect_to;
         u->flags |= NF__U_CONNECTED;
     }
-    err = loop->ops->udp_start(u);
-    if (err)
-        goto fail;
+    if (!err)
+        err = loop->ops->udp_start(&u->io, u->recv_size, u->recv_count, u->features, sizeof(u->features));
+    if (err) { /* the one way out of a failure */
+        if (u->fd >= 0)
+            close(u->fd);
+        free(u->ptab);
+        free(u);
+        return err;
+    }
     loop->handles++;
     *out = u;
     return 0;
-fail:
-    if (u->fd >= 0)
-        close(u->fd);
-    free(u->ptab);
-    free(u);
-    return err;
 }
 
 NF__EXPORT int nf_udp_local_addr(const nf_udp_t *u, nf_addr_t *out)
@@ -151,40 +125,41 @@ NF__EXPORT void nf_udp_stats(const nf_udp_t *u, nf_udp_stats_t *out)
     out->queued_bytes = u->qbytes;
 }
 
-NF__EXPORT int nf_udp_set_buffers(nf_udp_t *u, int rcvbuf, int sndbuf) { return set_buffers(u->fd, rcvbuf, sndbuf); }
+NF__EXPORT int nf_udp_set_buffers(nf_udp_t *u, int rcvbuf, int sndbuf)
+{
+    return nf__sock_buffers(u->fd, rcvbuf, sndbuf);
+}
 
 /* ---- multicast ------------------------------------------------------------------ */
 
-/* iface: a name, or (IPv4) a local address. */
-static int iface_parse(const char *iface, unsigned *ifindex, struct in_addr *addr4)
+/* iface (NULL or "": any; a name; or, IPv4, a local address) as the IPv4
+ * request m (zeroed, with its interface address and index) and *ifindex
+ * (0 when not named); 0 or NF_EADDR. */
+static int iface_mreqn(const char *iface, struct ip_mreqn *m, unsigned *ifindex)
 {
+    memset(m, 0, sizeof(*m));
     *ifindex = 0;
-    addr4->s_addr = htonl(INADDR_ANY);
-    if (!iface || !*iface)
-        return 0;
-    if (inet_pton(AF_INET, iface, addr4) == 1)
-        return 0;
-    *ifindex = if_nametoindex(iface);
-    return *ifindex ? 0 : NF_EADDR;
+    if (iface && *iface && inet_pton(AF_INET, iface, &m->imr_address) != 1) {
+        m->imr_address.s_addr = htonl(INADDR_ANY);
+        if (!(*ifindex = if_nametoindex(iface)))
+            return NF_EADDR;
+    }
+    m->imr_ifindex = (int)*ifindex;
+    return 0;
 }
 
 static int membership(nf_udp_t *u, const char *group, const char *iface, bool join)
 {
+    struct ip_mreqn m4;
     unsigned ifindex;
-    struct in_addr a4;
-    int err = iface_parse(iface, &ifindex, &a4);
+    int err = iface_mreqn(iface, &m4, &ifindex);
     if (err)
         return err;
     if (u->family == AF_INET) {
-        struct ip_mreqn m;
-        memset(&m, 0, sizeof(m));
-        if (!group || inet_pton(AF_INET, group, &m.imr_multiaddr) != 1)
+        if (!group || inet_pton(AF_INET, group, &m4.imr_multiaddr) != 1)
             return NF_EADDR;
-        m.imr_address = a4;
-        m.imr_ifindex = (int)ifindex;
-        if (setsockopt(u->fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &m, sizeof(m)) < 0)
-            return -errno;
-        return 0;
+        int opt = join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP;
+        return setsockopt(u->fd, IPPROTO_IP, opt, &m4, sizeof(m4)) < 0 ? -errno : 0;
     }
     struct ipv6_mreq m;
     memset(&m, 0, sizeof(m));
@@ -193,9 +168,8 @@ static int membership(nf_udp_t *u, const char *group, const char *iface, bool jo
     if (iface && !ifindex) /* an IPv4 address names no IPv6 interface */
         return NF_EADDR;
     m.ipv6mr_interface = ifindex;
-    if (setsockopt(u->fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, &m, sizeof(m)) < 0)
-        return -errno;
-    return 0;
+    int opt = join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP;
+    return setsockopt(u->fd, IPPROTO_IPV6, opt, &m, sizeof(m)) < 0 ? -errno : 0;
 }
 
 NF__EXPORT int nf_udp_join(nf_udp_t *u, const char *group, const char *iface)
@@ -210,21 +184,16 @@ NF__EXPORT int nf_udp_leave(nf_udp_t *u, const char *group, const char *iface)
 
 NF__EXPORT int nf_udp_set_multicast_if(nf_udp_t *u, const char *iface)
 {
+    struct ip_mreqn m4;
     unsigned ifindex;
-    struct in_addr a4;
-    int err = iface_parse(iface, &ifindex, &a4);
+    int err = iface_mreqn(iface, &m4, &ifindex);
     if (err)
         return err;
-    if (u->family == AF_INET) {
-        struct ip_mreqn m;
-        memset(&m, 0, sizeof(m));
-        m.imr_address = a4;
-        m.imr_ifindex = (int)ifindex;
-        return setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof(m)) < 0 ? -errno : 0;
-    }
+    if (u->family == AF_INET)
+        return setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &m4, sizeof(m4)) < 0 ? -errno : 0;
     if (iface && !ifindex)
         return NF_EADDR;
-    return set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, (int)ifindex);
+    return nf__sock_set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, (int)ifindex);
 }
 
 NF__EXPORT int nf_udp_set_multicast_ttl(nf_udp_t *u, int ttl)
@@ -232,15 +201,15 @@ NF__EXPORT int nf_udp_set_multicast_ttl(nf_udp_t *u, int ttl)
     if (ttl < 0 || ttl > 255)
         return -EINVAL;
     if (u->family == AF_INET)
-        return set_int(u->fd, IPPROTO_IP, IP_MULTICAST_TTL, ttl);
-    return set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl);
+        return nf__sock_set_int(u->fd, IPPROTO_IP, IP_MULTICAST_TTL, ttl);
+    return nf__sock_set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl);
 }
 
 NF__EXPORT int nf_udp_set_multicast_loop(nf_udp_t *u, int on)
 {
     if (u->family == AF_INET)
-        return set_int(u->fd, IPPROTO_IP, IP_MULTICAST_LOOP, on ? 1 : 0);
-    return set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, on ? 1 : 0);
+        return nf__sock_set_int(u->fd, IPPROTO_IP, IP_MULTICAST_LOOP, on ? 1 : 0);
+    return nf__sock_set_int(u->fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, on ? 1 : 0);
 }
 
 NF__EXPORT int nf_udp_set_ttl(nf_udp_t *u, int ttl)
@@ -248,8 +217,8 @@ NF__EXPORT int nf_udp_set_ttl(nf_udp_t *u, int ttl)
     if (ttl < 1 || ttl > 255)
         return -EINVAL;
     if (u->family == AF_INET)
-        return set_int(u->fd, IPPROTO_IP, IP_TTL, ttl);
-    return set_int(u->fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
+        return nf__sock_set_int(u->fd, IPPROTO_IP, IP_TTL, ttl);
+    return nf__sock_set_int(u->fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);
 }
 
 /* ---- sending ------------------------------------------------------------------- */
@@ -259,7 +228,7 @@ static nf__udp_tx_t *tx_get(nf_udp_t *u, size_t inline_len)
     nf__udp_tx_t *tx;
     if (inline_len <= NF__UDP_TX_INLINE && u->pool) {
         tx = u->pool;
-        u->pool = tx->next;
+        u->pool = tx_next(tx);
         u->npool--;
     } else {
         size_t cap = inline_len <= NF__UDP_TX_INLINE ? NF__UDP_TX_INLINE : inline_len;
@@ -267,13 +236,13 @@ static nf__udp_tx_t *tx_get(nf_udp_t *u, size_t inline_len)
         if (!tx)
             return NULL;
         tx->cap = cap;
-        tx->u = u;
+        tx->dg.io = &u->io;
     }
-    tx->next = NULL;
+    tx->dg.next = NULL;
     tx->buf = NULL;
-    tx->data = (char *)(tx + 1);
-    tx->len = 0;
-    tx->has_to = false;
+    tx->dg.data = (char *)(tx + 1);
+    tx->dg.len = 0;
+    tx->dg.to = NULL;
     return tx;
 }
 
@@ -284,7 +253,7 @@ static void tx_put(nf_udp_t *u, nf__udp_tx_t *tx)
         tx->buf = NULL;
     }
     if (tx->cap == NF__UDP_TX_INLINE && u->npool < TX_POOL_MAX) {
-        tx->next = u->pool;
+        tx->dg.next = u->pool ? &u->pool->dg : NULL;
         u->pool = tx;
         u->npool++;
         return;
@@ -292,16 +261,15 @@ static void tx_put(nf_udp_t *u, nf__udp_tx_t *tx)
     free(tx);
 }
 
+/* While the socket is full (epoll) the flush waits for writability. */
 static void schedule_flush(nf_udp_t *u)
 {
-    if (u->flags & (NF__U_IN_FLUSH | NF__U_BLOCKED | NF__U_CLOSING))
-        return;
-    u->flags |= NF__U_IN_FLUSH;
-    nf__handle_flush_later(u->loop, &u->hd);
-    nf__kick(u->loop);
+    if (!(u->flags & NF__U_BLOCKED))
+        nf__io_flush_later(&u->io);
 }
 
-void nf__udp_schedule_flush(nf_udp_t *u)
+/* (epoll) the socket is writable again: flush what waits. */
+static void udp_writable(nf_udp_t *u)
 {
     u->flags &= ~NF__U_BLOCKED;
     if (u->wq_head)
@@ -330,11 +298,11 @@ static bool make_room(nf_udp_t *u, size_t len)
         if (u->drop != NF_UDP_DROP_OLDEST || !u->wq_head)
             return false; /* drop newest (or all queued are in the kernel already) */
         nf__udp_tx_t *old = u->wq_head;
-        u->wq_head = old->next;
+        u->wq_head = tx_next(old);
         if (!u->wq_head)
             u->wq_tail = NULL;
         u->nwait--;
-        u->qbytes -= old->len;
+        u->qbytes -= old->dg.len;
         u->st.dropped++;
         tx_put(u, old);
     }
@@ -345,15 +313,16 @@ static void enqueue(nf_udp_t *u, nf__udp_tx_t *tx, const nf_addr_t *to)
 {
     if (to) {
         tx->to = *to;
-        tx->has_to = true;
+        tx->dg.to = &tx->to.u.sa;
+        tx->dg.tolen = tx->to.len;
     }
     if (u->wq_tail)
-        u->wq_tail->next = tx;
+        u->wq_tail->dg.next = &tx->dg;
     else
         u->wq_head = tx;
     u->wq_tail = tx;
     u->nwait++;
-    u->qbytes += tx->len;
+    u->qbytes += tx->dg.len;
     schedule_flush(u);
 }
 
@@ -370,8 +339,8 @@ NF__EXPORT int nf_udp_send(nf_udp_t *u, const void *data, size_t len, const nf_a
     if (!tx)
         return -ENOMEM;
     if (len)
-        memcpy(tx->data, data, len);
-    tx->len = len;
+        memcpy(tx->dg.data, data, len);
+    tx->dg.len = len;
     enqueue(u, tx, to);
     return 0;
 }
@@ -389,30 +358,33 @@ NF__EXPORT int nf_udp_send_buf(nf_udp_t *u, nf_buf_t *b, const nf_addr_t *to)
         return err ? err : -ENOMEM;
     }
     tx->buf = b;
-    tx->data = b->base;
-    tx->len = b->len;
+    tx->dg.data = b->base;
+    tx->dg.len = b->len;
     enqueue(u, tx, to);
     return 0;
 }
 
-nf__udp_tx_t *nf__udp_tx_pop(nf_udp_t *u)
+/* Takes the oldest waiting datagram to hand to the kernel (NULL: none); it
+ * counts as in flight until tx_done. */
+static nf__udp_tx_t *tx_pop(nf_udp_t *u)
 {
     nf__udp_tx_t *tx = u->wq_head;
     if (!tx)
         return NULL;
-    u->wq_head = tx->next;
+    u->wq_head = tx_next(tx);
     if (!u->wq_head)
         u->wq_tail = NULL;
-    tx->next = NULL;
+    tx->dg.next = NULL;
     u->nwait--;
     u->ninflight++;
     return tx;
 }
 
-void nf__udp_tx_done(nf_udp_t *u, nf__udp_tx_t *tx, int res)
+/* The kernel finished with tx: res = bytes sent or -errno. Frees tx. */
+static void tx_done(nf_udp_t *u, nf__udp_tx_t *tx, int res)
 {
     u->ninflight--;
-    u->qbytes -= tx->len;
+    u->qbytes -= tx->dg.len;
     if (res >= 0) {
         u->st.dgrams_out++;
         u->st.bytes_out += (uint64_t)res;
@@ -430,43 +402,33 @@ void nf__udp_tx_done(nf_udp_t *u, nf__udp_tx_t *tx, int res)
 static void udp_flush(nf__handle_t *h)
 {
     nf_udp_t *u = nf__container_of(h, nf_udp_t, hd);
-    u->flags &= ~NF__U_IN_FLUSH;
+    nf__io_flushing(&u->io);
     if (!nf__udp_closing(u) && u->wq_head)
-        u->loop->ops->udp_flush(u);
+        u->loop->ops->udp_flush(&u->io);
 }
 
 /* ---- closing ---------------------------------------------------------------------- */
 
 NF__EXPORT void nf_udp_close(nf_udp_t *u)
 {
-    if (nf__udp_closing(u))
+    if (!nf__io_close_begin(&u->io))
         return;
-    u->flags |= NF__U_CLOSING;
     nf_timer_stop(&u->sweep);
-    if (u->flags & NF__U_IN_FLUSH) {
-        nf__list_remove(&u->hd.qnode);
-        u->flags &= ~NF__U_IN_FLUSH;
-    }
     while (u->wq_head) { /* never handed to the kernel */
-        nf__udp_tx_t *tx = nf__udp_tx_pop(u);
+        nf__udp_tx_t *tx = tx_pop(u);
         u->ninflight--;
-        u->qbytes -= tx->len;
+        u->qbytes -= tx->dg.len;
         u->st.dropped++;
         tx_put(u, tx);
     }
     while (!nf__list_empty(&u->peer_lru))
         nf__udp_peer_free(u, nf__container_of(u->peer_lru.next, nf_udp_peer_t, lru));
-    u->loop->ops->udp_stop(u);
+    u->loop->ops->udp_stop(&u->io);
     nf__kick(u->loop);
 }
 
-void nf__udp_released(nf_udp_t *u)
-{
-    if (u->flags & NF__U_RELEASED)
-        return;
-    u->flags |= NF__U_RELEASED;
-    nf__handle_close_later(u->loop, &u->hd);
-}
+/* The backend is done with u (nothing in flight): finish the close. */
+static void udp_released(nf_udp_t *u) { nf__io_released(&u->io); }
 
 /* Released by the backend: close the socket, free, deliver on_close. */
 static void udp_finish_close(nf__handle_t *h)
@@ -478,21 +440,47 @@ static void udp_finish_close(nf__handle_t *h)
     loop->handles--;
     while (u->pool) {
         nf__udp_tx_t *tx = u->pool;
-        u->pool = tx->next;
+        u->pool = tx_next(tx);
         free(tx);
     }
-    free(u->rx.msgs);
-    free(u->rx.iov);
-    free(u->rx.names);
-    free(u->rx.mem);
     free(u->ptab);
     if (u->h->on_close)
         u->h->on_close(u);
     free(u);
 }
 
-static const nf__handle_ops_t udp_handle_ops = {
-    .size = sizeof(nf__handle_ops_t),
-    .flush = udp_flush,
-    .finish_close = udp_finish_close,
+/* ---- the up-calls the backends make (core/backend.h) ----------------------------- */
+
+static inline nf_udp_t *udp_of(const nf__io_t *io) { return (nf_udp_t *)(void *)(uintptr_t)io; }
+static void io_released(nf__io_t *io) { udp_released(udp_of(io)); }
+static void io_writable(nf__io_t *io) { udp_writable(udp_of(io)); }
+static void io_dgram(nf__io_t *io, const char *data, size_t len, const struct sockaddr *from, socklen_t fromlen,
+                     unsigned flags)
+{
+    nf__udp_recv(udp_of(io), data, len, from, fromlen, flags);
+}
+static void io_dgram_error(nf__io_t *io, int err) { nf__udp_recv_error(udp_of(io), err); }
+static nf__dgram_t *io_tx_head(nf__io_t *io)
+{
+    nf__udp_tx_t *tx = udp_of(io)->wq_head;
+    return tx ? &tx->dg : NULL;
+}
+static nf__dgram_t *io_tx_pop(nf__io_t *io)
+{
+    nf__udp_tx_t *tx = tx_pop(udp_of(io));
+    return tx ? &tx->dg : NULL;
+}
+static void io_tx_done(nf__io_t *io, nf__dgram_t *d, int res) { tx_done(udp_of(io), (nf__udp_tx_t *)(void *)d, res); }
+
+_Static_assert(NF__DGRAM_TRUNC == NF_UDP_TRUNC, "one truncation flag");
+
+static const nf__io_ops_t udp_io_ops = {
+    .hd = {.size = sizeof(nf__handle_ops_t), .flush = udp_flush, .finish_close = udp_finish_close},
+    .released = io_released,
+    .schedule_flush = io_writable,
+    .dgram = io_dgram,
+    .dgram_error = io_dgram_error,
+    .tx_head = io_tx_head,
+    .tx_pop = io_tx_pop,
+    .tx_done = io_tx_done,
 };

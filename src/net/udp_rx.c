@@ -1,5 +1,5 @@
-/* netframe — UDP sockets: receiving (the batches the backends fill, the
- * peer table and its idle sweep). Sockets, sending and closing are in
+/* netframe — UDP sockets: receiving (what the backends hand up, the peer
+ * table and its idle sweep). Sockets, sending and closing are in
  * udp.c. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -7,9 +7,6 @@
 #include <string.h>
 
 #include "net/udp_internal.h"
-
-#define RX_BATCH_MAX     64u
-#define RX_BATCH_DEFAULT 32u
 
 static void sweep_cb(nf_timer_t *t);
 
@@ -205,105 +202,6 @@ void nf__udp_recv_error(nf_udp_t *u, int err)
     u->st.recv_errors++;
     if (u->h->on_error && !nf__udp_closing(u))
         u->h->on_error(u, err);
-}
-
-static int rx_setup(nf_udp_t *u)
-{
-    nf__udp_rx_t *rx = &u->rx;
-    unsigned n = u->recv_count ? u->recv_count : RX_BATCH_DEFAULT;
-    if (n > RX_BATCH_MAX)
-        n = RX_BATCH_MAX;
-    rx->msgs = calloc(n, sizeof(*rx->msgs));
-    rx->iov = calloc(n, sizeof(*rx->iov));
-    rx->names = calloc(n, sizeof(*rx->names));
-    rx->mem = malloc((size_t)n * u->recv_size);
-    if (!rx->msgs || !rx->iov || !rx->names || !rx->mem) {
-        free(rx->msgs);
-        free(rx->iov);
-        free(rx->names);
-        free(rx->mem);
-        memset(rx, 0, sizeof(*rx));
-        return -ENOMEM;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        rx->iov[i].iov_base = rx->mem + (size_t)i * u->recv_size;
-        rx->iov[i].iov_len = u->recv_size;
-    }
-    rx->n = n;
-    return 0;
-}
-
-int nf__udp_recv_batches(nf_udp_t *u, unsigned batches)
-{
-    nf__udp_rx_t *rx = &u->rx;
-    if (!rx->n && rx_setup(u) != 0)
-        return -ENOMEM;
-    for (unsigned b = 0; b < batches; b++) {
-        for (unsigned i = 0; i < rx->n; i++) {
-            struct msghdr *mh = &rx->msgs[i].msg_hdr;
-            memset(mh, 0, sizeof(*mh));
-            mh->msg_iov = &rx->iov[i];
-            mh->msg_iovlen = 1;
-            mh->msg_name = &rx->names[i];
-            mh->msg_namelen = sizeof(rx->names[i]);
-        }
-        int r = recvmmsg(u->fd, rx->msgs, rx->n, MSG_DONTWAIT, NULL);
-        if (r < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                return 0;
-            nf__udp_recv_error(u, -errno); /* ICMP error on a connected socket: go on */
-            if (nf__udp_closing(u))
-                return 0;
-            continue;
-        }
-        for (int i = 0; i < r && !nf__udp_closing(u); i++) {
-            struct msghdr *mh = &rx->msgs[i].msg_hdr;
-            nf__udp_recv(u, rx->iov[i].iov_base, rx->msgs[i].msg_len, mh->msg_name, mh->msg_namelen,
-                         (mh->msg_flags & MSG_TRUNC) ? NF_UDP_TRUNC : 0);
-        }
-        if (nf__udp_closing(u) || (unsigned)r < rx->n)
-            return 0;
-    }
-    return 1;
-}
-
-int nf__udp_send_batches(nf_udp_t *u)
-{
-    enum { N = 64 };
-    struct mmsghdr m[N];
-    struct iovec iov[N];
-    while (u->wq_head) {
-        unsigned n = 0;
-        for (nf__udp_tx_t *tx = u->wq_head; tx && n < N; tx = tx->next, n++) {
-            iov[n].iov_base = tx->data;
-            iov[n].iov_len = tx->len;
-            memset(&m[n].msg_hdr, 0, sizeof(m[n].msg_hdr));
-            m[n].msg_hdr.msg_iov = &iov[n];
-            m[n].msg_hdr.msg_iovlen = 1;
-            if (tx->has_to) {
-                m[n].msg_hdr.msg_name = &tx->to.u;
-                m[n].msg_hdr.msg_namelen = tx->to.len;
-            }
-        }
-        int r = sendmmsg(u->fd, m, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return 1;
-            /* the head datagram was refused: count it and go on */
-            int err = -errno;
-            nf__udp_tx_done(u, nf__udp_tx_pop(u), err);
-            if (nf__udp_closing(u))
-                return 0;
-            continue;
-        }
-        for (int i = 0; i < r; i++) {
-            nf__udp_tx_t *tx = nf__udp_tx_pop(u);
-            nf__udp_tx_done(u, tx, (int)m[i].msg_len);
-        }
-    }
-    return 0;
 }
 
 /* ---- peers ------------------------------------------------------------------------ */

@@ -9,24 +9,26 @@
 
 /* ---- write queue -------------------------------------------------------- */
 
-nf__wseg_t *nf__seg_get(nf_loop_t *loop)
+nf__wseg_t *nf__seg_get(nf_conn_t *c)
 {
-    nf__freeblk_t *f = loop->seg_pool;
+    nf__net_t *n = c->net;
+    nf__freeblk_t *f = n->seg_pool;
     if (f) {
-        loop->seg_pool = f->next;
-        loop->seg_pool_len--;
+        n->seg_pool = f->next;
+        n->seg_pool_len--;
         return (nf__wseg_t *)(void *)f;
     }
     return malloc(sizeof(nf__wseg_t));
 }
 
-void nf__seg_put(nf_loop_t *loop, nf__wseg_t *s)
+void nf__seg_put(nf_conn_t *c, nf__wseg_t *s)
 {
-    if (loop->seg_pool_len < 1024) {
+    nf__net_t *n = c->net;
+    if (n->seg_pool_len < 1024) {
         nf__freeblk_t *f = (nf__freeblk_t *)(void *)s;
-        f->next = loop->seg_pool;
-        loop->seg_pool = f;
-        loop->seg_pool_len++;
+        f->next = n->seg_pool;
+        n->seg_pool = f;
+        n->seg_pool_len++;
     } else {
         free(s);
     }
@@ -41,24 +43,24 @@ static bool seg_appendable(const nf_loop_t *loop, const nf__wseg_t *s)
 }
 
 /* Drops a segment and its buffer: copy chunks go back to the pool. */
-void nf__seg_release(nf_loop_t *loop, nf__wseg_t *s)
+void nf__seg_release(nf_conn_t *c, nf__wseg_t *s)
 {
+    nf_loop_t *loop = c->loop;
     if (s->buf->free_arg == (void *)loop && !s->buf->free_cb) {
         s->buf->free_arg = NULL;
         nf__chunk_put(loop, s->buf);
     } else {
         nf_buf_unref(s->buf);
     }
-    nf__seg_put(loop, s);
+    nf__seg_put(c, s);
 }
 
 void nf__wq_free(nf_conn_t *c)
 {
-    nf_loop_t *loop = c->loop;
     nf__wseg_t *s = c->wq_head;
     while (s) {
         nf__wseg_t *n = s->next;
-        nf__seg_release(loop, s);
+        nf__seg_release(c, s);
         s = n;
     }
     c->wq_head = c->wq_tail = NULL;
@@ -66,8 +68,11 @@ void nf__wq_free(nf_conn_t *c)
     c->queued = 0;
 }
 
-int nf__conn_iov(const nf_conn_t *c, struct iovec *iov, int max)
+int nf__conn_iov(const nf__io_t *io, struct iovec *iov, int max, size_t *queued)
 {
+    const nf_conn_t *c = nf__conn_of(io);
+    if (queued)
+        *queued = c->queued;
     int n = 0;
     for (const nf__wseg_t *s = c->wq_head; s && n < max; s = s->next, n++) {
         iov[n].iov_base = s->buf->base + s->off;
@@ -76,15 +81,13 @@ int nf__conn_iov(const nf_conn_t *c, struct iovec *iov, int max)
     return n;
 }
 
+/* A send in flight (or a connect) flushes when it completes; kept reads
+ * are delivered from the flush point at once. */
 static void schedule_flush(nf_conn_t *c)
 {
-    if (c->flags & (NF__C_IN_FLUSH | NF__C_CLOSING))
-        return;
     if ((c->flags & (NF__C_SENDING | NF__C_CONNECTING)) && !c->stash)
         return;
-    c->flags |= NF__C_IN_FLUSH;
-    nf__handle_flush_later(c->loop, &c->hd);
-    nf__kick(c->loop); /* event mode: a write from outside a step needs one */
+    nf__io_flush_later(&c->io);
 }
 
 void nf__conn_schedule_flush(nf_conn_t *c) { schedule_flush(c); }
@@ -199,7 +202,7 @@ static int transport_write_copy(nf_conn_t *c, const void *data, size_t len)
         left -= n;
     }
     if (left > 0) {
-        nf__wseg_t *s = nf__seg_get(loop);
+        nf__wseg_t *s = nf__seg_get(c);
         nf_buf_t *b = s ? nf__chunk_get(loop, left) : NULL;
         if (!b) {
             free(s);
@@ -231,7 +234,7 @@ int nf__transport_write(nf_conn_t *c, nf_buf_t *b)
         nf_buf_unref(b);
         return wq_full(c);
     }
-    nf__wseg_t *s = nf__seg_get(c->loop);
+    nf__wseg_t *s = nf__seg_get(c);
     if (!s) {
         nf_buf_unref(b);
         return -ENOMEM;

@@ -30,3 +30,4 @@ nf_add_test(test_write_limits       integration/test_write_limits.c       ${NF_I
 # Name resolution on the loop (issue 13): c-ares, a hosts file and a DNS peer.
 nf_add_test(test_resolve             integration/test_resolve.c integration/resolve_peer.c ${NF_IT_HELPERS} TIMEOUT 60)
 nf_add_test(test_resolve_many        integration/test_resolve_many.c integration/resolve_peer.c ${NF_IT_HELPERS} TIMEOUT 240)
+nf_add_test(test_ll_stats           integration/test_ll_stats.c           ${NF_IT_HELPERS} TIMEOUT 60)

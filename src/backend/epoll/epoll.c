@@ -20,34 +20,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "net/transport.h"
-#include "backend/epoll_udp.h"
-
-enum { T_CONN = 0, T_LISTENER = 1, T_WAKE = 2, T_TIMER = 3, T_UDP = NF__EP_T_UDP, T_WATCH = 5 };
-#define T_MASK 7u /* malloc'd objects are 16-byte aligned */
+#include "backend/epoll/epoll.h"
 
 enum {
     B_REG = 1u << 0,   /* registered with epoll */
     B_AGAIN = 1u << 1, /* on the again list */
 };
 
-typedef struct ep {
-    int epfd;
-    struct epoll_event *events;
-    unsigned nevents;
-    nf_buf_t *scratch;
-    nf_conn_t **again, **again2;
-    unsigned nagain, again_cap;
-    nf__watch_t *wdead; /* stopped watches, released after the events in hand */
-} ep_t;
-
-static inline ep_t *E(nf_loop_t *loop) { return loop->be; }
-
-int nf__epoll_fd(nf_loop_t *loop) { return E(loop)->epfd; }
-
 static int e_init(nf_loop_t *loop)
 {
-    ep_t *e = calloc(1, sizeof(*e));
+    nf__ep_t *e = calloc(1, sizeof(*e));
     if (!e)
         return -ENOMEM;
     e->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -76,18 +58,17 @@ static int e_init(nf_loop_t *loop)
         }
     }
     loop->be = e;
-    static const char *const modes[] = {"block", "poll", "event"};
     snprintf(loop->features, sizeof(loop->features),
-             "epoll: mode=%s edge-triggered, scratch=%u, sends inline, events=%u", modes[loop->cfg.mode],
+             "epoll: mode=%s edge-triggered, scratch=%u, sends inline, events=%u", nf__be_modes[loop->cfg.mode],
              loop->cfg.buf_size, e->nevents);
     return 0;
 }
 
-static void watches_release(ep_t *e);
+static void watches_release(nf__ep_t *e);
 
 static void e_destroy(nf_loop_t *loop)
 {
-    ep_t *e = E(loop);
+    nf__ep_t *e = E(loop);
     watches_release(e);
     close(e->epfd);
     free(e->events);
@@ -99,85 +80,88 @@ static void e_destroy(nf_loop_t *loop)
 
 /* ---- listeners ------------------------------------------------------------------ */
 
-static int e_start_listener(nf_listener_t *l)
+static int e_start_listener(nf__io_t *l)
 {
     int err = nf__set_nonblock(l->fd, true);
     if (err)
         return err;
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)l | T_LISTENER};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = nf__be_tag(l, T_LISTENER)};
     if (epoll_ctl(E(l->loop)->epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0)
         return -errno;
     l->be_flags |= B_REG;
     return 0;
 }
 
-static void e_pause_listener(nf_listener_t *l, bool paused)
+static void e_pause_listener(nf__io_t *l, bool paused)
 {
-    struct epoll_event ev = {.events = paused ? 0 : EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)l | T_LISTENER};
+    struct epoll_event ev = {.events = paused ? 0 : EPOLLIN, .data.u64 = nf__be_tag(l, T_LISTENER)};
     epoll_ctl(E(l->loop)->epfd, EPOLL_CTL_MOD, l->fd, &ev);
 }
 
-static void e_stop_listener(nf_listener_t *l)
+static void e_stop_listener(nf__io_t *l)
 {
     if (l->be_flags & B_REG)
         epoll_ctl(E(l->loop)->epfd, EPOLL_CTL_DEL, l->fd, NULL);
     l->be_flags &= ~B_REG;
-    nf__listener_released(l);
+    nf__io_up(l)->released(l);
     nf__kick(l->loop); /* event mode, from outside a step: finish it at the next */
 }
 
-static void on_listener(nf_listener_t *l)
+static void on_listener(nf__io_t *l)
 {
-    for (int i = 0; i < 64 && !l->paused && !l->backoff && !l->closing; i++) {
+    const nf__io_ops_t *up = nf__io_up(l);
+    for (int i = 0; i < 64 && !(l->flags & (NF__IO_CLOSING | NF__IO_HOLDS)); i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno != EAGAIN)
-                nf__listener_accepted(l, -errno); /* EMFILE...: the listener backs off */
+                up->accepted(l, -errno); /* EMFILE...: the listener backs off */
             break;
         }
-        nf__listener_accepted(l, fd);
+        up->accepted(l, fd);
     }
 }
 
 /* ---- connections ---------------------------------------------------------------- */
 
-static int reg(nf_conn_t *c)
+static int reg(nf__io_t *c)
 {
     if (c->be_flags & B_REG)
         return 0;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
-                             .data.u64 = (uint64_t)(uintptr_t)c | T_CONN};
+                             .data.u64 = nf__be_tag(c, T_CONN)};
     if (epoll_ctl(E(c->loop)->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         return -errno;
     c->be_flags |= B_REG;
     return 0;
 }
 
-static int e_start_conn(nf_conn_t *c)
+static int e_start_conn(nf__io_t *c)
 {
     int err = nf__set_nonblock(c->fd, true);
     return err ? err : reg(c);
 }
 
-static int e_connect(nf_conn_t *c)
+static int e_connect(nf__io_t *c)
 {
     int err = nf__set_nonblock(c->fd, true);
     if (!err)
         err = reg(c);
     if (err)
         return err;
-    const nf_addr_t *a = nf__conn_target(c);
-    if (connect(c->fd, &a->u.sa, a->len) < 0 && errno != EINPROGRESS)
+    socklen_t len;
+    const struct sockaddr *a = nf__io_up(c)->target(c, &len);
+    if (connect(c->fd, a, len) < 0 && errno != EINPROGRESS)
         return -errno;
     return NF__PENDING; /* the EPOLLOUT edge reports the result */
 }
 
-static int e_send(nf_conn_t *c)
+static int e_send(nf__io_t *c)
 {
     struct iovec iov[64];
-    int n = nf__conn_iov(c, iov, 64);
+    size_t queued;
+    int n = nf__io_up(c)->iov(c, iov, 64, &queued);
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
@@ -189,23 +173,23 @@ static int e_send(nf_conn_t *c)
     if (r < 0) {
         if (errno != EAGAIN)
             return -errno;
-        c->flags |= NF__C_WANT_WRITE;
+        c->flags |= NF__IO_WANT_WRITE;
         return 0;
     }
     if ((size_t)r < total)
-        c->flags |= NF__C_WANT_WRITE; /* the socket is full: wait for the edge */
-    else if (total < c->queued)
-        nf__conn_schedule_flush(c); /* more than 64 buffers queued: go on */
+        c->flags |= NF__IO_WANT_WRITE; /* the socket is full: wait for the edge */
+    else if (total < queued)
+        nf__io_up(c)->schedule_flush(c); /* more than 64 buffers queued: go on */
     return (int)r;
 }
 
 /* A failed connect's socket is about to be closed for a new one. */
-static void e_connect_reset(nf_conn_t *c)
+static void e_connect_reset(nf__io_t *c)
 {
     if (c->be_flags & B_REG)
         epoll_ctl(E(c->loop)->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     c->be_flags &= ~B_REG;
-    c->flags &= ~NF__C_WANT_WRITE;
+    c->flags &= ~NF__IO_WANT_WRITE;
 }
 
 /* ---- fd watches (level-triggered) ------------------------------------------------ */
@@ -221,7 +205,7 @@ static int e_watch_set(nf__watch_t *w)
 {
     if (w->be_flags & W_DEAD)
         return -EINVAL;
-    struct epoll_event ev = {.events = watch_epoll_events(w->events), .data.u64 = (uint64_t)(uintptr_t)w | T_WATCH};
+    struct epoll_event ev = {.events = watch_epoll_events(w->events), .data.u64 = nf__be_tag(w, T_WATCH)};
     int op = (w->be_flags & W_REG) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(E(w->loop)->epfd, op, w->fd, &ev) < 0)
         return -errno;
@@ -232,7 +216,7 @@ static int e_watch_set(nf__watch_t *w)
 
 static void e_watch_stop(nf__watch_t *w)
 {
-    ep_t *e = E(w->loop);
+    nf__ep_t *e = E(w->loop);
     if (w->be_flags & W_DEAD)
         return;
     if (w->be_flags & W_REG)
@@ -248,7 +232,7 @@ static void e_watch_stop(nf__watch_t *w)
     e->wdead = w;
 }
 
-static void watches_release(ep_t *e)
+static void watches_release(nf__ep_t *e)
 {
     while (e->wdead) {
         nf__watch_t *w = e->wdead;
@@ -266,30 +250,30 @@ static void on_watch(nf__watch_t *w, uint32_t ev)
     w->on_ready(w, rev);
 }
 
-static void e_stop_conn(nf_conn_t *c)
+static void e_stop_conn(nf__io_t *c)
 {
     if (c->be_flags & B_REG)
         epoll_ctl(E(c->loop)->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     c->be_flags &= ~B_REG;
     if (!(c->be_flags & B_AGAIN)) /* else released when the again list is served */
-        nf__conn_released(c);
+        nf__io_up(c)->released(c);
     nf__kick(c->loop);
 }
 
-static void push_again(ep_t *e, nf_conn_t *c)
+static void push_again(nf__ep_t *e, nf__io_t *c)
 {
     if (c->be_flags & B_AGAIN)
         return;
     if (e->nagain == e->again_cap) {
         unsigned cap = e->again_cap ? e->again_cap * 2 : 64;
-        nf_conn_t **a = realloc(e->again, cap * sizeof(*a));
-        nf_conn_t **b = realloc(e->again2, cap * sizeof(*b));
+        nf__io_t **a = realloc(e->again, cap * sizeof(*a));
+        nf__io_t **b = realloc(e->again2, cap * sizeof(*b));
         if (a)
             e->again = a;
         if (b)
             e->again2 = b;
         if (!a || !b) {
-            nf__conn_read_end(c, -ENOMEM);
+            nf__io_up(c)->read_end(c, -ENOMEM);
             return;
         }
         e->again_cap = cap;
@@ -298,68 +282,40 @@ static void push_again(ep_t *e, nf_conn_t *c)
     e->again[e->nagain++] = c;
 }
 
-static void do_read(nf_loop_t *loop, nf_conn_t *c, bool hup)
+/* Reads c (sockio.c's loop, at most 4 buffers); a connection with more
+ * waiting goes on the again list, served next iteration. */
+static void do_read(nf_loop_t *loop, nf__io_t *c, bool hup)
 {
-    ep_t *e = E(loop);
-    for (int i = 0;; i++) {
-        if (c->flags & (NF__C_CLOSING | NF__C_EOF | NF__C_RPAUSED))
-            return;
-        if (i == 4) {
-            push_again(e, c);
-            return;
-        }
-        ssize_t n = read(c->fd, e->scratch->base, e->scratch->cap);
-        if (n > 0) {
-            nf__conn_read(c, e->scratch, (size_t)n);
-            if (e->scratch->refs > 1) { /* kept: take a fresh scratch buffer */
-                nf_buf_unref(e->scratch);
-                e->scratch = nf__rbuf_new(loop, loop->cfg.buf_size);
-                if (!e->scratch) {
-                    e->scratch = nf__rbuf_new(loop, 4096);
-                    if (!e->scratch)
-                        abort(); /* cannot read anything any more */
-                }
-            }
-            if ((size_t)n < e->scratch->cap && !hup)
-                return; /* drained */
-            continue;
-        }
-        if (n == 0) {
-            nf__conn_read_end(c, 0);
-            return;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            nf__conn_read_end(c, -errno);
-        return;
-    }
+    nf__ep_t *e = E(loop);
+    if (nf__sock_read(c, &e->scratch, 4, hup) == NF__READ_MORE)
+        push_again(e, c);
 }
 
-static void on_conn(nf_loop_t *loop, nf_conn_t *c, uint32_t ev)
+static void on_conn(nf_loop_t *loop, nf__io_t *c, uint32_t ev)
 {
-    if (c->flags & NF__C_CLOSING)
+    const nf__io_ops_t *up = nf__io_up(c);
+    if (c->flags & NF__IO_CLOSING)
         return;
-    if (c->flags & NF__C_CONNECTING) {
+    if (c->flags & NF__IO_CONNECTING) {
         if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
         int err = 0;
         socklen_t len = sizeof(err);
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        nf__conn_connected(c, -err);
-        if (err || (c->flags & NF__C_CLOSING))
+        up->connected(c, -err);
+        if (err || (c->flags & NF__IO_CLOSING))
             return;
     }
-    if ((ev & EPOLLOUT) && (c->flags & NF__C_WANT_WRITE)) {
-        c->flags &= ~NF__C_WANT_WRITE;
-        nf__conn_schedule_flush(c);
+    if ((ev & EPOLLOUT) && (c->flags & NF__IO_WANT_WRITE)) {
+        c->flags &= ~NF__IO_WANT_WRITE;
+        up->schedule_flush(c);
     }
-    if ((ev & EPOLLPRI) && nf__conn_wants_urgent(c)) {
-        nf__conn_urgent(c);
-        if (c->flags & NF__C_CLOSING)
+    if ((ev & EPOLLPRI) && up->wants_urgent(c)) {
+        up->urgent(c);
+        if (c->flags & NF__IO_CLOSING)
             return;
     }
-    if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) && (c->flags & NF__C_READING))
+    if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) && (c->flags & NF__IO_READING))
         /* EPOLLPRI: a read stops at the urgent mark, so a short read does
          * not mean drained: read on to EAGAIN. */
         do_read(loop, c, (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0);
@@ -367,17 +323,17 @@ static void on_conn(nf_loop_t *loop, nf_conn_t *c, uint32_t ev)
 
 static void serve_again(nf_loop_t *loop)
 {
-    ep_t *e = E(loop);
+    nf__ep_t *e = E(loop);
     unsigned n = e->nagain;
-    nf_conn_t **list = e->again;
+    nf__io_t **list = e->again;
     e->again = e->again2; /* new pushes go to the other array */
     e->again2 = list;
     e->nagain = 0;
     for (unsigned i = 0; i < n; i++) {
-        nf_conn_t *c = list[i];
+        nf__io_t *c = list[i];
         c->be_flags &= ~B_AGAIN;
-        if (c->flags & NF__C_CLOSING)
-            nf__conn_released(c);
+        if (c->flags & NF__IO_CLOSING)
+            nf__io_up(c)->released(c);
         else
             do_read(loop, c, true); /* read on until EAGAIN */
     }
@@ -385,7 +341,7 @@ static void serve_again(nf_loop_t *loop)
 
 static int e_wait(nf_loop_t *loop, int timeout_ms)
 {
-    ep_t *e = E(loop);
+    nf__ep_t *e = E(loop);
     if (e->nagain)
         timeout_ms = 0;
     int n = epoll_wait(e->epfd, e->events, (int)e->nevents, timeout_ms);
@@ -412,9 +368,9 @@ static int e_wait(nf_loop_t *loop, int timeout_ms)
     return n;
 }
 
-static void e_read_stop(nf_conn_t *c) { (void)c; /* on_conn and do_read check the flag */ }
+static void e_read_stop(nf__io_t *c) { (void)c; /* on_conn and do_read check the flag */ }
 
-static void e_read_start(nf_conn_t *c)
+static void e_read_start(nf__io_t *c)
 {
     /* The edge may have come while paused: read on from the again list. */
     if (c->be_flags & B_REG)
@@ -424,7 +380,7 @@ static void e_read_start(nf_conn_t *c)
 
 static bool e_pending(nf_loop_t *loop) { return E(loop)->nagain > 0; }
 
-static int e_event_fd(const nf_loop_t *loop) { return ((const ep_t *)loop->be)->epfd; }
+static int e_event_fd(const nf_loop_t *loop) { return ((const nf__ep_t *)loop->be)->epfd; }
 
 const nf__backend_ops_t nf__epoll_ops = {
     .size = sizeof(nf__backend_ops_t),
