@@ -158,6 +158,14 @@ typedef struct nf_listen_config {
  * negative errno (-EADDRINUSE, ...) / NF_EADDR; nothing to close then. */
 int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_listener_t **out);
 
+/* A listening socket made as nf_listen makes it (cfg's host, port, backlog,
+ * reuseport and ipv6_only; non-blocking, close-on-exec, SO_REUSEADDR), for a
+ * program that accepts on it by itself and hands the connections to loops
+ * with nf_conn_adopt (nf_server's acceptor does). *bound, if not NULL, gets
+ * the address bound. Returns the fd (the caller closes it) or an error
+ * (-errno, NF_EADDR for a host that does not parse). */
+int nf_listen_socket(const nf_listen_config_t *cfg, nf_addr_t *bound);
+
 /* The bound address (with the kernel's port when port 0 was asked). */
 int nf_listener_addr(const nf_listener_t *l, nf_addr_t *out);
 

@@ -342,30 +342,12 @@ static void *worker_main(void *arg)
 
 /* ---- start / stop / wait ------------------------------------------------------- */
 
-/* TODO(issue 14): use the net layer's listen setup */
+/* The acceptor's socket, made as nf_listen makes one. */
 static int acceptor_listen(nf_server_t *s)
 {
-    const nf_listen_config_t *lc = &s->cfg.listen;
-    int err = nf_addr_parse(&s->addr, lc->host, lc->port);
-    if (err)
-        return err;
-    int fd = socket(s->addr.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = nf_listen_socket(&s->cfg.listen, &s->addr);
     if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (s->addr.u.sa.sa_family == AF_INET6) {
-        int v6only = lc->ipv6_only ? 1 : 0;
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-    }
-    if (bind(fd, &s->addr.u.sa, s->addr.len) < 0 || listen(fd, lc->backlog > 0 ? lc->backlog : 511) < 0) {
-        err = -errno;
-        close(fd);
-        return err;
-    }
-    socklen_t len = sizeof(s->addr.u);
-    getsockname(fd, &s->addr.u.sa, &len);
-    s->addr.len = len;
+        return fd;
     s->acc_fd = fd;
     return 0;
 }

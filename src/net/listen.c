@@ -129,6 +129,32 @@ static const nf__io_ops_t listener_io_ops = {
 
 /* ---- listeners -------------------------------------------------------------- */
 
+/* A listening socket for cfg; flags: socket()'s besides SOCK_CLOEXEC. The
+ * backends set a listener's blocking mode themselves, so nf_listen asks for
+ * none; a program accepting by itself wants SOCK_NONBLOCK. */
+static int listen_socket(const nf_listen_config_t *cfg, nf_addr_t *bound, int flags)
+{
+    nf_addr_t addr;
+    int err = nf_addr_parse(&addr, cfg->host, cfg->port);
+    if (err)
+        return err;
+    nf__bind_cfg_t bc = {.type = SOCK_STREAM,
+                         .flags = flags,
+                         .reuseaddr = true,
+                         .reuseport = cfg->reuseport != 0,
+                         .ipv6_only = cfg->ipv6_only != 0,
+                         .backlog = cfg->backlog};
+    int fd = nf__sock_bind(&addr, &bc);
+    if (fd >= 0 && bound)
+        *bound = addr;
+    return fd;
+}
+
+NF__EXPORT int nf_listen_socket(const nf_listen_config_t *cfg, nf_addr_t *bound)
+{
+    return listen_socket(cfg, bound, SOCK_NONBLOCK);
+}
+
 int nf__sock_bind(nf_addr_t *addr, const nf__bind_cfg_t *cfg)
 {
     int fd = socket(addr->u.sa.sa_family, cfg->type | SOCK_CLOEXEC | cfg->flags, 0);
@@ -169,16 +195,8 @@ NF__EXPORT int nf_listen(nf_loop_t *loop, const nf_listen_config_t *cfg, nf_list
     if (!l)
         return -ENOMEM;
     l->fd = -1;
-    int err = nf_addr_parse(&l->addr, cfg->host, cfg->port);
-    if (!err) {
-        nf__bind_cfg_t bc = {.type = SOCK_STREAM,
-                             .reuseaddr = true,
-                             .reuseport = cfg->reuseport != 0,
-                             .ipv6_only = cfg->ipv6_only != 0,
-                             .backlog = cfg->backlog};
-        l->fd = nf__sock_bind(&l->addr, &bc);
-        err = l->fd < 0 ? l->fd : 0;
-    }
+    l->fd = listen_socket(cfg, &l->addr, 0);
+    int err = l->fd < 0 ? l->fd : 0;
     if (!err) {
         l->loop = loop;
         l->hd.ops = &listener_io_ops.hd;
