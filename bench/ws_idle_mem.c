@@ -32,7 +32,8 @@
 #include <netframe/ws.h>
 
 #include "idle_common.h"
-#include "ws/conn.h" /* sizeof(nf_ws_conn_t), NF__WS_REST_MS */
+#include "net/transport.h" /* sizeof(nf_conn_t) */
+#include "ws/conn.h"       /* sizeof(nf_ws_conn_t), NF__WS_REST_MS */
 
 static int opened, echoed, g_any;
 static void on_open(nf_ws_conn_t *ws)

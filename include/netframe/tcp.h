@@ -268,6 +268,10 @@ int nf_conn_write_buf(nf_conn_t *c, nf_buf_t *b);
  * kernel (bytes held by a flow-control filter above are not counted: see
  * nf_flow_stats). */
 size_t nf_conn_queued(const nf_conn_t *c);
+/* Buffers in the same queue (each write is one, or more for a copied write
+ * longer than a chunk): what a filter bounds by count, as nf_conn_queued
+ * bounds by bytes (the flow filter's max_inflight_writes). */
+size_t nf_conn_queued_writes(const nf_conn_t *c);
 
 /* Reading control. nf_conn_read_stop: no more on_read until restarted; the
  * socket's receive buffer fills and TCP's window closes on the peer. Bytes

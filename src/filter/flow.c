@@ -21,7 +21,6 @@
 #include "base/export.h"
 #include "base/fifo.h"
 #include "core/internal.h"
-#include "net/transport.h" /* writes_below() only */
 #include "netframe/flow.h"
 
 /* The loop's flow-control counters (nf_loop_stats_t's flow_* and, with the
@@ -130,14 +129,10 @@ static void slow(nf_filter_t *f, flow_t *fl, nf_buf_t *b)
     nf_filter_fail(f, NF_ESLOW);
 }
 
-/* Buffers in the transport's write queue. The one read of struct nf_conn:
- * the public API has the queue's bytes (nf_conn_queued) but not its count. */
-static size_t writes_below(const nf_conn_t *c) { return c->wq_count; }
-
 /* Room below: the transport takes more bytes and more buffers. */
 static bool room_below(const limits_t *l, const nf_conn_t *c)
 {
-    return nf_conn_queued(c) < l->inflight && writes_below(c) < l->inflight_writes;
+    return nf_conn_queued(c) < l->inflight && nf_conn_queued_writes(c) < l->inflight_writes;
 }
 
 static bool fits(const limits_t *l, const flow_t *fl, size_t len)

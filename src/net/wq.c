@@ -274,3 +274,5 @@ NF__EXPORT int nf_conn_write_buf(nf_conn_t *c, nf_buf_t *b)
 }
 
 NF__EXPORT size_t nf_conn_queued(const nf_conn_t *c) { return c->queued; }
+
+NF__EXPORT size_t nf_conn_queued_writes(const nf_conn_t *c) { return c->wq_count; }

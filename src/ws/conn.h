@@ -13,10 +13,6 @@
 #include "netframe/loop.h"
 #include "netframe/timer.h"
 #include "netframe/ws.h"
-/* The WebSocket layer itself uses the public filter API only; this is for
- * bench/ws_idle_mem.c, which reads sizeof(nf_conn_t) through this header.
- * TODO(issue 14): the bench includes net/transport.h itself; then drop it. */
-#include "net/transport.h"
 
 /* States of one connection. */
 enum {
