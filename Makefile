@@ -7,7 +7,7 @@ FUZZ_CI_SECONDS ?= 10
 SOAK_SECONDS ?= 120
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
-DEBS := cmake pkg-config gcc make liburing-dev libc-ares-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy openssl chromium libwebsockets-dev
+DEBS := cmake pkg-config gcc make liburing-dev libc-ares-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy openssl chromium libwebsockets-dev debhelper lintian
 
 .PHONY: check-layers all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench bench-more bench-callgrind install clean help format
 
@@ -133,7 +133,21 @@ clean:
 DEBS += mandoc pandoc
 .PHONY: test-man docs
 test: test-man
-test-man:
-	./scripts/check_man.sh
+# Using the library from outside: the consumer test (tests/consumer/run.sh)
+# builds the README's echo server against an install of $(BUILD) with
+# pkg-config and find_package, and against the tree with add_subdirectory;
+# test-deb builds the Debian packages, lints, installs them, runs the
+# consumer test against /usr, and removes them (scripts/test_deb.sh).
+.PHONY: test-consumer test-deb
+test: test-consumer test-deb
+test-consumer: build
+	rm -rf $(BUILD)/consumer-prefix
+	cmake --install $(BUILD) --prefix $(CURDIR)/$(BUILD)/consumer-prefix >/dev/null
+	./tests/consumer/run.sh . $(BUILD)/consumer-prefix $(BUILD)/consumer
+test-deb: deps
+	./scripts/test_deb.sh $(CURDIR)/$(BUILD)/deb
+test-man: $(BUILD)/Makefile
+	CHECK_MAN_INCLUDES=$(BUILD)/include ./scripts/check_man.sh
+	./scripts/check_version.sh
 docs: deps
 	./scripts/make_docs.py $(BUILD)/docs/html

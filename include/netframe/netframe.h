@@ -3,9 +3,11 @@
 #ifndef NETFRAME_NETFRAME_H
 #define NETFRAME_NETFRAME_H
 
-#define NETFRAME_VERSION_MAJOR 0
-#define NETFRAME_VERSION_MINOR 1
-#define NETFRAME_VERSION_PATCH 0
+#include "version.h"
+/* The names of 0.1.0, kept: NF_VERSION_* (netframe/config.h) are the same. */
+#define NETFRAME_VERSION_MAJOR NF_VERSION_MAJOR
+#define NETFRAME_VERSION_MINOR NF_VERSION_MINOR
+#define NETFRAME_VERSION_PATCH NF_VERSION_PATCH
 
 #include "error.h"
 #include "buf.h"
