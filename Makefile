@@ -58,12 +58,18 @@ build-fuzz: $(BUILD_FUZZ)/Makefile
 
 # Both backends (each test is registered once per backend), then the same
 # suite built with AddressSanitizer + UndefinedBehaviorSanitizer, then every
-# fuzz target briefly (FUZZ_CI_SECONDS each) so a parser regression is caught.
+# fuzz target briefly (FUZZ_CI_SECONDS each) so a parser regression is caught;
+# then the man pages and versions, the library used from outside the tree, the
+# optional-part builds and the Debian packages.
 test: deps
 	$(MAKE) --no-print-directory check-layers
 	$(MAKE) --no-print-directory test-plain
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory test-fuzz
+	$(MAKE) --no-print-directory test-man
+	$(MAKE) --no-print-directory test-consumer
+	$(MAKE) --no-print-directory test-options
+	$(MAKE) --no-print-directory test-deb
 
 # The fuzz smoke tests (ctest NAME.smoke, clang build only) with the summary,
 # then every target for FUZZ_CI_SECONDS.
@@ -132,14 +138,17 @@ clean:
 # pages and the guides to HTML in $(BUILD)/docs/html/ (index.html).
 DEBS += mandoc pandoc
 .PHONY: test-man docs
-test: test-man
 # Using the library from outside: the consumer test (tests/consumer/run.sh)
 # builds the README's echo server against an install of $(BUILD) with
 # pkg-config and find_package, and against the tree with add_subdirectory;
 # test-deb builds the Debian packages, lints, installs them, runs the
 # consumer test against /usr, and removes them (scripts/test_deb.sh).
-.PHONY: test-consumer test-deb
-test: test-consumer test-deb
+# test-options builds an epoll-only library (NF_WITH_URING=OFF: no liburing
+# header or link, every epoll test) and one without zlib (NF_WITH_ZLIB=OFF:
+# permessage-deflate declined), scripts/test_options.sh.
+.PHONY: test-consumer test-deb test-options
+test-options:
+	./scripts/test_options.sh $(BUILD)
 test-consumer: build
 	rm -rf $(BUILD)/consumer-prefix
 	cmake --install $(BUILD) --prefix $(CURDIR)/$(BUILD)/consumer-prefix >/dev/null

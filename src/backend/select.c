@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "backend/backend_private.h"
+#include "netframe/config.h"
 
 static nf_backend_kind_t backend_from_env(nf_backend_kind_t asked)
 {
@@ -26,12 +29,14 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
         return err;
     nf_backend_kind_t kind = backend_from_env(loop->cfg.backend);
     err = NF_EBACKEND;
+#if NF_HAVE_URING
     if (kind == NF_BACKEND_URING || kind == NF_BACKEND_AUTO) {
         loop->ops = &nf__uring_ops;
         err = loop->ops->init(loop);
         if (err && kind == NF_BACKEND_URING)
             err = NF_EBACKEND;
     }
+#endif
     if (err && kind != NF_BACKEND_URING) {
         loop->ops = &nf__epoll_ops;
         err = loop->ops->init(loop);
@@ -42,6 +47,11 @@ NF__EXPORT int nf_loop_new(nf_loop_t **out, const nf_loop_config_t *cfg)
     }
     if (loop->kick_fd < 0)
         loop->kick_fd = loop->wake_fd; /* epoll: the wake fd is in the epoll set */
+    /* What this build has (netframe/config.h), after what the kernel gave. */
+    size_t used = strlen(loop->features);
+    if (used < sizeof(loop->features))
+        snprintf(loop->features + used, sizeof(loop->features) - used, " build=%s%s",
+                 NF_HAVE_URING ? "io_uring,epoll" : "epoll", NF_HAVE_DEFLATE ? ",deflate" : "");
     *out = loop;
     return 0;
 }

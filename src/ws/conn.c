@@ -9,6 +9,7 @@
  * Received payloads are unmasked in place in the read buffer handed up by
  * the filter below (the transport's read buffer): the filters below must
  * hand up writable memory, which the transport and the built-in filters do. */
+#include "netframe/config.h"
 #include "ws/conn.h"
 
 #include "netframe/flow.h" /* NF_ESLOW */
@@ -132,6 +133,8 @@ void nf__ws_opts_normalize(nf_ws_options_t *o)
         o->handshake_timeout_ms = 10000;
     if (!o->close_timeout_ms)
         o->close_timeout_ms = 5000;
+    if (!NF_HAVE_DEFLATE) /* a build without zlib declines permessage-deflate */
+        o->deflate = 0;
 }
 
 void nf__ws_drop(nf_ws_conn_t *ws, int err)

@@ -1,15 +1,21 @@
-/* netframe — permessage-deflate (RFC 7692): negotiation and zlib streams. */
+/* netframe — permessage-deflate (RFC 7692): negotiation and zlib streams.
+ * A build without zlib (NF_WITH_ZLIB=OFF: NF_HAVE_DEFLATE 0) keeps the
+ * parser but declines every offer, and its streams report -ENOTSUP. */
+#include "netframe/config.h"
 #include "netframe/ws_codec.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if NF_HAVE_DEFLATE
 #include <zlib.h>
+#endif
 
 #define NF__PMD_CHUNK      16384
 #define NF__PMD_MAX_PARAMS 8
 
+#if NF_HAVE_DEFLATE
 struct nf_ws_pmd {
     int role;
     nf_ws_pmd_params_t prm;
@@ -27,6 +33,7 @@ struct nf_ws_pmd {
     uint64_t rx_fed;   /* compressed bytes received in the current message */
     uint8_t chunk[NF__PMD_CHUNK];
 };
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Sec-WebSocket-Extensions parsing (RFC 6455 9.1):
@@ -265,6 +272,8 @@ int nf_ws_pmd_negotiate(const nf_ws_pmd_config_t *cfg, const char *offers, size_
                         char *resp, size_t cap)
 {
     static const nf_ws_pmd_config_t defaults;
+    if (!NF_HAVE_DEFLATE) /* no zlib in this build: answer without the extension */
+        return 0;
     lex_t l = {offers, len, 0};
     ext_t e;
     int rc;
@@ -315,6 +324,8 @@ int nf_ws_pmd_negotiate(const nf_ws_pmd_config_t *cfg, const char *offers, size_
 int nf_ws_pmd_offer(const nf_ws_pmd_config_t *cfg, char *out, size_t cap)
 {
     static const nf_ws_pmd_config_t defaults;
+    if (!NF_HAVE_DEFLATE) /* nothing to offer without zlib */
+        return -ENOTSUP;
     sb_t b = {out, cap, 0, 0};
     if (!cfg)
         cfg = &defaults;
@@ -337,6 +348,8 @@ int nf_ws_pmd_offer(const nf_ws_pmd_config_t *cfg, char *out, size_t cap)
 int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp, size_t len, nf_ws_pmd_params_t *agreed)
 {
     static const nf_ws_pmd_config_t defaults;
+    if (!NF_HAVE_DEFLATE) /* nothing was offered: an extension in the answer is invalid */
+        return len ? NF_EWS_EXTENSION : 0;
     lex_t l = {resp, len, 0};
     ext_t e, extra;
     pmd_offer_t o;
@@ -372,6 +385,28 @@ int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp, size_t len
 /* ------------------------------------------------------------------------ */
 /* Compression contexts */
 
+#if !NF_HAVE_DEFLATE
+/* No zlib in this build: no context can be made, so nothing is compressed. */
+nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed, const nf_ws_pmd_config_t *cfg)
+{
+    (void)role, (void)agreed, (void)cfg;
+    errno = ENOTSUP;
+    return NULL;
+}
+void nf_ws_pmd_free(nf_ws_pmd_t *p) { (void)p; }
+int nf_ws_pmd_should_compress(const nf_ws_pmd_t *p, size_t len) { return (void)p, (void)len, 0; }
+int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len, const uint8_t **out, size_t *out_len)
+{
+    (void)p, (void)in, (void)len, (void)out, (void)out_len;
+    return -ENOTSUP;
+}
+int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin, uint64_t limit, nf_ws_pmd_sink_fn sink,
+                      void *arg)
+{
+    (void)p, (void)in, (void)len, (void)fin, (void)limit, (void)sink, (void)arg;
+    return -ENOTSUP;
+}
+#else
 static int valid_bits(int b) { return b >= 8 && b <= 15; }
 
 nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed, const nf_ws_pmd_config_t *cfg)
@@ -621,3 +656,4 @@ int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin, ui
     }
     return 0;
 }
+#endif /* NF_HAVE_DEFLATE */

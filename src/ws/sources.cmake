@@ -8,9 +8,14 @@ list(APPEND NF_SOURCES
   src/ws/encoder.c
   src/ws/pmd.c
 )
-find_package(ZLIB REQUIRED)
-list(APPEND NF_EXTRA_LIBS ZLIB::ZLIB)
-list(APPEND NF_PC_EXTRA_REQUIRES zlib)
+# NF_WITH_ZLIB=OFF: pmd.c keeps the extension parser and declines every offer.
+set(NF_HAVE_DEFLATE 0)
+if(NF_WITH_ZLIB)
+  find_package(ZLIB REQUIRED)
+  list(APPEND NF_EXTRA_LIBS ZLIB::ZLIB)
+  list(APPEND NF_PC_EXTRA_REQUIRES zlib)
+  set(NF_HAVE_DEFLATE 1)
+endif()
 
 # The WebSocket server and client: a connection filter over TCP (conn.c, its
 # send path in send.c),

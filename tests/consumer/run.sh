@@ -10,14 +10,14 @@
 # (skipped with NO_SUBDIR=1: the package test has done it against the tree).
 set -euo pipefail
 SRC=$(cd "$1" && pwd)
-PREFIX=$2
-WORK=$3
-rm -rf "$WORK"
-mkdir -p "$WORK"
+PREFIX=$(cd "$2" && pwd)
+rm -rf "$3"
+mkdir -p "$3"
+WORK=$(cd "$3" && pwd)
 cd "$WORK"
 PORT=7000 # the README snippet's
 
-pcfile=$(find "$PREFIX"/lib* -name netframe.pc -path '*pkgconfig*' 2>/dev/null | head -1)
+pcfile=$(find "$PREFIX"/lib* -name netframe.pc -path '*pkgconfig*' 2>/dev/null | head -1 || true)
 [ -n "$pcfile" ] || { echo "consumer: no netframe.pc under $PREFIX" >&2; exit 1; }
 LIBDIR=$(dirname "$(dirname "$pcfile")")
 export PKG_CONFIG_PATH=$(dirname "$pcfile")

@@ -16,7 +16,7 @@ if(CMAKE_C_COMPILER_ID MATCHES Clang)
 
   function(nf_add_fuzz name)
     add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${name}.c ${ARGN})
-    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/include ${NF_GEN_INCLUDE} ${PROJECT_SOURCE_DIR}/src)
     target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
     target_compile_options(${name} PRIVATE ${NF_FUZZ_FLAGS})
     target_link_options(${name} PRIVATE ${NF_FUZZ_FLAGS})
@@ -49,7 +49,7 @@ if(CMAKE_C_COMPILER_ID MATCHES Clang)
   nf_add_fuzz(fuzz_tls ${nf_fuzz_lib_src} ${CMAKE_CURRENT_SOURCE_DIR}/integration/tls_certs.c)
   target_include_directories(fuzz_tls PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
   # every library source: the library's own dependencies too (c-ares since issue 13)
-  target_link_libraries(fuzz_tls PRIVATE PkgConfig::URING PkgConfig::CARES Threads::Threads ${NF_EXTRA_LIBS})
+  target_link_libraries(fuzz_tls PRIVATE ${NF_URING_DEP} PkgConfig::CARES Threads::Threads ${NF_EXTRA_LIBS})
   # each input is a loopback connection: fewer smoke runs
   set_tests_properties(fuzz_tls.smoke PROPERTIES TIMEOUT 300)
 

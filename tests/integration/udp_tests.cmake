@@ -2,7 +2,7 @@
 # NAME.epoll, block mode) and again in poll and event modes (NF_TEST_MODE).
 set(NF_UDP_HELPERS integration/helpers.c)
 nf_add_test(test_udp integration/test_udp.c ${NF_UDP_HELPERS} TIMEOUT 60)
-foreach(b uring epoll)
+foreach(b ${NF_TEST_BACKENDS})
   foreach(m poll event)
     add_test(NAME test_udp.${b}.${m} COMMAND test_udp)
     set_tests_properties(test_udp.${b}.${m} PROPERTIES TIMEOUT 60
@@ -10,9 +10,11 @@ foreach(b uring epoll)
   endforeach()
 endforeach()
 # io_uring without the buffer ring: the poll + recvmmsg fallback of old kernels
-add_test(NAME test_udp.uring.fallback COMMAND test_udp)
-set_tests_properties(test_udp.uring.fallback PROPERTIES TIMEOUT 60
-  ENVIRONMENT "NF_BACKEND=uring;NF_TEST_NOBUFRING=1")
+if(NF_WITH_URING)
+  add_test(NAME test_udp.uring.fallback COMMAND test_udp)
+  set_tests_properties(test_udp.uring.fallback PROPERTIES TIMEOUT 60
+    ENVIRONMENT "NF_BACKEND=uring;NF_TEST_NOBUFRING=1")
+endif()
 
 # Interop with Python's socket module (Debian's /usr/bin/python3), both directions.
 nf_add_test(test_udp_python integration/test_udp_python.c ${NF_UDP_HELPERS} TIMEOUT 60)
@@ -31,7 +33,7 @@ set(nf_udp_example_flags)
 if(NF_SANITIZE)
   set(nf_udp_example_flags --no-rss-check)
 endif()
-foreach(b uring epoll)
+foreach(b ${NF_TEST_BACKENDS})
   foreach(m block poll event)
     set(nf_threads 1)
     if(m STREQUAL "block")

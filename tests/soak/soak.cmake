@@ -19,7 +19,7 @@ endif()
 # CPUs) would load one phase and not the other. So the soak runs serially
 # (RUN_SERIAL: nothing else of this ctest run beside it), rather than with a
 # wider factor that would stop catching a storm that starves good clients.
-foreach(b uring epoll)
+foreach(b ${NF_TEST_BACKENDS})
   add_test(NAME soak_short.${b} COMMAND soak_driver --server $<TARGET_FILE:soak_server> --quiet 2 --storm 6
            ${nf_soak_flags})
   set_tests_properties(soak_short.${b} PROPERTIES TIMEOUT 120 ENVIRONMENT "NF_BACKEND=${b}" RUN_SERIAL TRUE)

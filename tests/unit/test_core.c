@@ -230,12 +230,36 @@ static void test_backend_choice(void **state)
     nf_loop_free(loop);
 }
 
+/* What the build has (netframe/config.h) is what a loop says it has, and
+ * a build without io_uring refuses a loop that asks for it. */
+static void test_build_features(void **state)
+{
+    (void)state;
+    nf_loop_t *loop;
+    assert_int_equal(nf_loop_new(&loop, NULL), 0);
+    const char *f = strstr(nf_loop_features(loop), " build=");
+    assert_non_null(f);
+    assert_int_equal(strstr(f, "io_uring") != NULL, NF_HAVE_URING);
+    assert_int_equal(strstr(f, "deflate") != NULL, NF_HAVE_DEFLATE);
+    nf_loop_free(loop);
+    nf_loop_config_t cfg;
+    nf_loop_config_init(&cfg);
+    cfg.backend = NF_BACKEND_URING;
+    int err = nf_loop_new(&loop, &cfg);
+    if (!NF_HAVE_URING)
+        assert_int_equal(err, NF_EBACKEND);
+    else if (err == 0)
+        nf_loop_free(loop);
+    assert_string_equal(nf_version(), NF_VERSION_STRING);
+    assert_int_equal(nf_version_hex(), NF_VERSION_HEX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strerror),         cmocka_unit_test(test_addr),      cmocka_unit_test(test_buf),
         cmocka_unit_test(test_timer_heap_order), cmocka_unit_test(test_run_modes), cmocka_unit_test(test_free_busy),
-        cmocka_unit_test(test_backend_choice),
+        cmocka_unit_test(test_backend_choice),   cmocka_unit_test(test_build_features),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
