@@ -7,7 +7,8 @@
 # for the Debian packages). WORK: a scratch directory (emptied).
 # 1. pkg-config (shared, then static);  2. find_package(netframe CONFIG)
 # (netframe::netframe, netframe::netframe_static);  3. add_subdirectory(SRC)
-# (skipped with NO_SUBDIR=1: the package test has done it against the tree).
+# and FetchContent (skipped with NO_SUBDIR=1: the package test has done them
+# against the tree).
 set -euo pipefail
 SRC=$(cd "$1" && pwd)
 PREFIX=$(cd "$2" && pwd)
@@ -100,12 +101,15 @@ check_echo pkg/echo_shared
 check_echo pkg/echo_static
 pkg/version_check
 
-# 3. add_subdirectory (the library built inside this project; no install)
+# 3. add_subdirectory and FetchContent (the library built inside this
+# project; no install)
 if [ "${NO_SUBDIR:-0}" != 1 ]; then
-    cmake -S "$SRC/tests/consumer" -B sub -DNF_CONSUME=subdir -DNETFRAME_SOURCE_DIR="$SRC" >sub.log
-    cmake --build sub -j "$(nproc)" >>sub.log
-    LD_LIBRARY_PATH= check_echo sub/echo_shared
-    check_echo sub/echo_static
-    LD_LIBRARY_PATH= sub/version_check
+    for how in subdir fetch; do
+        cmake -S "$SRC/tests/consumer" -B "$how" -DNF_CONSUME="$how" -DNETFRAME_SOURCE_DIR="$SRC" >"$how.log"
+        cmake --build "$how" -j "$(nproc)" >>"$how.log"
+        LD_LIBRARY_PATH= check_echo "$how/echo_shared"
+        check_echo "$how/echo_static"
+        LD_LIBRARY_PATH= "$how/version_check"
+    done
 fi
 echo "consumer: ok"
