@@ -294,6 +294,38 @@ int nf_ws_conn_is_open(const nf_ws_conn_t *ws);
  * list it in a stack by hand. */
 extern const nf_filter_ops_t nf_ws_filter;
 
+/* ---- for layers above: shared frames, one attachment ------------------- */
+
+/* Sends one frame the caller encoded already (an unmasked RFC 6455 frame:
+ * header and payload in b->base[0 .. b->len)), without a copy: the pub/sub
+ * hub frames a message once and hands the same buffer to every subscriber.
+ * Takes over the caller's reference to b in every case. Server connections
+ * of versions 13, 8 and 7 only (a client must mask each frame; Hixie-76
+ * frames differ). Returns as nf_ws_send: NF_WRITE_OK / HELD / DROPPED,
+ * -ENOTCONN, NF_ECLOSED, -EINVAL (a client or Hixie-76 connection, or a
+ * fragmented message of nf_ws_send_fragment is open), NF_EWQFULL. */
+int nf_ws_send_buf(nf_ws_conn_t *ws, nf_buf_t *b);
+
+/* One attachment per connection for a layer above (the pub/sub hub): a
+ * struct that begins with nf_ws_attach_t, whose ops' on_close runs when the
+ * connection closes, before the handler's on_close, and is then detached.
+ * The WebSocket layer knows nothing else of it. */
+typedef struct nf_ws_attach nf_ws_attach_t;
+typedef struct nf_ws_attach_ops {
+    size_t size; /* sizeof(nf_ws_attach_ops_t) */
+    void (*on_close)(nf_ws_conn_t *ws, nf_ws_attach_t *a);
+} nf_ws_attach_ops_t;
+struct nf_ws_attach {
+    const nf_ws_attach_ops_t *ops;
+};
+
+/* Attaches a (NULL detaches; on_close is not called then). Returns 0,
+ * -EBUSY when another attachment is set, NF_ECLOSED once the connection's
+ * on_close has begun. */
+int nf_ws_conn_attach(nf_ws_conn_t *ws, nf_ws_attach_t *a);
+/* The attachment, or NULL. */
+nf_ws_attach_t *nf_ws_conn_attached(const nf_ws_conn_t *ws);
+
 #ifdef __cplusplus
 }
 #endif

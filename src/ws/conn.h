@@ -96,7 +96,7 @@ typedef struct nf__ws_hs {
     char buf[];
 } nf__ws_hs_t;
 
-/* Kept small (192 bytes on 64-bit): every connection has one, as the
+/* Kept small (200 bytes on 64-bit): every connection has one, as the
  * filter's state; what only the handshake, a busy connection or a legacy
  * draft needs lives in blocks allocated on demand. */
 struct nf_ws_conn {
@@ -110,8 +110,9 @@ struct nf_ws_conn {
         nf__ws_codec_t *cx;        /* RFC 6455 / HyBi: lazily, see above */
         nf_ws_hixie_decoder_t *hx; /* version 76 */
     };
-    nf_ws_pmd_t *pmd; /* permessage-deflate agreed */
-    nf__ws_hs_t *hs;  /* during the handshake only */
+    nf_ws_pmd_t *pmd;       /* permessage-deflate agreed */
+    nf_ws_attach_t *attach; /* a layer above (pub/sub), nf_ws_conn_attach */
+    nf__ws_hs_t *hs;        /* during the handshake only */
     char *path;
     const char *subprotocol;
     char *close_reason;
