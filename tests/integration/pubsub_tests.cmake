@@ -1,0 +1,10 @@
+# Pub/sub (docs/pubsub.md): the hub's unit tests over loopback pairs, and
+# WebSocket subscribers from Python's websockets (both backends). Included
+# from tests/CMakeLists.txt; sources are relative to tests/.
+nf_add_test(test_pubsub unit/test_pubsub.c integration/helpers.c TIMEOUT 120)
+
+# examples/pubsub_room with Python's websockets clients, one loop and three.
+foreach(t 1 3)
+  nf_add_backend_test(pubsub_room_py_t${t} TIMEOUT 90
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/interop/pubsub_room.py $<TARGET_FILE:pubsub_room> ${t})
+endforeach()
