@@ -8,3 +8,7 @@ foreach(t 1 3)
   nf_add_backend_test(pubsub_room_py_t${t} TIMEOUT 90
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/interop/pubsub_room.py $<TARGET_FILE:pubsub_room> ${t})
 endforeach()
+
+# WebSocket subscribers: netframe's clients on one loop, a subscriber that
+# never reads (RSS), nf_server with 3 loops and a publisher thread.
+nf_add_test(test_pubsub_ws integration/test_pubsub_ws.c integration/helpers.c TIMEOUT 120)
