@@ -1,13 +1,17 @@
 /* pubsub_room — the smallest fan-out server (docs/pubsub.md).
  *
  *   pubsub_room [--host 127.0.0.1] [--port 8080] [--backend uring|epoll|auto]
- *               [--threads N]
+ *               [--threads N] [--forloop]
  *
  * A WebSocket client of path /NAME is subscribed to topic NAME; every text or
  * binary message it sends is published to NAME, the sender included, as is,
  * with no other frames. With --threads N the server runs N loops (one hub
  * each, joined in one group): a message reaches the room's clients on every
- * loop. Prints "listening on HOST:PORT"; SIGTERM or SIGINT stops it (exit 0). */
+ * loop. Prints "listening on HOST:PORT"; SIGTERM or SIGINT stops it (exit 0).
+ *
+ * --forloop (one thread): the same room without the hub, for comparison:
+ * each message is sent with nf_ws_send to every member, one by one (a copy
+ * and a frame per member), as a program did before pub/sub. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +30,11 @@ static nf_pubsub_t *hubs[MAX_LOOPS];
 static nf_ws_server_t *ws_servers[MAX_LOOPS];
 static const char *host = "127.0.0.1";
 static uint16_t port = 8080;
+static int forloop;
+
+/* --forloop: every open connection (one loop), its topic in its path. */
+static nf_ws_conn_t **members;
+static size_t nmembers, cap_members;
 
 /* The topic of a connection: its path without the leading '/' and the query. */
 static const char *topic_of(nf_ws_conn_t *ws, size_t *len)
@@ -44,6 +53,20 @@ static nf_pubsub_t *hub_of(nf_ws_conn_t *ws) { return nf_ws_server_get_data(nf_w
 
 static void on_open(nf_ws_conn_t *ws)
 {
+    if (forloop) {
+        if (nmembers == cap_members) {
+            size_t n = cap_members ? cap_members * 2 : 64;
+            nf_ws_conn_t **m = realloc(members, n * sizeof *m);
+            if (!m) {
+                nf_ws_close(ws, 1011, NULL, 0);
+                return;
+            }
+            members = m;
+            cap_members = n;
+        }
+        members[nmembers++] = ws;
+        return;
+    }
     size_t len;
     const char *t = topic_of(ws, &len);
     if (nf_pubsub_subscribe(hub_of(ws), ws, t, len) != 0)
@@ -54,13 +77,27 @@ static void on_message(nf_ws_conn_t *ws, unsigned opcode, const char *data, size
 {
     size_t tlen;
     const char *t = topic_of(ws, &tlen);
+    if (forloop) {
+        for (size_t i = 0; i < nmembers; i++) {
+            size_t ml;
+            const char *mt = topic_of(members[i], &ml);
+            if (ml == tlen && memcmp(mt, t, tlen) == 0)
+                nf_ws_send(members[i], opcode, data, len);
+        }
+        return;
+    }
     nf_pubsub_publish(hub_of(ws), t, tlen, opcode, data, len);
 }
 
 /* The hub releases the connection's topic by itself. */
 static void on_close(nf_ws_conn_t *ws, unsigned code, const char *reason, size_t len)
 {
-    (void)ws, (void)code, (void)reason, (void)len;
+    (void)code, (void)reason, (void)len;
+    for (size_t i = 0; forloop && i < nmembers; i++)
+        if (members[i] == ws) {
+            members[i] = members[--nmembers];
+            break;
+        }
 }
 
 static const nf_ws_handler_t handler = {.on_open = on_open, .on_message = on_message, .on_close = on_close};
@@ -108,7 +145,8 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: pubsub_room [--host ADDR] [--port N] [--backend uring|epoll|auto] [--threads N]\n");
+    fprintf(stderr,
+            "usage: pubsub_room [--host ADDR] [--port N] [--backend uring|epoll|auto] [--threads N] [--forloop]\n");
     exit(2);
 }
 
@@ -117,6 +155,10 @@ int main(int argc, char **argv)
     const char *backend = NULL;
     unsigned threads = 1;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--forloop") == 0) {
+            forloop = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             usage();
         if (strcmp(argv[i], "--host") == 0)
@@ -130,7 +172,7 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    if (threads < 1 || threads > MAX_LOOPS)
+    if (threads < 1 || threads > MAX_LOOPS || (forloop && threads != 1))
         usage();
     nf_server_config_t cfg;
     nf_server_config_init(&cfg);
@@ -160,6 +202,7 @@ int main(int argc, char **argv)
     err = nf_server_wait(server);
     nf_server_free(server);
     nf_pubsub_group_free(group);
+    free(members);
     if (err < 0) {
         fprintf(stderr, "pubsub_room: %s\n", nf_strerror(err));
         return 1;
