@@ -1,13 +1,17 @@
 /* pubsub_room — the smallest fan-out server (docs/pubsub.md).
  *
  *   pubsub_room [--host 127.0.0.1] [--port 8080] [--backend uring|epoll|auto]
- *               [--threads N] [--forloop]
+ *               [--threads N] [--deflate] [--forloop]
  *
  * A WebSocket client of path /NAME is subscribed to topic NAME; every text or
  * binary message it sends is published to NAME, the sender included, as is,
  * with no other frames. With --threads N the server runs N loops (one hub
  * each, joined in one group): a message reaches the room's clients on every
  * loop. Prints "listening on HOST:PORT"; SIGTERM or SIGINT stops it (exit 0).
+ *
+ * --deflate: permessage-deflate, with no context takeover on the server's
+ * side, so that each message is compressed once for all the clients that
+ * agreed to it (the others get it uncompressed).
  *
  * --forloop (one thread): the same room without the hub, for comparison:
  * each message is sent with nf_ws_send to every member, one by one (a copy
@@ -30,7 +34,7 @@ static nf_pubsub_t *hubs[MAX_LOOPS];
 static nf_ws_server_t *ws_servers[MAX_LOOPS];
 static const char *host = "127.0.0.1";
 static uint16_t port = 8080;
-static int forloop;
+static int forloop, deflate;
 
 /* --forloop: every open connection (one loop), its topic in its path. */
 static nf_ws_conn_t **members;
@@ -117,6 +121,8 @@ static int loop_start(nf_server_t *s, nf_loop_t *loop, unsigned index)
     cfg.routes = routes;
     cfg.nroutes = 1;
     cfg.data = hubs[index];
+    cfg.opts.deflate = deflate;
+    cfg.opts.pmd.server_no_context_takeover = deflate;
     err = nf_ws_listen(loop, &cfg, &ws_servers[index]);
     if (err)
         return err;
@@ -145,8 +151,8 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: pubsub_room [--host ADDR] [--port N] [--backend uring|epoll|auto] [--threads N] [--forloop]\n");
+    fprintf(stderr, "usage: pubsub_room [--host ADDR] [--port N] [--backend uring|epoll|auto] [--threads N] "
+                    "[--deflate] [--forloop]\n");
     exit(2);
 }
 
@@ -155,8 +161,8 @@ int main(int argc, char **argv)
     const char *backend = NULL;
     unsigned threads = 1;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--forloop") == 0) {
-            forloop = 1;
+        if (strcmp(argv[i], "--forloop") == 0 || strcmp(argv[i], "--deflate") == 0) {
+            *(argv[i][2] == 'f' ? &forloop : &deflate) = 1;
             continue;
         }
         if (i + 1 >= argc)

@@ -326,6 +326,15 @@ int nf_ws_conn_attach(nf_ws_conn_t *ws, nf_ws_attach_t *a);
 /* The attachment, or NULL. */
 nf_ws_attach_t *nf_ws_conn_attached(const nf_ws_conn_t *ws);
 
+/* 1 when a message compressed once, alone (raw deflate, a 15-bit window, no
+ * earlier context, the 00 00 ff ff tail removed), may be sent to ws as a
+ * compressed frame (RSV1) with nf_ws_send_buf: permessage-deflate was agreed
+ * and our side resets its compressor after every message (no context
+ * takeover: the server config's pmd.server_no_context_takeover, or the
+ * client asked) with a 15-bit window. Else 0: send such a message
+ * uncompressed. */
+int nf_ws_conn_deflate_shareable(const nf_ws_conn_t *ws);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,7 +12,10 @@
 #include "netframe/ws_codec.h"
 #include "pubsub/pubsub_internal.h"
 
-enum { K_WS_SHARED = 0, K_WS_COPY, K_TCP };
+/* Kinds of subscribers: the shared frame; the shared frame, compressed once
+ * (permessage-deflate with no context takeover on our side); a copy framed
+ * for it (client, Hixie-76); TCP. */
+enum { K_WS_SHARED = 0, K_WS_DEFLATE, K_WS_COPY, K_TCP };
 
 /* A connection that subscribed: WebSocket ones allocate it at their first
  * subscription (attached to the connection); TCP ones have it in
@@ -61,6 +64,7 @@ struct nf_pubsub {
     size_t smask, nsubs;
     nf__list_t conns; /* nf__ps_conn_t.hnode */
     uint32_t seq;
+    nf_ws_pmd_t *z; /* compresses each message once (made when first needed) */
 };
 
 /* ---- hashing ------------------------------------------------------------ */
@@ -241,6 +245,7 @@ NF__EXPORT void nf_pubsub_free(nf_pubsub_t *ps)
             free(c);
         }
     }
+    nf_ws_pmd_free(ps->z);
     free(ps->tb);
     free(ps->sb);
     free(ps);
@@ -340,6 +345,8 @@ NF__EXPORT int nf_pubsub_subscribe(nf_pubsub_t *ps, nf_ws_conn_t *ws, const char
         nf__list_init(&c->subs);
         /* one frame for all: unmasked RFC 6455 / HyBi server frames */
         c->kind = nf_ws_conn_server(ws) && nf_ws_conn_version(ws) != 76 ? K_WS_SHARED : K_WS_COPY;
+        if (c->kind == K_WS_SHARED && nf_ws_conn_deflate_shareable(ws))
+            c->kind = K_WS_DEFLATE;
         rc = nf_ws_conn_attach(ws, &c->att);
         if (rc) {
             free(c);
@@ -427,7 +434,38 @@ typedef struct delivery {
     size_t len;
     nf_buf_t *tcp; /* what TCP subscribers get; made at the first one */
     int tcp_failed;
+    nf_buf_t *zframe; /* the compressed frame; made at the first K_WS_DEFLATE */
+    int z_done;
 } delivery_t;
+
+/* The message compressed once (RSV1 frame), or the plain frame when it is
+ * too short to be worth it or compression failed. */
+static nf_buf_t *deflate_buf(delivery_t *d)
+{
+    if (!d->z_done) {
+        d->z_done = 1;
+        nf_pubsub_t *ps = d->ps;
+        if (!ps->z) {
+            nf_ws_pmd_params_t prm = {1, 1, 15, 15};
+            nf_ws_pmd_config_t zc = {.server_no_context_takeover = 1};
+            ps->z = nf_ws_pmd_new(NF_WS_SERVER, &prm, &zc);
+        }
+        const uint8_t *out;
+        size_t olen;
+        if (ps->z && nf_ws_pmd_should_compress(ps->z, d->len) &&
+            nf_ws_pmd_compress(ps->z, d->payload, d->len, &out, &olen) == 0) {
+            size_t hl = nf_ws_header_size(olen, 0);
+            nf_buf_t *b = nf_buf_new(hl + olen);
+            if (b) {
+                nf_ws_write_header((uint8_t *)b->base, hl, NF_WS_FIN | NF_WS_RSV1, d->opcode, olen, NULL);
+                memcpy(b->base + hl, out, olen);
+                b->len = hl + olen;
+                d->zframe = b;
+            }
+        }
+    }
+    return d->zframe ? d->zframe : d->frame;
+}
 
 static void unref_parent(void *base, void *arg)
 {
@@ -463,13 +501,21 @@ static int deliver_one(delivery_t *d, nf__ps_conn_t *c)
     nf_conn_t *tc = conn_tcp(c);
     nf_buf_t *b = NULL;
     size_t len;
-    if (c->kind == K_TCP) {
-        b = tcp_buf(d);
-        if (!b)
+    switch (c->kind) {
+    case K_TCP:
+        if (!(b = tcp_buf(d)))
             return 0;
         len = b->len;
-    } else {
-        len = c->kind == K_WS_SHARED ? d->frame->len : d->len;
+        break;
+    case K_WS_DEFLATE:
+        b = deflate_buf(d);
+        len = b->len;
+        break;
+    case K_WS_SHARED:
+        b = d->frame;
+        len = b->len;
+        break;
+    default: len = d->len; break;
     }
     if (ps->cfg.max_queued != NF_WRITE_LIMIT_OFF) {
         size_t q = nf_conn_queued(tc);
@@ -484,7 +530,8 @@ static int deliver_one(delivery_t *d, nf__ps_conn_t *c)
     }
     int rc;
     switch (c->kind) {
-    case K_WS_SHARED: rc = nf_ws_send_buf(c->handle, nf_buf_ref(d->frame)); break;
+    case K_WS_SHARED:
+    case K_WS_DEFLATE: rc = nf_ws_send_buf(c->handle, nf_buf_ref(b)); break;
     case K_WS_COPY: rc = nf_ws_send(c->handle, d->opcode, d->payload, d->len); break;
     default: rc = nf_filter_write_down(c->handle, nf_buf_ref(b)); break;
     }
@@ -518,6 +565,8 @@ static int deliver(delivery_t *d, const void *except)
     t->iters = it.up;
     if (d->tcp)
         nf_buf_unref(d->tcp);
+    if (d->zframe)
+        nf_buf_unref(d->zframe);
     topic_maybe_free(ps, t);
     return n;
 }

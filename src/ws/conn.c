@@ -606,3 +606,11 @@ NF__EXPORT int nf_ws_conn_attach(nf_ws_conn_t *ws, nf_ws_attach_t *a)
     return 0;
 }
 NF__EXPORT nf_ws_attach_t *nf_ws_conn_attached(const nf_ws_conn_t *ws) { return ws->attach; }
+NF__EXPORT int nf_ws_conn_deflate_shareable(const nf_ws_conn_t *ws)
+{
+    int reset, bits;
+    if (!ws->pmd || ws->version == 76)
+        return 0;
+    nf__ws_pmd_tx(ws->pmd, &reset, &bits);
+    return reset && bits == 15;
+}

@@ -191,6 +191,9 @@ void nf__ws_arm(nf_ws_conn_t *ws, uint64_t ms);
 nf__ws_codec_t *nf__ws_codec_new(nf_ws_conn_t *ws);
 static inline nf__ws_codec_t *nf__ws_codec(nf_ws_conn_t *ws) { return ws->cx ? ws->cx : nf__ws_codec_new(ws); }
 
+/* pmd.c: our compressor's reset-after-each-message flag and window bits. */
+void nf__ws_pmd_tx(const nf_ws_pmd_t *p, int *reset, int *bits);
+
 /* send.c: the send path. */
 /* A masking key for a client frame (the encoder's mask_key). */
 void nf__ws_rand_key(void *arg, uint8_t key[4]);

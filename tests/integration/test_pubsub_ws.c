@@ -159,6 +159,61 @@ static void test_ws_one_loop(void **state)
     h_loop_finish(loop, 5000);
 }
 
+/* ---- permessage-deflate: compressed once --------------------------------- */
+
+static void test_ws_deflate_once(void **state)
+{
+    (void)state;
+    nf_loop_t *loop = h_loop_new();
+    assert_int_equal(nf_pubsub_new(loop, NULL, &g_hub), 0);
+    g_nsrv = 0;
+    nf_ws_route_t routes[] = {{.path = "*", .handler = &srv_h}};
+    nf_ws_server_config_t sc = {.routes = routes, .nroutes = 1};
+    sc.opts.deflate = 1;
+    sc.opts.pmd.server_no_context_takeover = 1;
+    nf_ws_server_t *srv;
+    uint16_t port = h_ws_listen(loop, &sc, &srv);
+    static cli_t c[3];
+    memset(c, 0, sizeof c);
+    static nf_ws_client_config_t cc[3];
+    nf_ws_conn_t *ws[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&cc[i], 0, sizeof cc[i]);
+        cc[i].handler = &cli_h;
+        cc[i].data = &c[i];
+        cc[i].opts.deflate = i < 2; /* client 2: no permessage-deflate */
+        char url[64];
+        snprintf(url, sizeof url, "ws://127.0.0.1:%u/z?%d", (unsigned)port, i);
+        assert_int_equal(nf_ws_connect(loop, url, &cc[i], &ws[i]), 0);
+    }
+    H_RUN_UNTIL(loop, g_nsrv == 3 && c[0].end.opened && c[1].end.opened && c[2].end.opened, 5000);
+    assert_true(nf_ws_conn_deflate_shareable(g_srv[0]));
+    assert_false(nf_ws_conn_deflate_shareable(g_srv[2]));
+    static char big[20000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = "pubsub "[i % 7];
+    nf_loop_stats_t s0 = h_stats(loop);
+    assert_int_equal(nf_pubsub_publish(g_hub, T("z"), NF_WS_OP_TEXT, big, sizeof big), 3);
+    assert_int_equal(nf_pubsub_publish(g_hub, T("z"), NF_WS_OP_TEXT, "short", 5), 3); /* not compressed */
+    assert_int_equal(nf_pubsub_publish(g_hub, T("z"), NF_WS_OP_BINARY, big, sizeof big), 3);
+    H_RUN_UNTIL(loop, c[0].msgs == 3 && c[1].msgs == 3 && c[2].msgs == 3, 5000);
+    nf_loop_stats_t s1 = h_stats(loop);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c[i].len, 2 * sizeof big + 5);
+        assert_memory_equal(c[i].got, big, sizeof big);
+        assert_memory_equal(c[i].got + sizeof big, "short", 5);
+        assert_memory_equal(c[i].got + sizeof big + 5, big, sizeof big);
+        assert_int_equal(c[i].last_op, NF_WS_OP_BINARY);
+    }
+    /* the plain client's 40 KB, the compressed ones a few hundred bytes */
+    uint64_t out = s1.bytes_out - s0.bytes_out;
+    print_message("bytes out for 3 subscribers x 40 KB: %llu\n", (unsigned long long)out);
+    assert_true(out > 2 * sizeof big && out < 2 * sizeof big + 4096);
+    nf_pubsub_free(g_hub);
+    h_ws_server_stop(loop, srv, 1001);
+    h_loop_finish(loop, 5000);
+}
+
 /* ---- a subscriber that never reads -------------------------------------- */
 
 static long rss_kib(void)
@@ -415,6 +470,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ws_one_loop),
+        cmocka_unit_test(test_ws_deflate_once),
         cmocka_unit_test(test_ws_never_reads),
         cmocka_unit_test(test_server_loops),
     };

@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 """examples/pubsub_room with Python's websockets clients (Debian 10.4).
 
-Usage: pubsub_room.py PUBSUB_ROOM THREADS
+Usage: pubsub_room.py PUBSUB_ROOM THREADS [deflate]
 
 Two rooms, clients spread over the server's loops: every client of a room
 gets every message of its room exactly once (the sender's own included), each
 sender's messages in the order sent, none of the other room; a client that
 leaves in the middle does not disturb the others; binary frames stay binary;
-SIGTERM ends the server with exit status 0. NF_BACKEND picks the backend."""
+SIGTERM ends the server with exit status 0. NF_BACKEND picks the backend.
+With "deflate" the server runs --deflate and the clients offer
+permessage-deflate (every other one does not): messages long enough come
+compressed once for all of them."""
 import asyncio
 import os
 import signal
@@ -26,15 +29,21 @@ def fail(msg):
     sys.exit(1)
 
 
+DEFLATE = len(sys.argv) > 3 and sys.argv[3] == "deflate"
+
+
 async def client(url, room, idx, expected, start, results, leaver=False):
-    async with websockets.connect(url, max_size=None, compression=None) as ws:
+    comp = "deflate" if DEFLATE and idx % 2 == 0 else None
+    async with websockets.connect(url, max_size=None, compression=comp) as ws:
+        if comp and not any(e.name == "permessage-deflate" for e in ws.extensions):
+            fail("permessage-deflate not agreed")
         await start.wait()
         seen = {}  # sender -> last seq
         got = 0
 
         async def sender():
             for k in range(PER_SENDER):
-                msg = "%s:%d:%d" % (room, idx, k)
+                msg = "%s:%d:%d:" % (room, idx, k) + "compressible " * (k % 5)
                 if k % 10 == 9:
                     await ws.send(msg.encode())  # binary
                 else:
@@ -47,7 +56,7 @@ async def client(url, room, idx, expected, start, results, leaver=False):
         while got < limit:
             m = await asyncio.wait_for(ws.recv(), TIMEOUT)
             text = m.decode() if isinstance(m, bytes) else m
-            r, s, k = text.split(":")
+            r, s, k, _ = text.split(":")
             s, k = int(s), int(k)
             if r != room:
                 fail("client %s/%d got a message of room %s" % (room, idx, r))
@@ -92,7 +101,8 @@ async def main(port):
 def run():
     exe, threads = sys.argv[1], sys.argv[2]
     backend = os.environ.get("NF_BACKEND", "auto")
-    p = subprocess.Popen([exe, "--port", "0", "--threads", threads, "--backend", backend],
+    extra = ["--deflate"] if DEFLATE else []
+    p = subprocess.Popen([exe, "--port", "0", "--threads", threads, "--backend", backend] + extra,
                          stdout=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline()
@@ -109,8 +119,8 @@ def run():
             fail("pubsub_room did not stop on SIGTERM")
     if rc != 0:
         fail("pubsub_room exited with %d" % rc)
-    print("OK: %d clients, %d messages each, threads=%s backend=%s"
-          % (sum(ROOMS.values()), PER_SENDER, threads, backend))
+    print("OK: %d clients, %d messages each, threads=%s backend=%s deflate=%s"
+          % (sum(ROOMS.values()), PER_SENDER, threads, backend, DEFLATE))
 
 
 run()
