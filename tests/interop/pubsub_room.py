@@ -34,7 +34,11 @@ DEFLATE = len(sys.argv) > 3 and sys.argv[3] == "deflate"
 
 async def client(url, room, idx, expected, start, results, leaver=False):
     comp = "deflate" if DEFLATE and idx % 2 == 0 else None
-    async with websockets.connect(url, max_size=None, compression=comp) as ws:
+    # the leaver's queue unbounded: with websockets' default (32 messages) its
+    # reader stops while it closes, and it waits close_timeout (10 s) for a
+    # close frame that sits behind the messages it no longer reads
+    queue = None if leaver else 32
+    async with websockets.connect(url, max_size=None, max_queue=queue, compression=comp) as ws:
         if comp and not any(e.name == "permessage-deflate" for e in ws.extensions):
             fail("permessage-deflate not agreed")
         await start.wait()
