@@ -319,9 +319,9 @@ struct nf_ws_attach {
     const nf_ws_attach_ops_t *ops;
 };
 
-/* Attaches a (NULL detaches; on_close is not called then). Returns 0,
- * -EBUSY when another attachment is set, NF_ECLOSED once the connection's
- * on_close has begun. */
+/* Attaches a (NULL detaches, at any time; on_close is not called then).
+ * Returns 0, -EBUSY when another attachment is set, NF_ECLOSED (attaching)
+ * once the connection's on_close has begun. */
 int nf_ws_conn_attach(nf_ws_conn_t *ws, nf_ws_attach_t *a);
 /* The attachment, or NULL. */
 nf_ws_attach_t *nf_ws_conn_attached(const nf_ws_conn_t *ws);

@@ -71,12 +71,16 @@ int nf__ps_group_post(nf_pubsub_group_t *g, nf__ps_msg_t *m, const nf_pubsub_t *
             j++;
         if (j < i)
             continue;
-        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-        if (nf_loop_post(loop, on_post, m) != 0) {
-            nf__ps_msg_unref(m);
-            continue;
+        pthread_mutex_lock(&g->slots[i].lock);
+        int rc = -1;
+        if (atomic_load_explicit(&g->slots[i].loop, memory_order_acquire) == loop) { /* still a member */
+            atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+            rc = nf_loop_post(loop, on_post, m);
+            if (rc != 0)
+                nf__ps_msg_unref(m);
         }
-        n++;
+        pthread_mutex_unlock(&g->slots[i].lock);
+        n += rc == 0;
     }
     return n;
 }
@@ -94,8 +98,10 @@ int nf__ps_group_join(nf_pubsub_group_t *g, unsigned index, nf_pubsub_t *ps, nf_
 
 void nf__ps_group_leave(nf_pubsub_group_t *g, unsigned index)
 {
+    pthread_mutex_lock(&g->slots[index].lock);
     atomic_store_explicit(&g->slots[index].loop, NULL, memory_order_release);
     atomic_store_explicit(&g->slots[index].hub, NULL, memory_order_release);
+    pthread_mutex_unlock(&g->slots[index].lock);
 }
 
 NF__EXPORT int nf_pubsub_group_new(unsigned n, nf_pubsub_group_t **out)
@@ -107,6 +113,7 @@ NF__EXPORT int nf_pubsub_group_new(unsigned n, nf_pubsub_group_t **out)
         return -ENOMEM;
     g->n = n;
     for (unsigned i = 0; i < n; i++) {
+        pthread_mutex_init(&g->slots[i].lock, NULL);
         atomic_init(&g->slots[i].loop, NULL);
         atomic_init(&g->slots[i].hub, NULL);
     }
@@ -114,7 +121,14 @@ NF__EXPORT int nf_pubsub_group_new(unsigned n, nf_pubsub_group_t **out)
     return 0;
 }
 
-NF__EXPORT void nf_pubsub_group_free(nf_pubsub_group_t *g) { free(g); }
+NF__EXPORT void nf_pubsub_group_free(nf_pubsub_group_t *g)
+{
+    if (!g)
+        return;
+    for (unsigned i = 0; i < g->n; i++)
+        pthread_mutex_destroy(&g->slots[i].lock);
+    free(g);
+}
 
 NF__EXPORT int nf_pubsub_group_publish(nf_pubsub_group_t *g, const char *topic, size_t tlen, unsigned opcode,
                                        const void *data, size_t len)

@@ -2,6 +2,7 @@
 #ifndef NF_PUBSUB_INTERNAL_H
 #define NF_PUBSUB_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -24,7 +25,11 @@ typedef struct nf__ps_msg {
     uint8_t data[];
 } nf__ps_msg_t;
 
+/* A member. `lock` is held while a post to its loop is made and while the
+ * hub leaves, so that once nf_pubsub_free has left the group no thread
+ * posts to its loop any more (the loop may be freed after it). */
 typedef struct nf__ps_slot {
+    pthread_mutex_t lock;
     _Atomic(nf_loop_t *) loop; /* set while a hub is a member */
     _Atomic(nf_pubsub_t *) hub;
 } nf__ps_slot_t;

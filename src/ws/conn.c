@@ -598,7 +598,7 @@ NF__EXPORT int nf_ws_conn_version(const nf_ws_conn_t *ws) { return ws->version; 
 NF__EXPORT int nf_ws_conn_is_open(const nf_ws_conn_t *ws) { return ws->state == NF__WS_OPEN; }
 NF__EXPORT int nf_ws_conn_attach(nf_ws_conn_t *ws, nf_ws_attach_t *a)
 {
-    if (ws->state == NF__WS_DONE)
+    if (a && ws->state == NF__WS_DONE)
         return NF_ECLOSED;
     if (a && ws->attach && ws->attach != a)
         return -EBUSY;
