@@ -294,6 +294,47 @@ int nf_ws_conn_is_open(const nf_ws_conn_t *ws);
  * list it in a stack by hand. */
 extern const nf_filter_ops_t nf_ws_filter;
 
+/* ---- for layers above: shared frames, one attachment ------------------- */
+
+/* Sends one frame the caller encoded already (an unmasked RFC 6455 frame:
+ * header and payload in b->base[0 .. b->len)), without a copy: the pub/sub
+ * hub frames a message once and hands the same buffer to every subscriber.
+ * Takes over the caller's reference to b in every case. Server connections
+ * of versions 13, 8 and 7 only (a client must mask each frame; Hixie-76
+ * frames differ). Returns as nf_ws_send: NF_WRITE_OK / HELD / DROPPED,
+ * -ENOTCONN, NF_ECLOSED, -EINVAL (a client or Hixie-76 connection, or a
+ * fragmented message of nf_ws_send_fragment is open), NF_EWQFULL. */
+int nf_ws_send_buf(nf_ws_conn_t *ws, nf_buf_t *b);
+
+/* One attachment per connection for a layer above (the pub/sub hub): a
+ * struct that begins with nf_ws_attach_t, whose ops' on_close runs when the
+ * connection closes, before the handler's on_close, and is then detached.
+ * The WebSocket layer knows nothing else of it. */
+typedef struct nf_ws_attach nf_ws_attach_t;
+typedef struct nf_ws_attach_ops {
+    size_t size; /* sizeof(nf_ws_attach_ops_t) */
+    void (*on_close)(nf_ws_conn_t *ws, nf_ws_attach_t *a);
+} nf_ws_attach_ops_t;
+struct nf_ws_attach {
+    const nf_ws_attach_ops_t *ops;
+};
+
+/* Attaches a (NULL detaches, at any time; on_close is not called then).
+ * Returns 0, -EBUSY when another attachment is set, NF_ECLOSED (attaching)
+ * once the connection's on_close has begun. */
+int nf_ws_conn_attach(nf_ws_conn_t *ws, nf_ws_attach_t *a);
+/* The attachment, or NULL. */
+nf_ws_attach_t *nf_ws_conn_attached(const nf_ws_conn_t *ws);
+
+/* 1 when a message compressed once, alone (raw deflate, a 15-bit window, no
+ * earlier context, the 00 00 ff ff tail removed), may be sent to ws as a
+ * compressed frame (RSV1) with nf_ws_send_buf: permessage-deflate was agreed
+ * and our side resets its compressor after every message (no context
+ * takeover: the server config's pmd.server_no_context_takeover, or the
+ * client asked) with a 15-bit window. Else 0: send such a message
+ * uncompressed. */
+int nf_ws_conn_deflate_shareable(const nf_ws_conn_t *ws);
+
 #ifdef __cplusplus
 }
 #endif

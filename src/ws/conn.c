@@ -20,8 +20,10 @@
 
 /* The per-connection state is part of the idle-memory budget (under 512
  * bytes per idle connection with nf_conn_t and the filter instance; see
- * docs/websocket.md): grow it only with a reason. */
-_Static_assert(sizeof(void *) != 8 || sizeof(nf_ws_conn_t) <= 192, "nf_ws_conn_t over its 192-byte budget");
+ * docs/websocket.md): grow it only with a reason. 192 -> 200 for the
+ * attachment pointer (pub/sub's close hook): the filter block (48 B of
+ * nf_filter_t + this) stays at 248 B, in the same 256-byte malloc chunk. */
+_Static_assert(sizeof(void *) != 8 || sizeof(nf_ws_conn_t) <= 200, "nf_ws_conn_t over its 200-byte budget");
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -535,6 +537,10 @@ static void w_close(nf_filter_t *f, int reason)
     if (!ws->error && !ws->close_rcvd)
         ws->error = reason;
     unsigned code = ws->failed || ws->close_rcvd ? ws->close_code : NF_WS_CLOSE_ABNORMAL;
+    nf_ws_attach_t *att = ws->attach;
+    ws->attach = NULL;
+    if (att && att->ops->on_close)
+        att->ops->on_close(ws, att);
     if (ws->h && (ws->opened || ws->role == NF_WS_CLIENT))
         ws->h->on_close(ws, code, ws->close_reason ? ws->close_reason : "", ws->close_reason_len);
     codec_free(ws);
@@ -593,3 +599,21 @@ NF__EXPORT const char *nf_ws_conn_subprotocol(const nf_ws_conn_t *ws) { return w
 NF__EXPORT int nf_ws_conn_deflate(const nf_ws_conn_t *ws) { return ws->pmd != NULL; }
 NF__EXPORT int nf_ws_conn_version(const nf_ws_conn_t *ws) { return ws->version; }
 NF__EXPORT int nf_ws_conn_is_open(const nf_ws_conn_t *ws) { return ws->state == NF__WS_OPEN; }
+NF__EXPORT int nf_ws_conn_attach(nf_ws_conn_t *ws, nf_ws_attach_t *a)
+{
+    if (a && ws->state == NF__WS_DONE)
+        return NF_ECLOSED;
+    if (a && ws->attach && ws->attach != a)
+        return -EBUSY;
+    ws->attach = a;
+    return 0;
+}
+NF__EXPORT nf_ws_attach_t *nf_ws_conn_attached(const nf_ws_conn_t *ws) { return ws->attach; }
+NF__EXPORT int nf_ws_conn_deflate_shareable(const nf_ws_conn_t *ws)
+{
+    int reset, bits;
+    if (!ws->pmd || ws->version == 76)
+        return 0;
+    nf__ws_pmd_tx(ws->pmd, &reset, &bits);
+    return reset && bits == 15;
+}

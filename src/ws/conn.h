@@ -92,7 +92,7 @@ typedef struct nf__ws_hs {
     char buf[];
 } nf__ws_hs_t;
 
-/* Kept small (192 bytes on 64-bit): every connection has one, as the
+/* Kept small (200 bytes on 64-bit): every connection has one, as the
  * filter's state; what only the handshake, a busy connection or a legacy
  * draft needs lives in blocks allocated on demand. */
 struct nf_ws_conn {
@@ -106,8 +106,9 @@ struct nf_ws_conn {
         nf__ws_codec_t *cx;        /* RFC 6455 / HyBi: lazily, see above */
         nf_ws_hixie_decoder_t *hx; /* version 76 */
     };
-    nf_ws_pmd_t *pmd; /* permessage-deflate agreed */
-    nf__ws_hs_t *hs;  /* during the handshake only */
+    nf_ws_pmd_t *pmd;       /* permessage-deflate agreed */
+    nf_ws_attach_t *attach; /* a layer above (pub/sub), nf_ws_conn_attach */
+    nf__ws_hs_t *hs;        /* during the handshake only */
     char *path;
     const char *subprotocol;
     char *close_reason;
@@ -185,6 +186,9 @@ void nf__ws_arm(nf_ws_conn_t *ws, uint64_t ms);
  * the handshake (or after it was released at rest); NULL: no memory. */
 nf__ws_codec_t *nf__ws_codec_new(nf_ws_conn_t *ws);
 static inline nf__ws_codec_t *nf__ws_codec(nf_ws_conn_t *ws) { return ws->cx ? ws->cx : nf__ws_codec_new(ws); }
+
+/* pmd.c: our compressor's reset-after-each-message flag and window bits. */
+void nf__ws_pmd_tx(const nf_ws_pmd_t *p, int *reset, int *bits);
 
 /* send.c: the send path. */
 /* A masking key for a client frame (the encoder's mask_key). */

@@ -440,6 +440,13 @@ nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed, const nf_
     return p;
 }
 
+/* For the WebSocket layer (conn.c): how our compressor works. */
+void nf__ws_pmd_tx(const nf_ws_pmd_t *p, int *reset, int *bits)
+{
+    *reset = p->tx_reset;
+    *bits = p->tx_bits;
+}
+
 void nf_ws_pmd_free(nf_ws_pmd_t *p)
 {
     if (!p)

@@ -207,6 +207,18 @@ NF__EXPORT int nf_ws_send(nf_ws_conn_t *ws, unsigned opcode, const void *data, s
     return nf__ws_write_msg(ws, opcode, data, len);
 }
 
+NF__EXPORT int nf_ws_send_buf(nf_ws_conn_t *ws, nf_buf_t *b)
+{
+    int err = send_check(ws);
+    if (!err && (ws->role != NF_WS_SERVER || ws->version == 76 || ws->frag_out))
+        err = -EINVAL;
+    if (err) {
+        nf_buf_unref(b);
+        return err;
+    }
+    return nf_filter_write_down(ws->f, b);
+}
+
 NF__EXPORT int nf_ws_send_fragment(nf_ws_conn_t *ws, unsigned opcode, const void *data, size_t len, int fin)
 {
     int err = send_check(ws);

@@ -203,10 +203,11 @@ static void test_read_timeout_active_peer(void **state)
     retry_if_stalled(read_timeout_active_peer_once);
 }
 
-/* The server's own writes do not reset a read timeout. */
-static void test_read_timeout_ignores_writes(void **state)
+/* The server's own writes do not reset a read timeout. Returns 1 (the run
+ * says nothing) when the loop stalled so long that fewer than two writes went
+ * out before the timeout: the timer catches up with one tick, not several. */
+static int read_timeout_ignores_writes_once(void)
 {
-    (void)state;
     reset_g();
     g.max_writes = 1000;
     h_fixture_t f = start(k_read_stack);
@@ -215,11 +216,19 @@ static void test_read_timeout_ignores_writes(void **state)
     H_RUN_UNTIL(loop, g.opened == 1, 3000);
     assert_int_equal(nf_timer_start(&g.wtimer, write_tick, 50, 50), 0);
     H_RUN_UNTIL(loop, g.closed == 1, 3000);
-    assert_true(g.writes >= 2);
+    int stalled = g.writes < 2;
     assert_int_equal(g.write_errors, 0);
-    assert_timed_out_after(g.t_open, "on_open");
+    if (!stalled)
+        assert_timed_out_after(g.t_open, "on_open");
     close(fd);
     h_fixture_end(&f);
+    return stalled;
+}
+
+static void test_read_timeout_ignores_writes(void **state)
+{
+    (void)state;
+    retry_if_stalled(read_timeout_ignores_writes_once);
 }
 
 /* ---- idle timeout -------------------------------------------------------------- */
