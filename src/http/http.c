@@ -5,6 +5,8 @@
  * content is parsed knowing it holds no CR or LF. */
 #include "netframe/http.h"
 
+#include "internal.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -302,6 +304,15 @@ int nf_http_parse_response(const char *buf, size_t len, size_t last_len, nf_http
                            nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
 {
     return parse_head(buf, len, last_len, limits, NULL, res, headers, max_headers);
+}
+
+int nf__http_parse_fields(const char *buf, size_t len, const nf_http_limits_t *limits, nf_http_header_t *headers,
+                          size_t max_headers, size_t *num)
+{
+    lim_t l;
+    get_limits(&l, limits);
+    *num = 0;
+    return parse_fields(buf, len, 0, &l, headers, max_headers, num);
 }
 
 int nf_http_error_status(int err)

@@ -2,4 +2,5 @@
 # top-level CMakeLists.txt; paths are relative to the project root.
 list(APPEND NF_SOURCES
   src/http/http.c
+  src/http/reader.c
 )
