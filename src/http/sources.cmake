@@ -3,4 +3,5 @@
 list(APPEND NF_SOURCES
   src/http/http.c
   src/http/reader.c
+  src/http/server.c
 )
