@@ -328,6 +328,9 @@ static void test_limits(void **st)
     /* a head that never ends is 431 at max_head, whatever the cuts */
     check_cfg("GET / HTTP/1.1\r\nA: 0123456789012345678\r\nB: 0123456789012345678\r\nC: 01234567890123456789012345678",
               "X(431)", &lim);
+    /* a bare CR where the line would end over the limit: 431 whether or not
+     * the byte after it has arrived (found by fuzz_http_stream) */
+    check_cfg("GET / HTTP/1.1\r\n" H11 "X: aaaaaaaaaaaaaaaaaaaaaaaaaaaa\rZ\r\n\r\n", "X(431)", &lim);
     check("GET / HTTP/2.0\r\n" H11 "\r\n", "X(505)");
     check("GET / HTTP/1.1\r\n" H11 "\r\n", "H(GET / 1.1 0 ka=1 ex=0 up=0)B()E");
     /* max_body may be raised between the head and the body */
