@@ -196,7 +196,30 @@ static void hd_big(nf_http_req_t *r)
     big_pump(r);
 }
 
+/* GET /up with Upgrade: echo: an upper layer takes the connection over
+ * (what the ws layer will do for WebSocket) and echoes from then on. */
+static void echo_read(nf_conn_t *c, const char *data, size_t len) { nf_conn_write(c, data, len); }
+static void echo_close(nf_conn_t *c, int reason) { (void)c, (void)reason; }
+static const nf_conn_handler_t echo_proto = {.on_read = echo_read, .on_close = echo_close};
+
+static int up_take(void *arg, nf_http_req_t *r, nf_conn_t *c, const char *rest, size_t rest_len)
+{
+    (void)arg;
+    if (!nf_http_headers_have_token(r->headers, r->num_headers, "upgrade", "echo"))
+        return -1;
+    nf_conn_set_handler(c, &echo_proto);
+    nf_conn_set_data(c, NULL);
+    static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+    nf_conn_write(c, ok, sizeof ok - 1);
+    if (rest_len)
+        nf_conn_write(c, rest, rest_len);
+    return 0;
+}
+
+static const nf_http_upgrade_ops_t up_ops = {.size = sizeof(nf_http_upgrade_ops_t), .take = up_take};
+
 static const nf_http_route_t routes[] = {
+    {.method = "GET", .pattern = "/up", .upgrade = &up_ops},
     {.method = "GET", .pattern = "/", .handler = hd_hello},
     {.method = "POST", .pattern = "/echo", .handler = hd_echo, .max_body = 65536},
     {.method = "GET", .pattern = "/rooms/:id", .handler = hd_room},
@@ -719,11 +742,64 @@ static void test_timeouts(void **st)
     good_client();
 }
 
+static void test_upgrade(void **st)
+{
+    (void)st;
+    nf_http_server_stats_t s0, s1;
+    nf_http_server_stats(g_srv, &s0);
+    int fd = dial();
+    char buf[4096];
+    /* a request first, then the upgrade with protocol bytes right behind it */
+    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello";
+    send_all(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+    size_t n = read_response(fd, buf, sizeof buf, 0);
+    buf[n] = 0;
+    assert_string_equal(body_of(buf), "Hello, World!");
+    send_all(fd, req + 27, strlen(req + 27));
+    n = read_response(fd, buf, sizeof buf, 1);
+    buf[n] = 0;
+    assert_true(strncmp(buf, "HTTP/1.1 101 ", 13) == 0);
+    n = g_carry_len; /* bytes read behind the 101 */
+    memcpy(buf, g_carry, n);
+    g_carry_len = 0;
+    while (n < 5) {
+        ssize_t k = recv(fd, buf + n, sizeof buf - n, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        assert_true(k > 0);
+        n += (size_t)k;
+    }
+    assert_memory_equal(buf, "hello", 5);
+    send_all(fd, "abc", 3);
+    n = 0;
+    while (n < 3) {
+        ssize_t k = recv(fd, buf + n, sizeof buf - n, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        assert_true(k > 0);
+        n += (size_t)k;
+    }
+    assert_memory_equal(buf, "abc", 3);
+    close(fd);
+    /* not an upgrade: the route has no handler: 426; a refused upgrade: 400 */
+    fd = dial();
+    send_all(fd, "GET /up HTTP/1.1\r\nHost: x\r\n\r\n", 29);
+    n = read_response(fd, buf, sizeof buf, 0);
+    buf[n] = 0;
+    assert_true(strncmp(buf, "HTTP/1.1 426 ", 13) == 0);
+    close(fd);
+    bad("GET /up HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: other\r\n\r\n", 66, "HTTP/1.1 400 ", 0);
+    nf_http_server_stats(g_srv, &s1);
+    assert_int_equal(s1.upgrades - s0.upgrades, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keep_alive), cmocka_unit_test(test_http10),  cmocka_unit_test(test_pipelining),
         cmocka_unit_test(test_bodies),     cmocka_unit_test(test_framing), cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_upgrade),
     };
     return h_group_result(cmocka_run_group_tests(tests, setup, teardown));
 }
