@@ -27,6 +27,34 @@ def fail(msg):
     sys.exit(1)
 
 
+def tls_and_threads(exe, backend):
+    """--threads 2 with --tls-cert/--tls-key: curl over https, keep-alive."""
+    d = tempfile.mkdtemp()
+    cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    srv = subprocess.Popen([exe, "--port", "0", "--backend", backend, "--threads", "2", "--tls-cert", cert,
+                            "--tls-key", key], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = srv.stdout.readline().strip()
+    try:
+        if not line.startswith("listening on "):
+            fail("tls: no 'listening on' line: %r" % line)
+        url = "https://%s/" % line[len("listening on "):]
+        r = subprocess.run(["curl", "-skv", "--http1.1", url, url], capture_output=True, text=True, timeout=20)
+        if r.stdout != "Hello, World!" * 2 or "Re-using existing connection" not in r.stderr:
+            fail("https keep-alive: %r\n%s" % (r.stdout, r.stderr))
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        try:
+            rc = srv.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            fail("tls server did not exit on SIGTERM")
+        shutil.rmtree(d)
+    if rc != 0:
+        fail("tls server exit status %d" % rc)
+
+
 def main():
     exe = sys.argv[1]
     if not shutil.which("curl"):
@@ -119,7 +147,9 @@ def main():
             fail("server did not exit on SIGTERM")
     if rc != 0:
         fail("server exit status %d: %s" % (rc, srv.stderr.read()))
-    print("ok: curl keep-alive/chunked/HEAD, http.client streamed/100-continue/keep-alive/close, SIGTERM exit 0")
+    tls_and_threads(exe, backend)
+    print("ok: curl keep-alive/chunked/HEAD, http.client streamed/100-continue/keep-alive/close, "
+          "https on 2 threads, SIGTERM exit 0")
 
 
 if __name__ == "__main__":
