@@ -4,7 +4,8 @@
  *               [--threads N] [--tls-cert FILE --tls-key FILE]
  *
  * GET / answers "Hello, World!" (text/plain), the usual plaintext benchmark;
- * POST /echo answers the request body; anything else is 404. Keep-alive,
+ * POST /echo answers the request body; GET /metrics the server's and the
+ * loop's counters in the Prometheus text format; anything else is 404. Keep-alive,
  * pipelining, HEAD, 100-continue and every limit are the server's defaults
  * (docs/http.md, docs/security.md). Runs N loops on N threads (nf_server,
  * SO_REUSEPORT; default 1), all served by one nf_http_server_t. With
@@ -29,6 +30,7 @@ static void echo(nf_http_req_t *r) { nf_http_respond(r, 200, &text_plain, 1, r->
 static const nf_http_route_t routes[] = {
     {.method = "GET", .pattern = "/", .handler = hello},
     {.method = "POST", .pattern = "/echo", .handler = echo},
+    {.method = "GET", .pattern = "/metrics", .handler = nf_http_metrics_handler},
 };
 
 static nf_server_t *server;

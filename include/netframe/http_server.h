@@ -233,6 +233,20 @@ int nf_http_req_resume(nf_http_req_t *r);
  * its length in *len; NULL if the route has no such parameter. */
 const char *nf_http_req_param(const nf_http_req_t *r, const char *name, size_t *len);
 
+/* ---- metrics (Prometheus text exposition format 0.0.4) ----------------- */
+
+/* Writes the server's counters (s, may be NULL) and those of `loop` (may be
+ * NULL: connections, bytes, buffers, timers, flow control) as Prometheus
+ * text into out[0..cap), NUL-terminated. Returns the length (without the
+ * NUL) or NF_EHTTP_NOSPACE. */
+int nf_http_metrics_format(const nf_http_server_t *s, const nf_loop_t *loop, char *out, size_t cap);
+
+/* A handler to put in a route ({"GET", "/metrics", nf_http_metrics_handler}):
+ * answers nf_http_metrics_format for the request's server and the loop
+ * that serves the connection (with nf_server threads, each scrape sees one
+ * loop's counters; the server's are summed over all). */
+void nf_http_metrics_handler(nf_http_req_t *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,4 +4,5 @@ list(APPEND NF_SOURCES
   src/http/http.c
   src/http/reader.c
   src/http/server.c
+  src/http/metrics.c
 )

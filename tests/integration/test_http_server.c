@@ -232,6 +232,7 @@ static const nf_http_route_t routes[] = {
      .max_body = 8 * 1024 * 1024},
     {.method = "GET", .pattern = "/chunked", .handler = hd_chunked},
     {.method = "GET", .pattern = "/big/:kib", .handler = hd_big},
+    {.method = "GET", .pattern = "/metrics", .handler = nf_http_metrics_handler},
 };
 
 static void *server_main(void *arg)
@@ -461,6 +462,27 @@ static void test_keep_alive(void **st)
     assert_true(closed);
     assert_non_null(strstr(buf, "\r\nConnection: close\r\n"));
     assert_string_equal(body_of(buf), "Hello, World!");
+    close(fd);
+}
+
+static void test_metrics(void **st)
+{
+    (void)st;
+    int fd = dial();
+    char buf[16384];
+    send_all(fd, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 34);
+    size_t n = read_response(fd, buf, sizeof buf, 0);
+    buf[n] = 0;
+    assert_true(strncmp(buf, "HTTP/1.1 200 OK", 15) == 0);
+    assert_non_null(strstr(buf, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    const char *b = body_of(buf);
+    assert_non_null(strstr(b, "# TYPE netframe_http_requests_total counter\nnetframe_http_requests_total "));
+    assert_non_null(strstr(b, "netframe_http_timeouts_total{phase=\"head\"} "));
+    assert_non_null(strstr(b, "# TYPE netframe_loop_connections gauge\nnetframe_loop_connections "));
+    /* this very connection is open on the loop */
+    const char *c = strstr(b, "\nnetframe_http_connections ");
+    assert_non_null(c);
+    assert_true(strtoull(c + 27, NULL, 10) >= 1);
     close(fd);
 }
 
@@ -825,7 +847,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keep_alive), cmocka_unit_test(test_http10),    cmocka_unit_test(test_pipelining),
         cmocka_unit_test(test_bodies),     cmocka_unit_test(test_framing),   cmocka_unit_test(test_timeouts),
-        cmocka_unit_test(test_upgrade),    cmocka_unit_test(test_abandoned),
+        cmocka_unit_test(test_upgrade),    cmocka_unit_test(test_abandoned), cmocka_unit_test(test_metrics),
     };
     return h_group_result(cmocka_run_group_tests(tests, setup, teardown));
 }

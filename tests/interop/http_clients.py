@@ -89,6 +89,10 @@ def main():
                                capture_output=True, timeout=20)
             if r.stdout != blob:
                 fail("curl chunked upload: %d bytes back, want %d" % (len(r.stdout), len(blob)))
+        # curl: the metrics route
+        r = subprocess.run(["curl", "-s", base + "/metrics"], capture_output=True, text=True, timeout=20)
+        if "# TYPE netframe_http_requests_total counter" not in r.stdout:
+            fail("metrics: %r" % r.stdout[:200])
         # curl: HEAD has the headers and no body
         r = subprocess.run(["curl", "-sI", "--http1.1", base + "/"], capture_output=True, text=True, timeout=20)
         if "Content-Length: 13" not in r.stdout or "200 OK" not in r.stdout:
