@@ -213,6 +213,18 @@ static size_t read_head(nf_http_reader_t *r, const char *data, size_t len, nf_ht
     nf_http_reader_config_t *c = &r->priv.cfg;
     size_t max = c->head.max_head;
     size_t old = r->priv.hlen;
+    if (!old) {
+        /* A new head: the views of the last one (into hbuf, tbuf) are no
+         * longer promised, so an idle keep-alive connection does not keep
+         * a large head buffer or a trailer buffer. */
+        if (r->priv.hcap > 4096) {
+            free(r->priv.hbuf);
+            r->priv.hbuf = NULL;
+            r->priv.hcap = 0;
+        }
+        free(r->priv.tbuf);
+        r->priv.tbuf = NULL;
+    }
     size_t room = max - old;
     size_t used = len < room ? len : room;
     const char *buf = data;
