@@ -48,8 +48,9 @@ typedef struct nf_http_req_ops {
     void (*on_body_end)(nf_http_req_t *r);
     /* A streamed response that got NF_HTTP_WAIT may write again. */
     void (*on_drain)(nf_http_req_t *r);
-    /* The connection is gone before the response was finished (reason as
-     * on_close, or an error of the request's body). The handler must still
+    /* The connection is gone before the response was finished: reason as
+     * on_close, or the request's body failed (its NF_EHTTP_* error, or
+     * -ETIMEDOUT for the body deadline). The handler must still
      * finish r; the response calls then return NF_ECLOSED and free it. */
     void (*on_abort)(nf_http_req_t *r, int reason);
 } nf_http_req_ops_t;

@@ -455,7 +455,7 @@ static void finish(hreq_t *r)
 }
 
 /* An answer of the server's own (errors, timeouts), in order, then close. */
-static void answer(hconn_t *hc, int status)
+static void answer(hconn_t *hc, int status, int reason)
 {
     s_add(&hc->srv->errors, 1);
     hreq_t *cur = hc->cur;
@@ -466,7 +466,7 @@ static void answer(hconn_t *hc, int status)
             cur->hc = NULL;
             cur->pub.conn = NULL;
             if (cur->ops && cur->ops->on_abort)
-                cur->ops->on_abort(&cur->pub, NF_EHTTP_BAD);
+                cur->ops->on_abort(&cur->pub, reason);
         } else {
             req_free(cur);
         }
@@ -482,10 +482,10 @@ static void answer(hconn_t *hc, int status)
     r->req_done = 1;
     r->keep_alive = 0;
     r->called = 1;
-    const char *reason = nf_http_reason(status);
+    const char *phrase = nf_http_reason(status);
     nf_http_header_t ct = {"Content-Type", 12, "text/plain", 10};
     char body[64];
-    int bl = snprintf(body, sizeof body, "%d %s\n", status, reason);
+    int bl = snprintf(body, sizeof body, "%d %s\n", status, phrase);
     write_head(r, status, &ct, 1, bl);
     emit(r, body, (size_t)bl);
     finish(r);
@@ -646,7 +646,7 @@ static int on_head(hconn_t *hc, const char *rest, size_t rest_len)
     const nf_http_route_t *rt = r->pub.route;
     if (rt && rt->upgrade && rd->upgrade) {
         if (hc->nq > 1 || rd->chunked || rd->content_length) {
-            answer(hc, 400);
+            answer(hc, 400, NF_EHTTP_BAD);
             return 0;
         }
         unlink_req(hc, r);
@@ -658,7 +658,7 @@ static int on_head(hconn_t *hc, const char *rest, size_t rest_len)
         int rc = rt->upgrade->take(rt->upgrade_arg, &r->pub, c, rest, rest_len);
         req_free(r);
         if (rc < 0) {
-            answer(hc, 400);
+            answer(hc, 400, NF_EHTTP_BAD);
             return 0;
         }
         /* the taker owns c now (its handler and data): forget it */
@@ -785,7 +785,7 @@ static int feed(hconn_t *hc, const char *p, size_t n)
             break;
         case NF_HTTP_EV_BODY: on_body(hc, ev.data, ev.len); break;
         case NF_HTTP_EV_END: on_end(hc); break;
-        case NF_HTTP_EV_ERROR: answer(hc, ev.status); return 0;
+        case NF_HTTP_EV_ERROR: answer(hc, ev.status, ev.error); return 0;
         }
     }
 }
@@ -825,11 +825,11 @@ static void on_deadline(nf_timer_t *t)
         break;
     case T_HEAD:
         s_add(&s->t_head, 1);
-        answer(hc, 408);
+        answer(hc, 408, -ETIMEDOUT);
         break;
     case T_BODY:
         s_add(&s->t_body, 1);
-        answer(hc, 408);
+        answer(hc, 408, -ETIMEDOUT);
         break;
     case T_LINGER:
         if (nf_conn_queued(hc->c))
