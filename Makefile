@@ -7,7 +7,7 @@ FUZZ_CI_SECONDS ?= 10
 SOAK_SECONDS ?= 120
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
-DEBS := cmake pkg-config gcc make liburing-dev libc-ares-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy openssl chromium libwebsockets-dev debhelper lintian
+DEBS := cmake pkg-config gcc make liburing-dev libc-ares-dev libssl-dev zlib1g-dev libcmocka-dev libuv1-dev python3 procps python3-websockets clang libclang-rt-14-dev valgrind haproxy openssl chromium libwebsockets-dev debhelper lintian curl
 
 .PHONY: check-layers all deps build build-asan build-fuzz fuzz test-fuzz soak test test-plain test-asan demo bench bench-more bench-callgrind install clean help format
 

@@ -17,6 +17,7 @@
 #define NETFRAME_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -135,6 +136,105 @@ int nf_http_write_response(char *out, size_t cap, int status, const char *reason
  * nf_http_write_response. */
 int nf_http_write_request(char *out, size_t cap, const char *method, const char *target,
                           const nf_http_header_t *headers, size_t n);
+
+/* ---- the request stream reader (message framing, RFC 9112 6) ----------
+ *
+ * A sans-I/O reader of one connection's request stream: heads (through
+ * nf_http_parse_request), bodies by Content-Length or chunked coding
+ * (extensions ignored, trailers parsed and bounded), one message after the
+ * other (pipelining). The caller feeds bytes as they arrive, in pieces of any
+ * size; every answer is the same whatever the cut. Bodies are not copied:
+ * NF_HTTP_EV_BODY hands a view into the input. A head split over several
+ * inputs is copied into the reader's own buffer (at most max_head bytes).
+ *
+ * Framing safety (request smuggling): a request with both Content-Length
+ * and Transfer-Encoding, Content-Length values that differ or are not
+ * digits, a Transfer-Encoding whose last coding is not chunked or that names
+ * chunked twice, a Transfer-Encoding in HTTP/1.0, a bad chunk-size line
+ * (no digits, a size that does not fit in 64 bits, a bare CR or LF, a control character), a
+ * chunk not followed by CRLF, a malformed trailer field: 400. A coding other
+ * than chunked before it (gzip, chunked): 501. A body over max_body: 413.
+ * Head errors: 400, 414, 431, 505 (nf_http_error_status). After an error
+ * the stream has no defined framing: the reader stays in error and the
+ * connection must close after the answer. */
+
+/* Limits of the reader. A zero member takes its default. */
+typedef struct nf_http_reader_config {
+    nf_http_limits_t head; /* request line, field line, head (8 KiB, 8 KiB, 64 KiB) */
+    size_t max_headers;    /* fields per head, and per trailer section (64): 431 */
+    uint64_t max_body;     /* body bytes, decoded (1 MiB): 413; NF_HTTP_UNLIMITED: none */
+    size_t max_trailer;    /* trailer section bytes, final CRLF included (8 KiB): 431 */
+    size_t max_chunk_line; /* chunk-size line, extensions and CRLF included (1 KiB): 400 */
+} nf_http_reader_config_t;
+
+#define NF_HTTP_UNLIMITED UINT64_MAX
+
+/* What nf_http_reader_next found. */
+typedef enum nf_http_event_type {
+    NF_HTTP_EV_MORE = 0, /* every byte given was used: feed more */
+    NF_HTTP_EV_HEAD,     /* a request head: the reader's req, framing fields */
+    NF_HTTP_EV_BODY,     /* body bytes (decoded): data, len; never empty */
+    NF_HTTP_EV_END,      /* the message is complete (trailers, if any, set) */
+    NF_HTTP_EV_ERROR,    /* status and error set; the stream is dead */
+} nf_http_event_type_t;
+
+typedef struct nf_http_event {
+    nf_http_event_type_t type;
+    const char *data; /* NF_HTTP_EV_BODY: a view into the input */
+    size_t len;
+    int status; /* NF_HTTP_EV_ERROR: the status to answer (400, 413, 414, 431, 501, 505) */
+    int error;  /* NF_HTTP_EV_ERROR: NF_EHTTP_BAD, NF_EHTTP_TOOLARGE (413 and 431),
+                   NF_EHTTP_URITOOLONG or NF_EHTTP_VERSION */
+} nf_http_event_t;
+
+/* The reader. Members above `priv` may be read (max_body also written);
+ * the others are private. */
+typedef struct nf_http_reader {
+    /* Set at NF_HTTP_EV_HEAD. The views in req (and req.headers) point into
+     * the input of the call that returned the head, or into the reader's
+     * buffer: valid until the next call of nf_http_reader_next. */
+    nf_http_request_t req;
+    size_t head_len;         /* bytes of the head as sent (leading CRLFs included) */
+    int chunked;             /* Transfer-Encoding: chunked */
+    uint64_t content_length; /* Content-Length (0 if none or chunked) */
+    int keep_alive;          /* the connection may carry another request after this one */
+    int expect_continue;     /* HTTP/1.1 with Expect: 100-continue */
+    int upgrade;             /* Connection: upgrade with an Upgrade field */
+    uint64_t body_read;      /* decoded body bytes delivered so far */
+    /* Set at NF_HTTP_EV_END of a chunked body with a trailer section: views
+     * into the reader's buffer, valid until the next call. */
+    nf_http_header_t *trailers;
+    size_t num_trailers;
+    /* The body limit; may be changed after NF_HTTP_EV_HEAD, before the next
+     * call (a streamed body may allow more than a buffered one). Reset from
+     * the config at every head. */
+    uint64_t max_body;
+    struct {
+        nf_http_reader_config_t cfg;
+        int state, cstate, err_status, err_code;
+        char *hbuf, *tbuf;
+        size_t hlen, hcap, tlen, line_len;
+        uint64_t left, csize;
+        int ndig, prev_cr;
+        nf_http_header_t *headers;
+    } priv;
+} nf_http_reader_t;
+
+/* Sets up a reader; cfg may be NULL (defaults). Allocates the field arrays
+ * (2 x max_headers entries); the head and trailer buffers grow on demand up
+ * to their limits. Returns 0 or -ENOMEM (nothing to free then). */
+int nf_http_reader_init(nf_http_reader_t *r, const nf_http_reader_config_t *cfg);
+
+/* Frees what the reader holds; r itself is the caller's. */
+void nf_http_reader_free(nf_http_reader_t *r);
+
+/* Reads from data[0..len) up to the next event, stores it in *ev and returns
+ * the number of bytes used (0..len); the caller passes the rest again.
+ * NF_HTTP_EV_MORE: all len bytes were used. NF_HTTP_EV_END and the first
+ * NF_HTTP_EV_ERROR may use none; after END the reader starts the next
+ * request. Once in error every call returns the same NF_HTTP_EV_ERROR and 0.
+ * len 0 returns NF_HTTP_EV_MORE unless an END or ERROR is due. */
+size_t nf_http_reader_next(nf_http_reader_t *r, const char *data, size_t len, nf_http_event_t *ev);
 
 #ifdef __cplusplus
 }

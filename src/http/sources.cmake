@@ -2,4 +2,7 @@
 # top-level CMakeLists.txt; paths are relative to the project root.
 list(APPEND NF_SOURCES
   src/http/http.c
+  src/http/reader.c
+  src/http/server.c
+  src/http/metrics.c
 )

@@ -32,6 +32,9 @@ if(CMAKE_C_COMPILER_ID MATCHES Clang)
 
   nf_add_fuzz(fuzz_http_request ${PROJECT_SOURCE_DIR}/src/http/http.c)
   nf_add_fuzz(fuzz_http_response ${PROJECT_SOURCE_DIR}/src/http/http.c)
+  # the request stream reader (issue 16): whole streams, and the chunked decoder
+  nf_add_fuzz(fuzz_http_stream ${PROJECT_SOURCE_DIR}/src/http/http.c ${PROJECT_SOURCE_DIR}/src/http/reader.c)
+  nf_add_fuzz(fuzz_http_chunked ${PROJECT_SOURCE_DIR}/src/http/http.c ${PROJECT_SOURCE_DIR}/src/http/reader.c)
   nf_add_fuzz(fuzz_ws_ext ${NF_FUZZ_WS_SRC})
   nf_add_fuzz(fuzz_ws ${NF_FUZZ_WS_SRC})
   nf_add_fuzz(fuzz_proxy ${PROJECT_SOURCE_DIR}/src/filter/proxy_parse.c)

@@ -1,0 +1,1101 @@
+/* netframe — the HTTP/1.1 server (see netframe/http_server.h, docs/http.md).
+ *
+ * Per connection: the request stream reader, a FIFO of requests in arrival
+ * order, one deadline timer and one "kick" timer for work deferred out of
+ * the program's calls. Only the request at the head of the FIFO writes to
+ * the connection; a later one that answers first keeps its bytes in its own
+ * buffer until it reaches the head, so responses leave in request order.
+ * Reading pauses (nf_conn_read_stop, the rest of the read kept in `stash`)
+ * while max_pipeline requests wait for their responses, while a streamed
+ * body's consumer paused, and after a request that ends the connection. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "netframe/http_server.h"
+#include "netframe/timer.h"
+
+#define DEF_STREAM_BODY   ((uint64_t)64 * 1024 * 1024)
+#define DEF_PIPELINE      16
+#define DEF_HEAD_TIMEOUT  10000
+#define DEF_BODY_TIMEOUT  60000
+#define DEF_IDLE_TIMEOUT  30000
+#define DEF_WRITE_TIMEOUT 30000
+#define DEF_STREAM_HWM    ((size_t)256 * 1024)
+
+struct nf_http_server {
+    nf_http_server_config_t cfg;
+    _Atomic uint64_t conns_open, requests, responses, errors, t_head, t_body, t_idle, t_write, upgrades;
+};
+
+typedef struct hconn hconn_t;
+typedef struct hreq hreq_t;
+
+enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_WRITE, T_LINGER };
+enum { R_NONE, R_STREAM, R_DONE };
+
+struct hreq {
+    nf_http_req_t pub;
+    hconn_t *hc; /* NULL once detached from its connection */
+    hreq_t *next;
+    const nf_http_req_ops_t *ops;
+    int is_head;    /* HEAD: no body bytes */
+    int keep_alive; /* this exchange lets the connection go on */
+    int streamed;   /* STREAM_BODY route */
+    int called;     /* the handler has run */
+    int req_done;   /* the request was read to its end */
+    int resp;       /* R_* */
+    int chunked;    /* chunked response */
+    int waiting;    /* got NF_HTTP_WAIT */
+    int no_body;    /* response carries no body (HEAD, 1xx, 204, 304) */
+    uint64_t left;  /* response bytes still owed (length known) */
+    int has_len;
+    char *out; /* bytes waiting for this request to reach the head */
+    size_t out_len, out_cap;
+    char *body;
+    size_t body_len, body_cap;
+    char *head; /* the head copied */
+    nf_http_header_t *hdrs;
+};
+
+struct hconn {
+    nf_http_server_t *srv;
+    nf_conn_t *c;
+    nf_http_reader_t rd;
+    nf_timer_t timer, kick;
+    int tstate;
+    hreq_t *qhead, *qtail, *cur;
+    unsigned nq;
+    char *stash;
+    size_t stash_len;
+    int paused_pipe, paused_body, stopped; /* stopped: no more requests are read */
+    int close_after;                       /* end the connection once the queue is empty */
+    int head_started;
+    int in_advance, again, reading_stopped;
+    int lingering; /* last answer sent: write side shut, reading and dropping until EOF */
+    size_t linger_bytes;
+};
+
+static void s_add(_Atomic uint64_t *v, int64_t d) { atomic_fetch_add_explicit(v, (uint64_t)d, memory_order_relaxed); }
+
+/* ---- Date: formatted at most once per second per thread ---------------- */
+
+static _Thread_local time_t date_sec;
+static _Thread_local char date_buf[40];
+
+static const char *http_date(void)
+{
+    time_t now = time(NULL);
+    if (now != date_sec || !date_buf[0]) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(date_buf, sizeof date_buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        date_sec = now;
+    }
+    return date_buf;
+}
+
+/* ---- config, server ----------------------------------------------------- */
+
+void nf_http_server_config_init(nf_http_server_config_t *cfg) { memset(cfg, 0, sizeof(*cfg)); }
+
+static int pattern_ok(const char *p)
+{
+    if (!p || p[0] != '/')
+        return 0;
+    const char *star = strchr(p, '*');
+    if (star && (star[1] != 0 || star[-1] != '/'))
+        return 0;
+    return 1;
+}
+
+int nf_http_server_new(nf_http_server_t **out, const nf_http_server_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const nf_http_route_t *rt = &cfg->routes[i];
+        if (!pattern_ok(rt->pattern) || (!rt->handler && !rt->upgrade))
+            return -EINVAL;
+    }
+    nf_http_server_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->cfg = *cfg;
+    nf_http_server_config_t *c = &s->cfg;
+    if (!c->max_stream_body)
+        c->max_stream_body = DEF_STREAM_BODY;
+    if (!c->max_pipeline)
+        c->max_pipeline = DEF_PIPELINE;
+    if (!c->head_timeout_ms)
+        c->head_timeout_ms = DEF_HEAD_TIMEOUT;
+    if (!c->body_timeout_ms)
+        c->body_timeout_ms = DEF_BODY_TIMEOUT;
+    if (!c->idle_timeout_ms)
+        c->idle_timeout_ms = DEF_IDLE_TIMEOUT;
+    if (!c->write_timeout_ms)
+        c->write_timeout_ms = DEF_WRITE_TIMEOUT;
+    if (!c->stream_high_water)
+        c->stream_high_water = DEF_STREAM_HWM;
+    if (!c->limits.max_body)
+        c->limits.max_body = (uint64_t)1024 * 1024;
+    *out = s;
+    return 0;
+}
+
+void nf_http_server_free(nf_http_server_t *s) { free(s); }
+
+void *nf_http_server_get_data(const nf_http_server_t *s) { return s->cfg.data; }
+
+void nf_http_server_stats(const nf_http_server_t *s, nf_http_server_stats_t *o)
+{
+    nf_http_server_t *m = (nf_http_server_t *)s;
+    o->conns_open = atomic_load(&m->conns_open);
+    o->requests = atomic_load(&m->requests);
+    o->responses = atomic_load(&m->responses);
+    o->errors_4xx_5xx = atomic_load(&m->errors);
+    o->timeouts_head = atomic_load(&m->t_head);
+    o->timeouts_body = atomic_load(&m->t_body);
+    o->timeouts_idle = atomic_load(&m->t_idle);
+    o->timeouts_write = atomic_load(&m->t_write);
+    o->upgrades = atomic_load(&m->upgrades);
+}
+
+/* ---- buffers ------------------------------------------------------------ */
+
+static int append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
+{
+    if (*cap - *len < n) {
+        size_t nc = *cap ? *cap : 256;
+        while (nc - *len < n)
+            nc *= 2;
+        char *b = realloc(*buf, nc);
+        if (!b)
+            return -ENOMEM;
+        *buf = b;
+        *cap = nc;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    return 0;
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+static void on_deadline(nf_timer_t *t);
+
+static void arm(hconn_t *hc, int st)
+{
+    const nf_http_server_config_t *c = &hc->srv->cfg;
+    if (st == hc->tstate && st != T_NONE && nf_timer_active(&hc->timer))
+        return;
+    hc->tstate = st;
+    uint64_t ms = 0;
+    switch (st) {
+    case T_IDLE: ms = c->idle_timeout_ms; break;
+    case T_HEAD: ms = c->head_timeout_ms; break;
+    case T_BODY: ms = c->body_timeout_ms; break;
+    case T_WRITE:
+    case T_LINGER: ms = c->write_timeout_ms; break;
+    default: nf_timer_stop(&hc->timer); return;
+    }
+    nf_timer_start(&hc->timer, on_deadline, ms, 0);
+}
+
+/* What to wait for now: a request body, a head, responses, or nothing. */
+static void rearm(hconn_t *hc)
+{
+    if (hc->lingering)
+        return;
+    if (hc->cur && !hc->cur->req_done && !hc->paused_body)
+        arm(hc, T_BODY);
+    else if (hc->qhead)
+        arm(hc, nf_conn_queued(hc->c) ? T_WRITE : T_NONE);
+    else if (nf_conn_queued(hc->c))
+        arm(hc, T_WRITE);
+    else if (hc->stopped)
+        arm(hc, T_NONE);
+    else
+        arm(hc, hc->head_started ? T_HEAD : T_IDLE);
+}
+
+static void kick_cb(nf_timer_t *t);
+
+static void kick(hconn_t *hc)
+{
+    if (!nf_timer_active(&hc->kick))
+        nf_timer_start(&hc->kick, kick_cb, 0, 0);
+}
+
+/* ---- the response queue ------------------------------------------------- */
+
+static void req_free(hreq_t *r)
+{
+    free(r->head);
+    free(r->out);
+    free(r->body);
+    free(r);
+}
+
+/* Bytes of r: to the connection when r is at the head, else kept. */
+static int emit(hreq_t *r, const void *p, size_t n)
+{
+    hconn_t *hc = r->hc;
+    if (!hc)
+        return NF_ECLOSED;
+    if (hc->qhead == r && !r->out_len) {
+        int rc = nf_conn_write(hc->c, p, n);
+        return rc < 0 ? rc : 0;
+    }
+    return append(&r->out, &r->out_len, &r->out_cap, p, n);
+}
+
+static void advance(hconn_t *hc);
+
+/* Reading stops for good (an error, Connection: close, an upgrade). */
+static void stop_reading(hconn_t *hc)
+{
+    hc->stopped = 1;
+    free(hc->stash);
+    hc->stash = NULL;
+    hc->stash_len = 0;
+    if (!hc->reading_stopped) {
+        hc->reading_stopped = 1;
+        nf_conn_read_stop(hc->c);
+    }
+}
+
+static void unlink_req(hconn_t *hc, hreq_t *r)
+{
+    hreq_t **pp = &hc->qhead;
+    hreq_t *prev = NULL;
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = r->next;
+    if (hc->qtail == r)
+        hc->qtail = prev;
+    hc->nq--;
+    if (hc->cur == r)
+        hc->cur = NULL;
+}
+
+/* Sends what the head requests have ready, frees the finished ones. */
+static void advance(hconn_t *hc)
+{
+    if (hc->in_advance) {
+        hc->again = 1;
+        return;
+    }
+    hc->in_advance = 1;
+    do {
+        hc->again = 0;
+        hreq_t *r;
+        while ((r = hc->qhead)) {
+            if (r->out_len) {
+                nf_conn_write(hc->c, r->out, r->out_len);
+                r->out_len = 0;
+            }
+            if (r->resp != R_DONE || !r->req_done) {
+                if (r->waiting && nf_conn_queued(hc->c) <= hc->srv->cfg.stream_high_water) {
+                    r->waiting = 0;
+                    if (r->ops && r->ops->on_drain)
+                        r->ops->on_drain(&r->pub);
+                }
+                break;
+            }
+            hc->qhead = r->next;
+            if (!hc->qhead)
+                hc->qtail = NULL;
+            hc->nq--;
+            if (hc->cur == r)
+                hc->cur = NULL;
+            if (!r->keep_alive)
+                hc->close_after = 1;
+            req_free(r);
+        }
+    } while (hc->again);
+    hc->in_advance = 0;
+    if (!hc->qhead && hc->close_after) {
+        if (!hc->lingering) {
+            /* Lingering close: shut the write side once the answer is
+             * sent and drop what the peer still sends until its EOF, so
+             * that unread bytes do not make the kernel reset the
+             * connection before the peer has read the answer. Bounded
+             * by write_timeout_ms and 1 MiB. */
+            stop_reading(hc);
+            hc->lingering = 1;
+            hc->reading_stopped = 0;
+            nf_conn_read_start(hc->c);
+            nf_conn_shutdown(hc->c);
+            arm(hc, T_LINGER);
+        }
+        return;
+    }
+    if (hc->paused_pipe && hc->nq < hc->srv->cfg.max_pipeline)
+        kick(hc);
+    rearm(hc);
+}
+
+/* ---- answers the server makes ------------------------------------------ */
+
+static int write_head(hreq_t *r, int status, const nf_http_header_t *h, size_t n, int64_t length)
+{
+    hconn_t *hc = r->hc;
+    char buf[1024];
+    nf_http_header_t ext[4];
+    size_t ne = 0;
+    for (size_t i = 0; i < n; i++) {
+        static const char *const own[] = {"content-length", "transfer-encoding", "connection", "date"};
+        for (size_t k = 0; k < 4; k++)
+            if (nf_http_find_header(&h[i], 1, own[k]))
+                return NF_EHTTP_INVALID;
+    }
+    ext[ne++] = (nf_http_header_t){"Date", 4, http_date(), 29};
+    if (hc && hc->srv->cfg.server_name)
+        ext[ne++] = (nf_http_header_t){"Server", 6, hc->srv->cfg.server_name, strlen(hc->srv->cfg.server_name)};
+    int close = !r->keep_alive || (hc && hc->close_after);
+    r->no_body = r->is_head || status < 200 || status == 204 || status == 304;
+    char lenbuf[24];
+    r->chunked = 0;
+    r->has_len = 0;
+    if (status >= 200 && status != 204 && status != 304) {
+        if (length >= 0) {
+            int k = snprintf(lenbuf, sizeof lenbuf, "%lld", (long long)length);
+            ext[ne++] = (nf_http_header_t){"Content-Length", 14, lenbuf, (size_t)k};
+            r->has_len = 1;
+            r->left = r->is_head ? 0 : (uint64_t)length;
+        } else if (r->pub.minor_version >= 1) {
+            ext[ne++] = (nf_http_header_t){"Transfer-Encoding", 17, "chunked", 7};
+            r->chunked = !r->is_head;
+        } else {
+            close = 1; /* HTTP/1.0, length unknown: the close ends the body */
+        }
+    }
+    if (close) {
+        r->keep_alive = 0;
+        ext[ne++] = (nf_http_header_t){"Connection", 10, "close", 5};
+    } else if (r->pub.minor_version == 0) {
+        ext[ne++] = (nf_http_header_t){"Connection", 10, "keep-alive", 10};
+    }
+    /* status line + program's headers, then ours */
+    int k = nf_http_write_response(buf, sizeof buf, status, NULL, h, n);
+    char *big = NULL;
+    size_t cap = sizeof buf;
+    while (k == NF_EHTTP_NOSPACE && cap < (1u << 20)) {
+        cap *= 4;
+        free(big);
+        big = malloc(cap + 512);
+        if (!big)
+            return -ENOMEM;
+        k = nf_http_write_response(big, cap, status, NULL, h, n);
+    }
+    if (k < 0) {
+        free(big);
+        return k;
+    }
+    char *p = big ? big : buf;
+    size_t room = (big ? cap + 512 : sizeof buf) - ((size_t)k - 2);
+    /* replace the final CRLF with our headers and a CRLF */
+    size_t len = (size_t)k - 2;
+    for (size_t i = 0; i < ne; i++) {
+        size_t need = ext[i].name_len + 2 + ext[i].value_len + 2;
+        if (need + 2 > room) {
+            free(big);
+            return NF_EHTTP_NOSPACE;
+        }
+        memcpy(p + len, ext[i].name, ext[i].name_len);
+        len += ext[i].name_len;
+        memcpy(p + len, ": ", 2);
+        len += 2;
+        memcpy(p + len, ext[i].value, ext[i].value_len);
+        len += ext[i].value_len;
+        memcpy(p + len, "\r\n", 2);
+        len += 2;
+        room -= need;
+    }
+    memcpy(p + len, "\r\n", 2);
+    len += 2;
+    int rc = emit(r, p, len);
+    free(big);
+    return rc;
+}
+
+static hreq_t *new_req(hconn_t *hc)
+{
+    hreq_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->hc = hc;
+    r->pub.server = hc->srv;
+    r->pub.conn = hc->c;
+    r->pub.minor_version = 1;
+    if (hc->qtail)
+        hc->qtail->next = r;
+    else
+        hc->qhead = r;
+    hc->qtail = r;
+    hc->nq++;
+    return r;
+}
+
+static void finish(hreq_t *r)
+{
+    r->resp = R_DONE;
+    if (r->hc) {
+        s_add(&r->hc->srv->responses, 1);
+        advance(r->hc);
+    } else {
+        req_free(r);
+    }
+}
+
+/* An answer of the server's own (errors, timeouts), in order, then close. */
+static void answer(hconn_t *hc, int status, int reason)
+{
+    s_add(&hc->srv->errors, 1);
+    hreq_t *cur = hc->cur;
+    if (cur && !cur->req_done) {
+        /* the request being read dies with its framing */
+        unlink_req(hc, cur);
+        if (cur->called && cur->resp != R_DONE) {
+            cur->hc = NULL;
+            cur->pub.conn = NULL;
+            if (cur->ops && cur->ops->on_abort)
+                cur->ops->on_abort(&cur->pub, reason);
+        } else {
+            req_free(cur);
+        }
+    }
+    hc->cur = NULL;
+    stop_reading(hc);
+    hc->close_after = 1;
+    hreq_t *r = new_req(hc);
+    if (!r) {
+        nf_conn_close(hc->c);
+        return;
+    }
+    r->req_done = 1;
+    r->keep_alive = 0;
+    r->called = 1;
+    const char *phrase = nf_http_reason(status);
+    nf_http_header_t ct = {"Content-Type", 12, "text/plain", 10};
+    char body[64];
+    int bl = snprintf(body, sizeof body, "%d %s\n", status, phrase);
+    write_head(r, status, &ct, 1, bl);
+    emit(r, body, (size_t)bl);
+    finish(r);
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+static int seg_match(const nf_http_route_t *rt, const char *path, size_t plen, nf_http_param_t *params, unsigned *np)
+{
+    const char *p = rt->pattern;
+    size_t i = 0;
+    unsigned n = 0;
+    while (*p) {
+        if (*p == '*') {
+            if (n < NF_HTTP_MAX_PARAMS)
+                params[n++] = (nf_http_param_t){"*", 1, path + i, plen - i};
+            *np = n;
+            return 1;
+        }
+        if (*p == ':') {
+            const char *name = ++p;
+            while (*p && *p != '/')
+                p++;
+            size_t s = i;
+            while (i < plen && path[i] != '/')
+                i++;
+            if (i == s)
+                return 0;
+            if (n < NF_HTTP_MAX_PARAMS)
+                params[n++] = (nf_http_param_t){name, (size_t)(p - name), path + s, i - s};
+            continue;
+        }
+        if (i >= plen || path[i] != *p)
+            return 0;
+        i++;
+        p++;
+    }
+    if (i != plen)
+        return 0;
+    *np = n;
+    return 1;
+}
+
+static int method_is(const nf_http_req_t *q, const char *m)
+{
+    size_t l = strlen(m);
+    return q->method_len == l && memcmp(q->method, m, l) == 0;
+}
+
+/* Picks the route of r; 0 found (or default), else 404 / 405 (allow set). */
+static int route(hconn_t *hc, hreq_t *r, char *allow, size_t allow_cap)
+{
+    const nf_http_server_config_t *c = &hc->srv->cfg;
+    size_t al = 0;
+    allow[0] = 0;
+    for (size_t i = 0; i < c->nroutes; i++) {
+        const nf_http_route_t *rt = &c->routes[i];
+        nf_http_param_t params[NF_HTTP_MAX_PARAMS];
+        unsigned np = 0;
+        if (!seg_match(rt, r->pub.path, r->pub.path_len, params, &np))
+            continue;
+        if (rt->method && !method_is(&r->pub, rt->method) && !(r->is_head && strcmp(rt->method, "GET") == 0)) {
+            size_t ml = strlen(rt->method);
+            if (al + ml + 3 < allow_cap && !strstr(allow, rt->method)) {
+                if (al) {
+                    memcpy(allow + al, ", ", 2);
+                    al += 2;
+                }
+                memcpy(allow + al, rt->method, ml);
+                al += ml;
+                allow[al] = 0;
+            }
+            continue;
+        }
+        r->pub.route = rt;
+        memcpy(r->pub.params, params, sizeof params);
+        r->pub.num_params = np;
+        return 0;
+    }
+    if (al)
+        return 405;
+    return c->default_handler ? 0 : 404;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+/* Copies the head out of the reader (its views die at the next call). */
+static int keep_head(hreq_t *r, const nf_http_reader_t *rd)
+{
+    const nf_http_request_t *q = &rd->req;
+    const char *lo = q->method, *hi = q->target + q->target_len;
+    for (size_t i = 0; i < q->num_headers; i++) {
+        const char *e = q->headers[i].value + q->headers[i].value_len;
+        if (e > hi)
+            hi = e;
+    }
+    size_t span = (size_t)(hi - lo);
+    size_t hoff = (span + 1 + 15) & ~(size_t)15;
+    r->head = malloc(hoff + q->num_headers * sizeof(nf_http_header_t) + 1);
+    if (!r->head)
+        return -ENOMEM;
+    memcpy(r->head, lo, span);
+    r->head[span] = 0;
+    r->hdrs = (nf_http_header_t *)(void *)(r->head + hoff);
+#define REBASE(p) (r->head + ((p)-lo))
+    for (size_t i = 0; i < q->num_headers; i++) {
+        r->hdrs[i].name = REBASE(q->headers[i].name);
+        r->hdrs[i].name_len = q->headers[i].name_len;
+        r->hdrs[i].value = REBASE(q->headers[i].value);
+        r->hdrs[i].value_len = q->headers[i].value_len;
+    }
+    r->pub.method = REBASE(q->method);
+    r->pub.method_len = q->method_len;
+    const char *t = REBASE(q->target);
+    size_t tl = q->target_len;
+#undef REBASE
+    const char *qm = memchr(t, '?', tl);
+    r->pub.path = t;
+    r->pub.path_len = qm ? (size_t)(qm - t) : tl;
+    r->pub.query = qm ? qm + 1 : NULL;
+    r->pub.query_len = qm ? tl - (size_t)(qm + 1 - t) : 0;
+    r->pub.minor_version = q->minor_version;
+    r->pub.headers = r->hdrs;
+    r->pub.num_headers = q->num_headers;
+    return 0;
+}
+
+static void call_handler(hconn_t *hc, hreq_t *r)
+{
+    r->called = 1;
+    nf_http_handler_fn fn = r->pub.route ? r->pub.route->handler : hc->srv->cfg.default_handler;
+    if (!fn) {
+        nf_http_header_t ct = {"Content-Type", 12, "text/plain", 10};
+        nf_http_respond(&r->pub, 426, &ct, 1, "426 Upgrade Required\n", 21);
+        return;
+    }
+    fn(&r->pub);
+}
+
+/* Returns 1 when the connection was handed over (stop touching hc). */
+static int on_head(hconn_t *hc, const char *rest, size_t rest_len)
+{
+    nf_http_reader_t *rd = &hc->rd;
+    s_add(&hc->srv->requests, 1);
+    hc->head_started = 0;
+    hreq_t *r = new_req(hc);
+    if (!r || keep_head(r, rd) < 0) {
+        nf_conn_close(hc->c);
+        return 1;
+    }
+    hc->cur = r;
+    r->keep_alive = rd->keep_alive;
+    r->is_head = method_is(&r->pub, "HEAD");
+    if (!r->keep_alive)
+        hc->stopped = 1; /* read nothing after this request */
+    char allow[128];
+    int st = route(hc, r, allow, sizeof allow);
+    const nf_http_route_t *rt = r->pub.route;
+    if (rt && rt->upgrade && rd->upgrade) {
+        if (hc->nq > 1 || rd->chunked || rd->content_length) {
+            answer(hc, 400, NF_EHTTP_BAD);
+            return 0;
+        }
+        unlink_req(hc, r);
+        r->hc = NULL;
+        nf_conn_t *c = hc->c;
+        nf_timer_stop(&hc->timer);
+        nf_timer_stop(&hc->kick);
+        s_add(&hc->srv->upgrades, 1);
+        int rc = rt->upgrade->take(rt->upgrade_arg, &r->pub, c, rest, rest_len);
+        req_free(r);
+        if (rc < 0) {
+            answer(hc, 400, NF_EHTTP_BAD);
+            return 0;
+        }
+        /* the taker owns c now (its handler and data): forget it */
+        s_add(&hc->srv->conns_open, -1);
+        nf_http_reader_free(&hc->rd);
+        free(hc->stash);
+        free(hc);
+        return 1;
+    }
+    r->streamed = rt && (rt->flags & NF_HTTP_ROUTE_STREAM_BODY);
+    const nf_http_server_config_t *c = &hc->srv->cfg;
+    if (r->streamed)
+        rd->max_body = rt->max_body ? rt->max_body : c->max_stream_body;
+    else
+        rd->max_body = (rt && rt->max_body) ? rt->max_body : c->limits.max_body;
+    int has_body = rd->chunked || rd->content_length;
+    if (!has_body)
+        r->req_done = 1; /* END follows at once */
+    if (st) {
+        /* 404 / 405: answered by the server; the body is read and dropped */
+        r->called = 1;
+        nf_http_header_t h[2] = {{"Content-Type", 12, "text/plain", 10}, {"Allow", 5, allow, strlen(allow)}};
+        const char *b = st == 404 ? "404 Not Found\n" : "405 Method Not Allowed\n";
+        nf_http_respond(&r->pub, st, h, st == 405 ? 2 : 1, b, strlen(b));
+        return 0;
+    }
+    if (has_body && rd->expect_continue && hc->qhead == r &&
+        (rd->chunked || rd->max_body == NF_HTTP_UNLIMITED || rd->content_length <= rd->max_body))
+        nf_conn_write(hc->c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    if (r->streamed)
+        call_handler(hc, r);
+    return 0;
+}
+
+static void on_body(hconn_t *hc, const char *p, size_t n)
+{
+    hreq_t *r = hc->cur;
+    if (!r)
+        return;
+    if (r->streamed) {
+        if (r->ops && r->ops->on_body && r->resp != R_DONE)
+            r->ops->on_body(&r->pub, p, n);
+        return;
+    }
+    if (r->resp == R_DONE)
+        return; /* answered already (404...): drop */
+    if (append(&r->body, &r->body_len, &r->body_cap, p, n) < 0)
+        nf_conn_close(hc->c);
+}
+
+static void on_end(hconn_t *hc)
+{
+    hreq_t *r = hc->cur;
+    hc->cur = NULL;
+    if (!r)
+        return;
+    r->req_done = 1;
+    r->pub.trailers = hc->rd.trailers;
+    r->pub.num_trailers = hc->rd.num_trailers;
+    if (r->streamed) {
+        if (r->resp != R_DONE && r->ops && r->ops->on_body_end)
+            r->ops->on_body_end(&r->pub); /* r may be gone after this */
+        return;
+    } else if (!r->called) {
+        r->pub.body = r->body;
+        r->pub.body_len = r->body_len;
+        call_handler(hc, r); /* r may be gone after this */
+        return;
+    } else if (r->resp == R_DONE) {
+        advance(hc); /* answered by the server (404...) before the body ended */
+        return;
+    }
+    r->pub.trailers = NULL;
+    r->pub.num_trailers = 0;
+}
+
+static void pause_reading(hconn_t *hc, const char *p, size_t n)
+{
+    if (n) {
+        char *s = malloc(hc->stash_len + n);
+        if (!s) {
+            nf_conn_close(hc->c);
+            return;
+        }
+        if (hc->stash_len)
+            memcpy(s, hc->stash, hc->stash_len);
+        memcpy(s + hc->stash_len, p, n);
+        free(hc->stash);
+        hc->stash = s;
+        hc->stash_len += n;
+    }
+    if (!hc->reading_stopped) {
+        hc->reading_stopped = 1;
+        nf_conn_read_stop(hc->c);
+    }
+}
+
+/* Feeds bytes to the reader; returns 1 when hc is gone (handed over). */
+static int feed(hconn_t *hc, const char *p, size_t n)
+{
+    for (;;) {
+        if (nf_conn_is_closing(hc->c))
+            return 0;
+        if (hc->stopped && !hc->cur)
+            return 0; /* after a request that ends the connection: ignore the rest */
+        if (!hc->cur && hc->nq >= hc->srv->cfg.max_pipeline)
+            hc->paused_pipe = 1;
+        if (hc->paused_pipe || hc->paused_body) {
+            pause_reading(hc, p, n);
+            return 0;
+        }
+        nf_http_event_t ev;
+        size_t used = nf_http_reader_next(&hc->rd, p, n, &ev);
+        p += used;
+        n -= used;
+        switch (ev.type) {
+        case NF_HTTP_EV_MORE:
+            if (!hc->cur && used)
+                hc->head_started = 1;
+            return 0;
+        case NF_HTTP_EV_HEAD:
+            if (on_head(hc, p, n))
+                return 1;
+            break;
+        case NF_HTTP_EV_BODY: on_body(hc, ev.data, ev.len); break;
+        case NF_HTTP_EV_END: on_end(hc); break;
+        case NF_HTTP_EV_ERROR: answer(hc, ev.status, ev.error); return 0;
+        }
+    }
+}
+
+static void kick_cb(nf_timer_t *t)
+{
+    hconn_t *hc = t->data;
+    if (nf_conn_is_closing(hc->c) || hc->lingering)
+        return;
+    if (hc->paused_pipe && hc->nq < hc->srv->cfg.max_pipeline)
+        hc->paused_pipe = 0;
+    if (hc->paused_pipe || hc->paused_body)
+        return;
+    char *s = hc->stash;
+    size_t n = hc->stash_len;
+    hc->stash = NULL;
+    hc->stash_len = 0;
+    int gone = feed(hc, s ? s : "", n); /* also with no bytes: an END may be due */
+    free(s);
+    if (gone)
+        return;
+    if (!hc->paused_pipe && !hc->paused_body && !hc->stopped && hc->reading_stopped) {
+        hc->reading_stopped = 0;
+        nf_conn_read_start(hc->c);
+    }
+    rearm(hc);
+}
+
+static void on_deadline(nf_timer_t *t)
+{
+    hconn_t *hc = t->data;
+    nf_http_server_t *s = hc->srv;
+    switch (hc->tstate) {
+    case T_IDLE:
+        s_add(&s->t_idle, 1);
+        nf_conn_close(hc->c);
+        break;
+    case T_HEAD:
+        s_add(&s->t_head, 1);
+        answer(hc, 408, -ETIMEDOUT);
+        break;
+    case T_BODY:
+        s_add(&s->t_body, 1);
+        answer(hc, 408, -ETIMEDOUT);
+        break;
+    case T_LINGER:
+        if (nf_conn_queued(hc->c))
+            s_add(&s->t_write, 1);
+        nf_conn_close(hc->c);
+        break;
+    case T_WRITE:
+        if (nf_conn_queued(hc->c)) {
+            s_add(&s->t_write, 1);
+            nf_conn_close(hc->c);
+        } else {
+            rearm(hc);
+        }
+        break;
+    default: break;
+    }
+    if (!nf_conn_is_closing(hc->c) && !nf_timer_active(&hc->timer) && hc->tstate != T_NONE)
+        rearm(hc);
+}
+
+/* ---- the connection handler -------------------------------------------- */
+
+static void c_open(nf_conn_t *c)
+{
+    void *d = nf_conn_get_data(c);
+    nf_http_server_t *s = d ? d : nf_listener_get_data(nf_conn_listener(c));
+    hconn_t *hc = calloc(1, sizeof(*hc));
+    if (!hc || nf_http_reader_init(&hc->rd, &s->cfg.limits) < 0) {
+        free(hc);
+        nf_conn_set_data(c, NULL);
+        nf_conn_close(c);
+        return;
+    }
+    hc->srv = s;
+    hc->c = c;
+    nf_timer_init(nf_conn_loop(c), &hc->timer);
+    nf_timer_init(nf_conn_loop(c), &hc->kick);
+    hc->timer.data = hc;
+    hc->kick.data = hc;
+    nf_conn_set_data(c, hc);
+    s_add(&s->conns_open, 1);
+    arm(hc, T_IDLE);
+}
+
+static void c_read(nf_conn_t *c, const char *data, size_t len)
+{
+    hconn_t *hc = nf_conn_get_data(c);
+    if (!hc)
+        return;
+    if (hc->lingering) {
+        hc->linger_bytes += len;
+        if (hc->linger_bytes > ((size_t)1 << 20))
+            nf_conn_close(c);
+        return;
+    }
+    if (hc->stash_len || hc->paused_pipe || hc->paused_body) {
+        pause_reading(hc, data, len); /* keep the order behind what is stashed */
+        return;
+    }
+    if (feed(hc, data, len))
+        return;
+    if (!nf_conn_is_closing(c))
+        rearm(hc);
+}
+
+static void c_drain(nf_conn_t *c)
+{
+    hconn_t *hc = nf_conn_get_data(c);
+    if (!hc)
+        return;
+    advance(hc);
+}
+
+static void c_close(nf_conn_t *c, int reason)
+{
+    hconn_t *hc = nf_conn_get_data(c);
+    if (!hc)
+        return;
+    nf_timer_stop(&hc->timer);
+    nf_timer_stop(&hc->kick);
+    hreq_t *r = hc->qhead;
+    while (r) {
+        hreq_t *next = r->next;
+        if (r->called && r->resp != R_DONE) {
+            r->hc = NULL;
+            r->pub.conn = NULL;
+            if (r->ops && r->ops->on_abort)
+                r->ops->on_abort(&r->pub, reason);
+        } else {
+            req_free(r);
+        }
+        r = next;
+    }
+    s_add(&hc->srv->conns_open, -1);
+    nf_http_reader_free(&hc->rd);
+    free(hc->stash);
+    free(hc);
+    nf_conn_set_data(c, NULL);
+}
+
+static const nf_conn_handler_t http_handler = {
+    .on_open = c_open,
+    .on_read = c_read,
+    .on_drain = c_drain,
+    .on_close = c_close,
+};
+
+void nf_http_server_listen_config(nf_http_server_t *s, nf_listen_config_t *lcfg)
+{
+    lcfg->handler = &http_handler;
+    lcfg->data = s;
+}
+
+int nf_http_listen(nf_loop_t *loop, nf_http_server_t *s, const nf_listen_config_t *lcfg, nf_listener_t **out)
+{
+    nf_listen_config_t lc = *lcfg;
+    nf_http_server_listen_config(s, &lc);
+    return nf_listen(loop, &lc, out);
+}
+
+/* ---- the program's calls ------------------------------------------------ */
+
+static hreq_t *R(nf_http_req_t *p) { return (hreq_t *)(void *)p; }
+
+void nf_http_req_set_ops(nf_http_req_t *r, const nf_http_req_ops_t *ops) { R(r)->ops = ops; }
+
+const char *nf_http_req_param(const nf_http_req_t *r, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (unsigned i = 0; i < r->num_params; i++)
+        if (r->params[i].name_len == nl && memcmp(r->params[i].name, name, nl) == 0) {
+            if (len)
+                *len = r->params[i].value_len;
+            return r->params[i].value;
+        }
+    return NULL;
+}
+
+int nf_http_req_pause(nf_http_req_t *pr)
+{
+    hreq_t *r = R(pr);
+    if (!r->hc)
+        return NF_ECLOSED;
+    if (r->hc->cur == r && !r->req_done) {
+        r->hc->paused_body = 1;
+        if (!r->hc->reading_stopped) {
+            r->hc->reading_stopped = 1;
+            nf_conn_read_stop(r->hc->c);
+        }
+        nf_timer_stop(&r->hc->timer); /* the program holds the body, not the peer */
+        r->hc->tstate = T_NONE;
+    }
+    return 0;
+}
+
+int nf_http_req_resume(nf_http_req_t *pr)
+{
+    hreq_t *r = R(pr);
+    if (!r->hc)
+        return NF_ECLOSED;
+    if (r->hc->paused_body) {
+        r->hc->paused_body = 0;
+        kick(r->hc);
+    }
+    return 0;
+}
+
+int nf_http_response_start(nf_http_req_t *pr, int status, const nf_http_header_t *headers, size_t n, int64_t length)
+{
+    hreq_t *r = R(pr);
+    if (r->resp != R_NONE)
+        return NF_EHTTP_INVALID;
+    if (!r->hc) {
+        r->resp = R_STREAM;
+        return NF_ECLOSED;
+    }
+    int rc = write_head(r, status, headers, n, length);
+    if (rc == NF_EHTTP_INVALID || rc == NF_EHTTP_NOSPACE)
+        return NF_EHTTP_INVALID;
+    r->resp = R_STREAM;
+    return rc < 0 ? NF_ECLOSED : 0;
+}
+
+int nf_http_response_write(nf_http_req_t *pr, const void *data, size_t len)
+{
+    hreq_t *r = R(pr);
+    if (!r->hc)
+        return NF_ECLOSED;
+    if (r->resp != R_STREAM)
+        return NF_EHTTP_INVALID;
+    if (r->no_body || !len)
+        return 0;
+    if (r->has_len) {
+        if (len > r->left)
+            return NF_EHTTP_INVALID;
+        r->left -= len;
+    }
+    int rc;
+    if (r->chunked) {
+        char sz[20];
+        int k = snprintf(sz, sizeof sz, "%zx\r\n", len);
+        rc = emit(r, sz, (size_t)k);
+        if (!rc)
+            rc = emit(r, data, len);
+        if (!rc)
+            rc = emit(r, "\r\n", 2);
+    } else {
+        rc = emit(r, data, len);
+    }
+    if (rc < 0)
+        return NF_ECLOSED;
+    hconn_t *hc = r->hc;
+    size_t q = hc->qhead == r ? nf_conn_queued(hc->c) : r->out_len;
+    if (q > hc->srv->cfg.stream_high_water) {
+        r->waiting = 1;
+        if (hc->qhead == r)
+            arm(hc, T_WRITE);
+        return NF_HTTP_WAIT;
+    }
+    return NF_HTTP_WRITE_OK;
+}
+
+int nf_http_response_end(nf_http_req_t *pr)
+{
+    hreq_t *r = R(pr);
+    if (!r->hc) {
+        req_free(r);
+        return NF_ECLOSED;
+    }
+    if (r->resp != R_STREAM)
+        return NF_EHTTP_INVALID;
+    if (r->chunked)
+        emit(r, "0\r\n\r\n", 5);
+    else if (r->has_len && r->left)
+        r->keep_alive = 0, r->hc->close_after = 1; /* short body: the framing is broken */
+    if (!r->req_done) {
+        /* answered before the body was read: close after it */
+        r->keep_alive = 0;
+        r->hc->close_after = 1;
+        if (r->hc->cur == r) {
+            r->hc->cur = NULL;
+            r->req_done = 1;
+            stop_reading(r->hc);
+        }
+    }
+    r->waiting = 0;
+    finish(r);
+    return 0;
+}
+
+int nf_http_respond(nf_http_req_t *pr, int status, const nf_http_header_t *headers, size_t n, const void *body,
+                    size_t len)
+{
+    hreq_t *r = R(pr);
+    if (!r->hc) {
+        req_free(r);
+        return NF_ECLOSED;
+    }
+    int rc = nf_http_response_start(pr, status, headers, n,
+                                    (status >= 200 && status != 204 && status != 304) ? (int64_t)len : -1);
+    if (rc == NF_EHTTP_INVALID)
+        return rc;
+    if (rc == 0 && !r->no_body && len)
+        rc = emit(r, body, len) < 0 ? NF_ECLOSED : 0;
+    if (r->has_len)
+        r->left = 0;
+    int e = nf_http_response_end(pr);
+    return rc ? rc : e;
+}
