@@ -2,7 +2,8 @@
 # Checks the API reference in docs/man against the public API:
 #   1. every function declared in include/netframe/*.h (static inline ones
 #      included) and every nf_ symbol the shared library exports (when its
-#      path is given) has a page docs/man/man3/NAME.3;
+#      path is given) has a page docs/man/man3/NAME.3, and the library
+#      exports every function a header declares (not static inline);
 #   2. every page names real functions only (no stale pages), and every
 #      .so link points to a page that exists;
 #   3. every page renders without warnings (mandoc -Tlint, else groff -ww).
@@ -50,6 +51,16 @@ if [ -n "$LIB" ]; then
         echo "check_man: $f is exported by $(basename "$LIB") but declared in no public header"
         fail=1
     done <"$TMP/undeclared"
+    # a function a header declares (not static inline) that the shared
+    # library does not export cannot be called by a program linked to it
+    grep "include/netframe/" "$TMP/aux.txt" | grep -v ' static ' |
+        sed -E 's/^\/\*[^*]*\*\/ *//; s/\(.*//; s/.*[^a-zA-Z0-9_]([a-zA-Z_][a-zA-Z0-9_]*) *$/\1/' |
+        sort -u >"$TMP/declared"
+    comm -23 "$TMP/declared" "$TMP/exp.s" >"$TMP/unexported"
+    while read -r f; do
+        echo "check_man: $f is declared in a public header but $(basename "$LIB") does not export it (NF__EXPORT)"
+        fail=1
+    done <"$TMP/unexported"
     sort -u "$TMP/funcs" "$TMP/exp.s" -o "$TMP/funcs"
 fi
 nfuncs=$(wc -l <"$TMP/funcs")

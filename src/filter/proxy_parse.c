@@ -8,6 +8,7 @@
  * Work per call is bounded: a v1 line is scanned up to 107 bytes; a v2 block
  * is looked at (16 bytes) until all of it is there, then parsed once. */
 #include <arpa/inet.h>
+#include "base/export.h"
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -226,7 +227,7 @@ static int parse_v2(const unsigned char *b, size_t len, unsigned versions, size_
     return (int)total;
 }
 
-int nf_proxy_parse(const void *buf, size_t len, unsigned versions, size_t max_header, nf_proxy_header_t *out)
+NF__EXPORT int nf_proxy_parse(const void *buf, size_t len, unsigned versions, size_t max_header, nf_proxy_header_t *out)
 {
     const unsigned char *b = buf;
     if (!versions)

@@ -4,6 +4,7 @@
  * length checked against its limit before the line is complete), then its
  * content is parsed knowing it holds no CR or LF. */
 #include "netframe/http.h"
+#include "base/export.h"
 
 #include "internal.h"
 
@@ -298,14 +299,14 @@ static int parse_head(const char *buf, size_t len, size_t last_len, const nf_htt
     return rc;
 }
 
-int nf_http_parse_request(const char *buf, size_t len, size_t last_len, nf_http_request_t *req,
-                          nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
+NF__EXPORT int nf_http_parse_request(const char *buf, size_t len, size_t last_len, nf_http_request_t *req,
+                                     nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
 {
     return parse_head(buf, len, last_len, limits, req, NULL, headers, max_headers);
 }
 
-int nf_http_parse_response(const char *buf, size_t len, size_t last_len, nf_http_response_t *res,
-                           nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
+NF__EXPORT int nf_http_parse_response(const char *buf, size_t len, size_t last_len, nf_http_response_t *res,
+                                      nf_http_header_t *headers, size_t max_headers, const nf_http_limits_t *limits)
 {
     return parse_head(buf, len, last_len, limits, NULL, res, headers, max_headers);
 }
@@ -319,7 +320,7 @@ int nf__http_parse_fields(const char *buf, size_t len, const nf_http_limits_t *l
     return parse_fields(buf, len, 0, &l, headers, max_headers, num);
 }
 
-int nf_http_error_status(int err)
+NF__EXPORT int nf_http_error_status(int err)
 {
     switch (err) {
     case NF_EHTTP_BAD: return 400;
@@ -330,7 +331,7 @@ int nf_http_error_status(int err)
     }
 }
 
-const nf_http_header_t *nf_http_find_header(const nf_http_header_t *headers, size_t n, const char *name)
+NF__EXPORT const nf_http_header_t *nf_http_find_header(const nf_http_header_t *headers, size_t n, const char *name)
 {
     size_t nl = strlen(name);
     for (size_t i = 0; i < n; i++)
@@ -339,7 +340,7 @@ const nf_http_header_t *nf_http_find_header(const nf_http_header_t *headers, siz
     return NULL;
 }
 
-size_t nf_http_count_headers(const nf_http_header_t *headers, size_t n, const char *name)
+NF__EXPORT size_t nf_http_count_headers(const nf_http_header_t *headers, size_t n, const char *name)
 {
     size_t nl = strlen(name), c = 0;
     for (size_t i = 0; i < n; i++)
@@ -348,7 +349,7 @@ size_t nf_http_count_headers(const nf_http_header_t *headers, size_t n, const ch
     return c;
 }
 
-int nf_http_list_has_token(const char *value, size_t len, const char *token)
+NF__EXPORT int nf_http_list_has_token(const char *value, size_t len, const char *token)
 {
     size_t tl = strlen(token);
     size_t i = 0;
@@ -369,7 +370,8 @@ int nf_http_list_has_token(const char *value, size_t len, const char *token)
     return 0;
 }
 
-int nf_http_headers_have_token(const nf_http_header_t *headers, size_t n, const char *name, const char *token)
+NF__EXPORT int nf_http_headers_have_token(const nf_http_header_t *headers, size_t n, const char *name,
+                                          const char *token)
 {
     size_t nl = strlen(name);
     for (size_t i = 0; i < n; i++)
@@ -379,7 +381,7 @@ int nf_http_headers_have_token(const nf_http_header_t *headers, size_t n, const 
     return 0;
 }
 
-const char *nf_http_reason(int status)
+NF__EXPORT const char *nf_http_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
@@ -470,8 +472,8 @@ static int write_fields(wr_t *w, const nf_http_header_t *headers, size_t n)
     return (int)w->len;
 }
 
-int nf_http_write_response(char *out, size_t cap, int status, const char *reason, const nf_http_header_t *headers,
-                           size_t n)
+NF__EXPORT int nf_http_write_response(char *out, size_t cap, int status, const char *reason,
+                                      const nf_http_header_t *headers, size_t n)
 {
     wr_t w = {out, cap, 0, 0};
     char code[5];
@@ -493,8 +495,8 @@ int nf_http_write_response(char *out, size_t cap, int status, const char *reason
     return write_fields(&w, headers, n);
 }
 
-int nf_http_write_request(char *out, size_t cap, const char *method, const char *target,
-                          const nf_http_header_t *headers, size_t n)
+NF__EXPORT int nf_http_write_request(char *out, size_t cap, const char *method, const char *target,
+                                     const nf_http_header_t *headers, size_t n)
 {
     wr_t w = {out, cap, 0, 0};
     size_t tl = strlen(target);

@@ -1,6 +1,7 @@
 /* netframe — the HTTP server's counters and its loop's in the Prometheus
  * text exposition format (version 0.0.4), and a handler that serves them. */
 #include <stdarg.h>
+#include "base/export.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -32,7 +33,7 @@ static void metric(mw_t *w, const char *name, const char *type, const char *help
     mw(w, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, (unsigned long long)v);
 }
 
-int nf_http_metrics_format(const nf_http_server_t *s, const nf_loop_t *loop, char *out, size_t cap)
+NF__EXPORT int nf_http_metrics_format(const nf_http_server_t *s, const nf_loop_t *loop, char *out, size_t cap)
 {
     mw_t w = {out, cap, 0, 0};
     if (!cap)
@@ -78,7 +79,7 @@ int nf_http_metrics_format(const nf_http_server_t *s, const nf_loop_t *loop, cha
     return (int)w.len;
 }
 
-void nf_http_metrics_handler(nf_http_req_t *r)
+NF__EXPORT void nf_http_metrics_handler(nf_http_req_t *r)
 {
     char buf[8192];
     int n = nf_http_metrics_format(r->server, r->conn ? nf_conn_loop(r->conn) : NULL, buf, sizeof buf);

@@ -7,6 +7,7 @@
  * Bodies are never copied. The chunked decoder is a byte state machine, so
  * a chunk-size line or a trailer cut anywhere gives the same answer. */
 #include <errno.h>
+#include "base/export.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +35,7 @@ static int ieqn(const char *a, size_t n, const char *lit)
     return 1;
 }
 
-int nf_http_reader_init(nf_http_reader_t *r, const nf_http_reader_config_t *cfg)
+NF__EXPORT int nf_http_reader_init(nf_http_reader_t *r, const nf_http_reader_config_t *cfg)
 {
     memset(r, 0, sizeof(*r));
     if (cfg)
@@ -58,7 +59,7 @@ int nf_http_reader_init(nf_http_reader_t *r, const nf_http_reader_config_t *cfg)
     return 0;
 }
 
-void nf_http_reader_free(nf_http_reader_t *r)
+NF__EXPORT void nf_http_reader_free(nf_http_reader_t *r)
 {
     free(r->priv.headers);
     free(r->priv.hbuf);
@@ -428,7 +429,7 @@ static size_t read_chunked(nf_http_reader_t *r, const char *data, size_t len, nf
     return len;
 }
 
-size_t nf_http_reader_next(nf_http_reader_t *r, const char *data, size_t len, nf_http_event_t *ev)
+NF__EXPORT size_t nf_http_reader_next(nf_http_reader_t *r, const char *data, size_t len, nf_http_event_t *ev)
 {
     ev->data = NULL;
     ev->len = 0;

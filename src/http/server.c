@@ -9,6 +9,7 @@
  * while max_pipeline requests wait for their responses, while a streamed
  * body's consumer paused, and after a request that ends the connection. */
 #include <errno.h>
+#include "base/export.h"
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +101,7 @@ static const char *http_date(void)
 
 /* ---- config, server ----------------------------------------------------- */
 
-void nf_http_server_config_init(nf_http_server_config_t *cfg) { memset(cfg, 0, sizeof(*cfg)); }
+NF__EXPORT void nf_http_server_config_init(nf_http_server_config_t *cfg) { memset(cfg, 0, sizeof(*cfg)); }
 
 static int pattern_ok(const char *p)
 {
@@ -112,7 +113,7 @@ static int pattern_ok(const char *p)
     return 1;
 }
 
-int nf_http_server_new(nf_http_server_t **out, const nf_http_server_config_t *cfg)
+NF__EXPORT int nf_http_server_new(nf_http_server_t **out, const nf_http_server_config_t *cfg)
 {
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const nf_http_route_t *rt = &cfg->routes[i];
@@ -144,11 +145,11 @@ int nf_http_server_new(nf_http_server_t **out, const nf_http_server_config_t *cf
     return 0;
 }
 
-void nf_http_server_free(nf_http_server_t *s) { free(s); }
+NF__EXPORT void nf_http_server_free(nf_http_server_t *s) { free(s); }
 
-void *nf_http_server_get_data(const nf_http_server_t *s) { return s->cfg.data; }
+NF__EXPORT void *nf_http_server_get_data(const nf_http_server_t *s) { return s->cfg.data; }
 
-void nf_http_server_stats(const nf_http_server_t *s, nf_http_server_stats_t *o)
+NF__EXPORT void nf_http_server_stats(const nf_http_server_t *s, nf_http_server_stats_t *o)
 {
     nf_http_server_t *m = (nf_http_server_t *)s;
     o->conns_open = atomic_load(&m->conns_open);
@@ -937,13 +938,13 @@ static const nf_conn_handler_t http_handler = {
     .on_close = c_close,
 };
 
-void nf_http_server_listen_config(nf_http_server_t *s, nf_listen_config_t *lcfg)
+NF__EXPORT void nf_http_server_listen_config(nf_http_server_t *s, nf_listen_config_t *lcfg)
 {
     lcfg->handler = &http_handler;
     lcfg->data = s;
 }
 
-int nf_http_listen(nf_loop_t *loop, nf_http_server_t *s, const nf_listen_config_t *lcfg, nf_listener_t **out)
+NF__EXPORT int nf_http_listen(nf_loop_t *loop, nf_http_server_t *s, const nf_listen_config_t *lcfg, nf_listener_t **out)
 {
     nf_listen_config_t lc = *lcfg;
     nf_http_server_listen_config(s, &lc);
@@ -954,9 +955,9 @@ int nf_http_listen(nf_loop_t *loop, nf_http_server_t *s, const nf_listen_config_
 
 static hreq_t *R(nf_http_req_t *p) { return (hreq_t *)(void *)p; }
 
-void nf_http_req_set_ops(nf_http_req_t *r, const nf_http_req_ops_t *ops) { R(r)->ops = ops; }
+NF__EXPORT void nf_http_req_set_ops(nf_http_req_t *r, const nf_http_req_ops_t *ops) { R(r)->ops = ops; }
 
-const char *nf_http_req_param(const nf_http_req_t *r, const char *name, size_t *len)
+NF__EXPORT const char *nf_http_req_param(const nf_http_req_t *r, const char *name, size_t *len)
 {
     size_t nl = strlen(name);
     for (unsigned i = 0; i < r->num_params; i++)
@@ -968,7 +969,7 @@ const char *nf_http_req_param(const nf_http_req_t *r, const char *name, size_t *
     return NULL;
 }
 
-int nf_http_req_pause(nf_http_req_t *pr)
+NF__EXPORT int nf_http_req_pause(nf_http_req_t *pr)
 {
     hreq_t *r = R(pr);
     if (!r->hc)
@@ -985,7 +986,7 @@ int nf_http_req_pause(nf_http_req_t *pr)
     return 0;
 }
 
-int nf_http_req_resume(nf_http_req_t *pr)
+NF__EXPORT int nf_http_req_resume(nf_http_req_t *pr)
 {
     hreq_t *r = R(pr);
     if (!r->hc)
@@ -997,7 +998,8 @@ int nf_http_req_resume(nf_http_req_t *pr)
     return 0;
 }
 
-int nf_http_response_start(nf_http_req_t *pr, int status, const nf_http_header_t *headers, size_t n, int64_t length)
+NF__EXPORT int nf_http_response_start(nf_http_req_t *pr, int status, const nf_http_header_t *headers, size_t n,
+                                      int64_t length)
 {
     hreq_t *r = R(pr);
     if (r->resp != R_NONE)
@@ -1013,7 +1015,7 @@ int nf_http_response_start(nf_http_req_t *pr, int status, const nf_http_header_t
     return rc < 0 ? NF_ECLOSED : 0;
 }
 
-int nf_http_response_write(nf_http_req_t *pr, const void *data, size_t len)
+NF__EXPORT int nf_http_response_write(nf_http_req_t *pr, const void *data, size_t len)
 {
     hreq_t *r = R(pr);
     if (!r->hc)
@@ -1052,7 +1054,7 @@ int nf_http_response_write(nf_http_req_t *pr, const void *data, size_t len)
     return NF_HTTP_WRITE_OK;
 }
 
-int nf_http_response_end(nf_http_req_t *pr)
+NF__EXPORT int nf_http_response_end(nf_http_req_t *pr)
 {
     hreq_t *r = R(pr);
     if (!r->hc) {
@@ -1080,8 +1082,8 @@ int nf_http_response_end(nf_http_req_t *pr)
     return 0;
 }
 
-int nf_http_respond(nf_http_req_t *pr, int status, const nf_http_header_t *headers, size_t n, const void *body,
-                    size_t len)
+NF__EXPORT int nf_http_respond(nf_http_req_t *pr, int status, const nf_http_header_t *headers, size_t n,
+                               const void *body, size_t len)
 {
     hreq_t *r = R(pr);
     if (!r->hc) {

@@ -6,6 +6,7 @@
  * payloads (<= 125 bytes) are gathered in d->ctl so their callbacks see them
  * whole. */
 #include "netframe/ws_codec.h"
+#include "base/export.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ static int fail(nf_ws_decoder_t *d, int err)
     return err;
 }
 
-int nf_ws_decoder_init(nf_ws_decoder_t *d, const nf_ws_decoder_config_t *cfg, const nf_ws_decoder_cbs_t *cbs)
+NF__EXPORT int nf_ws_decoder_init(nf_ws_decoder_t *d, const nf_ws_decoder_config_t *cfg, const nf_ws_decoder_cbs_t *cbs)
 {
     void *data = d->data;
     if (!cfg || (cfg->role != NF_WS_SERVER && cfg->role != NF_WS_CLIENT) || (cfg->rsv_allowed & ~0x70u))
@@ -55,21 +56,24 @@ int nf_ws_decoder_init(nf_ws_decoder_t *d, const nf_ws_decoder_config_t *cfg, co
     return 0;
 }
 
-void nf_ws_decoder_free(nf_ws_decoder_t *d)
+NF__EXPORT void nf_ws_decoder_free(nf_ws_decoder_t *d)
 {
     free(d->buf);
     d->buf = NULL;
     d->buf_len = d->buf_cap = 0;
 }
 
-unsigned nf_ws_decoder_close_code(const nf_ws_decoder_t *d) { return d->state == ST_FAILED ? d->close_code : 0; }
+NF__EXPORT unsigned nf_ws_decoder_close_code(const nf_ws_decoder_t *d)
+{
+    return d->state == ST_FAILED ? d->close_code : 0;
+}
 
-const char *nf_ws_decoder_reason(const nf_ws_decoder_t *d)
+NF__EXPORT const char *nf_ws_decoder_reason(const nf_ws_decoder_t *d)
 {
     return d->state == ST_FAILED && d->reason ? d->reason : "";
 }
 
-int nf_ws_decoder_closed(const nf_ws_decoder_t *d) { return d->state == ST_CLOSED; }
+NF__EXPORT int nf_ws_decoder_closed(const nf_ws_decoder_t *d) { return d->state == ST_CLOSED; }
 
 static int whole_mode(const nf_ws_decoder_t *d) { return d->cb.on_message != NULL; }
 
@@ -248,7 +252,7 @@ static int payload(nf_ws_decoder_t *d, uint8_t *p, size_t n)
     return deliver(d, p, n);
 }
 
-int nf_ws_decoder_feed(nf_ws_decoder_t *d, uint8_t *buf, size_t len)
+NF__EXPORT int nf_ws_decoder_feed(nf_ws_decoder_t *d, uint8_t *buf, size_t len)
 {
     size_t i = 0;
     int rc;
@@ -323,7 +327,7 @@ int nf_ws_decoder_feed(nf_ws_decoder_t *d, uint8_t *buf, size_t len)
     return 0;
 }
 
-int nf_ws_decoder_at_rest(const nf_ws_decoder_t *d)
+NF__EXPORT int nf_ws_decoder_at_rest(const nf_ws_decoder_t *d)
 {
     return d->state == ST_HEADER && d->hdr_have == 0 && !d->in_message;
 }

@@ -4,13 +4,14 @@
 #define _GNU_SOURCE /* getrandom, clock_gettime */
 #endif
 #include "netframe/ws_codec.h"
+#include "base/export.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
 
-int nf_ws_encoder_init(nf_ws_encoder_t *e, const nf_ws_encoder_config_t *cfg)
+NF__EXPORT int nf_ws_encoder_init(nf_ws_encoder_t *e, const nf_ws_encoder_config_t *cfg)
 {
     void *data = e->data;
     if (!cfg || (cfg->role != NF_WS_SERVER && cfg->role != NF_WS_CLIENT))
@@ -22,7 +23,7 @@ int nf_ws_encoder_init(nf_ws_encoder_t *e, const nf_ws_encoder_config_t *cfg)
     return 0;
 }
 
-void nf_ws_encoder_free(nf_ws_encoder_t *e)
+NF__EXPORT void nf_ws_encoder_free(nf_ws_encoder_t *e)
 {
     e->pending = 0;
     e->payload = NULL;
@@ -63,7 +64,7 @@ static size_t frag_size(const nf_ws_encoder_t *e)
     return e->cfg.fragment_size;
 }
 
-int nf_ws_encode_prepare(nf_ws_encoder_t *e, unsigned opcode, const void *data, size_t len, size_t *out_size)
+NF__EXPORT int nf_ws_encode_prepare(nf_ws_encoder_t *e, unsigned opcode, const void *data, size_t len, size_t *out_size)
 {
     int masked = e->cfg.role == NF_WS_CLIENT;
     e->pending = 0;
@@ -103,7 +104,7 @@ int nf_ws_encode_prepare(nf_ws_encoder_t *e, unsigned opcode, const void *data, 
     return 0;
 }
 
-int nf_ws_encode_write(nf_ws_encoder_t *e, uint8_t *out, size_t cap, size_t *written)
+NF__EXPORT int nf_ws_encode_write(nf_ws_encoder_t *e, uint8_t *out, size_t cap, size_t *written)
 {
     if (!e->pending)
         return -EINVAL;
@@ -142,8 +143,8 @@ int nf_ws_encode_write(nf_ws_encoder_t *e, uint8_t *out, size_t cap, size_t *wri
     return 0;
 }
 
-int nf_ws_encode(nf_ws_encoder_t *e, unsigned opcode, const void *data, size_t len, uint8_t *out, size_t cap,
-                 size_t *written)
+NF__EXPORT int nf_ws_encode(nf_ws_encoder_t *e, unsigned opcode, const void *data, size_t len, uint8_t *out, size_t cap,
+                            size_t *written)
 {
     size_t need;
     int rc = nf_ws_encode_prepare(e, opcode, data, len, &need);

@@ -1,6 +1,7 @@
 /* netframe — WebSocket frame primitives: header parse / write, masking,
  * close payloads (RFC 6455 5.2, 5.3, 5.5.1, 7.4). */
 #include "netframe/ws_codec.h"
+#include "base/export.h"
 
 #include <errno.h>
 #include <string.h>
@@ -9,7 +10,7 @@
 #include <emmintrin.h>
 #endif
 
-unsigned nf_ws_close_code_for(int err)
+NF__EXPORT unsigned nf_ws_close_code_for(int err)
 {
     switch (err) {
     case NF_EWS_PROTOCOL: return NF_WS_CLOSE_PROTOCOL;
@@ -22,7 +23,7 @@ unsigned nf_ws_close_code_for(int err)
     }
 }
 
-int nf_ws_parse_header(const uint8_t *buf, size_t len, nf_ws_frame_header_t *h)
+NF__EXPORT int nf_ws_parse_header(const uint8_t *buf, size_t len, nf_ws_frame_header_t *h)
 {
     if (len < 2)
         return 0;
@@ -60,13 +61,14 @@ int nf_ws_parse_header(const uint8_t *buf, size_t len, nf_ws_frame_header_t *h)
     return (int)need;
 }
 
-size_t nf_ws_header_size(uint64_t len, int masked)
+NF__EXPORT size_t nf_ws_header_size(uint64_t len, int masked)
 {
     size_t n = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
     return masked ? n + 4 : n;
 }
 
-int nf_ws_write_header(uint8_t *out, size_t cap, unsigned flags, unsigned opcode, uint64_t len, const uint8_t *mask_key)
+NF__EXPORT int nf_ws_write_header(uint8_t *out, size_t cap, unsigned flags, unsigned opcode, uint64_t len,
+                                  const uint8_t *mask_key)
 {
     if (opcode > 15 || (flags & ~0xf0u) || (len >> 63))
         return -EINVAL;
@@ -94,8 +96,8 @@ int nf_ws_write_header(uint8_t *out, size_t cap, unsigned flags, unsigned opcode
     return (int)n;
 }
 
-int nf_ws_write_frame(uint8_t *out, size_t cap, unsigned flags, unsigned opcode, const void *payload, size_t len,
-                      const uint8_t *mask_key)
+NF__EXPORT int nf_ws_write_frame(uint8_t *out, size_t cap, unsigned flags, unsigned opcode, const void *payload,
+                                 size_t len, const uint8_t *mask_key)
 {
     if (len > (size_t)INT32_MAX - 14)
         return -EINVAL;
@@ -124,7 +126,7 @@ static uint64_t key_word(const uint8_t key[4], unsigned o)
     return w;
 }
 
-void nf_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4], uint64_t offset)
+NF__EXPORT void nf_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4], uint64_t offset)
 {
     unsigned o = (unsigned)(offset & 3);
     size_t i = 0;
@@ -159,12 +161,12 @@ void nf_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t
         dst[i] = src[i] ^ key[(o + i) & 3];
 }
 
-void nf_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset)
+NF__EXPORT void nf_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset)
 {
     nf_ws_mask_copy(data, data, len, key, offset);
 }
 
-int nf_ws_close_code_valid(unsigned code)
+NF__EXPORT int nf_ws_close_code_valid(unsigned code)
 {
     /* RFC 6455 7.4.1 defines 1000-1003 and 1007-1011; 1012-1014 were
      * registered with IANA since (restart, try again later, bad gateway).
@@ -177,7 +179,8 @@ int nf_ws_close_code_valid(unsigned code)
     return code >= 3000 && code <= 4999;
 }
 
-int nf_ws_parse_close(const uint8_t *payload, size_t len, unsigned *code, const char **reason, size_t *reason_len)
+NF__EXPORT int nf_ws_parse_close(const uint8_t *payload, size_t len, unsigned *code, const char **reason,
+                                 size_t *reason_len)
 {
     if (len == 0) {
         *code = NF_WS_CLOSE_NO_STATUS;
@@ -198,8 +201,8 @@ int nf_ws_parse_close(const uint8_t *payload, size_t len, unsigned *code, const 
     return 0;
 }
 
-int nf_ws_write_close(uint8_t *out, size_t cap, unsigned code, const char *reason, size_t reason_len,
-                      const uint8_t *mask_key)
+NF__EXPORT int nf_ws_write_close(uint8_t *out, size_t cap, unsigned code, const char *reason, size_t reason_len,
+                                 const uint8_t *mask_key)
 {
     uint8_t p[125];
     size_t n = 0;

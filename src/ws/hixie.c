@@ -3,13 +3,14 @@
  * Off by default on the server (nf_ws_server_config_t.legacy_hixie76); the
  * client speaks it with version 76. See docs/websocket.md. */
 #include <errno.h>
+#include "base/export.h"
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "netframe/ws_codec.h"
 
-int nf_ws_hixie76_key_value(const char *key, size_t len, uint32_t *out)
+NF__EXPORT int nf_ws_hixie76_key_value(const char *key, size_t len, uint32_t *out)
 {
     uint64_t n = 0;
     unsigned digits = 0, spaces = 0;
@@ -29,8 +30,8 @@ int nf_ws_hixie76_key_value(const char *key, size_t len, uint32_t *out)
     return 0;
 }
 
-int nf_ws_hixie76_answer(const char *key1, size_t len1, const char *key2, size_t len2, const uint8_t key3[8],
-                         uint8_t out[16])
+NF__EXPORT int nf_ws_hixie76_answer(const char *key1, size_t len1, const char *key2, size_t len2, const uint8_t key3[8],
+                                    uint8_t out[16])
 {
     uint32_t v1, v2;
     if (nf_ws_hixie76_key_value(key1, len1, &v1) || nf_ws_hixie76_key_value(key2, len2, &v2))
@@ -38,7 +39,7 @@ int nf_ws_hixie76_answer(const char *key1, size_t len1, const char *key2, size_t
     return nf_ws_hixie76_answer_values(v1, v2, key3, out);
 }
 
-int nf_ws_hixie76_answer_values(uint32_t v1, uint32_t v2, const uint8_t key3[8], uint8_t out[16])
+NF__EXPORT int nf_ws_hixie76_answer_values(uint32_t v1, uint32_t v2, const uint8_t key3[8], uint8_t out[16])
 {
     uint8_t ch[16] = {(uint8_t)(v1 >> 24), (uint8_t)(v1 >> 16), (uint8_t)(v1 >> 8), (uint8_t)v1,
                       (uint8_t)(v2 >> 24), (uint8_t)(v2 >> 16), (uint8_t)(v2 >> 8), (uint8_t)v2};
@@ -53,7 +54,7 @@ int nf_ws_hixie76_answer_values(uint32_t v1, uint32_t v2, const uint8_t key3[8],
 
 enum { HX_TYPE = 0, HX_LEN, HX_SKIP, HX_TEXT, HX_CLOSED, HX_FAILED };
 
-void nf_ws_hixie_decoder_init(nf_ws_hixie_decoder_t *d, uint64_t max_frame, const nf_ws_hixie_cbs_t *cbs)
+NF__EXPORT void nf_ws_hixie_decoder_init(nf_ws_hixie_decoder_t *d, uint64_t max_frame, const nf_ws_hixie_cbs_t *cbs)
 {
     void *data = d->data;
     memset(d, 0, sizeof *d);
@@ -62,7 +63,7 @@ void nf_ws_hixie_decoder_init(nf_ws_hixie_decoder_t *d, uint64_t max_frame, cons
     d->cb = *cbs;
 }
 
-void nf_ws_hixie_decoder_free(nf_ws_hixie_decoder_t *d)
+NF__EXPORT void nf_ws_hixie_decoder_free(nf_ws_hixie_decoder_t *d)
 {
     free(d->buf);
     d->buf = NULL;
@@ -107,7 +108,7 @@ static int append(nf_ws_hixie_decoder_t *d, const uint8_t *p, size_t n)
     return 0;
 }
 
-int nf_ws_hixie_decoder_feed(nf_ws_hixie_decoder_t *d, const uint8_t *p, size_t n)
+NF__EXPORT int nf_ws_hixie_decoder_feed(nf_ws_hixie_decoder_t *d, const uint8_t *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -175,9 +176,9 @@ int nf_ws_hixie_decoder_feed(nf_ws_hixie_decoder_t *d, const uint8_t *p, size_t 
     return 0;
 }
 
-size_t nf_ws_hixie_frame_size(size_t len) { return len + 2; }
+NF__EXPORT size_t nf_ws_hixie_frame_size(size_t len) { return len + 2; }
 
-size_t nf_ws_hixie_write_text(uint8_t *out, const void *data, size_t len)
+NF__EXPORT size_t nf_ws_hixie_write_text(uint8_t *out, const void *data, size_t len)
 {
     out[0] = 0x00;
     if (len)

@@ -2,6 +2,7 @@
  * A build without zlib (NF_WITH_ZLIB=OFF: NF_HAVE_DEFLATE 0) keeps the
  * parser but declines every offer, and its streams report -ENOTSUP. */
 #include "netframe/config.h"
+#include "base/export.h"
 #include "netframe/ws_codec.h"
 
 #include <errno.h>
@@ -268,8 +269,8 @@ static void sb_bits(sb_t *b, const char *name, int bits)
     sb_add(b, tmp);
 }
 
-int nf_ws_pmd_negotiate(const nf_ws_pmd_config_t *cfg, const char *offers, size_t len, nf_ws_pmd_params_t *agreed,
-                        char *resp, size_t cap)
+NF__EXPORT int nf_ws_pmd_negotiate(const nf_ws_pmd_config_t *cfg, const char *offers, size_t len,
+                                   nf_ws_pmd_params_t *agreed, char *resp, size_t cap)
 {
     static const nf_ws_pmd_config_t defaults;
     if (!NF_HAVE_DEFLATE) /* no zlib in this build: answer without the extension */
@@ -321,7 +322,7 @@ int nf_ws_pmd_negotiate(const nf_ws_pmd_config_t *cfg, const char *offers, size_
     return 0;
 }
 
-int nf_ws_pmd_offer(const nf_ws_pmd_config_t *cfg, char *out, size_t cap)
+NF__EXPORT int nf_ws_pmd_offer(const nf_ws_pmd_config_t *cfg, char *out, size_t cap)
 {
     static const nf_ws_pmd_config_t defaults;
     if (!NF_HAVE_DEFLATE) /* nothing to offer without zlib */
@@ -345,7 +346,7 @@ int nf_ws_pmd_offer(const nf_ws_pmd_config_t *cfg, char *out, size_t cap)
     return (int)b.len;
 }
 
-int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp, size_t len, nf_ws_pmd_params_t *agreed)
+NF__EXPORT int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp, size_t len, nf_ws_pmd_params_t *agreed)
 {
     static const nf_ws_pmd_config_t defaults;
     if (!NF_HAVE_DEFLATE) /* nothing was offered: an extension in the answer is invalid */
@@ -387,26 +388,26 @@ int nf_ws_pmd_accept(const nf_ws_pmd_config_t *cfg, const char *resp, size_t len
 
 #if !NF_HAVE_DEFLATE
 /* No zlib in this build: no context can be made, so nothing is compressed. */
-nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed, const nf_ws_pmd_config_t *cfg)
+NF__EXPORT nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed, const nf_ws_pmd_config_t *cfg)
 {
     (void)role, (void)agreed, (void)cfg;
     errno = ENOTSUP;
     return NULL;
 }
-void nf_ws_pmd_free(nf_ws_pmd_t *p) { (void)p; }
+NF__EXPORT void nf_ws_pmd_free(nf_ws_pmd_t *p) { (void)p; }
 void nf__ws_pmd_tx(const nf_ws_pmd_t *p, int *reset, int *bits)
 {
     (void)p;
     *reset = 1, *bits = 0; /* never reached: no context exists without zlib */
 }
-int nf_ws_pmd_should_compress(const nf_ws_pmd_t *p, size_t len) { return (void)p, (void)len, 0; }
-int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len, const uint8_t **out, size_t *out_len)
+NF__EXPORT int nf_ws_pmd_should_compress(const nf_ws_pmd_t *p, size_t len) { return (void)p, (void)len, 0; }
+NF__EXPORT int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len, const uint8_t **out, size_t *out_len)
 {
     (void)p, (void)in, (void)len, (void)out, (void)out_len;
     return -ENOTSUP;
 }
-int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin, uint64_t limit, nf_ws_pmd_sink_fn sink,
-                      void *arg)
+NF__EXPORT int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin, uint64_t limit,
+                                 nf_ws_pmd_sink_fn sink, void *arg)
 {
     (void)p, (void)in, (void)len, (void)fin, (void)limit, (void)sink, (void)arg;
     return -ENOTSUP;
@@ -414,7 +415,7 @@ int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin, ui
 #else
 static int valid_bits(int b) { return b >= 8 && b <= 15; }
 
-nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed, const nf_ws_pmd_config_t *cfg)
+NF__EXPORT nf_ws_pmd_t *nf_ws_pmd_new(int role, const nf_ws_pmd_params_t *agreed, const nf_ws_pmd_config_t *cfg)
 {
     if ((role != NF_WS_SERVER && role != NF_WS_CLIENT) || !agreed || !valid_bits(agreed->server_max_window_bits) ||
         !valid_bits(agreed->client_max_window_bits))
@@ -452,7 +453,7 @@ void nf__ws_pmd_tx(const nf_ws_pmd_t *p, int *reset, int *bits)
     *bits = p->tx_bits;
 }
 
-void nf_ws_pmd_free(nf_ws_pmd_t *p)
+NF__EXPORT void nf_ws_pmd_free(nf_ws_pmd_t *p)
 {
     if (!p)
         return;
@@ -464,7 +465,10 @@ void nf_ws_pmd_free(nf_ws_pmd_t *p)
     free(p);
 }
 
-int nf_ws_pmd_should_compress(const nf_ws_pmd_t *p, size_t len) { return p && p->tx_bits >= 9 && len >= p->threshold; }
+NF__EXPORT int nf_ws_pmd_should_compress(const nf_ws_pmd_t *p, size_t len)
+{
+    return p && p->tx_bits >= 9 && len >= p->threshold;
+}
 
 static int grow(nf_ws_pmd_t *p, size_t need)
 {
@@ -481,7 +485,7 @@ static int grow(nf_ws_pmd_t *p, size_t need)
     return 0;
 }
 
-int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len, const uint8_t **out, size_t *out_len)
+NF__EXPORT int nf_ws_pmd_compress(nf_ws_pmd_t *p, const void *in, size_t len, const uint8_t **out, size_t *out_len)
 {
     if (p->tx_bits < 9)
         return -EINVAL;
@@ -638,8 +642,8 @@ static int inflate_some(nf_ws_pmd_t *p, const uint8_t *in, size_t len, uint64_t 
     return 0;
 }
 
-int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin, uint64_t limit, nf_ws_pmd_sink_fn sink,
-                      void *arg)
+NF__EXPORT int nf_ws_pmd_inflate(nf_ws_pmd_t *p, const uint8_t *in, size_t len, int fin, uint64_t limit,
+                                 nf_ws_pmd_sink_fn sink, void *arg)
 {
     static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
     if (!p->rx_ready) {

@@ -4,6 +4,7 @@
  * by the number of classes so a transition is one table load. An ASCII fast
  * path skips 64 (SSE2) or 16 bytes at a time while no sequence is open. */
 #include "netframe/ws_codec.h"
+#include "base/export.h"
 
 #include <string.h>
 #if defined(__SSE2__)
@@ -56,9 +57,9 @@ static const uint8_t next_state[9 * NCLASS] = {
 
 #define HIGH_BITS 0x8080808080808080ull
 
-void nf_ws_utf8_init(nf_ws_utf8_t *u) { u->state = A; }
+NF__EXPORT void nf_ws_utf8_init(nf_ws_utf8_t *u) { u->state = A; }
 
-int nf_ws_utf8_feed(nf_ws_utf8_t *u, const uint8_t *p, size_t n)
+NF__EXPORT int nf_ws_utf8_feed(nf_ws_utf8_t *u, const uint8_t *p, size_t n)
 {
     uint32_t s = u->state;
     size_t i = 0;
@@ -109,14 +110,14 @@ int nf_ws_utf8_feed(nf_ws_utf8_t *u, const uint8_t *p, size_t n)
     return 0;
 }
 
-int nf_ws_utf8_finish(nf_ws_utf8_t *u)
+NF__EXPORT int nf_ws_utf8_finish(nf_ws_utf8_t *u)
 {
     uint32_t s = u->state;
     u->state = A;
     return s == A ? 0 : NF_EWS_UTF8;
 }
 
-int nf_ws_utf8_valid(const uint8_t *p, size_t n)
+NF__EXPORT int nf_ws_utf8_valid(const uint8_t *p, size_t n)
 {
     nf_ws_utf8_t u = {A};
     if (nf_ws_utf8_feed(&u, p, n) != 0)
