@@ -296,7 +296,10 @@ static size_t end_message(nf_http_reader_t *r, nf_http_event_t *ev, size_t used)
 
 /* The chunked body, byte by byte outside chunk data. The trailer section is
  * gathered (bounded by max_trailer), its line ends checked as they arrive,
- * and parsed whole at its empty line. */
+ * and parsed whole at its empty line. Over 100 lines on purpose: one state
+ * machine over RFC 9112 section 7.1's grammar, a case per state, where a cut
+ * may fall between any two bytes; split into functions, every piece would
+ * need the whole state and the same early returns. */
 static size_t read_chunked(nf_http_reader_t *r, const char *data, size_t len, nf_http_event_t *ev)
 {
     nf_http_reader_config_t *c = &r->priv.cfg;
