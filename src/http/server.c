@@ -1,93 +1,14 @@
-/* netframe — the HTTP/1.1 server (see netframe/http_server.h, docs/http.md).
- *
- * Per connection: the request stream reader, a FIFO of requests in arrival
- * order, one deadline timer and one "kick" timer for work deferred out of
- * the program's calls. Only the request at the head of the FIFO writes to
- * the connection; a later one that answers first keeps its bytes in its own
- * buffer until it reaches the head, so responses leave in request order.
- * Reading pauses (nf_conn_read_stop, the rest of the read kept in `stash`)
- * while max_pipeline requests wait for their responses, while a streamed
- * body's consumer paused, and after a request that ends the connection. */
-#include <errno.h>
-#include "base/export.h"
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include "netframe/http_server.h"
-#include "netframe/timer.h"
-
-#define DEF_STREAM_BODY   ((uint64_t)64 * 1024 * 1024)
-#define DEF_PIPELINE      16
-#define DEF_HEAD_TIMEOUT  10000
-#define DEF_BODY_TIMEOUT  60000
-#define DEF_IDLE_TIMEOUT  30000
-#define DEF_WRITE_TIMEOUT 30000
-#define DEF_STREAM_HWM    ((size_t)256 * 1024)
-
-struct nf_http_server {
-    nf_http_server_config_t cfg;
-    _Atomic uint64_t conns_open, requests, responses, errors, t_head, t_body, t_idle, t_write, upgrades;
-};
-
-typedef struct hconn hconn_t;
-typedef struct hreq hreq_t;
-
-enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_WRITE, T_LINGER };
-enum { R_NONE, R_STREAM, R_DONE };
-
-struct hreq {
-    nf_http_req_t pub;
-    hconn_t *hc; /* NULL once detached from its connection */
-    hreq_t *next;
-    const nf_http_req_ops_t *ops;
-    int is_head;    /* HEAD: no body bytes */
-    int keep_alive; /* this exchange lets the connection go on */
-    int streamed;   /* STREAM_BODY route */
-    int called;     /* the handler has run */
-    int req_done;   /* the request was read to its end */
-    int resp;       /* R_* */
-    int chunked;    /* chunked response */
-    int waiting;    /* got NF_HTTP_WAIT */
-    int no_body;    /* response carries no body (HEAD, 1xx, 204, 304) */
-    uint64_t left;  /* response bytes still owed (length known) */
-    int has_len;
-    char *out; /* bytes waiting for this request to reach the head */
-    size_t out_len, out_cap;
-    char *body;
-    size_t body_len, body_cap;
-    char *head; /* the head copied */
-    nf_http_header_t *hdrs;
-};
-
-struct hconn {
-    nf_http_server_t *srv;
-    nf_conn_t *c;
-    nf_http_reader_t rd;
-    nf_timer_t timer, kick;
-    int tstate;
-    hreq_t *qhead, *qtail, *cur;
-    unsigned nq;
-    char *stash;
-    size_t stash_len;
-    int paused_pipe, paused_body, stopped; /* stopped: no more requests are read */
-    int close_after;                       /* end the connection once the queue is empty */
-    int head_started;
-    int in_advance, again, reading_stopped;
-    int lingering; /* last answer sent: write side shut, reading and dropping until EOF */
-    size_t linger_bytes;
-};
-
-static void s_add(_Atomic uint64_t *v, int64_t d) { atomic_fetch_add_explicit(v, (uint64_t)d, memory_order_relaxed); }
+/* netframe — the HTTP/1.1 server: the server object, timers, routing, reading
+ * requests and the connection handler (src/http/server_private.h says how
+ * the pieces fit; the responses are in response.c). */
+#include "http/server_private.h"
 
 /* ---- Date: formatted at most once per second per thread ---------------- */
 
 static _Thread_local time_t date_sec;
 static _Thread_local char date_buf[40];
 
-static const char *http_date(void)
+const char *nf__http_date(void)
 {
     time_t now = time(NULL);
     if (now != date_sec || !date_buf[0]) {
@@ -165,7 +86,7 @@ NF__EXPORT void nf_http_server_stats(const nf_http_server_t *s, nf_http_server_s
 
 /* ---- buffers ------------------------------------------------------------ */
 
-static int append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
+int nf__http_append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
 {
     if (*cap - *len < n) {
         size_t nc = *cap ? *cap : 256;
@@ -186,7 +107,7 @@ static int append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
 
 static void on_deadline(nf_timer_t *t);
 
-static void arm(hconn_t *hc, int st)
+void nf__http_arm(hconn_t *hc, int st)
 {
     const nf_http_server_config_t *c = &hc->srv->cfg;
     if (st == hc->tstate && st != T_NONE && nf_timer_active(&hc->timer))
@@ -205,291 +126,28 @@ static void arm(hconn_t *hc, int st)
 }
 
 /* What to wait for now: a request body, a head, responses, or nothing. */
-static void rearm(hconn_t *hc)
+void nf__http_rearm(hconn_t *hc)
 {
     if (hc->lingering)
         return;
     if (hc->cur && !hc->cur->req_done && !hc->paused_body)
-        arm(hc, T_BODY);
+        nf__http_arm(hc, T_BODY);
     else if (hc->qhead)
-        arm(hc, nf_conn_queued(hc->c) ? T_WRITE : T_NONE);
+        nf__http_arm(hc, nf_conn_queued(hc->c) ? T_WRITE : T_NONE);
     else if (nf_conn_queued(hc->c))
-        arm(hc, T_WRITE);
+        nf__http_arm(hc, T_WRITE);
     else if (hc->stopped)
-        arm(hc, T_NONE);
+        nf__http_arm(hc, T_NONE);
     else
-        arm(hc, hc->head_started ? T_HEAD : T_IDLE);
+        nf__http_arm(hc, hc->head_started ? T_HEAD : T_IDLE);
 }
 
 static void kick_cb(nf_timer_t *t);
 
-static void kick(hconn_t *hc)
+void nf__http_kick(hconn_t *hc)
 {
     if (!nf_timer_active(&hc->kick))
         nf_timer_start(&hc->kick, kick_cb, 0, 0);
-}
-
-/* ---- the response queue ------------------------------------------------- */
-
-static void req_free(hreq_t *r)
-{
-    free(r->head);
-    free(r->out);
-    free(r->body);
-    free(r);
-}
-
-/* Bytes of r: to the connection when r is at the head, else kept. */
-static int emit(hreq_t *r, const void *p, size_t n)
-{
-    hconn_t *hc = r->hc;
-    if (!hc)
-        return NF_ECLOSED;
-    if (hc->qhead == r && !r->out_len) {
-        int rc = nf_conn_write(hc->c, p, n);
-        return rc < 0 ? rc : 0;
-    }
-    return append(&r->out, &r->out_len, &r->out_cap, p, n);
-}
-
-static void advance(hconn_t *hc);
-
-/* Reading stops for good (an error, Connection: close, an upgrade). */
-static void stop_reading(hconn_t *hc)
-{
-    hc->stopped = 1;
-    free(hc->stash);
-    hc->stash = NULL;
-    hc->stash_len = 0;
-    if (!hc->reading_stopped) {
-        hc->reading_stopped = 1;
-        nf_conn_read_stop(hc->c);
-    }
-}
-
-static void unlink_req(hconn_t *hc, hreq_t *r)
-{
-    hreq_t **pp = &hc->qhead;
-    hreq_t *prev = NULL;
-    while (*pp && *pp != r) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    if (!*pp)
-        return;
-    *pp = r->next;
-    if (hc->qtail == r)
-        hc->qtail = prev;
-    hc->nq--;
-    if (hc->cur == r)
-        hc->cur = NULL;
-}
-
-/* Sends what the head requests have ready, frees the finished ones. */
-static void advance(hconn_t *hc)
-{
-    if (hc->in_advance) {
-        hc->again = 1;
-        return;
-    }
-    hc->in_advance = 1;
-    do {
-        hc->again = 0;
-        hreq_t *r;
-        while ((r = hc->qhead)) {
-            if (r->out_len) {
-                nf_conn_write(hc->c, r->out, r->out_len);
-                r->out_len = 0;
-            }
-            if (r->resp != R_DONE || !r->req_done) {
-                if (r->waiting && nf_conn_queued(hc->c) <= hc->srv->cfg.stream_high_water) {
-                    r->waiting = 0;
-                    if (r->ops && r->ops->on_drain)
-                        r->ops->on_drain(&r->pub);
-                }
-                break;
-            }
-            hc->qhead = r->next;
-            if (!hc->qhead)
-                hc->qtail = NULL;
-            hc->nq--;
-            if (hc->cur == r)
-                hc->cur = NULL;
-            if (!r->keep_alive)
-                hc->close_after = 1;
-            req_free(r);
-        }
-    } while (hc->again);
-    hc->in_advance = 0;
-    if (!hc->qhead && hc->close_after) {
-        if (!hc->lingering) {
-            /* Lingering close: shut the write side once the answer is
-             * sent and drop what the peer still sends until its EOF, so
-             * that unread bytes do not make the kernel reset the
-             * connection before the peer has read the answer. Bounded
-             * by write_timeout_ms and 1 MiB. */
-            stop_reading(hc);
-            hc->lingering = 1;
-            hc->reading_stopped = 0;
-            nf_conn_read_start(hc->c);
-            nf_conn_shutdown(hc->c);
-            arm(hc, T_LINGER);
-        }
-        return;
-    }
-    if (hc->paused_pipe && hc->nq < hc->srv->cfg.max_pipeline)
-        kick(hc);
-    rearm(hc);
-}
-
-/* ---- answers the server makes ------------------------------------------ */
-
-static int write_head(hreq_t *r, int status, const nf_http_header_t *h, size_t n, int64_t length)
-{
-    hconn_t *hc = r->hc;
-    char buf[1024];
-    nf_http_header_t ext[4];
-    size_t ne = 0;
-    for (size_t i = 0; i < n; i++) {
-        static const char *const own[] = {"content-length", "transfer-encoding", "connection", "date"};
-        for (size_t k = 0; k < 4; k++)
-            if (nf_http_find_header(&h[i], 1, own[k]))
-                return NF_EHTTP_INVALID;
-    }
-    ext[ne++] = (nf_http_header_t){"Date", 4, http_date(), 29};
-    if (hc && hc->srv->cfg.server_name)
-        ext[ne++] = (nf_http_header_t){"Server", 6, hc->srv->cfg.server_name, strlen(hc->srv->cfg.server_name)};
-    int close = !r->keep_alive || (hc && hc->close_after);
-    r->no_body = r->is_head || status < 200 || status == 204 || status == 304;
-    char lenbuf[24];
-    r->chunked = 0;
-    r->has_len = 0;
-    if (status >= 200 && status != 204 && status != 304) {
-        if (length >= 0) {
-            int k = snprintf(lenbuf, sizeof lenbuf, "%lld", (long long)length);
-            ext[ne++] = (nf_http_header_t){"Content-Length", 14, lenbuf, (size_t)k};
-            r->has_len = 1;
-            r->left = r->is_head ? 0 : (uint64_t)length;
-        } else if (r->pub.minor_version >= 1) {
-            ext[ne++] = (nf_http_header_t){"Transfer-Encoding", 17, "chunked", 7};
-            r->chunked = !r->is_head;
-        } else {
-            close = 1; /* HTTP/1.0, length unknown: the close ends the body */
-        }
-    }
-    if (close) {
-        r->keep_alive = 0;
-        ext[ne++] = (nf_http_header_t){"Connection", 10, "close", 5};
-    } else if (r->pub.minor_version == 0) {
-        ext[ne++] = (nf_http_header_t){"Connection", 10, "keep-alive", 10};
-    }
-    /* status line + program's headers, then ours */
-    int k = nf_http_write_response(buf, sizeof buf, status, NULL, h, n);
-    char *big = NULL;
-    size_t cap = sizeof buf;
-    while (k == NF_EHTTP_NOSPACE && cap < (1u << 20)) {
-        cap *= 4;
-        free(big);
-        big = malloc(cap + 512);
-        if (!big)
-            return -ENOMEM;
-        k = nf_http_write_response(big, cap, status, NULL, h, n);
-    }
-    if (k < 0) {
-        free(big);
-        return k;
-    }
-    char *p = big ? big : buf;
-    size_t room = (big ? cap + 512 : sizeof buf) - ((size_t)k - 2);
-    /* replace the final CRLF with our headers and a CRLF */
-    size_t len = (size_t)k - 2;
-    for (size_t i = 0; i < ne; i++) {
-        size_t need = ext[i].name_len + 2 + ext[i].value_len + 2;
-        if (need + 2 > room) {
-            free(big);
-            return NF_EHTTP_NOSPACE;
-        }
-        memcpy(p + len, ext[i].name, ext[i].name_len);
-        len += ext[i].name_len;
-        memcpy(p + len, ": ", 2);
-        len += 2;
-        memcpy(p + len, ext[i].value, ext[i].value_len);
-        len += ext[i].value_len;
-        memcpy(p + len, "\r\n", 2);
-        len += 2;
-        room -= need;
-    }
-    memcpy(p + len, "\r\n", 2);
-    len += 2;
-    int rc = emit(r, p, len);
-    free(big);
-    return rc;
-}
-
-static hreq_t *new_req(hconn_t *hc)
-{
-    hreq_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    r->hc = hc;
-    r->pub.server = hc->srv;
-    r->pub.conn = hc->c;
-    r->pub.minor_version = 1;
-    if (hc->qtail)
-        hc->qtail->next = r;
-    else
-        hc->qhead = r;
-    hc->qtail = r;
-    hc->nq++;
-    return r;
-}
-
-static void finish(hreq_t *r)
-{
-    r->resp = R_DONE;
-    if (r->hc) {
-        s_add(&r->hc->srv->responses, 1);
-        advance(r->hc);
-    } else {
-        req_free(r);
-    }
-}
-
-/* An answer of the server's own (errors, timeouts), in order, then close. */
-static void answer(hconn_t *hc, int status, int reason)
-{
-    s_add(&hc->srv->errors, 1);
-    hreq_t *cur = hc->cur;
-    if (cur && !cur->req_done) {
-        /* the request being read dies with its framing */
-        unlink_req(hc, cur);
-        if (cur->called && cur->resp != R_DONE) {
-            cur->hc = NULL;
-            cur->pub.conn = NULL;
-            if (cur->ops && cur->ops->on_abort)
-                cur->ops->on_abort(&cur->pub, reason);
-        } else {
-            req_free(cur);
-        }
-    }
-    hc->cur = NULL;
-    stop_reading(hc);
-    hc->close_after = 1;
-    hreq_t *r = new_req(hc);
-    if (!r) {
-        nf_conn_close(hc->c);
-        return;
-    }
-    r->req_done = 1;
-    r->keep_alive = 0;
-    r->called = 1;
-    const char *phrase = nf_http_reason(status);
-    nf_http_header_t ct = {"Content-Type", 12, "text/plain", 10};
-    char body[64];
-    int bl = snprintf(body, sizeof body, "%d %s\n", status, phrase);
-    write_head(r, status, &ct, 1, bl);
-    emit(r, body, (size_t)bl);
-    finish(r);
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -632,7 +290,7 @@ static int on_head(hconn_t *hc, const char *rest, size_t rest_len)
     nf_http_reader_t *rd = &hc->rd;
     s_add(&hc->srv->requests, 1);
     hc->head_started = 0;
-    hreq_t *r = new_req(hc);
+    hreq_t *r = nf__http_new_req(hc);
     if (!r || keep_head(r, rd) < 0) {
         nf_conn_close(hc->c);
         return 1;
@@ -647,19 +305,19 @@ static int on_head(hconn_t *hc, const char *rest, size_t rest_len)
     const nf_http_route_t *rt = r->pub.route;
     if (rt && rt->upgrade && rd->upgrade) {
         if (hc->nq > 1 || rd->chunked || rd->content_length) {
-            answer(hc, 400, NF_EHTTP_BAD);
+            nf__http_answer(hc, 400, NF_EHTTP_BAD);
             return 0;
         }
-        unlink_req(hc, r);
+        nf__http_unlink_req(hc, r);
         r->hc = NULL;
         nf_conn_t *c = hc->c;
         nf_timer_stop(&hc->timer);
         nf_timer_stop(&hc->kick);
         s_add(&hc->srv->upgrades, 1);
         int rc = rt->upgrade->take(rt->upgrade_arg, &r->pub, c, rest, rest_len);
-        req_free(r);
+        nf__http_req_free(r);
         if (rc < 0) {
-            answer(hc, 400, NF_EHTTP_BAD);
+            nf__http_answer(hc, 400, NF_EHTTP_BAD);
             return 0;
         }
         /* the taker owns c now (its handler and data): forget it */
@@ -706,7 +364,7 @@ static void on_body(hconn_t *hc, const char *p, size_t n)
     }
     if (r->resp == R_DONE)
         return; /* answered already (404...): drop */
-    if (append(&r->body, &r->body_len, &r->body_cap, p, n) < 0)
+    if (nf__http_append(&r->body, &r->body_len, &r->body_cap, p, n) < 0)
         nf_conn_close(hc->c);
 }
 
@@ -729,7 +387,7 @@ static void on_end(hconn_t *hc)
         call_handler(hc, r); /* r may be gone after this */
         return;
     } else if (r->resp == R_DONE) {
-        advance(hc); /* answered by the server (404...) before the body ended */
+        nf__http_advance(hc); /* answered by the server (404...) before the body ended */
         return;
     }
     r->pub.trailers = NULL;
@@ -786,7 +444,7 @@ static int feed(hconn_t *hc, const char *p, size_t n)
             break;
         case NF_HTTP_EV_BODY: on_body(hc, ev.data, ev.len); break;
         case NF_HTTP_EV_END: on_end(hc); break;
-        case NF_HTTP_EV_ERROR: answer(hc, ev.status, ev.error); return 0;
+        case NF_HTTP_EV_ERROR: nf__http_answer(hc, ev.status, ev.error); return 0;
         }
     }
 }
@@ -812,7 +470,7 @@ static void kick_cb(nf_timer_t *t)
         hc->reading_stopped = 0;
         nf_conn_read_start(hc->c);
     }
-    rearm(hc);
+    nf__http_rearm(hc);
 }
 
 static void on_deadline(nf_timer_t *t)
@@ -826,11 +484,11 @@ static void on_deadline(nf_timer_t *t)
         break;
     case T_HEAD:
         s_add(&s->t_head, 1);
-        answer(hc, 408, -ETIMEDOUT);
+        nf__http_answer(hc, 408, -ETIMEDOUT);
         break;
     case T_BODY:
         s_add(&s->t_body, 1);
-        answer(hc, 408, -ETIMEDOUT);
+        nf__http_answer(hc, 408, -ETIMEDOUT);
         break;
     case T_LINGER:
         if (nf_conn_queued(hc->c))
@@ -842,13 +500,13 @@ static void on_deadline(nf_timer_t *t)
             s_add(&s->t_write, 1);
             nf_conn_close(hc->c);
         } else {
-            rearm(hc);
+            nf__http_rearm(hc);
         }
         break;
     default: break;
     }
     if (!nf_conn_is_closing(hc->c) && !nf_timer_active(&hc->timer) && hc->tstate != T_NONE)
-        rearm(hc);
+        nf__http_rearm(hc);
 }
 
 /* ---- the connection handler -------------------------------------------- */
@@ -872,7 +530,7 @@ static void c_open(nf_conn_t *c)
     hc->kick.data = hc;
     nf_conn_set_data(c, hc);
     s_add(&s->conns_open, 1);
-    arm(hc, T_IDLE);
+    nf__http_arm(hc, T_IDLE);
 }
 
 static void c_read(nf_conn_t *c, const char *data, size_t len)
@@ -893,7 +551,7 @@ static void c_read(nf_conn_t *c, const char *data, size_t len)
     if (feed(hc, data, len))
         return;
     if (!nf_conn_is_closing(c))
-        rearm(hc);
+        nf__http_rearm(hc);
 }
 
 static void c_drain(nf_conn_t *c)
@@ -901,7 +559,7 @@ static void c_drain(nf_conn_t *c)
     hconn_t *hc = nf_conn_get_data(c);
     if (!hc)
         return;
-    advance(hc);
+    nf__http_advance(hc);
 }
 
 static void c_close(nf_conn_t *c, int reason)
@@ -920,7 +578,7 @@ static void c_close(nf_conn_t *c, int reason)
             if (r->ops && r->ops->on_abort)
                 r->ops->on_abort(&r->pub, reason);
         } else {
-            req_free(r);
+            nf__http_req_free(r);
         }
         r = next;
     }
@@ -949,155 +607,4 @@ NF__EXPORT int nf_http_listen(nf_loop_t *loop, nf_http_server_t *s, const nf_lis
     nf_listen_config_t lc = *lcfg;
     nf_http_server_listen_config(s, &lc);
     return nf_listen(loop, &lc, out);
-}
-
-/* ---- the program's calls ------------------------------------------------ */
-
-static hreq_t *R(nf_http_req_t *p) { return (hreq_t *)(void *)p; }
-
-NF__EXPORT void nf_http_req_set_ops(nf_http_req_t *r, const nf_http_req_ops_t *ops) { R(r)->ops = ops; }
-
-NF__EXPORT const char *nf_http_req_param(const nf_http_req_t *r, const char *name, size_t *len)
-{
-    size_t nl = strlen(name);
-    for (unsigned i = 0; i < r->num_params; i++)
-        if (r->params[i].name_len == nl && memcmp(r->params[i].name, name, nl) == 0) {
-            if (len)
-                *len = r->params[i].value_len;
-            return r->params[i].value;
-        }
-    return NULL;
-}
-
-NF__EXPORT int nf_http_req_pause(nf_http_req_t *pr)
-{
-    hreq_t *r = R(pr);
-    if (!r->hc)
-        return NF_ECLOSED;
-    if (r->hc->cur == r && !r->req_done) {
-        r->hc->paused_body = 1;
-        if (!r->hc->reading_stopped) {
-            r->hc->reading_stopped = 1;
-            nf_conn_read_stop(r->hc->c);
-        }
-        nf_timer_stop(&r->hc->timer); /* the program holds the body, not the peer */
-        r->hc->tstate = T_NONE;
-    }
-    return 0;
-}
-
-NF__EXPORT int nf_http_req_resume(nf_http_req_t *pr)
-{
-    hreq_t *r = R(pr);
-    if (!r->hc)
-        return NF_ECLOSED;
-    if (r->hc->paused_body) {
-        r->hc->paused_body = 0;
-        kick(r->hc);
-    }
-    return 0;
-}
-
-NF__EXPORT int nf_http_response_start(nf_http_req_t *pr, int status, const nf_http_header_t *headers, size_t n,
-                                      int64_t length)
-{
-    hreq_t *r = R(pr);
-    if (r->resp != R_NONE)
-        return NF_EHTTP_INVALID;
-    if (!r->hc) {
-        r->resp = R_STREAM;
-        return NF_ECLOSED;
-    }
-    int rc = write_head(r, status, headers, n, length);
-    if (rc == NF_EHTTP_INVALID || rc == NF_EHTTP_NOSPACE)
-        return NF_EHTTP_INVALID;
-    r->resp = R_STREAM;
-    return rc < 0 ? NF_ECLOSED : 0;
-}
-
-NF__EXPORT int nf_http_response_write(nf_http_req_t *pr, const void *data, size_t len)
-{
-    hreq_t *r = R(pr);
-    if (!r->hc)
-        return NF_ECLOSED;
-    if (r->resp != R_STREAM)
-        return NF_EHTTP_INVALID;
-    if (r->no_body || !len)
-        return 0;
-    if (r->has_len) {
-        if (len > r->left)
-            return NF_EHTTP_INVALID;
-        r->left -= len;
-    }
-    int rc;
-    if (r->chunked) {
-        char sz[20];
-        int k = snprintf(sz, sizeof sz, "%zx\r\n", len);
-        rc = emit(r, sz, (size_t)k);
-        if (!rc)
-            rc = emit(r, data, len);
-        if (!rc)
-            rc = emit(r, "\r\n", 2);
-    } else {
-        rc = emit(r, data, len);
-    }
-    if (rc < 0)
-        return NF_ECLOSED;
-    hconn_t *hc = r->hc;
-    size_t q = hc->qhead == r ? nf_conn_queued(hc->c) : r->out_len;
-    if (q > hc->srv->cfg.stream_high_water) {
-        r->waiting = 1;
-        if (hc->qhead == r)
-            arm(hc, T_WRITE);
-        return NF_HTTP_WAIT;
-    }
-    return NF_HTTP_WRITE_OK;
-}
-
-NF__EXPORT int nf_http_response_end(nf_http_req_t *pr)
-{
-    hreq_t *r = R(pr);
-    if (!r->hc) {
-        req_free(r);
-        return NF_ECLOSED;
-    }
-    if (r->resp != R_STREAM)
-        return NF_EHTTP_INVALID;
-    if (r->chunked)
-        emit(r, "0\r\n\r\n", 5);
-    else if (r->has_len && r->left)
-        r->keep_alive = 0, r->hc->close_after = 1; /* short body: the framing is broken */
-    if (!r->req_done) {
-        /* answered before the body was read: close after it */
-        r->keep_alive = 0;
-        r->hc->close_after = 1;
-        if (r->hc->cur == r) {
-            r->hc->cur = NULL;
-            r->req_done = 1;
-            stop_reading(r->hc);
-        }
-    }
-    r->waiting = 0;
-    finish(r);
-    return 0;
-}
-
-NF__EXPORT int nf_http_respond(nf_http_req_t *pr, int status, const nf_http_header_t *headers, size_t n,
-                               const void *body, size_t len)
-{
-    hreq_t *r = R(pr);
-    if (!r->hc) {
-        req_free(r);
-        return NF_ECLOSED;
-    }
-    int rc = nf_http_response_start(pr, status, headers, n,
-                                    (status >= 200 && status != 204 && status != 304) ? (int64_t)len : -1);
-    if (rc == NF_EHTTP_INVALID)
-        return rc;
-    if (rc == 0 && !r->no_body && len)
-        rc = emit(r, body, len) < 0 ? NF_ECLOSED : 0;
-    if (r->has_len)
-        r->left = 0;
-    int e = nf_http_response_end(pr);
-    return rc ? rc : e;
 }

@@ -4,5 +4,6 @@ list(APPEND NF_SOURCES
   src/http/http.c
   src/http/reader.c
   src/http/server.c
+  src/http/response.c
   src/http/metrics.c
 )
