@@ -30,6 +30,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor_common.h"
+
 #define MAXCONN 65536
 #define RBUF    16384
 
@@ -44,8 +46,6 @@ struct conn {
 static struct conn *conns[MAXCONN];
 static int ep;
 static SSL_CTX *ctx;
-static volatile sig_atomic_t stop;
-static void on_sig(int s) { (void)s, stop = 1; }
 
 static void conn_free(struct conn *c)
 {
@@ -165,26 +165,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "nf_tls_epoll_echo: cannot load %s / %s\n", cert, key);
         return 1;
     }
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
-        return 2;
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 1024) != 0) {
+    int one = 1, bound = 0;
+    int lfd = floor_socket(host, port, SOCK_STREAM | SOCK_NONBLOCK, &bound);
+    if (lfd < 0) {
         perror("nf_tls_epoll_echo: listen");
         return 1;
     }
-    socklen_t al = sizeof a;
-    getsockname(lfd, (struct sockaddr *)&a, &al);
     ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-    struct sigaction sa = {.sa_handler = on_sig};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    floor_signals();
     signal(SIGPIPE, SIG_IGN);
-    printf("listening on %s:%d backend=tls-epoll-floor\n", host, ntohs(a.sin_port));
+    printf("listening on %s:%d backend=tls-epoll-floor\n", host, bound);
     fflush(stdout);
 
     struct epoll_event evs[256];

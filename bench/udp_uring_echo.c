@@ -31,6 +31,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor_common.h"
+
 #define NBUF    1024 /* power of two */
 #define BUFSZ   2048
 #define BGID    1
@@ -43,8 +45,6 @@ static unsigned char *bufs;
 static struct msghdr rmsg; /* the multishot recvmsg's template: name length only */
 static struct msghdr smsg[NBUF];
 static struct iovec siov[NBUF];
-static volatile sig_atomic_t stop;
-static void on_sig(int s) { (void)s, stop = 1; }
 
 static struct io_uring_sqe *sqe_get(void)
 {
@@ -85,19 +85,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: nf_udp_uring_echo [--host H] --port P\n");
         return 2;
     }
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
-        return 2;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    int big = 4 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    int bound = 0;
+    int fd = floor_socket(host, port, SOCK_DGRAM, &bound);
+    if (fd < 0) {
         perror("nf_udp_uring_echo: bind");
         return 1;
     }
-    socklen_t al = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &al);
+    int big = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big);
 
     struct io_uring_params prm = {.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
                                            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
@@ -123,11 +119,9 @@ int main(int argc, char **argv)
     io_uring_buf_ring_advance(br, NBUF);
     rmsg.msg_namelen = sizeof(struct sockaddr_in6);
 
-    struct sigaction sa = {.sa_handler = on_sig};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    floor_signals();
     arm_recv(fd);
-    printf("listening on %s:%d udp backend=uring-floor\n", host, ntohs(a.sin_port));
+    printf("listening on %s:%d udp backend=uring-floor\n", host, bound);
     fflush(stdout);
 
     unsigned long long in = 0, out = 0, rearm = 0;

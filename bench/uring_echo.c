@@ -33,6 +33,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor_common.h"
+
 #define NBUF    512 /* power of two */
 #define BUFSZ   65536
 #define BGID    1
@@ -61,8 +63,6 @@ static struct io_uring_buf_ring *br;
 static unsigned char *bufs;
 static struct conn conns[MAXCONN];
 static int starved; /* connections whose recv ended for lack of buffers */
-static volatile sig_atomic_t stop;
-static void on_sig(int s) { (void)s, stop = 1; }
 
 static struct io_uring_sqe *sqe_get(void)
 {
@@ -143,22 +143,6 @@ static void enqueue(int fd, uint16_t bid, uint32_t len)
         send_head(fd);
 }
 
-static int listen_on(const char *host, int port, int *bound)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
-        return -1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1024) != 0)
-        return -1;
-    socklen_t al = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    *bound = ntohs(a.sin_port);
-    return fd;
-}
-
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
@@ -174,7 +158,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int bound = 0;
-    int lfd = listen_on(host, port, &bound);
+    int lfd = floor_socket(host, port, SOCK_STREAM, &bound);
     if (lfd < 0) {
         perror("nf_uring_echo: listen");
         return 1;
@@ -203,9 +187,7 @@ int main(int argc, char **argv)
                               (int)i);
     io_uring_buf_ring_advance(br, NBUF);
 
-    struct sigaction sa = {.sa_handler = on_sig};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    floor_signals();
 
     struct io_uring_sqe *sqe = sqe_get();
     io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);

@@ -40,6 +40,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor_common.h"
+
 #define RBUF0   65536
 #define MAXCONN 65536
 
@@ -54,8 +56,6 @@ struct conn {
 
 static struct conn *conns[MAXCONN];
 static int ep;
-static volatile sig_atomic_t stop;
-static void on_sig(int s) { (void)s, stop = 1; }
 
 /* --- SHA-1 (FIPS 180-4), for the accept value only ------------------------- */
 static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
@@ -352,26 +352,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: nf_ws_epoll_echo [--host H] --port P\n");
         return 2;
     }
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
-        return 2;
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 1024) != 0) {
+    int one = 1, bound = 0;
+    int lfd = floor_socket(host, port, SOCK_STREAM | SOCK_NONBLOCK, &bound);
+    if (lfd < 0) {
         perror("nf_ws_epoll_echo: listen");
         return 1;
     }
-    socklen_t al = sizeof a;
-    getsockname(lfd, (struct sockaddr *)&a, &al);
     ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-    struct sigaction sa = {.sa_handler = on_sig};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    floor_signals();
     signal(SIGPIPE, SIG_IGN);
-    printf("listening on %s:%d backend=ws-epoll-floor\n", host, ntohs(a.sin_port));
+    printf("listening on %s:%d backend=ws-epoll-floor\n", host, bound);
     fflush(stdout);
 
     struct epoll_event evs[256];

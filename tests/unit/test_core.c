@@ -257,9 +257,14 @@ static void test_build_features(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strerror),         cmocka_unit_test(test_addr),      cmocka_unit_test(test_buf),
-        cmocka_unit_test(test_timer_heap_order), cmocka_unit_test(test_run_modes), cmocka_unit_test(test_free_busy),
-        cmocka_unit_test(test_backend_choice),   cmocka_unit_test(test_build_features),
+        cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_addr),
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_timer_heap_order),
+        cmocka_unit_test(test_run_modes),
+        cmocka_unit_test(test_free_busy),
+        cmocka_unit_test(test_backend_choice),
+        cmocka_unit_test(test_build_features),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
