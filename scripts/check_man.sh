@@ -36,9 +36,9 @@ if ! gcc -std=c11 -D_GNU_SOURCE $incs -fsyntax-only -aux-info "$TMP/aux.txt" "$T
     echo "check_man: the public headers do not compile" >&2
     exit 1
 fi
-grep "include/netframe/" "$TMP/aux.txt" |
-    sed -E 's/^\/\*[^*]*\*\/ *//; s/\(.*//; s/.*[^a-zA-Z0-9_]([a-zA-Z_][a-zA-Z0-9_]*) *$/\1/' |
-    sort -u >"$TMP/funcs"
+# The function names of -aux-info lines (one declaration a line).
+names() { sed -E 's/^\/\*[^*]*\*\/ *//; s/\(.*//; s/.*[^a-zA-Z0-9_]([a-zA-Z_][a-zA-Z0-9_]*) *$/\1/' | sort -u; }
+grep "include/netframe/" "$TMP/aux.txt" | names >"$TMP/funcs"
 if [ -n "$LIB" ]; then
     if [ ! -f "$LIB" ]; then
         echo "check_man: no library at $LIB" >&2
@@ -53,9 +53,7 @@ if [ -n "$LIB" ]; then
     done <"$TMP/undeclared"
     # a function a header declares (not static inline) that the shared
     # library does not export cannot be called by a program linked to it
-    grep "include/netframe/" "$TMP/aux.txt" | grep -v ' static ' |
-        sed -E 's/^\/\*[^*]*\*\/ *//; s/\(.*//; s/.*[^a-zA-Z0-9_]([a-zA-Z_][a-zA-Z0-9_]*) *$/\1/' |
-        sort -u >"$TMP/declared"
+    grep "include/netframe/" "$TMP/aux.txt" | grep -v ' static ' | names >"$TMP/declared"
     comm -23 "$TMP/declared" "$TMP/exp.s" >"$TMP/unexported"
     while read -r f; do
         echo "check_man: $f is declared in a public header but $(basename "$LIB") does not export it (NF__EXPORT)"
